@@ -1,0 +1,163 @@
+/*
+ * runway slot segment ABI.
+ *
+ * A slot's shared memory is one memfd, sealed against resize, mapped by the
+ * daemon and by the slot's worker. This header fixes its layout. Regions are
+ * page aligned and laid out in this order:
+ *
+ *   header     struct rw_segment_header (written once by the daemon)
+ *   control    struct rw_segment_control (positions, wake word, counters)
+ *   audio_in   n_inputs planar float32 rings, daemon -> worker
+ *   audio_out  n_outputs planar float32 rings, worker -> daemon
+ *   events     event_capacity struct rw_event records, daemon -> worker
+ *   messages   message_capacity struct rw_event records, worker -> daemon
+ *
+ * All positions are absolute 64-bit frame (or record) counters that only grow;
+ * a position p lives at index p & (capacity - 1). Each side treats everything
+ * the other side wrote as untrusted.
+ */
+#ifndef RUNWAY_SEGMENT_H
+#define RUNWAY_SEGMENT_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define RW_SEGMENT_MAGIC UINT64_C(0x3147455359574e52) /* "RNWYSEG1" */
+#define RW_SEGMENT_ABI_VERSION 1u
+
+#define RW_CACHE_LINE 64u
+#define RW_PAGE_ALIGN 4096u
+
+/* Limits every reader enforces; a header outside them is refused. */
+#define RW_MAX_CHANNELS 64u
+#define RW_MIN_SAMPLE_RATE 1000u
+#define RW_MAX_SAMPLE_RATE 768000u
+#define RW_MAX_PERIOD 8192u
+#define RW_MAX_CAPACITY (1u << 24)
+#define RW_MAX_EVENT_CAPACITY (1u << 16)
+
+#define RW_SEGMENT_F_MIDI 0x1u /* the slot has a MIDI input */
+#define RW_SEGMENT_F_ALL RW_SEGMENT_F_MIDI
+
+enum rw_region_id {
+  RW_REGION_CONTROL = 0,
+  RW_REGION_AUDIO_IN,
+  RW_REGION_AUDIO_OUT,
+  RW_REGION_EVENTS,
+  RW_REGION_MESSAGES,
+  RW_REGION_COUNT
+};
+
+struct rw_region {
+  uint64_t offset;
+  uint64_t size;
+};
+
+struct rw_segment_header {
+  uint64_t magic;
+  uint32_t abi_version;
+  uint32_t header_size;      /* sizeof(struct rw_segment_header) */
+  uint64_t segment_size;     /* bytes in the memfd */
+  uint32_t sample_rate;      /* frames per second */
+  uint32_t n_inputs;         /* audio channels daemon -> worker */
+  uint32_t n_outputs;        /* audio channels worker -> daemon */
+  uint32_t flags;            /* RW_SEGMENT_F_* */
+  uint32_t capacity;         /* audio ring frames, power of two */
+  uint32_t latency;          /* L: fixed write-ahead in frames */
+  uint32_t max_period;       /* largest graph period the ring is sized for */
+  uint32_t channel_stride;   /* floats between two channels' ring starts */
+  uint32_t event_capacity;   /* records in the event ring, power of two */
+  uint32_t message_capacity; /* records in the message ring, power of two */
+  uint32_t record_size;      /* sizeof(struct rw_event) */
+  uint32_t wake_frames_default;
+  uint64_t generation; /* bumped by the daemon for every new segment of a slot */
+  struct rw_region regions[RW_REGION_COUNT];
+};
+
+/* One counter alone on its cache line, so the two sides never share a line. */
+struct rw_position {
+  alignas(RW_CACHE_LINE) _Atomic uint64_t value;
+};
+
+/* Counters the worker SDK maintains; informational for the daemon. */
+struct rw_worker_counters {
+  _Atomic uint64_t skipped_frames;    /* input frames skipped to stay aligned */
+  _Atomic uint64_t discontinuities;   /* skips reported to the plugin */
+  _Atomic uint64_t overwritten;       /* input chunks lost to overwrite */
+  _Atomic uint64_t chunks;            /* chunks processed */
+  _Atomic uint64_t events_dropped;    /* messages the worker could not send */
+};
+
+/* Counters the daemon mirrors for the worker; the daemon's own copy is private. */
+struct rw_daemon_counters {
+  _Atomic uint64_t cycles;
+  _Atomic uint64_t underruns;
+  _Atomic uint64_t underrun_frames;
+  _Atomic uint64_t events_dropped; /* events that did not fit the event ring */
+};
+
+struct rw_segment_control {
+  struct rw_position in_write;  /* daemon: input frames published */
+  struct rw_position in_read;   /* worker: input frames consumed */
+  struct rw_position out_write; /* worker: output frames published */
+  struct rw_position out_read;  /* daemon: output frames played */
+  struct rw_position ev_write;  /* daemon: event records published */
+  struct rw_position ev_read;   /* worker: event records consumed */
+  struct rw_position msg_write; /* worker: message records published */
+  struct rw_position msg_read;  /* daemon: message records consumed */
+
+  /* Wake-up protocol (see shm/futex.h). wake_seq is the futex word. */
+  alignas(RW_CACHE_LINE) _Atomic uint32_t wake_seq;
+  alignas(RW_CACHE_LINE) _Atomic uint32_t sleeping;   /* worker sets, daemon clears */
+  alignas(RW_CACHE_LINE) _Atomic uint32_t wake_frames; /* worker: worth waking for */
+  _Atomic uint32_t worker_pid;                        /* worker: its pid once attached */
+
+  alignas(RW_CACHE_LINE) struct rw_worker_counters worker;
+  alignas(RW_CACHE_LINE) struct rw_daemon_counters daemon;
+};
+
+/* Event and message record kinds. */
+enum rw_event_type {
+  RW_EVENT_NONE = 0,
+  RW_EVENT_MIDI = 1,      /* daemon -> worker: 1..3 MIDI bytes */
+  RW_EVENT_PARAM = 2,     /* daemon -> worker: parameter change */
+  RW_EVENT_PARAM_OUT = 3, /* worker -> daemon: parameter value report */
+  RW_EVENT_METER = 4,     /* worker -> daemon: peak level of one channel */
+  RW_EVENT_ACK = 5,       /* worker -> daemon: acknowledges a request id */
+  RW_EVENT_TYPE_MAX = 63
+};
+
+/*
+ * A fixed-size record. time is a timeline frame for daemon -> worker events
+ * (the worker applies it at output position time + L) and the worker's output
+ * position for worker -> daemon messages.
+ */
+struct rw_event {
+  uint64_t time;
+  uint16_t type; /* enum rw_event_type */
+  uint16_t size; /* MIDI: number of valid bytes in midi[] */
+  uint32_t reserved;
+  union {
+    uint8_t midi[16];
+    struct {
+      uint32_t id;
+      float value;
+    } param;
+    struct {
+      uint32_t channel;
+      float peak;
+    } meter;
+    struct {
+      uint64_t request;
+      int32_t status;
+    } ack;
+    uint8_t bytes[16];
+  } u;
+};
+
+_Static_assert(sizeof(struct rw_event) == 32, "rw_event is part of the ABI");
+_Static_assert(sizeof(struct rw_position) == RW_CACHE_LINE, "one position per line");
+_Static_assert(sizeof(struct rw_segment_header) % 8 == 0, "header is 8-byte aligned");
+
+#endif /* RUNWAY_SEGMENT_H */

@@ -1,0 +1,57 @@
+/*
+ * Segment layout: computing a slot segment's geometry from its parameters, and
+ * validating a mapped segment that the other side may have scribbled over.
+ * Not RT safe (formats error messages); called on attach and by the
+ * supervisor, never from the audio callback.
+ */
+#ifndef RUNWAY_PROTO_SEGMENT_LAYOUT_H
+#define RUNWAY_PROTO_SEGMENT_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <runway/segment.h>
+
+struct proto_segment_params {
+  uint32_t sample_rate;
+  uint32_t n_inputs;
+  uint32_t n_outputs;
+  uint32_t flags;            /* RW_SEGMENT_F_* */
+  uint32_t latency;          /* L in frames, >= 1 */
+  uint32_t max_period;       /* largest graph period in frames */
+  uint32_t event_capacity;   /* records; 0 picks the default */
+  uint32_t message_capacity; /* records; 0 picks the default */
+  uint32_t wake_frames;      /* 0 picks max(L / 4, max_period), at most L */
+  uint64_t generation;
+};
+
+#define PROTO_EVENT_CAPACITY_DEFAULT 1024u
+#define PROTO_MESSAGE_CAPACITY_DEFAULT 256u
+
+/* Smallest power of two >= 2 * (latency + max_period), and at least 256. */
+uint32_t proto_segment_capacity(uint32_t latency, uint32_t max_period);
+
+/*
+ * Fills *hdr with the complete header (region table included) for params.
+ * Returns 0, or -EINVAL with a message in err when a parameter is out of range.
+ */
+int proto_segment_layout(const struct proto_segment_params *params,
+                         struct rw_segment_header *hdr, char *err, size_t errlen);
+
+/*
+ * Checks a mapped segment of map_size bytes (the size comes from fstat, never
+ * from the header). The header is copied once into *out before any check, so a
+ * peer changing it concurrently cannot make a checked value differ from a used
+ * one; callers use *out from then on and never re-read the shared header.
+ * Returns 0, or -EPROTO (-EINVAL for a too small mapping) with a message.
+ */
+int proto_segment_validate(const void *base, size_t map_size,
+                           struct rw_segment_header *out, char *err, size_t errlen);
+
+/* Pointer to region id inside a segment whose header was validated. */
+static inline void *proto_segment_region(void *base, const struct rw_segment_header *hdr,
+                                         enum rw_region_id id) {
+  return (unsigned char *)base + hdr->regions[id].offset;
+}
+
+#endif

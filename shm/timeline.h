@@ -1,0 +1,125 @@
+/*
+ * A slot's audio rings and the timing model of DESIGN.md.
+ *
+ * Positions are absolute 64-bit frames of the slot's timeline. At a cycle of n
+ * frames starting at t the daemon writes input [t, t+n), publishes
+ * in_write = t+n, reads output [t, t+n) and publishes out_read = t+n. The
+ * worker turns input position i into output position i + L, so
+ * out_write = in_read + L always holds for what it publishes. At creation
+ * out_write = L: positions [0, L) are silence.
+ *
+ * The daemon end (shm_tl_daemon_*) is RT safe: it never blocks, never
+ * allocates, and validates every position the worker published. The worker
+ * end (shm_tl_worker_*) never blocks either; sleeping is shm/wake.h's job.
+ */
+#ifndef RUNWAY_SHM_TIMELINE_H
+#define RUNWAY_SHM_TIMELINE_H
+
+#include <stdint.h>
+
+#include <runway/segment.h>
+
+struct shm_segment;
+
+/* Geometry both ends copy from the segment's private header snapshot. */
+struct shm_tl_geom {
+  struct rw_segment_control *ctl;
+  float *in;  /* n_in rings, stride floats apart */
+  float *out; /* n_out rings */
+  uint32_t n_in;
+  uint32_t n_out;
+  uint32_t stride;
+  uint32_t capacity; /* power of two */
+  uint32_t latency;  /* L */
+  uint32_t max_period;
+};
+
+void shm_tl_geom_from_segment(struct shm_tl_geom *g, const struct shm_segment *seg);
+
+/* ---- daemon end ---------------------------------------------------------- */
+
+struct shm_tl_daemon {
+  struct shm_tl_geom g;
+  uint64_t pos; /* t, the start of the current cycle; private, never read back */
+};
+
+/* Starts at timeline position 0 of a freshly created segment. */
+void shm_tl_daemon_init(struct shm_tl_daemon *d, const struct shm_segment *seg);
+
+/*
+ * Step 1: copies input frames [t, t+n) (a NULL channel is silence) and
+ * publishes in_write = t+n. n must be in 1..max_period; larger cycles are
+ * split by the caller. Returns the worker's input backlog after the write
+ * (in_write - in_read), or -EPROTO when in_read is ahead of in_write (the
+ * worker claims input that does not exist yet), or -EINVAL for a bad n (then
+ * nothing is written). A backlog above capacity - max_period means the worker
+ * is losing input: an overrun. RT safe.
+ */
+int64_t shm_tl_daemon_write_input(struct shm_tl_daemon *d, const float *const *src, uint32_t n);
+
+/*
+ * Steps 3 and 4: reads output positions [t, t+n) into dst, zero-fills the
+ * positions the worker has not written, publishes out_read = t+n and advances
+ * t by n. Returns the number of frames at the start of dst that came from the
+ * worker (n when there was no underrun), or -EPROTO when out_write is
+ * impossible (beyond in_write + L): then dst is all zero. Time advances in
+ * every case. RT safe.
+ */
+int shm_tl_daemon_read_output(struct shm_tl_daemon *d, float *const *dst, uint32_t n);
+
+/* ---- worker end ---------------------------------------------------------- */
+
+struct shm_tl_worker {
+  struct shm_tl_geom g;
+  uint64_t pos; /* next input position to process (published as in_read) */
+};
+
+/*
+ * One unit of work: input [pos, pos + frames) turns into output
+ * [pos + L, pos + L + frames). skipped > 0 means the worker jumped forward by
+ * that many input frames just before pos (it was late or its input was
+ * overwritten): the plugin must treat the chunk as a discontinuity.
+ */
+struct shm_tl_chunk {
+  uint64_t pos;
+  uint32_t frames;
+  uint64_t skipped;
+};
+
+/*
+ * Resumes where the published output ends: pos = out_write - L, which keeps
+ * the alignment across a worker restart in the same segment. Returns 0 or
+ * -EPROTO when the published positions are impossible.
+ */
+int shm_tl_worker_init(struct shm_tl_worker *w, const struct shm_segment *seg);
+
+/* Input frames ready past pos, or -EPROTO when in_write is behind pos. */
+int64_t shm_tl_worker_pending(struct shm_tl_worker *w);
+
+/*
+ * Plans the next chunk of at most max_frames. When the output for pos would
+ * be late (pos + L < out_read) or the input at pos was, or may be while we
+ * copy it, overwritten, skips forward first: to keep a margin of
+ * max(max_period, L / 4) frames ahead of the reader, never past in_write. The
+ * output between the old and new write position is written as silence and
+ * published, the skip is counted in the segment and returned in c->skipped.
+ * Returns c->frames (0 when no input is pending) or -EPROTO.
+ */
+int shm_tl_worker_plan(struct shm_tl_worker *w, uint32_t max_frames, struct shm_tl_chunk *c);
+
+/*
+ * Copies the chunk's input into dst[0..n_in). Returns 0, or -ESTALE when the
+ * daemon may have overwritten part of it during the copy; the caller then
+ * drops the chunk and plans again (which skips).
+ */
+int shm_tl_worker_read_input(struct shm_tl_worker *w, const struct shm_tl_chunk *c,
+                             float *const *dst);
+
+/* Writes the chunk's output (a NULL channel is silence); not visible until commit. */
+void shm_tl_worker_write_output(struct shm_tl_worker *w, const struct shm_tl_chunk *c,
+                                const float *const *src);
+
+/* Publishes out_write = pos + L + frames, then in_read = pos + frames. */
+void shm_tl_worker_commit(struct shm_tl_worker *w, const struct shm_tl_chunk *c);
+
+#endif
