@@ -80,7 +80,7 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
   hdr->channel_stride = cap;
   hdr->event_capacity = ev_cap;
   hdr->message_capacity = msg_cap;
-  hdr->record_size = sizeof(struct rw_event);
+  hdr->record_size = sizeof(struct rw_record);
   hdr->wake_frames_default = wake;
   hdr->generation = p->generation;
 
@@ -89,8 +89,8 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
       [RW_REGION_CONTROL] = sizeof(struct rw_segment_control),
       [RW_REGION_AUDIO_IN] = (uint64_t)p->n_inputs * cap * sizeof(float),
       [RW_REGION_AUDIO_OUT] = (uint64_t)p->n_outputs * cap * sizeof(float),
-      [RW_REGION_EVENTS] = (uint64_t)ev_cap * sizeof(struct rw_event),
-      [RW_REGION_MESSAGES] = (uint64_t)msg_cap * sizeof(struct rw_event),
+      [RW_REGION_EVENTS] = (uint64_t)ev_cap * sizeof(struct rw_record),
+      [RW_REGION_MESSAGES] = (uint64_t)msg_cap * sizeof(struct rw_record),
   };
   for (int i = 0; i < RW_REGION_COUNT; i++) {
     hdr->regions[i].offset = off;
@@ -125,9 +125,9 @@ int proto_segment_validate(const void *base, size_t map_size, struct rw_segment_
   if (snap.segment_size != map_size)
     return fail(-EPROTO, err, errlen, "header says %llu bytes but the segment has %zu",
                 (unsigned long long)snap.segment_size, map_size);
-  if (snap.record_size != sizeof(struct rw_event))
+  if (snap.record_size != sizeof(struct rw_record))
     return fail(-EPROTO, err, errlen, "event record size %u, expected %zu", snap.record_size,
-                sizeof(struct rw_event));
+                sizeof(struct rw_record));
 
   struct proto_segment_params p = {
       .sample_rate = snap.sample_rate,

@@ -73,6 +73,9 @@ int shm_segment_create(const struct proto_segment_params *params, const char *na
   return 0;
 
 fail:
+  if (seg->base == NULL && seg->fd >= 0)
+    close(seg->fd);
+  seg->fd = -1;
   shm_segment_release(seg);
   return rc;
 }
@@ -129,10 +132,12 @@ int shm_segment_check(const struct shm_segment *seg, char *err, size_t errlen) {
 }
 
 void shm_segment_release(struct shm_segment *seg) {
-  if (seg->base != NULL)
+  /* A segment owns its fd exactly while it is mapped; a zeroed one owns nothing (not fd 0). */
+  if (seg->base != NULL) {
     munmap(seg->base, seg->size);
-  if (seg->fd >= 0)
-    close(seg->fd);
+    if (seg->fd >= 0)
+      close(seg->fd);
+  }
   memset(seg, 0, sizeof(*seg));
   seg->fd = -1;
 }

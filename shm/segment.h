@@ -25,8 +25,8 @@ struct shm_segment {
   struct rw_segment_control *control;
   float *audio_in;  /* n_inputs channels, channel_stride floats apart */
   float *audio_out; /* n_outputs channels */
-  struct rw_event *events;
-  struct rw_event *messages;
+  struct rw_record *events;
+  struct rw_record *messages;
 };
 
 /*

@@ -1,6 +1,7 @@
 #include "timeline.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "segment.h"
@@ -24,12 +25,15 @@ static void ring_put(float *ring, uint32_t capacity, uint64_t pos, const float *
   uint32_t first = capacity - idx;
   if (first > n)
     first = n;
+  /* Periods and capacity are powers of two, so the wrapped second half is rare. */
   if (src != NULL) {
     memcpy(ring + idx, src, first * sizeof(float));
-    memcpy(ring, src + first, (n - first) * sizeof(float));
+    if (n > first)
+      memcpy(ring, src + first, (n - first) * sizeof(float));
   } else {
     memset(ring + idx, 0, first * sizeof(float));
-    memset(ring, 0, (n - first) * sizeof(float));
+    if (n > first)
+      memset(ring, 0, (n - first) * sizeof(float));
   }
 }
 
@@ -39,7 +43,8 @@ static void ring_get(const float *ring, uint32_t capacity, uint64_t pos, float *
   if (first > n)
     first = n;
   memcpy(dst, ring + idx, first * sizeof(float));
-  memcpy(dst + first, ring, (n - first) * sizeof(float));
+  if (n > first)
+    memcpy(dst + first, ring, (n - first) * sizeof(float));
 }
 
 /* ---- daemon end ---------------------------------------------------------- */
@@ -47,6 +52,7 @@ static void ring_get(const float *ring, uint32_t capacity, uint64_t pos, float *
 void shm_tl_daemon_init(struct shm_tl_daemon *d, const struct shm_segment *seg) {
   shm_tl_geom_from_segment(&d->g, seg);
   d->pos = 0;
+  d->fill = 0;
 }
 
 int64_t shm_tl_daemon_write_input(struct shm_tl_daemon *d, const float *const *src, uint32_t n) {
@@ -93,6 +99,7 @@ int shm_tl_daemon_read_output(struct shm_tl_daemon *d, float *const *dst, uint32
   uint64_t out_write = atomic_load_explicit(&g->ctl->out_write.value, memory_order_acquire);
   int64_t fill = (int64_t)(out_write - t);
   uint32_t valid;
+  d->fill = fill;
 
   /*
    * An honest worker never publishes past in_write + L, and we published
@@ -140,7 +147,7 @@ int shm_tl_worker_init(struct shm_tl_worker *w, const struct shm_segment *seg) {
 int64_t shm_tl_worker_pending(struct shm_tl_worker *w) {
   /* Acquire: pairs with the daemon's store of in_write; input below it is complete. */
   uint64_t in_write = atomic_load_explicit(&w->g.ctl->in_write.value, memory_order_acquire);
-  if (in_write < w->pos)
+  if (in_write < w->pos || in_write - w->pos > INT64_MAX)
     return -EPROTO;
   return (int64_t)(in_write - w->pos);
 }
@@ -160,10 +167,14 @@ int shm_tl_worker_plan(struct shm_tl_worker *w, uint32_t max_frames, struct shm_
     return -EPROTO;
 
   uint64_t target = w->pos;
-  /* The daemon may be writing up to max_period frames past in_write right now. */
-  if (in_write - target + g->max_period > g->capacity)
-    target = in_write + g->max_period - g->capacity;
-  if (target + g->latency < out_read) {
+  /*
+   * The daemon may be writing up to max_period frames past in_write right
+   * now. Comparisons are arranged so that no sum can wrap, whatever the
+   * (untrusted) positions are.
+   */
+  if (in_write - target > g->capacity - g->max_period)
+    target = in_write - (g->capacity - g->max_period);
+  if (out_read > target && out_read - target > g->latency) {
     uint32_t margin = g->latency / 4;
     if (margin < g->max_period)
       margin = g->max_period;
@@ -220,7 +231,7 @@ int shm_tl_worker_read_input(struct shm_tl_worker *w, const struct shm_tl_chunk 
    */
   atomic_thread_fence(memory_order_acquire);
   uint64_t in_write = atomic_load_explicit(&g->ctl->in_write.value, memory_order_relaxed);
-  if (in_write - c->pos + g->max_period > g->capacity) {
+  if (in_write - c->pos > g->capacity - g->max_period) {
     atomic_fetch_add_explicit(&g->ctl->worker.overwritten, 1, memory_order_relaxed);
     return -ESTALE;
   }

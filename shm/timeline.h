@@ -41,6 +41,7 @@ void shm_tl_geom_from_segment(struct shm_tl_geom *g, const struct shm_segment *s
 struct shm_tl_daemon {
   struct shm_tl_geom g;
   uint64_t pos; /* t, the start of the current cycle; private, never read back */
+  int64_t fill; /* out_write - t seen by the last read: the worker's lead (headroom) */
 };
 
 /* Starts at timeline position 0 of a freshly created segment. */
@@ -62,8 +63,9 @@ int64_t shm_tl_daemon_write_input(struct shm_tl_daemon *d, const float *const *s
  * positions the worker has not written, publishes out_read = t+n and advances
  * t by n. Returns the number of frames at the start of dst that came from the
  * worker (n when there was no underrun), or -EPROTO when out_write is
- * impossible (beyond in_write + L): then dst is all zero. Time advances in
- * every case. RT safe.
+ * impossible (beyond in_write + L): then dst is all zero. Time advances for
+ * every valid n; a bad n (0 or above max_period) zero-fills dst, returns
+ * -EINVAL and leaves time alone. RT safe.
  */
 int shm_tl_daemon_read_output(struct shm_tl_daemon *d, float *const *dst, uint32_t n);
 

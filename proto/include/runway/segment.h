@@ -9,8 +9,8 @@
  *   control    struct rw_segment_control (positions, wake word, counters)
  *   audio_in   n_inputs planar float32 rings, daemon -> worker
  *   audio_out  n_outputs planar float32 rings, worker -> daemon
- *   events     event_capacity struct rw_event records, daemon -> worker
- *   messages   message_capacity struct rw_event records, worker -> daemon
+ *   events     event_capacity struct rw_record records, daemon -> worker
+ *   messages   message_capacity struct rw_record records, worker -> daemon
  *
  * All positions are absolute 64-bit frame (or record) counters that only grow;
  * a position p lives at index p & (capacity - 1). Each side treats everything
@@ -69,7 +69,7 @@ struct rw_segment_header {
   uint32_t channel_stride;   /* floats between two channels' ring starts */
   uint32_t event_capacity;   /* records in the event ring, power of two */
   uint32_t message_capacity; /* records in the message ring, power of two */
-  uint32_t record_size;      /* sizeof(struct rw_event) */
+  uint32_t record_size;      /* sizeof(struct rw_record) */
   uint32_t wake_frames_default;
   uint64_t generation; /* bumped by the daemon for every new segment of a slot */
   struct rw_region regions[RW_REGION_COUNT];
@@ -107,7 +107,7 @@ struct rw_segment_control {
   struct rw_position msg_write; /* worker: message records published */
   struct rw_position msg_read;  /* daemon: message records consumed */
 
-  /* Wake-up protocol (see shm/futex.h). wake_seq is the futex word. */
+  /* Wake-up protocol (see shm/wake.h). wake_seq is the futex word. */
   alignas(RW_CACHE_LINE) _Atomic uint32_t wake_seq;
   alignas(RW_CACHE_LINE) _Atomic uint32_t sleeping;   /* worker sets, daemon clears */
   alignas(RW_CACHE_LINE) _Atomic uint32_t wake_frames; /* worker: worth waking for */
@@ -133,7 +133,7 @@ enum rw_event_type {
  * (the worker applies it at output position time + L) and the worker's output
  * position for worker -> daemon messages.
  */
-struct rw_event {
+struct rw_record {
   uint64_t time;
   uint16_t type; /* enum rw_event_type */
   uint16_t size; /* MIDI: number of valid bytes in midi[] */
@@ -156,7 +156,7 @@ struct rw_event {
   } u;
 };
 
-_Static_assert(sizeof(struct rw_event) == 32, "rw_event is part of the ABI");
+_Static_assert(sizeof(struct rw_record) == 32, "rw_record is part of the ABI");
 _Static_assert(sizeof(struct rw_position) == RW_CACHE_LINE, "one position per line");
 _Static_assert(sizeof(struct rw_segment_header) % 8 == 0, "header is 8-byte aligned");
 

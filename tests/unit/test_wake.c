@@ -1,0 +1,267 @@
+/*
+ * shm/wake: the sleeping-worker protocol on a real segment's control block.
+ * Threads wait for conditions with generous deadlines; no sleep is relied on
+ * for correctness.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "segment.h"
+#include "wake.h"
+
+#define MS INT64_C(1000000)
+
+static int setup(void **state) {
+  static struct shm_segment seg;
+  struct proto_segment_params p = {
+      .sample_rate = 48000, .n_inputs = 1, .n_outputs = 1, .latency = 4800, .max_period = 256};
+  if (shm_segment_create(&p, "wake", &seg, NULL, 0) != 0)
+    return -1;
+  *state = &seg;
+  return 0;
+}
+
+static int teardown(void **state) {
+  shm_segment_release(*state);
+  return 0;
+}
+
+static struct rw_segment_control *fresh_control(void **state) {
+  struct shm_segment *seg = *state;
+  struct rw_segment_control *c = seg->control;
+  atomic_store(&c->in_write.value, 0);
+  atomic_store(&c->in_read.value, 0);
+  atomic_store(&c->wake_seq, 0);
+  atomic_store(&c->sleeping, 0);
+  atomic_store(&c->wake_frames, seg->layout.wake_frames_default);
+  return c;
+}
+
+static uint32_t capacity(void **state) { return ((struct shm_segment *)*state)->layout.capacity; }
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void pause_briefly(void) {
+  struct timespec ts = {0, 100000};
+  nanosleep(&ts, NULL);
+}
+
+/* ---- daemon side ---------------------------------------------------------- */
+
+static void test_wake_not_sleeping(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  atomic_store(&c->wake_frames, 1);
+  atomic_store(&c->in_write.value, 100000);
+  /* Plenty pending, but a worker that is not asleep is never woken. */
+  assert_int_equal(shm_wake_worker_if_due(c, 100000, capacity(state)), 0);
+  assert_int_equal(atomic_load(&c->wake_seq), 0);
+  assert_int_equal(atomic_load(&c->sleeping), 0);
+}
+
+static void test_wake_not_enough_pending(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  atomic_store(&c->wake_frames, 100);
+  atomic_store(&c->in_read.value, 1000);
+  atomic_store(&c->sleeping, 1);
+  assert_int_equal(shm_wake_worker_if_due(c, 1000, capacity(state)), 0);
+  assert_int_equal(shm_wake_worker_if_due(c, 1099, capacity(state)), 0);
+  assert_int_equal(atomic_load(&c->sleeping), 1);
+  assert_int_equal(atomic_load(&c->wake_seq), 0);
+
+  assert_int_equal(shm_wake_worker_if_due(c, 1100, capacity(state)), 1);
+  assert_int_equal(atomic_load(&c->sleeping), 0);
+  assert_int_equal(atomic_load(&c->wake_seq), 1);
+  /* One wake per sleep: the flag is cleared, so the next cycle does not wake again. */
+  assert_int_equal(shm_wake_worker_if_due(c, 1200, capacity(state)), 0);
+  assert_int_equal(atomic_load(&c->wake_seq), 1);
+
+  atomic_store(&c->sleeping, 1);
+  assert_int_equal(shm_wake_worker_if_due(c, 5000, capacity(state)), 1);
+  assert_int_equal(atomic_load(&c->wake_seq), 2);
+}
+
+static void test_wake_seq_wraps(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  atomic_store(&c->wake_seq, UINT32_MAX);
+  atomic_store(&c->wake_frames, 1);
+  atomic_store(&c->sleeping, 1);
+  assert_int_equal(shm_wake_worker_if_due(c, 1, capacity(state)), 1);
+  assert_int_equal(atomic_load(&c->wake_seq), 0);
+}
+
+static void test_wake_frames_clamped(void **state) {
+  uint32_t cap = capacity(state);
+  struct rw_segment_control *c = fresh_control(state);
+
+  /* 0 means 1: nothing pending is never worth a wake. */
+  atomic_store(&c->wake_frames, 0);
+  atomic_store(&c->in_read.value, 500);
+  atomic_store(&c->sleeping, 1);
+  assert_int_equal(shm_wake_worker_if_due(c, 500, cap), 0);
+  assert_int_equal(atomic_load(&c->sleeping), 1);
+  assert_int_equal(shm_wake_worker_if_due(c, 501, cap), 1);
+
+  /* More than a ring would never be pending: a full ring is enough. */
+  atomic_store(&c->wake_frames, cap * 4);
+  atomic_store(&c->in_read.value, 0);
+  atomic_store(&c->sleeping, 1);
+  assert_int_equal(shm_wake_worker_if_due(c, cap - 1, cap), 0);
+  assert_int_equal(shm_wake_worker_if_due(c, cap, cap), 1);
+
+  atomic_store(&c->wake_frames, UINT32_MAX);
+  atomic_store(&c->sleeping, 1);
+  assert_int_equal(shm_wake_worker_if_due(c, cap, cap), 1);
+}
+
+static void test_wake_impossible_in_read(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  /* in_read ahead of in_write: a worker scribble. Waking is harmless; crashing is not. */
+  atomic_store(&c->in_read.value, 10000);
+  atomic_store(&c->wake_frames, 100);
+  atomic_store(&c->sleeping, 1);
+  int rc = shm_wake_worker_if_due(c, 5000, capacity(state));
+  assert_true(rc == 0 || rc == 1);
+}
+
+/* ---- worker side ---------------------------------------------------------- */
+
+static void test_wait_returns_when_input_pending(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  atomic_store(&c->in_write.value, 1300);
+  int64_t t0 = now_ns();
+  /* Already enough input: no sleep at all, even with no timeout. */
+  assert_int_equal(shm_wake_wait(c, 1000, 300, -1), 0);
+  assert_true(now_ns() - t0 < 1000 * MS);
+  assert_int_equal(atomic_load(&c->sleeping), 0);
+  assert_int_equal(atomic_load(&c->wake_frames), 300);
+  assert_int_equal(atomic_load(&c->wake_seq), 0);
+
+  assert_int_equal(shm_wake_wait(c, 0, 1300, -1), 0);
+  assert_int_equal(atomic_load(&c->sleeping), 0);
+}
+
+static void test_wait_times_out(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  atomic_store(&c->in_write.value, 1000);
+  int64_t t0 = now_ns();
+  assert_int_equal(shm_wake_wait(c, 1000, 1, 20 * MS), -ETIMEDOUT);
+  int64_t waited = now_ns() - t0;
+  assert_true(waited >= 15 * MS);
+  assert_true(waited < 5000 * MS);
+  assert_int_equal(atomic_load(&c->sleeping), 0);
+  assert_int_equal(atomic_load(&c->wake_frames), 1);
+
+  /* Pending input below `want` still sleeps. */
+  assert_int_equal(shm_wake_wait(c, 900, 101, 1 * MS), -ETIMEDOUT);
+  assert_int_equal(shm_wake_wait(c, 0, 0, 0) , 0); /* want 0: always ready */
+}
+
+struct waker {
+  struct rw_segment_control *ctl;
+  uint32_t capacity;
+  uint64_t in_write;
+  int woke;     /* what shm_wake_worker_if_due returned */
+  int saw_sleep; /* the worker raised its flag before the deadline */
+};
+
+static void *waker_main(void *arg) {
+  struct waker *w = arg;
+  int64_t deadline = now_ns() + 10000 * MS;
+  while (atomic_load(&w->ctl->sleeping) == 0) {
+    if (now_ns() > deadline)
+      return NULL;
+    pause_briefly();
+  }
+  w->saw_sleep = 1;
+  /* What the RT thread does: publish the input (seq_cst), then maybe wake. */
+  atomic_store_explicit(&w->ctl->in_write.value, w->in_write, memory_order_seq_cst);
+  w->woke = shm_wake_worker_if_due(w->ctl, w->in_write, w->capacity);
+  return NULL;
+}
+
+static void test_wait_woken_by_other_thread(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  int woke_by_futex = 0;
+  for (int round = 0; round < 20; round++) {
+    uint64_t pos = (uint64_t)round * 1000;
+    atomic_store(&c->in_write.value, pos);
+    atomic_store(&c->in_read.value, pos);
+    uint32_t seq0 = atomic_load(&c->wake_seq);
+
+    struct waker w = {.ctl = c, .capacity = capacity(state), .in_write = pos + 600};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, waker_main, &w), 0);
+    int64_t t0 = now_ns();
+    /* A long timeout: only the other thread's input can end this wait in time. */
+    int rc = shm_wake_wait(c, pos, 600, 20000 * MS);
+    int64_t waited = now_ns() - t0;
+    assert_int_equal(pthread_join(th, NULL), 0);
+
+    assert_int_equal(rc, 0);
+    assert_true(w.saw_sleep);
+    assert_true(waited < 10000 * MS);
+    assert_true(atomic_load(&c->in_write.value) - pos >= 600);
+    assert_int_equal(atomic_load(&c->sleeping), 0);
+    /*
+     * Either the waker cleared the flag and bumped the word once, or the
+     * worker saw the input itself after raising the flag and never slept.
+     */
+    if (w.woke) {
+      assert_int_equal(atomic_load(&c->wake_seq), seq0 + 1);
+      woke_by_futex++;
+    } else {
+      assert_int_equal(atomic_load(&c->wake_seq), seq0);
+    }
+  }
+  assert_true(woke_by_futex > 0);
+}
+
+/* ---- futex ---------------------------------------------------------------- */
+
+static void test_futex_wait_word_differs(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  atomic_store(&c->wake_seq, 5);
+  int64_t t0 = now_ns();
+  assert_int_equal(shm_futex_wait(&c->wake_seq, 4, -1), 0);
+  assert_int_equal(shm_futex_wait(&c->wake_seq, 6, 10000 * MS), 0);
+  assert_true(now_ns() - t0 < 1000 * MS);
+}
+
+static void test_futex_wait_timeout_and_wake(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  atomic_store(&c->wake_seq, 5);
+  assert_int_equal(shm_futex_wait(&c->wake_seq, 5, 2 * MS), -ETIMEDOUT);
+  assert_int_equal(shm_futex_wait(&c->wake_seq, 5, 0), -ETIMEDOUT);
+  /* Nobody waits: a wake is cheap and wakes no one. */
+  assert_int_equal(shm_futex_wake(&c->wake_seq, 1), 0);
+  assert_int_equal(shm_futex_wake(&c->wake_seq, 100), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_wake_not_sleeping),
+      cmocka_unit_test(test_wake_not_enough_pending),
+      cmocka_unit_test(test_wake_seq_wraps),
+      cmocka_unit_test(test_wake_frames_clamped),
+      cmocka_unit_test(test_wake_impossible_in_read),
+      cmocka_unit_test(test_wait_returns_when_input_pending),
+      cmocka_unit_test(test_wait_times_out),
+      cmocka_unit_test(test_wait_woken_by_other_thread),
+      cmocka_unit_test(test_futex_wait_word_differs),
+      cmocka_unit_test(test_futex_wait_timeout_and_wake),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
