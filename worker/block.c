@@ -1,0 +1,322 @@
+/*
+ * The block loop: planning chunks on the timeline, sleeping while caught up,
+ * gathering the events that fall inside a block, publishing the output, and
+ * the worker -> daemon messages.
+ */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "sdk_internal.h"
+#include "wake.h"
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct rw__param *find_param(rw_worker *w, uint32_t id) {
+  for (uint32_t i = 0; i < w->n_params; i++)
+    if (w->params[i].id == id)
+      return &w->params[i];
+  return NULL;
+}
+
+/*
+ * Turns a record from shared memory into a block event, or returns 0 when it
+ * is not one a plugin may see. The daemon is trusted no more than any other
+ * peer: kinds, sizes and values are all checked.
+ */
+static int convert_record(rw_worker *w, const struct rw_record *rec, rw_event *ev) {
+  memset(ev, 0, sizeof(*ev));
+  switch (rec->type) {
+  case RW_EVENT_MIDI:
+    if (rec->size < 1 || rec->size > 3)
+      return 0;
+    ev->kind = RW_EV_MIDI;
+    ev->size = rec->size;
+    memcpy(ev->u.midi.data, rec->u.midi, rec->size);
+    return 1;
+  case RW_EVENT_PARAM: {
+    float value = rec->u.param.value;
+    if (!isfinite(value))
+      return 0;
+    /* With declared parameters, an unknown id or an out-of-range value is a daemon bug. */
+    if (w->n_params > 0) {
+      const struct rw__param *p = find_param(w, rec->u.param.id);
+      if (p == NULL)
+        return 0;
+      value = value < p->min ? p->min : value > p->max ? p->max : value;
+    }
+    ev->kind = RW_EV_PARAM;
+    ev->u.param.id = rec->u.param.id;
+    ev->u.param.value = value;
+    return 1;
+  }
+  default:
+    return 0;
+  }
+}
+
+static void sort_by_offset(struct rw__pending_event *a, uint32_t n) {
+  /* Insertion sort: stable, and linear for the usual already-sorted batch. */
+  for (uint32_t i = 1; i < n; i++) {
+    if (a[i].ev.offset >= a[i - 1].ev.offset)
+      continue;
+    struct rw__pending_event x = a[i];
+    uint32_t j = i;
+    while (j > 0 && a[j - 1].ev.offset > x.ev.offset) {
+      a[j] = a[j - 1];
+      j--;
+    }
+    a[j] = x;
+  }
+}
+
+static uint32_t offset_in(const struct shm_tl_chunk *c, uint64_t time) {
+  return time <= c->pos ? 0 : (uint32_t)(time - c->pos);
+}
+
+/*
+ * Collects the events for chunk c: those held back from the previous block,
+ * then records from the ring with time < c->pos + c->frames. Returns the
+ * number of frames the block may have: c->frames, or fewer when more than
+ * RW_MAX_BLOCK_EVENTS events fall inside it (the block then ends where the
+ * first event that did not fit lies, at least one frame in). Returns
+ * RW_ERR_PROTOCOL when the ring's positions are impossible.
+ */
+static int gather_events(rw_worker *w, const struct shm_tl_chunk *c, uint32_t *n_out) {
+  const uint64_t end = c->pos + c->frames;
+  /* No honest event lies a whole ring ahead of the input it belongs to. */
+  const uint64_t horizon = end + w->seg.layout.capacity;
+  struct rw__pending_event *batch = w->batch;
+  uint32_t n = 0;
+  uint32_t frames = c->frames;
+  int full = 0;
+
+  for (uint32_t i = 0; i < w->n_carry; i++) {
+    batch[n] = w->carry[i];
+    batch[n].ev.offset = offset_in(c, batch[n].time);
+    n++;
+  }
+  w->n_carry = 0;
+
+  for (;;) {
+    struct rw_record rec;
+    int rc = shm_spsc_peek(&w->events, &rec);
+    if (rc < 0) {
+      rw__set_error(w, "the event ring's write position is impossible; the segment is corrupt");
+      return RW_ERR_PROTOCOL;
+    }
+    if (rc == 0 || (rec.time >= end && rec.time < horizon))
+      break;
+    rw_event ev;
+    if (rec.time >= horizon || !convert_record(w, &rec, &ev)) {
+      shm_spsc_pop(&w->events, NULL);
+      w->stats.events_invalid++;
+      continue;
+    }
+    ev.offset = offset_in(c, rec.time);
+    if (n == RW_MAX_BLOCK_EVENTS) {
+      /* Leave it in the ring; the block stops short of it. */
+      full = 1;
+      frames = ev.offset > 0 ? ev.offset : 1;
+      break;
+    }
+    shm_spsc_pop(&w->events, NULL);
+    batch[n].time = rec.time;
+    batch[n].ev = ev;
+    n++;
+  }
+
+  sort_by_offset(batch, n);
+  if (full) {
+    /* Events the shortened block cannot hold (only an unsorted ring leaves any) wait a block. */
+    while (n > 0 && batch[n - 1].ev.offset >= frames)
+      w->carry[w->n_carry++] = batch[--n];
+    /* Keep the carried events in ring order for the next gather. */
+    for (uint32_t i = 0; i < w->n_carry / 2; i++) {
+      struct rw__pending_event t = w->carry[i];
+      w->carry[i] = w->carry[w->n_carry - 1 - i];
+      w->carry[w->n_carry - 1 - i] = t;
+    }
+  }
+
+  for (uint32_t i = 0; i < n; i++) {
+    w->block_events[i] = batch[i].ev;
+    if (batch[i].time < c->pos)
+      w->stats.events_late++;
+    if (batch[i].ev.kind == RW_EV_PARAM) {
+      struct rw__param *p = find_param(w, batch[i].ev.u.param.id);
+      if (p != NULL)
+        p->value = batch[i].ev.u.param.value;
+    }
+  }
+  w->stats.events += n;
+  *n_out = n;
+  return (int)frames;
+}
+
+static void fill_block(rw_worker *w, rw_block *b, uint32_t n_events) {
+  memset(b, 0, sizeof(*b));
+  b->frames = w->cur.frames;
+  b->n_inputs = w->info.n_inputs;
+  b->n_outputs = w->info.n_outputs;
+  b->inputs = (const float *const *)w->in_ptrs;
+  b->outputs = w->out_ptrs;
+  b->events = w->block_events;
+  b->n_events = n_events;
+  b->position = w->cur.pos;
+  b->latency = w->info.latency;
+  b->sample_rate = w->info.sample_rate;
+  b->discontinuity = w->discontinuity_pending;
+  b->skipped = w->skipped_pending;
+
+  /* A plugin that forgets a channel plays silence, not the previous block. */
+  for (uint32_t c = 0; c < w->info.n_outputs; c++)
+    memset(w->out_ptrs[c], 0, (size_t)b->frames * sizeof(float));
+}
+
+/* Plans a chunk and reads its input. Returns its frames, 0 when none is pending, or < 0. */
+static int plan_chunk(rw_worker *w) {
+  for (;;) {
+    int rc = shm_tl_worker_plan(&w->tl, w->max_block, &w->cur);
+    if (rc < 0) {
+      rw__set_error(w, "the slot's input positions are impossible; the segment is corrupt");
+      return RW_ERR_PROTOCOL;
+    }
+    if (w->cur.skipped > 0) {
+      w->skipped_pending += w->cur.skipped;
+      w->discontinuity_pending = 1;
+    }
+    if (rc == 0)
+      return 0;
+    if (shm_tl_worker_read_input(&w->tl, &w->cur, w->in_ptrs) == 0)
+      return rc;
+    /* The daemon overwrote the input while we copied it: plan again, which skips past it. */
+    w->discontinuity_pending = 1;
+  }
+}
+
+int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
+  if (w == NULL || block == NULL)
+    return RW_ERR_INVALID;
+  if (w->in_block) {
+    rw__set_error(w, "rw_worker_next called before rw_worker_done for the previous block");
+    return RW_ERR_INVALID;
+  }
+  int64_t deadline = timeout_ms >= 0 ? now_ns() + (int64_t)timeout_ms * 1000000 : -1;
+
+  for (;;) {
+    /* Relaxed: see rw_worker_request_stop. */
+    if (atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+      rw__set_error(w, "stop requested");
+      return RW_ERR_CLOSED;
+    }
+    int rc = plan_chunk(w);
+    if (rc < 0)
+      return rc;
+    if (rc > 0)
+      break;
+
+    int64_t slice = RW__WAIT_SLICE_NS;
+    if (deadline >= 0) {
+      int64_t left = deadline - now_ns();
+      if (left <= 0)
+        return 0;
+      if (left < slice)
+        slice = left;
+    }
+    shm_wake_wait(w->seg.control, w->tl.pos, w->wake_frames, slice);
+    /* Checked only after sleeping: a busy worker pays nothing for it. */
+    if (rw__daemon_gone(w)) {
+      rw__set_error(w, "runwayd went away");
+      return RW_ERR_CLOSED;
+    }
+  }
+
+  uint32_t n_events = 0;
+  int frames = gather_events(w, &w->cur, &n_events);
+  if (frames < 0)
+    return frames;
+  w->cur.frames = (uint32_t)frames;
+
+  fill_block(w, block, n_events);
+  if (w->discontinuity_pending) {
+    w->fade_pos = 0;
+    w->stats.discontinuities++;
+  }
+  w->stats.skipped_frames += w->skipped_pending;
+  w->stats.blocks++;
+  w->stats.frames += w->cur.frames;
+  w->discontinuity_pending = 0;
+  w->skipped_pending = 0;
+  w->out_pos = w->cur.pos + w->info.latency;
+  w->in_block = 1;
+  return 1;
+}
+
+/* Linear fade-in over the first RW__FADE_FRAMES frames after a discontinuity. */
+static void apply_fade(rw_worker *w, uint32_t frames) {
+  if (w->fade_pos >= RW__FADE_FRAMES)
+    return;
+  uint32_t n = RW__FADE_FRAMES - w->fade_pos;
+  if (n > frames)
+    n = frames;
+  for (uint32_t c = 0; c < w->info.n_outputs; c++) {
+    float *out = w->out_ptrs[c];
+    for (uint32_t k = 0; k < n; k++)
+      out[k] *= (float)(w->fade_pos + k + 1) / (float)RW__FADE_FRAMES;
+  }
+  w->fade_pos += n;
+}
+
+int rw_worker_done(rw_worker *w, rw_block *block) {
+  if (w == NULL || block == NULL)
+    return RW_ERR_INVALID;
+  if (!w->in_block) {
+    rw__set_error(w, "rw_worker_done without a block from rw_worker_next");
+    return RW_ERR_INVALID;
+  }
+  apply_fade(w, w->cur.frames);
+  /* The chunk is ours, not the block's: a plugin that changed block->frames cannot move time. */
+  shm_tl_worker_write_output(&w->tl, &w->cur, (const float *const *)w->out_ptrs);
+  shm_tl_worker_commit(&w->tl, &w->cur);
+  w->out_pos = w->tl.pos + w->info.latency;
+  w->in_block = 0;
+  return 0;
+}
+
+static int send_message(rw_worker *w, struct rw_record *rec) {
+  rec->time = w->out_pos;
+  int rc = shm_spsc_push(&w->messages, rec);
+  if (rc == 0)
+    return 0;
+  if (rc == -ENOSPC) {
+    w->stats.messages_dropped++;
+    atomic_fetch_add_explicit(&w->seg.control->worker.events_dropped, 1, memory_order_relaxed);
+    return RW_ERR_NOMEM;
+  }
+  rw__set_error(w, "the message ring's read position is impossible; the segment is corrupt");
+  return RW_ERR_PROTOCOL;
+}
+
+int rw_worker_send_param(rw_worker *w, uint32_t id, float value) {
+  if (w == NULL || !isfinite(value))
+    return RW_ERR_INVALID;
+  struct rw_record rec = {.type = RW_EVENT_PARAM_OUT};
+  rec.u.param.id = id;
+  rec.u.param.value = value;
+  return send_message(w, &rec);
+}
+
+int rw_worker_send_meter(rw_worker *w, uint32_t channel, float peak) {
+  if (w == NULL || !isfinite(peak))
+    return RW_ERR_INVALID;
+  struct rw_record rec = {.type = RW_EVENT_METER};
+  rec.u.meter.channel = channel;
+  rec.u.meter.peak = peak;
+  return send_message(w, &rec);
+}

@@ -1,0 +1,99 @@
+/*
+ * librunway-worker internals: the rw_worker object and the helpers the SDK's
+ * files share. Nothing here is exported (the library is built with hidden
+ * visibility; only RW_API functions are visible).
+ */
+#ifndef RUNWAY_WORKER_SDK_INTERNAL_H
+#define RUNWAY_WORKER_SDK_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <runway/worker.h>
+
+#include "segment.h"
+#include "spsc.h"
+#include "timeline.h"
+
+#define RW__DEFAULT_MAX_BLOCK 256u
+#define RW__MIN_MAX_BLOCK 16u
+#define RW__MAX_MAX_BLOCK 8192u
+#define RW__MAX_PARAMS 1024u
+#define RW__FADE_FRAMES 64u
+/* Longest single futex sleep: bounds how late a stop request or a vanished daemon is noticed. */
+#define RW__WAIT_SLICE_NS (50 * 1000000LL)
+/* How long rw_worker_open waits for runwayd's answer to worker.attach. */
+#define RW__ATTACH_TIMEOUT_MS 5000
+#define RW__ERRLEN 512
+
+/* An event of the current block together with the timeline time it came with. */
+struct rw__pending_event {
+  uint64_t time;
+  rw_event ev;
+};
+
+struct rw__param {
+  uint32_t id;
+  float min;
+  float max;
+  float value;
+};
+
+struct rw_worker {
+  struct shm_segment seg;
+  struct shm_tl_worker tl;
+  struct shm_spsc_consumer events;   /* daemon -> worker */
+  struct shm_spsc_producer messages; /* worker -> daemon */
+
+  /* Attachment: a control connection (attached workers) or the parent (managed ones). */
+  int sock;
+  pid_t parent;
+  pid_t pid;
+
+  _Atomic int stop;
+
+  rw_worker_info info;
+  char slot[64];
+  uint32_t max_block;
+  uint32_t wake_frames;
+
+  /* Planar block buffers, allocated once at open. */
+  float *in_data;
+  float **in_ptrs;
+  float *out_data;
+  float **out_ptrs;
+
+  /* Events of the block being handed out, and those held back for the next block. */
+  struct rw__pending_event *batch;
+  rw_event *block_events;
+  struct rw__pending_event *carry;
+  uint32_t n_carry;
+
+  struct rw__param *params;
+  uint32_t n_params;
+
+  /* State between rw_worker_next and rw_worker_done. */
+  int in_block;
+  struct shm_tl_chunk cur;
+  uint64_t skipped_pending; /* frames skipped since the last delivered block */
+  int discontinuity_pending;
+  uint32_t fade_pos; /* frames of the fade-in already applied; RW__FADE_FRAMES when none */
+  uint64_t out_pos;  /* output position messages are stamped with */
+
+  rw_worker_stats stats;
+  char err[RW__ERRLEN];
+};
+
+void rw__set_error(rw_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Maps the segment at the inherited fd named by fd_text ($RUNWAY_SEGMENT_FD). */
+int rw__attach_inherited(rw_worker *w, const char *fd_text);
+
+/* Connects to runwayd, sends worker.attach and receives the segment fd. */
+int rw__attach_socket(rw_worker *w, const rw_worker_options *opts);
+
+/* 1 when the daemon is gone: the control connection closed, or the parent changed. */
+int rw__daemon_gone(rw_worker *w);
+
+#endif
