@@ -1,0 +1,377 @@
+#include "engine.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fpu.h"
+#include "wake.h"
+
+/* Single-writer counters: a relaxed load and store is enough and avoids a locked add. */
+static inline void counter_add(_Atomic uint64_t *c, uint64_t v) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                        memory_order_relaxed);
+}
+
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void engine_init(struct engine *e) {
+  memset(e, 0, sizeof(*e));
+  shm_handover_init(&e->handover);
+  /*
+   * The RT-rules checker (tests/integration) is preloaded into runwayd and
+   * defines these; in production they are absent and the hooks stay NULL.
+   */
+  e->hooks.enter = (void (*)(void))dlsym(RTLD_DEFAULT, "runway_rtcheck_enter");
+  e->hooks.leave = (void (*)(void))dlsym(RTLD_DEFAULT, "runway_rtcheck_leave");
+  if (e->hooks.enter == NULL || e->hooks.leave == NULL)
+    e->hooks.enter = e->hooks.leave = NULL;
+}
+
+/* ---- slots and tables (control thread) ---------------------------------- */
+
+int engine_slot_create(const struct proto_segment_params *params, const char *name,
+                       struct engine_slot **out, char *err, size_t errlen) {
+  struct engine_slot *s = calloc(1, sizeof(*s));
+  int rc;
+  if (s == NULL)
+    return -ENOMEM;
+  s->refs = 1;
+  rc = shm_segment_create(params, name, &s->segment, err, errlen);
+  if (rc != 0)
+    goto fail;
+  rc = shm_queue_init(&s->commands, sizeof(struct engine_cmd), 256);
+  if (rc != 0)
+    goto fail_segment;
+
+  const struct rw_segment_header *h = &s->segment.layout;
+  struct rw_segment_control *ctl = s->segment.control;
+  s->n_in = h->n_inputs;
+  s->n_out = h->n_outputs;
+  shm_tl_daemon_init(&s->tl, &s->segment);
+  shm_spsc_producer_init(&s->events, &ctl->ev_write.value, &ctl->ev_read.value, s->segment.events,
+                         sizeof(struct rw_record), h->event_capacity, 0);
+  shm_spsc_consumer_init(&s->messages, &ctl->msg_write.value, &ctl->msg_read.value,
+                         s->segment.messages, sizeof(struct rw_record), h->message_capacity, 0);
+  atomic_init(&s->counters.headroom_min_frames, INT64_MAX);
+  *out = s;
+  return 0;
+
+fail_segment:
+  shm_segment_release(&s->segment);
+fail:
+  free(s);
+  return rc;
+}
+
+void engine_slot_ref(struct engine_slot *slot) { slot->refs++; }
+
+void engine_slot_unref(struct engine_slot *slot) {
+  if (slot == NULL || --slot->refs > 0)
+    return;
+  if (slot->release != NULL)
+    slot->release(slot);
+  shm_queue_destroy(&slot->commands);
+  shm_segment_release(&slot->segment);
+  free(slot);
+}
+
+static void state_free(struct engine_state *st) {
+  if (st == NULL)
+    return;
+  for (uint32_t i = 0; i < st->n_slots; i++)
+    engine_slot_unref(st->slots[i]);
+  free(st);
+}
+
+int engine_publish(struct engine *e, struct engine_slot *const *slots, uint32_t n_slots) {
+  if (n_slots > ENGINE_MAX_SLOTS)
+    return -E2BIG;
+  struct engine_state *st = calloc(1, sizeof(*st));
+  if (st == NULL)
+    return -ENOMEM;
+  st->n_slots = n_slots;
+  for (uint32_t i = 0; i < n_slots; i++) {
+    st->slots[i] = slots[i];
+    engine_slot_ref(slots[i]);
+  }
+  struct engine_state *displaced = shm_handover_offer(&e->handover, st);
+  if (displaced != NULL) {
+    /* Offered before and never adopted: the RT thread has not seen it. */
+    state_free(displaced);
+    e->in_flight--;
+  }
+  e->latest = st;
+  e->in_flight++;
+  return 0;
+}
+
+uint32_t engine_reclaim(struct engine *e) {
+  struct engine_state *back = shm_handover_collect(&e->handover);
+  if (back != NULL) {
+    state_free(back);
+    e->in_flight--;
+  }
+  /*
+   * The table the RT thread uses now never comes back on its own; anything
+   * beyond it, or an offer not yet adopted, is still moving.
+   */
+  if (shm_handover_pending(&e->handover))
+    return e->in_flight;
+  return e->in_flight > 1 ? e->in_flight - 1 : 0;
+}
+
+void engine_settle(struct engine *e) {
+  struct engine_state *back = shm_handover_collect(&e->handover);
+  if (back != NULL) {
+    state_free(back);
+    e->in_flight--;
+  }
+  struct engine_state *pending = shm_handover_offer(&e->handover, NULL);
+  if (pending != NULL) {
+    if (e->rt_state != NULL) {
+      state_free(e->rt_state);
+      e->in_flight--;
+    }
+    e->rt_state = pending;
+  }
+}
+
+void engine_destroy(struct engine *e) {
+  engine_settle(e);
+  state_free(e->rt_state);
+  e->rt_state = NULL;
+  e->latest = NULL;
+  e->in_flight = 0;
+}
+
+int engine_slot_command(struct engine_slot *slot, const struct engine_cmd *cmd) {
+  return shm_spsc_push(&slot->commands.tx, cmd);
+}
+
+/* ---- the RT path ---------------------------------------------------------- */
+
+static void slot_fault(struct engine_slot *s) {
+  counter_add(&s->counters.faults, 1);
+  atomic_store_explicit(&s->faulted, 1, memory_order_release);
+}
+
+/*
+ * Parameter commands go into the event ring stamped with the cycle's start,
+ * so they take effect in the worker exactly L later, like MIDI. A command
+ * that does not fit stays queued for the next cycle rather than being lost.
+ */
+static void forward_commands(struct engine_slot *s, uint64_t t) {
+  struct engine_cmd cmd;
+  while (shm_spsc_peek(&s->commands.rx, &cmd) == 1) {
+    if (cmd.type == ENGINE_CMD_PARAM) {
+      struct rw_record ev = {.time = t, .type = RW_EVENT_PARAM};
+      ev.u.param.id = cmd.param_id;
+      ev.u.param.value = cmd.value;
+      int rc = shm_spsc_push(&s->events, &ev);
+      if (rc == -ENOSPC)
+        return;
+      if (rc < 0) {
+        slot_fault(s);
+        return;
+      }
+    }
+    shm_spsc_pop(&s->commands.rx, NULL);
+  }
+}
+
+static void forward_midi(struct engine_slot *s, const struct engine_io *io, uint32_t n,
+                         uint64_t t) {
+  void *buf = io->midi_buffer(s->midi_port, n);
+  if (buf == NULL)
+    return;
+  uint32_t count = io->midi_count(buf);
+  for (uint32_t i = 0; i < count; i++) {
+    struct engine_midi m;
+    if (io->midi_get(buf, i, &m) != 0)
+      continue;
+    if (m.size < 1 || m.size > 3 || m.data == NULL) {
+      counter_add(&s->counters.events_dropped, 1); /* SysEx and empty events are not forwarded */
+      continue;
+    }
+    struct rw_record ev = {.time = t + (m.frame < n ? m.frame : n - 1), .type = RW_EVENT_MIDI};
+    ev.size = (uint16_t)m.size;
+    memcpy(ev.u.midi, m.data, m.size);
+    int rc = shm_spsc_push(&s->events, &ev);
+    if (rc == -ENOSPC) {
+      counter_add(&s->counters.events_dropped, 1);
+    } else if (rc < 0) {
+      slot_fault(s);
+      return;
+    }
+  }
+}
+
+/* Replaces NaN and infinities (a worker's bug must not reach the graph); returns how many. */
+static uint32_t sanitize(float *buf, uint32_t n) {
+  uint32_t bad = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t bits;
+    memcpy(&bits, &buf[i], sizeof(bits));
+    uint32_t nonfinite = (bits & 0x7f800000u) == 0x7f800000u;
+    bad += nonfinite;
+    buf[i] = nonfinite ? 0.0f : buf[i];
+  }
+  return bad;
+}
+
+/*
+ * Shapes [0, valid) worker frames followed by [valid, k) missing ones: after
+ * a gap the worker's audio fades in, and a gap starts with the last sample
+ * played fading to zero instead of a step. Frames themselves are never moved.
+ */
+static void shape_edges(struct engine_slot *s, float *const *dst, uint32_t valid, uint32_t k) {
+  const float step = 1.0f / ENGINE_FADE_FRAMES;
+  if (valid > 0) {
+    if (s->in_gap) {
+      s->in_gap = false;
+      s->fade_in_left = ENGINE_FADE_FRAMES;
+    }
+    if (s->fade_in_left > 0) {
+      uint32_t m = valid < s->fade_in_left ? valid : s->fade_in_left;
+      uint32_t done = ENGINE_FADE_FRAMES - s->fade_in_left;
+      for (uint32_t c = 0; c < s->n_out; c++)
+        for (uint32_t i = 0; i < m; i++)
+          dst[c][i] *= (float)(done + i + 1) * step;
+      s->fade_in_left -= m;
+    }
+    for (uint32_t c = 0; c < s->n_out; c++)
+      s->tail[c] = dst[c][valid - 1];
+  }
+  if (valid < k) {
+    if (!s->in_gap) {
+      s->in_gap = true;
+      s->fade_out_pos = 0;
+      s->fade_in_left = 0;
+    }
+    if (s->fade_out_pos < ENGINE_FADE_FRAMES) {
+      uint32_t left = ENGINE_FADE_FRAMES - s->fade_out_pos;
+      uint32_t m = k - valid < left ? k - valid : left;
+      for (uint32_t c = 0; c < s->n_out; c++)
+        for (uint32_t i = 0; i < m; i++)
+          dst[c][valid + i] = s->tail[c] * (1.0f - (float)(s->fade_out_pos + i + 1) * step);
+      s->fade_out_pos += m;
+    }
+  }
+}
+
+static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, uint32_t n) {
+  float *dst[RW_MAX_CHANNELS];
+  for (uint32_t c = 0; c < s->n_out; c++) {
+    memset(out[c] + from, 0, (size_t)(n - from) * sizeof(float));
+    dst[c] = out[c] + from;
+  }
+  shape_edges(s, dst, 0, n - from);
+  counter_add(&s->counters.underrun_frames, n - from);
+  counter_add(&s->counters.underruns, 1);
+}
+
+static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
+  const float *in[RW_MAX_CHANNELS];
+  float *out[RW_MAX_CHANNELS];
+  const float *src[RW_MAX_CHANNELS];
+  float *dst[RW_MAX_CHANNELS];
+  const struct shm_tl_geom *g = &s->tl.g;
+
+  for (uint32_t c = 0; c < s->n_in; c++)
+    in[c] = io->audio_buffer(s->in_ports[c], n);
+  for (uint32_t c = 0; c < s->n_out; c++)
+    out[c] = io->audio_buffer(s->out_ports[c], n);
+  counter_add(&s->counters.cycles, 1);
+
+  if (atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
+    play_gap(s, out, 0, n);
+    return;
+  }
+
+  uint64_t t = s->tl.pos;
+  forward_commands(s, t);
+  if (s->midi_port != NULL)
+    forward_midi(s, io, n, t);
+
+  bool underrun = false, overrun = false;
+  uint32_t missing = 0;
+  uint32_t nonfinite = 0;
+  /* A cycle longer than the segment was sized for (the period grew) runs in pieces. */
+  for (uint32_t off = 0, k; off < n; off += k) {
+    k = n - off < g->max_period ? n - off : g->max_period;
+    for (uint32_t c = 0; c < s->n_in; c++)
+      src[c] = in[c] + off;
+    for (uint32_t c = 0; c < s->n_out; c++)
+      dst[c] = out[c] + off;
+
+    int64_t backlog = shm_tl_daemon_write_input(&s->tl, src, k);
+    if (backlog < 0) {
+      slot_fault(s);
+      play_gap(s, out, off, n);
+      return;
+    }
+    if (backlog > (int64_t)(g->capacity - g->max_period))
+      overrun = true;
+    if (shm_wake_worker_if_due(g->ctl, s->tl.pos + k, g->capacity))
+      counter_add(&s->counters.wakeups, 1);
+
+    int valid = shm_tl_daemon_read_output(&s->tl, dst, k);
+    if (valid < 0) {
+      slot_fault(s);
+      play_gap(s, out, off, n);
+      return;
+    }
+    int64_t lead = s->tl.fill - (int64_t)k;
+    if (lead >= 0 &&
+        lead < atomic_load_explicit(&s->counters.headroom_min_frames, memory_order_relaxed))
+      atomic_store_explicit(&s->counters.headroom_min_frames, lead, memory_order_relaxed);
+
+    for (uint32_t c = 0; c < s->n_out; c++)
+      nonfinite += sanitize(dst[c], (uint32_t)valid);
+    shape_edges(s, dst, (uint32_t)valid, k);
+    if ((uint32_t)valid < k) {
+      underrun = true;
+      missing += k - (uint32_t)valid;
+    }
+  }
+  if (underrun) {
+    counter_add(&s->counters.underruns, 1);
+    counter_add(&s->counters.underrun_frames, missing);
+  }
+  if (overrun)
+    counter_add(&s->counters.overruns, 1);
+  if (nonfinite > 0)
+    counter_add(&s->counters.nonfinite_samples, nonfinite);
+}
+
+void engine_process(struct engine *e, const struct engine_io *io, uint32_t nframes) {
+  if (e->hooks.enter != NULL)
+    e->hooks.enter();
+  struct fpu_state fpu = fpu_enter_ftz();
+  uint64_t start = now_ns();
+
+  e->rt_state = shm_handover_adopt(&e->handover, e->rt_state);
+  const struct engine_state *st = e->rt_state;
+  if (st != NULL && nframes > 0)
+    for (uint32_t i = 0; i < st->n_slots; i++)
+      slot_cycle(st->slots[i], io, nframes);
+
+  uint64_t dt = now_ns() - start;
+  struct engine_stats *stats = &e->stats;
+  counter_add(&stats->cycles, 1);
+  counter_add(&stats->cycle_ns_sum, dt);
+  if (dt > atomic_load_explicit(&stats->cycle_ns_max, memory_order_relaxed))
+    atomic_store_explicit(&stats->cycle_ns_max, dt, memory_order_relaxed);
+
+  fpu_leave(fpu);
+  if (e->hooks.leave != NULL)
+    e->hooks.leave();
+}

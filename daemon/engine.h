@@ -1,0 +1,185 @@
+/*
+ * The RT engine: what runwayd's audio callback does, independent of the
+ * audio server. Per cycle and slot it stamps MIDI and commands into the event
+ * ring, writes input into the slot's ring, wakes a sleeping worker when due,
+ * reads the write-ahead output, fades over gaps, replaces non-finite samples
+ * and counts what happened.
+ *
+ * Threads: engine_process() runs on the RT thread and is RT safe (no
+ * allocation, locks, I/O, logging or waiting; one FUTEX_WAKE at most per slot).
+ * Everything else runs on the control thread. The RT thread's view of the
+ * slots is an immutable struct engine_state handed over through the state
+ * ping-pong (shm/handover.h); engine slots are reference counted by the
+ * control thread only, so nothing is freed while the RT thread may use it.
+ */
+#ifndef RUNWAY_DAEMON_ENGINE_H
+#define RUNWAY_DAEMON_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <runway/segment.h>
+
+#include "handover.h"
+#include "queue.h"
+#include "segment.h"
+#include "spsc.h"
+#include "timeline.h"
+
+#define ENGINE_MAX_SLOTS 256
+#define ENGINE_FADE_FRAMES 64 /* length of the fade over the edges of an underrun */
+
+/* Command records, control thread -> RT thread, one queue per engine slot. */
+enum engine_cmd_type {
+  ENGINE_CMD_PARAM = 1, /* forwarded into the event ring at the cycle's timeline time */
+};
+
+struct engine_cmd {
+  uint32_t type;
+  uint32_t param_id;
+  float value;
+  uint32_t reserved;
+};
+
+/* A MIDI event as the backend delivers it. */
+struct engine_midi {
+  uint32_t frame; /* offset in the cycle */
+  uint32_t size;
+  const uint8_t *data;
+};
+
+/*
+ * How the engine reaches the audio server's buffers in a cycle. Port handles
+ * are opaque; all callbacks must be RT safe.
+ */
+struct engine_io {
+  float *(*audio_buffer)(void *port, uint32_t nframes);
+  void *(*midi_buffer)(void *port, uint32_t nframes);
+  uint32_t (*midi_count)(void *midi_buffer);
+  int (*midi_get)(void *midi_buffer, uint32_t index, struct engine_midi *ev);
+};
+
+/* Counters of one engine slot: written by the RT thread only, read anywhere. */
+struct engine_slot_counters {
+  _Atomic uint64_t cycles;
+  _Atomic uint64_t underruns;       /* cycles with at least one missing frame */
+  _Atomic uint64_t underrun_frames; /* frames played as silence for want of output */
+  _Atomic uint64_t overruns;        /* cycles in which the worker was losing input */
+  _Atomic uint64_t nonfinite_samples;
+  _Atomic uint64_t events_dropped; /* event ring full, or MIDI longer than 3 bytes */
+  _Atomic uint64_t wakeups;
+  _Atomic uint64_t faults;              /* impossible positions read from the segment */
+  _Atomic int64_t headroom_min_frames;  /* smallest lead of the worker; INT64_MAX: none yet */
+};
+
+/*
+ * One generation of a slot: a segment and the RT-side state over it. A worker
+ * restart makes a new generation (a fresh segment whose timeline starts at 0
+ * in the cycle the RT thread adopts it), so a dead or hostile worker's
+ * leftovers never reach the new one.
+ */
+struct engine_slot {
+  /* Set by the control thread before the slot is published; then immutable. */
+  int refs; /* control thread only */
+  void *owner;
+  void (*release)(struct engine_slot *slot); /* runs when refs drops to 0 */
+  struct shm_segment segment;
+  uint32_t n_in;
+  uint32_t n_out;
+  void *in_ports[RW_MAX_CHANNELS];
+  void *out_ports[RW_MAX_CHANNELS];
+  void *midi_port; /* NULL when the slot takes no MIDI */
+
+  /* RT thread only. */
+  struct shm_tl_daemon tl;
+  struct shm_spsc_producer events;
+  uint32_t fade_in_left; /* frames of fade-in still to apply after a gap */
+  uint32_t fade_out_pos; /* frames since the gap started (the fade-out tail) */
+  bool in_gap;
+  float tail[RW_MAX_CHANNELS]; /* last sample played per channel, the fade-out start */
+
+  /* Control thread -> RT thread. */
+  struct shm_queue commands;
+
+  /* Control thread only: the worker -> daemon message ring. */
+  struct shm_spsc_consumer messages;
+
+  /* RT thread -> control thread. */
+  _Atomic int faulted;
+  struct engine_slot_counters counters;
+};
+
+/* The RT thread's immutable view of all slots. */
+struct engine_state {
+  uint32_t n_slots;
+  struct engine_slot *slots[ENGINE_MAX_SLOTS];
+};
+
+struct engine_stats {
+  _Atomic uint64_t cycles;
+  _Atomic uint64_t cycle_ns_max;
+  _Atomic uint64_t cycle_ns_sum;
+  _Atomic uint64_t xruns; /* counted by the backend */
+};
+
+/* Optional hooks around each cycle, for the RT-rules checker in the tests. */
+struct engine_rt_hooks {
+  void (*enter)(void);
+  void (*leave)(void);
+};
+
+struct engine {
+  struct shm_handover handover;
+  struct engine_state *rt_state; /* RT thread only while the backend runs */
+  struct engine_stats stats;
+  struct engine_rt_hooks hooks;
+
+  /* Control thread only. */
+  struct engine_state *latest; /* the table most recently published */
+  uint32_t in_flight;          /* tables offered and not yet handed back */
+};
+
+/* Control thread. Looks up the RT-rules checker hooks if the process has them. */
+void engine_init(struct engine *e);
+
+/*
+ * Creates a generation over a new segment built from params. The slot starts
+ * with one reference (the caller's). Returns 0 or -errno with a message.
+ */
+int engine_slot_create(const struct proto_segment_params *params, const char *name,
+                       struct engine_slot **out, char *err, size_t errlen);
+void engine_slot_ref(struct engine_slot *slot);
+void engine_slot_unref(struct engine_slot *slot);
+
+/*
+ * Publishes a new slot table (copied; slots gain a reference each). The RT
+ * thread adopts it at its next cycle; tables it hands back are reclaimed by
+ * engine_reclaim(). Returns 0 or -ENOMEM.
+ */
+int engine_publish(struct engine *e, struct engine_slot *const *slots, uint32_t n_slots);
+
+/*
+ * Frees tables the RT thread handed back. Returns how many are still moving
+ * (offered and not adopted, or replaced and not handed back yet); 0 when the
+ * RT thread runs on the latest table and nothing waits to be freed.
+ */
+uint32_t engine_reclaim(struct engine *e);
+
+/*
+ * Control thread, only while no RT thread runs (before the backend activates
+ * or after it closed): makes the latest table current at once and frees every
+ * other table.
+ */
+void engine_settle(struct engine *e);
+
+/* Frees everything. The backend must be closed. */
+void engine_destroy(struct engine *e);
+
+/* Queues a command for the slot's next cycle. 0 or -ENOSPC. Control thread. */
+int engine_slot_command(struct engine_slot *slot, const struct engine_cmd *cmd);
+
+/* The RT callback: one cycle of nframes for every slot. RT safe. */
+void engine_process(struct engine *e, const struct engine_io *io, uint32_t nframes);
+
+#endif

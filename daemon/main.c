@@ -1,0 +1,343 @@
+/*
+ * runwayd: hosts slots whose DSP runs in worker processes, a fixed latency
+ * ahead of the audio graph. main() reads top to bottom: options, loop,
+ * engine, backend, control server, signals, run, teardown.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "runwayd.h"
+#include "slots.h"
+
+#define HOUSEKEEPING_MS 100
+#define RECONNECT_MIN_MS 500
+#define RECONNECT_MAX_MS 5000
+
+uint64_t runwayd_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: runwayd [OPTIONS]\n"
+          "\n"
+          "Hosts runway slots on the audio graph; runs in the foreground.\n"
+          "\n"
+          "  --backend jack          audio server backend (only jack for now)\n"
+          "  --name NAME             JACK client name (default: runway)\n"
+          "  --socket PATH           control socket (default: $RUNWAY_SOCKET, else\n"
+          "                          $XDG_RUNTIME_DIR/runway/control.sock, else\n"
+          "                          /run/runway/control.sock)\n"
+          "  --config FILE           configuration file\n"
+          "  --state-dir DIR         where slots and their state are kept\n"
+          "  --latency-ms X          default write-ahead of new slots (default: 50)\n"
+          "  --log-level LEVEL       error, warn, info or debug (default: info)\n"
+          "  --worker PATH           runway-worker to run built-in plugins with\n"
+          "                          (default: $RUNWAY_WORKER, else beside runwayd)\n"
+          "  --stall-timeout-ms N    restart a worker that makes no progress for N ms\n"
+          "                          while input waits (default: 2000)\n"
+          "  --help, --version\n");
+}
+
+/* runway-worker: $RUNWAY_WORKER, else beside our own executable, else $PATH. */
+static void find_worker(char *buf, size_t len) {
+  const char *env = getenv("RUNWAY_WORKER");
+  if (env != NULL && env[0] != '\0') {
+    snprintf(buf, len, "%s", env);
+    return;
+  }
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    char candidate[PATH_MAX + 32];
+    int m = snprintf(candidate, sizeof(candidate), "%s/runway-worker", dirname(self));
+    if (m > 0 && (size_t)m < len && access(candidate, X_OK) == 0) {
+      memcpy(buf, candidate, (size_t)m + 1);
+      return;
+    }
+  }
+  snprintf(buf, len, "runway-worker");
+}
+
+static int parse_options(int argc, char **argv, struct runwayd_options *opt) {
+  enum { O_BACKEND = 256, O_NAME, O_SOCKET, O_CONFIG, O_STATE_DIR, O_LATENCY, O_LOG, O_WORKER,
+         O_STALL, O_HELP, O_VERSION };
+  static const struct option longopts[] = {
+      {"backend", required_argument, NULL, O_BACKEND},
+      {"name", required_argument, NULL, O_NAME},
+      {"socket", required_argument, NULL, O_SOCKET},
+      {"config", required_argument, NULL, O_CONFIG},
+      {"state-dir", required_argument, NULL, O_STATE_DIR},
+      {"latency-ms", required_argument, NULL, O_LATENCY},
+      {"log-level", required_argument, NULL, O_LOG},
+      {"worker", required_argument, NULL, O_WORKER},
+      {"stall-timeout-ms", required_argument, NULL, O_STALL},
+      {"help", no_argument, NULL, O_HELP},
+      {"version", no_argument, NULL, O_VERSION},
+      {NULL, 0, NULL, 0},
+  };
+  const char *socket = NULL;
+  char *end;
+  int c;
+
+  opt->backend = "jack";
+  opt->name = "runway";
+  opt->latency_ms = 50.0;
+  opt->log_level = LOG_INFO;
+  opt->stall_timeout_ms = 2000;
+  opt->user_instance = geteuid() != 0;
+  find_worker(opt->worker_path, sizeof(opt->worker_path));
+
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    switch (c) {
+    case O_BACKEND:
+      opt->backend = optarg;
+      if (strcmp(optarg, "jack") != 0) {
+        fprintf(stderr, "runwayd: backend \"%s\" is not available; use --backend jack\n", optarg);
+        return 2;
+      }
+      break;
+    case O_NAME:
+      opt->name = optarg;
+      break;
+    case O_SOCKET:
+      socket = optarg;
+      break;
+    case O_CONFIG:
+      opt->config_path = optarg;
+      break;
+    case O_STATE_DIR:
+      opt->state_dir = optarg;
+      break;
+    case O_LATENCY:
+      opt->latency_ms = strtod(optarg, &end);
+      if (*end != '\0' || !(opt->latency_ms > 0 && opt->latency_ms <= 2000)) {
+        fprintf(stderr, "runwayd: --latency-ms wants a number of milliseconds in (0, 2000]\n");
+        return 2;
+      }
+      break;
+    case O_LOG:
+      if (log_parse_level(optarg, &opt->log_level) != 0) {
+        fprintf(stderr, "runwayd: --log-level is one of error, warn, info, debug\n");
+        return 2;
+      }
+      break;
+    case O_WORKER:
+      snprintf(opt->worker_path, sizeof(opt->worker_path), "%s", optarg);
+      break;
+    case O_STALL:
+      opt->stall_timeout_ms = strtoull(optarg, &end, 10);
+      if (*end != '\0' || opt->stall_timeout_ms < 100) {
+        fprintf(stderr, "runwayd: --stall-timeout-ms wants at least 100\n");
+        return 2;
+      }
+      break;
+    case O_HELP:
+      usage(stdout);
+      return 1;
+    case O_VERSION:
+      printf("runwayd %s\n", RUNWAYD_VERSION);
+      return 1;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "runwayd: unexpected argument \"%s\"\n", argv[optind]);
+    return 2;
+  }
+  if (proto_socket_path(socket, opt->socket_path, sizeof(opt->socket_path)) != 0) {
+    fprintf(stderr, "runwayd: the control socket path is too long for a Unix socket\n");
+    return 2;
+  }
+  return 0;
+}
+
+/* ---- the audio server connection -------------------------------------------- */
+
+static void on_reconnect(uv_timer_t *t);
+
+static void try_connect(struct runwayd *d) {
+  char err[256];
+  int rc = backend_open(d->backend, err, sizeof(err));
+  if (rc == 0) {
+    log_info("connected to JACK as \"%s\": %u Hz, %u frames per period",
+             backend_client_name(d->backend), backend_sample_rate(d->backend),
+             backend_period(d->backend));
+    d->reconnect_delay_ms = RECONNECT_MIN_MS;
+    slots_backend_up(d);
+    return;
+  }
+  if (d->reconnect_delay_ms <= RECONNECT_MIN_MS)
+    log_warn("%s; retrying in the background", err);
+  uv_timer_start(&d->reconnect, on_reconnect, d->reconnect_delay_ms, 0);
+  d->reconnect_delay_ms *= 2;
+  if (d->reconnect_delay_ms > RECONNECT_MAX_MS)
+    d->reconnect_delay_ms = RECONNECT_MAX_MS;
+}
+
+static void on_reconnect(uv_timer_t *t) {
+  struct runwayd *d = t->data;
+  if (!d->stopping)
+    try_connect(d);
+}
+
+static void on_backend_event(void *user) {
+  struct runwayd *d = user;
+  uint32_t ev = backend_take_events(d->backend);
+  if (d->stopping || !backend_is_open(d->backend))
+    return;
+  if (ev & BACKEND_EV_SHUTDOWN) {
+    log_warn("the JACK server went away; slots wait until it is back");
+    backend_close(d->backend);
+    slots_backend_down(d);
+    d->reconnect_delay_ms = RECONNECT_MIN_MS;
+    uv_timer_start(&d->reconnect, on_reconnect, d->reconnect_delay_ms, 0);
+    return;
+  }
+  if (ev & (BACKEND_EV_PERIOD | BACKEND_EV_RATE)) {
+    char why[128];
+    snprintf(why, sizeof(why), "JACK now runs at %u Hz, %u frames per period",
+             backend_sample_rate(d->backend), backend_period(d->backend));
+    slots_rebuild_all(d, why);
+  }
+}
+
+/* ---- loop callbacks ------------------------------------------------------------ */
+
+/* Housekeeping: one periodic timer for everything that is not driven by an event. */
+static void on_housekeeping(uv_timer_t *t) {
+  struct runwayd *d = t->data;
+  d->housekeeping_ticks++;
+  slots_housekeeping(d, runwayd_now_ms());
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum) {
+  struct runwayd *d = h->data;
+  log_info("received %s, stopping", strsignal(signum));
+  d->stopping = true;
+  uv_stop(d->loop);
+}
+
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)h;
+  (void)signum;
+  log_info("SIGHUP: no configuration file to reload");
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+int main(int argc, char **argv) {
+  struct runwayd d;
+  char err[512];
+  int rc;
+
+  memset(&d, 0, sizeof(d));
+  d.exit_status = 1;
+  rc = parse_options(argc, argv, &d.opt);
+  if (rc != 0)
+    return rc == 1 ? 0 : rc;
+  log_set_level(d.opt.log_level);
+  /* A client that disconnects mid-write must not kill the daemon. */
+  signal(SIGPIPE, SIG_IGN);
+  /*
+   * Keep every page resident so the RT callback never takes a page fault on
+   * code, stack or heap; without the privilege (RLIMIT_MEMLOCK) it still runs.
+   */
+  if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+    log_warn("cannot lock memory (%s); page faults may cause xruns. Raise LimitMEMLOCK.",
+             strerror(errno));
+
+  rc = catalog_load(&d.catalog, d.opt.worker_path, err, sizeof(err));
+  if (rc != 0) {
+    log_error("cannot learn the built-in plugins: %s", err);
+    return 1;
+  }
+
+  d.loop = uv_default_loop();
+  d.started_ms = runwayd_now_ms();
+  engine_init(&d.engine);
+  rc = backend_create(d.loop, &d.engine, d.opt.name, on_backend_event, &d, &d.backend);
+  if (rc != 0) {
+    log_error("cannot create the backend: %s", strerror(-rc));
+    goto out;
+  }
+
+  struct control_config cc = {
+      .path = d.opt.socket_path,
+      .mode = d.opt.user_instance ? 0600 : 0660,
+      .group = (gid_t)-1,
+  };
+  rc = control_server_start(d.loop, &cc, commands_dispatch, &d, &d.control, err, sizeof(err));
+  if (rc != 0) {
+    log_error("%s", err);
+    goto out;
+  }
+  log_info("listening on %s", d.opt.socket_path);
+
+  uv_signal_init(d.loop, &d.sig_term);
+  uv_signal_init(d.loop, &d.sig_int);
+  uv_signal_init(d.loop, &d.sig_hup);
+  d.sig_term.data = d.sig_int.data = d.sig_hup.data = &d;
+  uv_signal_start(&d.sig_term, on_stop_signal, SIGTERM);
+  uv_signal_start(&d.sig_int, on_stop_signal, SIGINT);
+  uv_signal_start(&d.sig_hup, on_sighup, SIGHUP);
+
+  uv_timer_init(d.loop, &d.reconnect);
+  d.reconnect.data = &d;
+  d.reconnect_delay_ms = RECONNECT_MIN_MS;
+  try_connect(&d);
+
+  uv_timer_init(d.loop, &d.housekeeping);
+  d.housekeeping.data = &d;
+  uv_timer_start(&d.housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
+
+  uv_run(d.loop, UV_RUN_DEFAULT);
+  d.exit_status = 0;
+
+out:
+  d.stopping = true;
+  if (d.control != NULL)
+    control_server_stop(d.control);
+  if (d.backend != NULL)
+    backend_close(d.backend);
+  slots_shutdown(&d);
+  engine_destroy(&d.engine);
+  backend_destroy(d.backend);
+  catalog_free(&d.catalog);
+  /*
+   * Let the workers that got SIGTERM exit and be reaped (their kill timers
+   * escalate to SIGKILL), then close whatever handle is left.
+   */
+  if (d.loop != NULL) {
+    uv_timer_stop(&d.housekeeping);
+    uv_timer_stop(&d.reconnect);
+    uv_signal_stop(&d.sig_term);
+    uv_signal_stop(&d.sig_int);
+    uv_signal_stop(&d.sig_hup);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    uv_walk(d.loop, close_walk, NULL);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    uv_loop_close(d.loop);
+  }
+  log_info("stopped");
+  return d.exit_status;
+}

@@ -1,0 +1,143 @@
+/*
+ * Slots: the daemon's model of what it hosts, and each slot's life.
+ *
+ * A slot has a name, ports that live as long as it does (while the server is
+ * connected), a latency L fixed for its life, and a current generation: an
+ * engine slot over a fresh segment, with the worker that fills it. Every
+ * worker (re)start gets a new generation, so a crashed or hostile worker's
+ * leftovers never reach the next one; the RT thread switches generations at
+ * a cycle boundary through the state ping-pong, and the new timeline keeps
+ * the exact alignment (output at p is the answer to input at p - L).
+ *
+ * Control thread only.
+ */
+#ifndef RUNWAY_DAEMON_SLOTS_H
+#define RUNWAY_DAEMON_SLOTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "protocol.h"
+#include "runwayd.h"
+#include "supervisor.h"
+
+enum slot_kind { SLOT_PLUGIN, SLOT_EXEC, SLOT_EXTERNAL };
+
+enum slot_state { SLOT_STARTING, SLOT_RUNNING, SLOT_RESTARTING, SLOT_FAULTED, SLOT_STOPPED };
+
+const char *slot_state_name(enum slot_state state);
+
+/* Counters carried over from generations that are gone. */
+struct slot_totals {
+  uint64_t cycles;
+  uint64_t underruns;
+  uint64_t underrun_frames;
+  uint64_t overruns;
+  uint64_t nonfinite_samples;
+  uint64_t events_dropped;
+  uint64_t wakeups;
+  uint64_t faults;
+  uint64_t skipped_frames;
+  uint64_t discontinuities;
+  int64_t headroom_min_frames; /* INT64_MAX: none */
+};
+
+struct slot {
+  struct runwayd *d;
+  int refs; /* the table's, plus one per live generation */
+  bool removed;
+
+  char name[PROTO_SLOT_NAME_MAX + 1];
+  enum slot_kind kind;
+  char *plugin; /* built-in plugin name, or NULL */
+  char *exec;   /* command line for SLOT_EXEC, or NULL */
+  uint32_t n_in;
+  uint32_t n_out;
+  bool midi;
+  double latency_ms;       /* > 0 when L was given in ms (kept in time across rate changes) */
+  uint32_t latency_frames; /* > 0 when L was given in frames */
+  uint32_t latency;        /* L in effect, frames */
+  enum slot_state state;
+  char last_error[256];
+
+  /* Ports, valid while port_epoch == backend_epoch() and the backend is open. */
+  uint64_t port_epoch;
+  bool has_ports;
+  void *in_ports[RW_MAX_CHANNELS];
+  void *out_ports[RW_MAX_CHANNELS];
+  void *midi_port;
+  char *in_names[RW_MAX_CHANNELS];
+  char *out_names[RW_MAX_CHANNELS];
+  char *midi_name;
+
+  struct engine_slot *gen;
+  uint64_t generation;
+  bool gen_used; /* a worker has attached to the current generation */
+
+  struct worker_proc *proc; /* managed worker, or NULL */
+  struct control_conn *attached; /* external worker's connection, or NULL */
+  pid_t pid;
+  uint32_t restarts;
+  uint32_t failures; /* failures in a row, for the backoff */
+  uint64_t started_ms;
+  uv_timer_t restart_timer;
+  bool restart_pending;
+  struct stall_watch stall;
+
+  struct slot_totals base;
+};
+
+struct slot_spec {
+  const char *name;
+  enum slot_kind kind;
+  const char *plugin;
+  const char *exec;
+  int64_t inputs;  /* -1: the plugin's (2 for exec and external) */
+  int64_t outputs; /* -1: the plugin's */
+  int midi;        /* -1: the plugin's; 0 or 1 */
+  double latency_ms;      /* 0: not given */
+  int64_t latency_frames; /* 0: not given */
+};
+
+/*
+ * Adds a slot. With the server connected it gets ports, a segment and a
+ * worker at once; without, it waits in state "stopped" until it connects.
+ * Returns 0, or a proto error code with a message.
+ */
+enum proto_err slots_add(struct runwayd *d, const struct slot_spec *spec, struct slot **out,
+                         char *err, size_t errlen);
+
+/* Stops the worker, removes the ports once the RT thread let go of them. */
+void slots_remove(struct runwayd *d, struct slot *s);
+
+/* Replaces the worker at once (a new generation). */
+enum proto_err slots_restart(struct runwayd *d, struct slot *s, char *err, size_t errlen);
+
+struct slot *slots_find(struct runwayd *d, const char *name);
+
+/*
+ * Hands the slot's segment to an attaching external worker on conn (answers
+ * the request itself, fd attached). Returns PROTO_OK when it replied.
+ */
+enum proto_err slots_attach(struct runwayd *d, struct slot *s, struct control_conn *conn,
+                            json_t *id, char *err, size_t errlen);
+
+json_t *slot_to_json(const struct slot *s);
+json_t *slot_stats_json(const struct slot *s);
+
+/* Periodic checks: faults, attachment, stalls, corrupted segments, reclaiming tables. */
+void slots_housekeeping(struct runwayd *d, uint64_t now_ms);
+
+/* The server connected: ports, generations and workers for every slot. */
+void slots_backend_up(struct runwayd *d);
+/* The server went away (the backend is closed): workers stop, slots wait. */
+void slots_backend_down(struct runwayd *d);
+/* The period or rate changed: every slot gets a new generation and worker. */
+void slots_rebuild_all(struct runwayd *d, const char *why);
+
+/* Stops every worker and frees every slot. The backend must be closed. */
+void slots_shutdown(struct runwayd *d);
+
+#endif
