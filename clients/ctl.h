@@ -1,0 +1,78 @@
+/*
+ * runwayctl's pure parts, kept out of main() so that the unit tests can call
+ * them: the command line to request translation (ctl_args.c, driven by
+ * proto_commands[]) and the human-readable output (ctl_format.c).
+ */
+#ifndef RUNWAY_CLIENTS_CTL_H
+#define RUNWAY_CLIENTS_CTL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "protocol.h"
+
+/* Exit statuses (DESIGN.md "runwayctl"). */
+enum ctl_exit {
+  CTL_EXIT_OK = 0,
+  CTL_EXIT_ERROR = 1,      /* the daemon answered with an error (or nonsense) */
+  CTL_EXIT_USAGE = 2,      /* bad command line */
+  CTL_EXIT_UNREACHABLE = 3 /* no daemon at the socket, or no answer in time */
+};
+
+#define CTL_DEFAULT_TIMEOUT_S 10.0
+
+enum ctl_action {
+  CTL_RUN,     /* send request */
+  CTL_HELP,    /* print help: for command if set, else the general help */
+  CTL_VERSION, /* print the version */
+};
+
+struct ctl_args {
+  enum ctl_action action;
+  const char *socket; /* --socket, or NULL for proto_socket_path's default */
+  int json;           /* --json */
+  double timeout_s;   /* --timeout */
+  const struct proto_command *command;
+  json_t *request; /* CTL_RUN: {"id":1,"cmd":...,"args":{...}}, owned */
+};
+
+/*
+ * Parses runwayctl's command line (argv[0] is skipped). Global options go
+ * anywhere; a command's own options after its words. Returns 0, or -EINVAL
+ * for a usage error with a message in err.
+ */
+int ctl_parse_args(int argc, char *const argv[], struct ctl_args *out, char *err, size_t errlen);
+
+void ctl_args_free(struct ctl_args *args);
+
+/* The general help, with the command list from proto_commands[]. */
+void ctl_print_help(FILE *f);
+
+/* One command's usage, description and arguments. */
+void ctl_print_command_help(FILE *f, const struct proto_command *cmd);
+
+/*
+ * Interprets one response line to request: prints the result (human or,
+ * with json, the result object as one JSON document) to out, or the error to
+ * err_out ("runwayctl: <code>: <message>"; with json, the error object to
+ * out). Returns CTL_EXIT_OK or CTL_EXIT_ERROR.
+ */
+int ctl_handle_response(const char *line, size_t len, const json_t *request, int json, FILE *out,
+                        FILE *err_out);
+
+/* Human output of one command's result; unknown commands print JSON. */
+void ctl_print_result(FILE *f, const json_t *request, const json_t *result);
+
+void ctl_print_status(FILE *f, const json_t *result);
+void ctl_print_plugins(FILE *f, const json_t *result);
+void ctl_print_slot_list(FILE *f, const json_t *result);
+/* One line: "slot NAME <verb>: ..." with the latency and the full port names. */
+void ctl_print_slot(FILE *f, const char *verb, const json_t *slot);
+void ctl_print_stats(FILE *f, const json_t *result);
+
+/* "2400 frames (50.0 ms)" style latency of a slot object into buf. */
+void ctl_format_latency(char *buf, size_t len, const json_t *slot, double sample_rate);
+
+#endif

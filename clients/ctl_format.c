@@ -1,0 +1,391 @@
+#include "ctl.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CELL_MAX 160
+
+/*
+ * Strings from the daemon go to a terminal: control characters (escape
+ * sequences) are shown as '?'. A missing value prints as "-".
+ */
+static void clean_into(char *buf, size_t len, const char *s) {
+  size_t i = 0;
+  if (s == NULL)
+    s = "-";
+  for (; *s != '\0' && i + 1 < len; s++)
+    buf[i++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+  buf[i] = '\0';
+}
+
+/* Any scalar as text: strings cleaned, numbers as numbers, null or missing as "-". */
+static void scalar(char *buf, size_t len, const json_t *v) {
+  switch (v != NULL ? json_typeof(v) : JSON_NULL) {
+  case JSON_STRING:
+    clean_into(buf, len, json_string_value(v));
+    break;
+  case JSON_INTEGER:
+    snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    break;
+  case JSON_REAL:
+    snprintf(buf, len, "%g", json_real_value(v));
+    break;
+  case JSON_TRUE:
+    snprintf(buf, len, "yes");
+    break;
+  case JSON_FALSE:
+    snprintf(buf, len, "no");
+    break;
+  default:
+    snprintf(buf, len, "-");
+  }
+}
+
+static void field(char *buf, size_t len, const json_t *obj, const char *key) {
+  scalar(buf, len, json_object_get(obj, key));
+}
+
+static double number(const json_t *obj, const char *key, double fallback) {
+  const json_t *v = json_object_get(obj, key);
+  return json_is_number(v) ? json_number_value(v) : fallback;
+}
+
+void ctl_format_latency(char *buf, size_t len, const json_t *slot, double sample_rate) {
+  const json_t *frames = json_object_get(slot, "latency_frames");
+  double ms = number(slot, "latency_ms", NAN);
+
+  if (!json_is_integer(frames)) {
+    if (isnan(ms))
+      snprintf(buf, len, "-");
+    else
+      snprintf(buf, len, "%.1f ms", ms);
+    return;
+  }
+  if (isnan(ms) && sample_rate > 0)
+    ms = (double)json_integer_value(frames) * 1000.0 / sample_rate;
+  if (isnan(ms))
+    snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(frames));
+  else
+    snprintf(buf, len, "%" JSON_INTEGER_FORMAT " (%.1f ms)", json_integer_value(frames), ms);
+}
+
+/* A table: cells[row * ncols + col], each CELL_MAX bytes; row 0 is the header. */
+struct table {
+  size_t ncols, nrows, cap;
+  char (*cells)[CELL_MAX];
+};
+
+static char *table_cell(struct table *t, size_t row, size_t col) {
+  static char scratch[CELL_MAX];
+  if (row >= t->nrows || t->cells == NULL)
+    return scratch;
+  return t->cells[row * t->ncols + col];
+}
+
+static int table_add_row(struct table *t) {
+  if (t->nrows == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 8;
+    void *cells = realloc(t->cells, cap * t->ncols * CELL_MAX);
+    if (cells == NULL)
+      return -1;
+    t->cells = cells;
+    t->cap = cap;
+  }
+  memset(t->cells[t->nrows * t->ncols], 0, t->ncols * CELL_MAX);
+  t->nrows++;
+  return 0;
+}
+
+static void table_print(FILE *f, struct table *t) {
+  size_t width[16] = {0};
+  for (size_t r = 0; r < t->nrows; r++)
+    for (size_t c = 0; c < t->ncols && c < 16; c++) {
+      size_t w = strlen(table_cell(t, r, c));
+      if (w > width[c])
+        width[c] = w;
+    }
+  for (size_t r = 0; r < t->nrows; r++) {
+    for (size_t c = 0; c < t->ncols; c++) {
+      const char *s = table_cell(t, r, c);
+      if (c + 1 == t->ncols)
+        fprintf(f, "%s\n", s);
+      else
+        fprintf(f, "%-*s  ", (int)width[c], s);
+    }
+  }
+  free(t->cells);
+  t->cells = NULL;
+}
+
+void ctl_print_status(FILE *f, const json_t *result) {
+  static const struct {
+    const char *key, *label;
+  } rows[] = {
+      {"version", "version"},         {"pid", "pid"},
+      {"backend", "backend"},         {"backend_state", "backend state"},
+      {"name", "client name"},        {"sample_rate", "sample rate"},
+      {"period", "period"},           {"slots", "slots"},
+      {"uptime_s", "uptime"},         {"socket", "socket"},
+  };
+  double rate = number(result, "sample_rate", 0);
+
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    const json_t *v = json_object_get(result, rows[i].key);
+    char value[CELL_MAX];
+    if (v == NULL)
+      continue;
+    scalar(value, sizeof(value), v);
+    if (strcmp(rows[i].key, "sample_rate") == 0 && json_is_number(v)) {
+      snprintf(value, sizeof(value), "%g Hz", json_number_value(v));
+    } else if (strcmp(rows[i].key, "period") == 0 && json_is_integer(v) && rate > 0) {
+      snprintf(value, sizeof(value), "%" JSON_INTEGER_FORMAT " frames (%.2f ms)",
+               json_integer_value(v), (double)json_integer_value(v) * 1000.0 / rate);
+    } else if (strcmp(rows[i].key, "uptime_s") == 0 && json_is_number(v)) {
+      uint64_t s = (uint64_t)fmax(0, json_number_value(v));
+      snprintf(value, sizeof(value), "%" PRIu64 "h %02" PRIu64 "m %02" PRIu64 "s", s / 3600,
+               s / 60 % 60, s % 60);
+    }
+    fprintf(f, "%s: %s\n", rows[i].label, value);
+  }
+}
+
+void ctl_print_plugins(FILE *f, const json_t *result) {
+  const json_t *plugins = json_object_get(result, "plugins");
+  size_t i, j;
+  const json_t *p, *param;
+
+  if (json_array_size(plugins) == 0) {
+    fprintf(f, "no plugins\n");
+    return;
+  }
+  json_array_foreach(plugins, i, p) {
+    char name[CELL_MAX], desc[CELL_MAX], in[32], out[32];
+    field(name, sizeof(name), p, "name");
+    field(in, sizeof(in), p, "inputs");
+    field(out, sizeof(out), p, "outputs");
+    fprintf(f, "%s: %s in, %s out%s", name, in, out,
+            json_is_true(json_object_get(p, "midi")) ? ", MIDI" : "");
+    if (json_is_string(json_object_get(p, "description"))) {
+      field(desc, sizeof(desc), p, "description");
+      fprintf(f, " - %s", desc);
+    }
+    fprintf(f, "\n");
+    json_array_foreach(json_object_get(p, "params"), j, param) {
+      char id[CELL_MAX], pname[CELL_MAX], min[32], max[32], def[32], unit[32];
+      field(id, sizeof(id), param, "id");
+      field(pname, sizeof(pname), param, "name");
+      field(min, sizeof(min), param, "min");
+      field(max, sizeof(max), param, "max");
+      field(def, sizeof(def), param, "default");
+      if (json_is_string(json_object_get(param, "unit")))
+        field(unit, sizeof(unit), param, "unit");
+      else
+        unit[0] = '\0';
+      fprintf(f, "  %s %s: %s .. %s%s%s, default %s\n", id, pname, min, max, unit[0] ? " " : "",
+              unit, def);
+    }
+  }
+}
+
+static void ports_summary(char *buf, size_t len, const json_t *slot) {
+  const json_t *ports = json_object_get(slot, "ports");
+  const json_t *midi = json_object_get(ports, "midi");
+  if (!json_is_object(ports)) {
+    snprintf(buf, len, "-");
+    return;
+  }
+  snprintf(buf, len, "%zu in, %zu out%s", json_array_size(json_object_get(ports, "inputs")),
+           json_array_size(json_object_get(ports, "outputs")),
+           json_is_string(midi) ? ", midi" : "");
+}
+
+void ctl_print_slot_list(FILE *f, const json_t *result) {
+  static const char *const header[] = {"NAME", "PLUGIN", "STATE", "PID", "LATENCY", "PORTS"};
+  const json_t *slots = json_object_get(result, "slots");
+  double rate = number(result, "sample_rate", 0);
+  struct table t = {.ncols = 6};
+  const json_t *s;
+  size_t i;
+
+  if (json_array_size(slots) == 0) {
+    fprintf(f, "no slots; add one with `runwayctl slot add NAME --plugin P`\n");
+    return;
+  }
+  if (table_add_row(&t) != 0)
+    return;
+  for (size_t c = 0; c < 6; c++)
+    snprintf(table_cell(&t, 0, c), CELL_MAX, "%s", header[c]);
+  json_array_foreach(slots, i, s) {
+    if (table_add_row(&t) != 0)
+      break;
+    size_t r = t.nrows - 1;
+    field(table_cell(&t, r, 0), CELL_MAX, s, "name");
+    field(table_cell(&t, r, 1), CELL_MAX, s, "plugin");
+    field(table_cell(&t, r, 2), CELL_MAX, s, "state");
+    field(table_cell(&t, r, 3), CELL_MAX, s, "pid");
+    ctl_format_latency(table_cell(&t, r, 4), CELL_MAX, s, number(s, "sample_rate", rate));
+    ports_summary(table_cell(&t, r, 5), CELL_MAX, s);
+  }
+  table_print(f, &t);
+}
+
+static void port_names(FILE *f, const json_t *list) {
+  size_t i;
+  const json_t *p;
+  char name[CELL_MAX];
+  if (json_array_size(list) == 0)
+    fprintf(f, "-");
+  json_array_foreach(list, i, p) {
+    scalar(name, sizeof(name), p);
+    fprintf(f, "%s%s", i ? " " : "", name);
+  }
+}
+
+void ctl_print_slot(FILE *f, const char *verb, const json_t *slot) {
+  char name[CELL_MAX], plugin[CELL_MAX], state[CELL_MAX], latency[64];
+  const json_t *ports = json_object_get(slot, "ports");
+  const json_t *midi = json_object_get(ports, "midi");
+
+  field(name, sizeof(name), slot, "name");
+  field(plugin, sizeof(plugin), slot, "plugin");
+  field(state, sizeof(state), slot, "state");
+  ctl_format_latency(latency, sizeof(latency), slot, number(slot, "sample_rate", 0));
+  fprintf(f, "slot %s %s: %s, %s, latency %s", name, verb, plugin, state, latency);
+  if (json_is_object(ports)) {
+    fprintf(f, "; ports in: ");
+    port_names(f, json_object_get(ports, "inputs"));
+    fprintf(f, " out: ");
+    port_names(f, json_object_get(ports, "outputs"));
+    if (json_is_string(midi)) {
+      char m[CELL_MAX];
+      scalar(m, sizeof(m), midi);
+      fprintf(f, " midi: %s", m);
+    }
+  }
+  fprintf(f, "\n");
+}
+
+void ctl_print_stats(FILE *f, const json_t *result) {
+  static const struct {
+    const char *key, *header;
+  } cols[] = {
+      {"name", "NAME"},
+      {"underruns", "UNDERRUNS"},
+      {"underrun_frames", "UNDERRUN_FRAMES"},
+      {"skipped_frames", "SKIPPED_FRAMES"},
+      {"overruns", "OVERRUNS"},
+      {"nonfinite_samples", "NONFINITE"},
+      {"restarts", "RESTARTS"},
+      {"latency_frames", "LATENCY"},
+      {"headroom_min_frames", "HEADROOM_MIN"},
+      {"cycles", "CYCLES"},
+  };
+  const size_t ncols = sizeof(cols) / sizeof(cols[0]);
+  const json_t *daemon = json_object_get(result, "daemon");
+  const json_t *slots = json_object_get(result, "slots");
+  struct table t = {.ncols = ncols};
+  const json_t *s;
+  size_t i;
+
+  if (json_is_object(daemon)) {
+    char xruns[32], cycles[32];
+    field(xruns, sizeof(xruns), daemon, "xruns");
+    field(cycles, sizeof(cycles), daemon, "cycles");
+    fprintf(f, "daemon: xruns %s, cycles %s, RT cycle max %.1f us, avg %.1f us\n", xruns, cycles,
+            number(daemon, "rt_cycle_ns_max", 0) / 1000.0,
+            number(daemon, "rt_cycle_ns_avg", 0) / 1000.0);
+  }
+  if (json_array_size(slots) == 0) {
+    fprintf(f, "no slots\n");
+    return;
+  }
+  if (table_add_row(&t) != 0)
+    return;
+  for (size_t c = 0; c < ncols; c++)
+    snprintf(table_cell(&t, 0, c), CELL_MAX, "%s", cols[c].header);
+  json_array_foreach(slots, i, s) {
+    if (table_add_row(&t) != 0)
+      break;
+    for (size_t c = 0; c < ncols; c++)
+      field(table_cell(&t, t.nrows - 1, c), CELL_MAX, s, cols[c].key);
+  }
+  table_print(f, &t);
+}
+
+void ctl_print_result(FILE *f, const json_t *request, const json_t *result) {
+  const char *cmd = json_string_value(json_object_get(request, "cmd"));
+  const json_t *args = json_object_get(request, "args");
+  char name[CELL_MAX];
+
+  if (cmd == NULL)
+    cmd = "";
+  if (strcmp(cmd, "status") == 0) {
+    ctl_print_status(f, result);
+  } else if (strcmp(cmd, "plugins") == 0) {
+    ctl_print_plugins(f, result);
+  } else if (strcmp(cmd, "slot.list") == 0) {
+    ctl_print_slot_list(f, result);
+  } else if (strcmp(cmd, "slot.add") == 0) {
+    ctl_print_slot(f, "added", result);
+  } else if (strcmp(cmd, "slot.restart") == 0) {
+    ctl_print_slot(f, "restarted", result);
+  } else if (strcmp(cmd, "slot.remove") == 0) {
+    field(name, sizeof(name), args, "name");
+    fprintf(f, "slot %s removed\n", name);
+  } else if (strcmp(cmd, "stats") == 0) {
+    ctl_print_stats(f, result);
+  } else if (json_object_size(result) > 0) {
+    /* A command without a human form yet: its result as JSON beats nothing. */
+    json_dumpf(result, f, JSON_INDENT(2));
+    fprintf(f, "\n");
+  }
+}
+
+int ctl_handle_response(const char *line, size_t len, const json_t *request, int json, FILE *out,
+                        FILE *err_out) {
+  json_error_t jerr;
+  json_t *msg = json_loadb(line, len, 0, &jerr);
+  const json_t *ok, *result, *error;
+  char code[CELL_MAX], message[1024];
+  int rc = CTL_EXIT_ERROR;
+
+  if (!json_is_object(msg)) {
+    fprintf(err_out, "runwayctl: runwayd sent an answer that is not a JSON object (%s); is the "
+                     "socket really runwayd's?\n",
+            msg == NULL ? jerr.text : "wrong type");
+    goto out;
+  }
+  ok = json_object_get(msg, "ok");
+  if (json_is_true(ok)) {
+    result = json_object_get(msg, "result");
+    if (json) {
+      if (result == NULL)
+        fprintf(out, "{}\n");
+      else if (json_dumpf(result, out, JSON_INDENT(2) | JSON_ENCODE_ANY) == 0)
+        fprintf(out, "\n");
+    } else {
+      ctl_print_result(out, request, result);
+    }
+    rc = CTL_EXIT_OK;
+    goto out;
+  }
+  error = json_object_get(msg, "error");
+  if (!json_is_false(ok) || !json_is_object(error)) {
+    fprintf(err_out, "runwayctl: runwayd sent an answer without \"ok\" and \"error\"; is the "
+                     "socket really runwayd's?\n");
+    goto out;
+  }
+  if (json) {
+    if (json_dumpf(error, out, JSON_INDENT(2)) == 0)
+      fprintf(out, "\n");
+  } else {
+    field(code, sizeof(code), error, "code");
+    field(message, sizeof(message), error, "message");
+    fprintf(err_out, "runwayctl: %s: %s\n", code, message);
+  }
+out:
+  json_decref(msg);
+  return rc;
+}

@@ -1,0 +1,48 @@
+# Shared by scripts/test.sh and scripts/demo.sh: package installation and build.
+# shellcheck shell=bash
+
+RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# Debian packages runway needs to build and test. jackd2 asks whether to enable
+# real-time priority; DEBIAN_FRONTEND=noninteractive answers with the default.
+RUNWAY_PACKAGES=(
+  build-essential cmake pkg-config
+  jackd2 libjack-jackd2-dev
+  libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Installs whichever of the given packages are missing, running apt-get update
+# at most once. Needs root (or sudo) only when something is missing.
+install_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { log "need root to install: ${missing[*]}"; return 1; }
+    sudo=(sudo)
+  fi
+  log "installing ${missing[*]}"
+  if [ -z "${RUNWAY_APT_UPDATED:-}" ]; then
+    "${sudo[@]}" apt-get update -qq
+    RUNWAY_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+# configure_and_build DIR [cmake options...]
+configure_and_build() {
+  local dir=$1
+  shift
+  cmake -S "$RUNWAY_ROOT" -B "$RUNWAY_ROOT/$dir" "$@" >/dev/null
+  cmake --build "$RUNWAY_ROOT/$dir" -j"$(nproc)"
+}

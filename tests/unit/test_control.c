@@ -1,0 +1,923 @@
+/*
+ * daemon/control: the control server on a real socket in a temporary
+ * directory. The test process runs the server's libuv loop and talks to it
+ * through plain client sockets from the same thread: every wait polls the
+ * client socket briefly and turns the loop once (UV_RUN_NOWAIT), until a
+ * condition holds or a deadline passes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "control.h"
+
+#define DEADLINE_MS 5000
+
+struct client {
+  int fd;
+  char buf[1 << 17];
+  size_t len;
+  int eof;
+  int passed_fd; /* from SCM_RIGHTS, or -1 */
+};
+
+struct fixture {
+  uv_loop_t loop;
+  char dir[64];
+  char path[128];
+  struct control_config cfg;
+  struct control_server *server;
+  char err[256];
+
+  /* What the dispatch callback saw and did. */
+  int dispatched;
+  pid_t last_pid;
+  uid_t last_uid;
+  struct control_conn *held; /* the connection a "plugins" request handed over */
+  int held_closed;
+  int owner_closed;
+  int memfd;
+  int send_fd_rc;
+};
+
+static struct fixture *fx;
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void pump(void) {
+  uv_run(&fx->loop, UV_RUN_NOWAIT);
+}
+
+static void on_owner_close(struct control_conn *conn, void *owner) {
+  (void)conn;
+  (*(int *)owner)++;
+}
+
+static void on_held_close(struct control_conn *conn, void *owner) {
+  (void)owner;
+  if (fx->held == conn)
+    fx->held = NULL;
+  fx->held_closed++;
+}
+
+static json_t *dispatch(void *user, struct control_conn *conn, const struct proto_request *req) {
+  struct fixture *f = user;
+  const char *name = json_string_value(json_object_get(req->args, "name"));
+
+  f->dispatched++;
+  f->last_pid = control_conn_pid(conn);
+  f->last_uid = control_conn_uid(conn);
+
+  if (strcmp(req->cmd, "worker.attach") == 0) {
+    json_t *resp = proto_response_ok(req->id, json_pack("{s:s}", "slot", "s"));
+    f->send_fd_rc = control_conn_send_with_fd(conn, resp, f->memfd);
+    json_decref(resp);
+    control_conn_set_owner(conn, &f->owner_closed, on_owner_close);
+    return NULL;
+  }
+  if (strcmp(req->cmd, "plugins") == 0) {
+    /* Like a subscription: the test sends events on this connection later. */
+    f->held = conn;
+    control_conn_set_owner(conn, f, on_held_close);
+    return proto_response_ok(req->id, NULL);
+  }
+  if (strcmp(req->cmd, "slot.remove") == 0 && name != NULL && strcmp(name, "bye") == 0) {
+    json_t *resp = proto_response_ok(req->id, json_pack("{s:s}", "bye", "bye"));
+    assert_int_equal(control_conn_send(conn, resp), 0);
+    json_decref(resp);
+    control_conn_close(conn);
+    assert_int_equal(control_conn_send(conn, resp), -EPIPE);
+    return NULL;
+  }
+  if (strcmp(req->cmd, "slot.list") == 0) {
+    /* An answer over the line limit. */
+    char *big = malloc(PROTO_MAX_LINE + 100);
+    memset(big, 'x', PROTO_MAX_LINE + 99);
+    big[PROTO_MAX_LINE + 99] = '\0';
+    json_t *resp = proto_response_ok(req->id, json_pack("{s:s}", "big", big));
+    free(big);
+    return resp;
+  }
+  if (strcmp(req->cmd, "slot.restart") == 0)
+    return proto_response_error(req->id, PROTO_E_NOT_FOUND, "no slot named %s", name);
+  return proto_response_ok(req->id, json_pack("{s:s,s:O}", "cmd", req->cmd, "args", req->args));
+}
+
+static void default_config(void) {
+  memset(&fx->cfg, 0, sizeof(fx->cfg));
+  fx->cfg.path = fx->path;
+  fx->cfg.mode = 0660;
+  fx->cfg.group = (gid_t)-1;
+}
+
+static int start(void) {
+  return control_server_start(&fx->loop, &fx->cfg, dispatch, fx, &fx->server, fx->err,
+                              sizeof(fx->err));
+}
+
+static void start_ok(void) {
+  int rc = start();
+  if (rc != 0)
+    fail_msg("control_server_start: %d %s", rc, fx->err);
+}
+
+static int setup(void **state) {
+  fx = calloc(1, sizeof(*fx));
+  assert_non_null(fx);
+  assert_int_equal(uv_loop_init(&fx->loop), 0);
+  snprintf(fx->dir, sizeof(fx->dir), "/tmp/rw-control-XXXXXX");
+  assert_non_null(mkdtemp(fx->dir));
+  snprintf(fx->path, sizeof(fx->path), "%s/control.sock", fx->dir);
+  fx->memfd = -1;
+  default_config();
+  *state = fx;
+  return 0;
+}
+
+static void stop_server(void) {
+  if (fx->server != NULL) {
+    control_server_stop(fx->server);
+    fx->server = NULL;
+  }
+  /* Let the close callbacks run so that the loop closes cleanly. */
+  uv_run(&fx->loop, UV_RUN_DEFAULT);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[160];
+  stop_server();
+  assert_int_equal(uv_loop_close(&fx->loop), 0);
+  if (fx->memfd >= 0)
+    close(fx->memfd);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
+  assert_int_equal(system(cmd), 0);
+  free(fx);
+  fx = NULL;
+  return 0;
+}
+
+static struct client *client_connect(void) {
+  struct client *c = calloc(1, sizeof(*c));
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  assert_non_null(c);
+  c->passed_fd = -1;
+  c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  assert_true(c->fd >= 0);
+  assert_true(strlen(fx->path) < sizeof(addr.sun_path));
+  memcpy(addr.sun_path, fx->path, strlen(fx->path) + 1);
+  /* Completes at once while the server's backlog has room. */
+  if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
+    fail_msg("connect %s: %s", fx->path, strerror(errno));
+  return c;
+}
+
+static void client_free(struct client *c) {
+  if (c == NULL)
+    return;
+  if (c->passed_fd >= 0)
+    close(c->passed_fd);
+  close(c->fd);
+  free(c);
+}
+
+/* Writes everything, turning the loop whenever the socket is full. */
+static void client_send_n(struct client *c, const char *data, size_t len) {
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (len > 0) {
+    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+    if (n > 0) {
+      data += n;
+      len -= (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN)
+      fail_msg("send: %s", strerror(errno));
+    if (now_ms() > deadline)
+      fail_msg("send did not finish within %d ms", DEADLINE_MS);
+    pump();
+  }
+  pump();
+}
+
+static void client_send(struct client *c, const char *s) {
+  client_send_n(c, s, strlen(s));
+}
+
+/* Reads whatever is there (with any passed fd); returns 0 when nothing came. */
+static int client_fill(struct client *c) {
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } cbuf;
+  struct iovec iov = {.iov_base = c->buf + c->len, .iov_len = sizeof(c->buf) - c->len};
+  struct msghdr mh = {.msg_iov = &iov,
+                      .msg_iovlen = 1,
+                      .msg_control = cbuf.buf,
+                      .msg_controllen = sizeof(cbuf.buf)};
+  struct pollfd p = {.fd = c->fd, .events = POLLIN};
+
+  if (c->eof || iov.iov_len == 0)
+    return 0;
+  if (poll(&p, 1, 1) <= 0)
+    return 0;
+  ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+  if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+    c->eof = 1;
+    return 1;
+  }
+  if (n < 0)
+    return 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+      memcpy(&c->passed_fd, CMSG_DATA(cm), sizeof(int));
+  c->len += (size_t)n;
+  return 1;
+}
+
+/* The next line, parsed, or NULL at EOF; fails the test at the deadline. */
+static json_t *client_read(struct client *c) {
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  for (;;) {
+    char *nl = memchr(c->buf, '\n', c->len);
+    if (nl != NULL) {
+      size_t n = (size_t)(nl - c->buf);
+      json_error_t jerr;
+      json_t *msg = json_loadb(c->buf, n, 0, &jerr);
+      if (msg == NULL)
+        fail_msg("bad line from server: %s: %.*s", jerr.text, (int)n, c->buf);
+      memmove(c->buf, nl + 1, c->len - n - 1);
+      c->len -= n + 1;
+      return msg;
+    }
+    if (c->eof)
+      return NULL;
+    if (now_ms() > deadline)
+      fail_msg("no line from the server within %d ms", DEADLINE_MS);
+    pump();
+    client_fill(c);
+  }
+}
+
+/* Skips whatever is still coming and returns once the server closed. */
+static void client_expect_eof(struct client *c) {
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (!c->eof) {
+    if (now_ms() > deadline)
+      fail_msg("the server did not close the connection within %d ms", DEADLINE_MS);
+    pump();
+    client_fill(c);
+    c->len = 0;
+  }
+}
+
+/* Turns the loop for ms; for checking that something does not happen. */
+static void pump_for(struct client *c, uint64_t ms) {
+  uint64_t end = now_ms() + ms;
+  while (now_ms() < end) {
+    pump();
+    if (c != NULL)
+      client_fill(c);
+    else
+      poll(NULL, 0, 1);
+  }
+}
+
+static int wait_connections(uint32_t n) {
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (control_server_connections(fx->server) != n) {
+    if (now_ms() > deadline)
+      return 0;
+    pump();
+    poll(NULL, 0, 1);
+  }
+  return 1;
+}
+
+static const char *error_code(const json_t *msg) {
+  return json_string_value(json_object_get(json_object_get(msg, "error"), "code"));
+}
+
+static const char *error_message(const json_t *msg) {
+  return json_string_value(json_object_get(json_object_get(msg, "error"), "message"));
+}
+
+static void expect_ok(json_t *msg, json_int_t id, const char *cmd) {
+  assert_non_null(msg);
+  assert_int_equal(json_integer_value(json_object_get(msg, "id")), id);
+  assert_true(json_is_true(json_object_get(msg, "ok")));
+  if (cmd != NULL)
+    assert_string_equal(json_string_value(json_object_get(json_object_get(msg, "result"), "cmd")),
+                        cmd);
+  json_decref(msg);
+}
+
+static void expect_error(json_t *msg, const char *code) {
+  assert_non_null(msg);
+  assert_true(json_is_false(json_object_get(msg, "ok")));
+  if (strcmp(error_code(msg), code) != 0)
+    fail_msg("expected %s, got %s: %s", code, error_code(msg), error_message(msg));
+  json_decref(msg);
+}
+
+static void test_request_response(void **state) {
+  (void)state;
+  start_ok();
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":1,\"cmd\":\"status\"}\n");
+  json_t *r = client_read(c);
+  assert_non_null(r);
+  assert_true(json_is_object(json_object_get(json_object_get(r, "result"), "args")));
+  expect_ok(r, 1, "status");
+  assert_int_equal(control_server_connections(fx->server), 1);
+  assert_int_equal(fx->last_pid, getpid());
+  assert_int_equal(fx->last_uid, getuid());
+
+  /* Errors from the handler keep their id. */
+  client_send(c, "{\"id\":\"r2\",\"cmd\":\"slot.restart\",\"args\":{\"name\":\"fx\"}}\r\n\n\n");
+  r = client_read(c);
+  assert_string_equal(json_string_value(json_object_get(r, "id")), "r2");
+  assert_string_equal(error_message(r), "no slot named fx");
+  expect_error(r, "not_found");
+
+  /* The same connection goes on. */
+  client_send(c, "{\"id\":3,\"cmd\":\"stats\",\"args\":{\"name\":\"fx\"}}\n");
+  expect_ok(client_read(c), 3, "stats");
+  client_free(c);
+  assert_true(wait_connections(0));
+}
+
+static void test_pipelined(void **state) {
+  (void)state;
+  start_ok();
+  struct client *c = client_connect();
+  char *batch = malloc(300 * 64);
+  size_t n = 0;
+  for (int i = 1; i <= 300; i++) {
+    if (i % 3 == 0)
+      n += (size_t)sprintf(batch + n, "{\"id\":%d,\"cmd\":\"nope\"}\n", i);
+    else
+      n += (size_t)sprintf(batch + n, "{\"id\":%d,\"cmd\":\"status\"}\n", i);
+  }
+  client_send_n(c, batch, n);
+  free(batch);
+  for (int i = 1; i <= 300; i++) {
+    json_t *r = client_read(c);
+    assert_non_null(r);
+    assert_int_equal(json_integer_value(json_object_get(r, "id")), i);
+    if (i % 3 == 0)
+      expect_error(r, "unknown_command");
+    else
+      expect_ok(r, i, "status");
+  }
+  client_free(c);
+}
+
+static void test_split_line(void **state) {
+  (void)state;
+  start_ok();
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":5,\"cm");
+  pump_for(c, 30);
+  assert_int_equal(c->len, 0);
+  assert_int_equal(fx->dispatched, 0);
+  client_send(c, "d\":\"status\"}\n{\"id\":6,");
+  expect_ok(client_read(c), 5, "status");
+  client_send(c, "\"cmd\":\"plugins\"}\n");
+  expect_ok(client_read(c), 6, NULL);
+
+  /* One byte per write. */
+  const char *req = "{\"id\":7,\"cmd\":\"status\",\"args\":{}}\n";
+  for (const char *p = req; *p; p++)
+    client_send_n(c, p, 1);
+  expect_ok(client_read(c), 7, "status");
+  client_free(c);
+}
+
+static void test_invalid_keeps_connection(void **state) {
+  (void)state;
+  start_ok();
+  struct client *c = client_connect();
+  client_send(c, "this is not json\n");
+  json_t *r = client_read(c);
+  assert_true(json_is_null(json_object_get(r, "id")));
+  expect_error(r, "bad_request");
+  client_send(c, "{\"id\":2,\"cmd\":\"slot.add\",\"args\":{\"name\":\"fx\",\"inputs\":\"x\"}}\n");
+  r = client_read(c);
+  assert_int_equal(json_integer_value(json_object_get(r, "id")), 2);
+  assert_non_null(strstr(error_message(r), "inputs"));
+  expect_error(r, "invalid_argument");
+  client_send_n(c, "{\"cmd\":\0}\n", 10);
+  expect_error(client_read(c), "bad_request");
+  client_send(c, "{\"id\":3,\"cmd\":\"status\"}\n");
+  expect_ok(client_read(c), 3, "status");
+  assert_int_equal(fx->dispatched, 1);
+  client_free(c);
+}
+
+static void test_oversize_line(void **state) {
+  (void)state;
+  start_ok();
+  struct client *c = client_connect();
+  size_t n = PROTO_MAX_LINE + 1;
+  char *big = malloc(n + 64);
+  /* A line of exactly the limit is fine. */
+  memset(big, ' ', PROTO_MAX_LINE);
+  memcpy(big, "{\"id\":1,\"cmd\":\"status\"}", 23);
+  big[PROTO_MAX_LINE] = '\n';
+  client_send_n(c, big, PROTO_MAX_LINE + 1);
+  expect_ok(client_read(c), 1, "status");
+
+  /* One byte more, still without a newline, is refused and closed. */
+  client_send(c, "{\"id\":2,\"cmd\":\"status\"}\n");
+  memset(big, 'x', n);
+  client_send_n(c, big, n);
+  free(big);
+  expect_ok(client_read(c), 2, "status");
+  json_t *r = client_read(c);
+  assert_non_null(strstr(error_message(r), "65536"));
+  expect_error(r, "too_large");
+  assert_null(client_read(c));
+  assert_true(wait_connections(0));
+  client_free(c);
+}
+
+static void test_oversize_response(void **state) {
+  (void)state;
+  start_ok();
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":4,\"cmd\":\"slot.list\"}\n");
+  json_t *r = client_read(c);
+  assert_int_equal(json_integer_value(json_object_get(r, "id")), 4);
+  expect_error(r, "too_large");
+  client_send(c, "{\"id\":5,\"cmd\":\"status\"}\n");
+  expect_ok(client_read(c), 5, "status");
+  client_free(c);
+}
+
+static void test_eof_with_half_line(void **state) {
+  (void)state;
+  start_ok();
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":8,\"cmd\":\"status\"}\n{\"id\":9,\"cmd\":\"status\"}");
+  assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
+  expect_ok(client_read(c), 8, "status");
+  expect_ok(client_read(c), 9, "status");
+  assert_null(client_read(c));
+  client_free(c);
+
+  /* A half line that is not JSON gets its error, then the close. */
+  c = client_connect();
+  client_send(c, "{\"id\":10,");
+  assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
+  expect_error(client_read(c), "bad_request");
+  assert_null(client_read(c));
+  client_free(c);
+  assert_true(wait_connections(0));
+}
+
+static void test_handler_replies_and_closes(void **state) {
+  (void)state;
+  start_ok();
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":1,\"cmd\":\"slot.remove\",\"args\":{\"name\":\"bye\"}}\n"
+                 "{\"id\":2,\"cmd\":\"status\"}\n");
+  json_t *r = client_read(c);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(r, "result"), "bye")),
+                      "bye");
+  json_decref(r);
+  /* Nothing after the close: the second request is never answered. */
+  assert_null(client_read(c));
+  assert_int_equal(fx->dispatched, 1);
+  client_free(c);
+}
+
+static void test_connection_cap(void **state) {
+  (void)state;
+  struct client *c[4];
+  fx->cfg.max_connections = 3;
+  start_ok();
+  for (int i = 0; i < 3; i++) {
+    c[i] = client_connect();
+    client_send(c[i], "{\"id\":1,\"cmd\":\"status\"}\n");
+    expect_ok(client_read(c[i]), 1, "status");
+  }
+  assert_int_equal(control_server_connections(fx->server), 3);
+  c[3] = client_connect();
+  json_t *r = client_read(c[3]);
+  assert_non_null(strstr(error_message(r), "close idle clients"));
+  expect_error(r, "limit");
+  assert_null(client_read(c[3]));
+  client_free(c[3]);
+  assert_int_equal(control_server_connections(fx->server), 3);
+
+  /* Room again once one goes. */
+  client_free(c[0]);
+  assert_true(wait_connections(2));
+  c[0] = client_connect();
+  client_send(c[0], "{\"id\":2,\"cmd\":\"status\"}\n");
+  expect_ok(client_read(c[0]), 2, "status");
+  for (int i = 0; i < 3; i++)
+    client_free(c[i]);
+}
+
+static void test_per_uid_cap(void **state) {
+  (void)state;
+  struct client *c[3];
+  fx->cfg.max_connections = 10;
+  fx->cfg.max_per_uid = 2;
+  start_ok();
+  for (int i = 0; i < 2; i++) {
+    c[i] = client_connect();
+    client_send(c[i], "{\"id\":1,\"cmd\":\"status\"}\n");
+    expect_ok(client_read(c[i]), 1, "status");
+  }
+  c[2] = client_connect();
+  json_t *r = client_read(c[2]);
+  assert_non_null(strstr(error_message(r), "uid"));
+  expect_error(r, "limit");
+  assert_null(client_read(c[2]));
+  assert_int_equal(control_server_connections(fx->server), 2);
+  for (int i = 0; i < 3; i++)
+    client_free(c[i]);
+}
+
+static void test_slow_reader_dropped(void **state) {
+  (void)state;
+  fx->cfg.max_output_queue = 64 * 1024;
+  start_ok();
+  struct client *slow = client_connect();
+  client_send(slow, "{\"id\":1,\"cmd\":\"plugins\"}\n");
+  expect_ok(client_read(slow), 1, NULL);
+  assert_non_null(fx->held);
+
+  /* Events for a client that never reads: the server must drop it, not block. */
+  char *blob = malloc(4096);
+  memset(blob, 'e', 4095);
+  blob[4095] = '\0';
+  json_t *event = json_pack("{s:s,s:s}", "event", "meter", "data", blob);
+  free(blob);
+  int rc = 0, sent = 0;
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (fx->held != NULL) {
+    rc = control_conn_send(fx->held, event);
+    if (rc != 0)
+      break;
+    sent++;
+    pump();
+    if (now_ms() > deadline)
+      fail_msg("a client that never reads was not dropped after %d events", sent);
+  }
+  json_decref(event);
+  assert_int_equal(rc, -ENOBUFS);
+  assert_null(fx->held);
+  assert_int_equal(fx->held_closed, 1);
+  assert_true(sent > 0);
+  assert_true(wait_connections(0));
+
+  /* The loop still serves others. */
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":2,\"cmd\":\"status\"}\n");
+  expect_ok(client_read(c), 2, "status");
+  client_expect_eof(slow);
+  client_free(slow);
+  client_free(c);
+}
+
+static void test_idle_timeout(void **state) {
+  (void)state;
+  fx->cfg.idle_timeout_ms = 100;
+  start_ok();
+  int fd = memfd_create("runway-test", MFD_CLOEXEC);
+  assert_true(fd >= 0);
+  fx->memfd = fd;
+
+  struct client *owned = client_connect();
+  client_send(owned, "{\"id\":1,\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\"}}\n");
+  expect_ok(client_read(owned), 1, NULL);
+
+  uint64_t t0 = now_ms();
+  struct client *idle = client_connect();
+  client_send(idle, "{\"id\":1,\"cmd\":\"status\"}\n");
+  expect_ok(client_read(idle), 1, "status");
+  json_t *r = client_read(idle);
+  assert_non_null(strstr(error_message(r), "100 ms"));
+  expect_error(r, "limit");
+  assert_null(client_read(idle));
+  assert_true(now_ms() - t0 >= 100);
+  client_free(idle);
+
+  /* A connection with an owner (a worker, a subscriber) stays. */
+  assert_true(wait_connections(1));
+  pump_for(owned, 300);
+  assert_false(owned->eof);
+  assert_int_equal(control_server_connections(fx->server), 1);
+  assert_int_equal(fx->owner_closed, 0);
+  client_free(owned);
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (fx->owner_closed == 0 && now_ms() < deadline)
+    pump_for(NULL, 1);
+  assert_int_equal(fx->owner_closed, 1);
+}
+
+static void test_send_with_fd(void **state) {
+  (void)state;
+  static const char content[] = "hello from the segment";
+  start_ok();
+  fx->memfd = memfd_create("runway-test", MFD_CLOEXEC);
+  assert_true(fx->memfd >= 0);
+  assert_int_equal(write(fx->memfd, content, sizeof(content)), sizeof(content));
+
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":\"w\",\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"pid\":1}}\n");
+  json_t *r = client_read(c);
+  assert_string_equal(json_string_value(json_object_get(r, "id")), "w");
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  assert_int_equal(fx->send_fd_rc, 0);
+  assert_true(c->passed_fd >= 0);
+  assert_int_not_equal(c->passed_fd, fx->memfd);
+  char got[64] = {0};
+  assert_int_equal(pread(c->passed_fd, got, sizeof(got), 0), sizeof(content));
+  assert_string_equal(got, content);
+
+  /* The owner hears about the close exactly once. */
+  client_free(c);
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (fx->owner_closed == 0 && now_ms() < deadline)
+    pump_for(NULL, 1);
+  assert_int_equal(fx->owner_closed, 1);
+  pump_for(NULL, 20);
+  assert_int_equal(fx->owner_closed, 1);
+}
+
+static void test_send_with_fd_needs_empty_queue(void **state) {
+  (void)state;
+  fx->cfg.max_output_queue = 8 * 1024 * 1024;
+  start_ok();
+  fx->memfd = memfd_create("runway-test", MFD_CLOEXEC);
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":1,\"cmd\":\"plugins\"}\n");
+  expect_ok(client_read(c), 1, NULL);
+  struct control_conn *conn = fx->held;
+  assert_non_null(conn);
+
+  json_t *event = json_pack("{s:s}", "event", "x");
+  char *blob = malloc(32768);
+  memset(blob, 'b', 32767);
+  blob[32767] = '\0';
+  json_t *big = json_pack("{s:s}", "data", blob);
+  free(blob);
+  /* Fill the kernel buffer until libuv has to queue. */
+  for (int i = 0; i < 1000 && control_conn_queued(conn) == 0; i++)
+    assert_int_equal(control_conn_send(conn, big), 0);
+  assert_true(control_conn_queued(conn) > 0);
+  assert_int_equal(control_conn_send_with_fd(conn, event, fx->memfd), -EAGAIN);
+  assert_int_equal(control_conn_send_with_fd(conn, event, -1), -EINVAL);
+
+  /* A message over the line limit is refused without harm. */
+  char *huge = malloc(PROTO_MAX_LINE + 10);
+  memset(huge, 'h', PROTO_MAX_LINE + 9);
+  huge[PROTO_MAX_LINE + 9] = '\0';
+  json_t *too_big = json_pack("{s:s}", "data", huge);
+  free(huge);
+  assert_int_equal(control_conn_send(conn, too_big), -EMSGSIZE);
+  json_decref(too_big);
+  json_decref(big);
+  json_decref(event);
+
+  /* control_conn_close lets the queue drain, then closes. */
+  control_conn_close(conn);
+  assert_int_equal(control_conn_send(conn, event = json_object()), -EPIPE);
+  json_decref(event);
+  client_expect_eof(c);
+  assert_int_equal(fx->held_closed, 1);
+  client_free(c);
+}
+
+static void test_close_drain_deadline(void **state) {
+  (void)state;
+  fx->cfg.max_output_queue = 8 * 1024 * 1024;
+  fx->cfg.idle_timeout_ms = 100;
+  start_ok();
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":1,\"cmd\":\"plugins\"}\n");
+  expect_ok(client_read(c), 1, NULL);
+  struct control_conn *conn = fx->held;
+  assert_non_null(conn);
+
+  char *blob = malloc(32768);
+  memset(blob, 'b', 32767);
+  blob[32767] = '\0';
+  json_t *big = json_pack("{s:s}", "data", blob);
+  free(blob);
+  for (int i = 0; i < 1000 && control_conn_queued(conn) == 0; i++)
+    assert_int_equal(control_conn_send(conn, big), 0);
+  json_decref(big);
+  assert_true(control_conn_queued(conn) > 0);
+
+  /* The client never reads: the close must not wait for it forever. */
+  uint64_t t0 = now_ms();
+  control_conn_close(conn);
+  assert_int_equal(fx->held_closed, 0);
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (fx->held_closed == 0 && now_ms() < deadline)
+    pump_for(NULL, 1);
+  assert_int_equal(fx->held_closed, 1);
+  assert_true(now_ms() - t0 >= 100);
+  assert_true(wait_connections(0));
+  client_expect_eof(c);
+  client_free(c);
+}
+
+static void test_symlink_refused(void **state) {
+  (void)state;
+  char target[160];
+  snprintf(target, sizeof(target), "%s/elsewhere", fx->dir);
+  assert_int_equal(symlink(target, fx->path), 0);
+  assert_int_equal(start(), -ELOOP);
+  assert_null(fx->server);
+  assert_non_null(strstr(fx->err, "symbolic link"));
+  assert_non_null(strstr(fx->err, "--socket"));
+  struct stat st;
+  assert_int_equal(lstat(fx->path, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  assert_int_equal(access(target, F_OK), -1);
+
+  /* Nor is a regular file replaced. */
+  assert_int_equal(unlink(fx->path), 0);
+  int fd = open(fx->path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(start(), -EEXIST);
+  assert_non_null(strstr(fx->err, "not a socket"));
+  assert_int_equal(lstat(fx->path, &st), 0);
+  assert_true(S_ISREG(st.st_mode));
+}
+
+static void test_live_socket_refused(void **state) {
+  (void)state;
+  struct control_server *second = NULL;
+  char err[256];
+  start_ok();
+  int rc = control_server_start(&fx->loop, &fx->cfg, dispatch, fx, &second, err, sizeof(err));
+  assert_int_equal(rc, -EADDRINUSE);
+  assert_null(second);
+  char want[256];
+  snprintf(want, sizeof(want), "another runwayd is listening on %s; stop it or use --socket",
+           fx->path);
+  assert_string_equal(err, want);
+
+  /* The first server is untouched. */
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":1,\"cmd\":\"status\"}\n");
+  expect_ok(client_read(c), 1, "status");
+  client_free(c);
+}
+
+static void test_stale_socket_replaced(void **state) {
+  (void)state;
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(strlen(fx->path) < sizeof(addr.sun_path));
+  memcpy(addr.sun_path, fx->path, strlen(fx->path) + 1);
+  assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+  assert_int_equal(close(fd), 0); /* the file stays, nobody listens */
+  start_ok();
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":1,\"cmd\":\"status\"}\n");
+  expect_ok(client_read(c), 1, "status");
+  client_free(c);
+}
+
+static void test_mode_group_and_parent(void **state) {
+  (void)state;
+  struct stat st;
+  mode_t old = umask(022);
+
+  fx->cfg.mode = 0660;
+  fx->cfg.group = getgid();
+  start_ok();
+  assert_int_equal(lstat(fx->path, &st), 0);
+  assert_true(S_ISSOCK(st.st_mode));
+  assert_int_equal(st.st_mode & 07777, 0660);
+  assert_int_equal(st.st_gid, getgid());
+  stop_server();
+
+  fx->cfg.mode = 0600;
+  fx->cfg.group = (gid_t)-1;
+  start_ok();
+  assert_int_equal(lstat(fx->path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  stop_server();
+
+  /* A missing parent directory is created 0755, whatever the umask. */
+  umask(077);
+  snprintf(fx->path, sizeof(fx->path), "%s/sub/control.sock", fx->dir);
+  fx->cfg.mode = 0660;
+  start_ok();
+  char sub[128];
+  snprintf(sub, sizeof(sub), "%s/sub", fx->dir);
+  assert_int_equal(stat(sub, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0755);
+  assert_int_equal(lstat(fx->path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0660);
+  umask(old);
+
+  /* A missing grandparent is an error with a hint. */
+  stop_server();
+  snprintf(fx->path, sizeof(fx->path), "%s/a/b/control.sock", fx->dir);
+  assert_int_equal(start(), -ENOENT);
+  assert_non_null(strstr(fx->err, "--socket"));
+
+  /* A path that cannot fit a sockaddr_un. */
+  char longp[200];
+  memset(longp, 'a', sizeof(longp));
+  longp[0] = '/';
+  longp[150] = '\0';
+  fx->cfg.path = longp;
+  assert_int_equal(start(), -ENAMETOOLONG);
+  fx->cfg.path = fx->path;
+}
+
+static void test_stop_unlinks(void **state) {
+  (void)state;
+  start_ok();
+  fx->memfd = memfd_create("runway-test", MFD_CLOEXEC);
+  struct client *worker = client_connect();
+  client_send(worker, "{\"id\":1,\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\"}}\n");
+  expect_ok(client_read(worker), 1, NULL);
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":1,\"cmd\":\"status\"}\n");
+  expect_ok(client_read(c), 1, "status");
+
+  control_server_stop(fx->server);
+  fx->server = NULL;
+  /* Owners hear about it before stop returns. */
+  assert_int_equal(fx->owner_closed, 1);
+  assert_int_equal(access(fx->path, F_OK), -1);
+  assert_int_equal(errno, ENOENT);
+  client_expect_eof(c);
+  client_expect_eof(worker);
+  client_free(c);
+  client_free(worker);
+
+  /* A file somebody put in its place is left alone. */
+  start_ok();
+  assert_int_equal(unlink(fx->path), 0);
+  int fd = open(fx->path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  assert_true(fd >= 0);
+  close(fd);
+  stop_server();
+  assert_int_equal(access(fx->path, F_OK), 0);
+}
+
+int main(void) {
+  /* A peer that goes away mid-write must not kill the process (runwayd ignores SIGPIPE too). */
+  signal(SIGPIPE, SIG_IGN);
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_request_response),
+      T(test_pipelined),
+      T(test_split_line),
+      T(test_invalid_keeps_connection),
+      T(test_oversize_line),
+      T(test_oversize_response),
+      T(test_eof_with_half_line),
+      T(test_handler_replies_and_closes),
+      T(test_connection_cap),
+      T(test_per_uid_cap),
+      T(test_slow_reader_dropped),
+      T(test_idle_timeout),
+      T(test_send_with_fd),
+      T(test_send_with_fd_needs_empty_queue),
+      T(test_close_drain_deadline),
+      T(test_symlink_refused),
+      T(test_live_socket_refused),
+      T(test_stale_socket_replaced),
+      T(test_mode_group_and_parent),
+      T(test_stop_unlinks),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,770 @@
+/*
+ * clients/runwayctl: the command line to request translation, the usage
+ * errors, the human output, the answer handling, and (when the test gets the
+ * runwayctl binary as its argument) the exit statuses of the real tool
+ * against a fake daemon that answers with a canned line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ctl.h"
+
+static const char *runwayctl_path;
+static char err[512];
+
+/* Parses a NULL-terminated argument list (argv[0] added). */
+static int parse_v(struct ctl_args *a, const char *first, va_list ap) {
+  char *argv[32];
+  int argc = 0;
+  argv[argc++] = (char *)"runwayctl";
+  for (const char *s = first; s != NULL; s = va_arg(ap, const char *)) {
+    assert_true(argc < 31);
+    argv[argc++] = (char *)s;
+  }
+  argv[argc] = NULL;
+  err[0] = '\0';
+  return ctl_parse_args(argc, argv, a, err, sizeof(err));
+}
+
+static int parse(struct ctl_args *a, const char *first, ...) {
+  va_list ap;
+  va_start(ap, first);
+  int rc = parse_v(a, first, ap);
+  va_end(ap);
+  return rc;
+}
+
+/* Expects the arguments to give exactly this request (args object as JSON). */
+static void expect_request(const char *cmd, const char *args_json, const char *first, ...) {
+  struct ctl_args a;
+  va_list ap;
+  va_start(ap, first);
+  int rc = parse_v(&a, first, ap);
+  va_end(ap);
+  if (rc != 0)
+    fail_msg("usage error for %s: %s", cmd, err);
+  assert_int_equal(a.action, CTL_RUN);
+  assert_non_null(a.command);
+  assert_string_equal(a.command->name, cmd);
+  json_t *want = json_pack("{s:i,s:s,s:o}", "id", 1, "cmd", cmd, "args",
+                           json_loads(args_json, 0, NULL));
+  assert_non_null(want);
+  if (!json_equal(want, a.request)) {
+    char *got = json_dumps(a.request, JSON_COMPACT | JSON_SORT_KEYS);
+    fail_msg("request for %s: got %s, want args %s", cmd, got, args_json);
+  }
+  json_decref(want);
+  ctl_args_free(&a);
+}
+
+/* Expects a usage error whose message holds needle. */
+static void expect_usage(const char *needle, const char *first, ...) {
+  struct ctl_args a;
+  va_list ap;
+  va_start(ap, first);
+  int rc = parse_v(&a, first, ap);
+  va_end(ap);
+  if (rc != -EINVAL)
+    fail_msg("expected a usage error (\"%s\"), got %d", needle, rc);
+  assert_null(a.request);
+  if (strstr(err, needle) == NULL)
+    fail_msg("usage message \"%s\" lacks \"%s\"", err, needle);
+}
+
+static void test_requests(void **state) {
+  (void)state;
+  expect_request("status", "{}", "status", NULL);
+  expect_request("plugins", "{}", "plugins", NULL);
+  expect_request("slot.list", "{}", "slot", "list", NULL);
+  expect_request("slot.remove", "{\"name\":\"fx\"}", "slot", "remove", "fx", NULL);
+  expect_request("slot.restart", "{\"name\":\"fx-2_B\"}", "slot", "restart", "fx-2_B", NULL);
+  expect_request("stats", "{}", "stats", NULL);
+  expect_request("stats", "{\"name\":\"fx\"}", "stats", "fx", NULL);
+  /* A word that looks like a negative number is a value, not an option. */
+  expect_request("stats", "{\"name\":\"-5\"}", "stats", "-5", NULL);
+}
+
+static void test_slot_add_requests(void **state) {
+  (void)state;
+  expect_request("slot.add", "{\"name\":\"fx\",\"plugin\":\"gain\"}", "slot", "add", "fx",
+                 "--plugin", "gain", NULL);
+  expect_request("slot.add",
+                 "{\"name\":\"fx\",\"plugin\":\"gain\",\"inputs\":2,\"outputs\":3,\"midi\":true,"
+                 "\"latency_ms\":12.5}",
+                 "slot", "add", "fx", "--plugin", "gain", "--inputs", "2", "--outputs", "3",
+                 "--midi", "--latency-ms", "12.5", NULL);
+  /* Options before the name, and --opt=value. */
+  expect_request("slot.add", "{\"name\":\"fx\",\"plugin\":\"gain\",\"latency_frames\":480}",
+                 "slot", "add", "--latency-frames=480", "--plugin=gain", "fx", NULL);
+  /* A whole number for a number argument is sent as an integer. */
+  expect_request("slot.add", "{\"name\":\"fx\",\"plugin\":\"gain\",\"latency_ms\":50}", "slot",
+                 "add", "fx", "--plugin", "gain", "--latency-ms", "50", NULL);
+  expect_request("slot.add", "{\"name\":\"w\",\"exec\":\"python3 my_worker.py --gain 3\"}", "slot",
+                 "add", "w", "--exec", "python3 my_worker.py --gain 3", NULL);
+  /* An option's value is taken as it is, even when it starts with a dash. */
+  expect_request("slot.add", "{\"name\":\"w\",\"exec\":\"--weird\"}", "slot", "add", "w",
+                 "--exec", "--weird", NULL);
+  expect_request("slot.add", "{\"name\":\"ext\",\"external\":true,\"inputs\":1,\"midi\":true}",
+                 "slot", "add", "ext", "--external", "--inputs", "1", "--midi=yes", NULL);
+  expect_request("slot.add", "{\"name\":\"ext\",\"external\":true,\"midi\":false}", "slot", "add",
+                 "ext", "--external", "--midi=false", NULL);
+  expect_request("slot.add", "{\"name\":\"x\",\"plugin\":\"g\",\"latency_ms\":-1}", "slot", "add",
+                 "x", "--plugin", "g", "--latency-ms", "-1", NULL);
+}
+
+static void test_global_options(void **state) {
+  (void)state;
+  struct ctl_args a;
+
+  assert_int_equal(parse(&a, "status", NULL), 0);
+  assert_null(a.socket);
+  assert_int_equal(a.json, 0);
+  assert_true(a.timeout_s == CTL_DEFAULT_TIMEOUT_S);
+  ctl_args_free(&a);
+
+  assert_int_equal(parse(&a, "--socket", "/tmp/s", "--json", "--timeout", "2.5", "slot", "list",
+                         NULL),
+                   0);
+  assert_string_equal(a.socket, "/tmp/s");
+  assert_int_equal(a.json, 1);
+  assert_true(a.timeout_s == 2.5);
+  ctl_args_free(&a);
+
+  /* After the command too ("slot list --json"), and with =. */
+  assert_int_equal(parse(&a, "slot", "list", "--json", "--socket=/x.sock", "--timeout=1", NULL),
+                   0);
+  assert_int_equal(a.json, 1);
+  assert_string_equal(a.socket, "/x.sock");
+  assert_true(a.timeout_s == 1.0);
+  assert_string_equal(a.command->name, "slot.list");
+  ctl_args_free(&a);
+
+  assert_int_equal(parse(&a, "stats", "--json", "fx", NULL), 0);
+  assert_int_equal(a.json, 1);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(a.request, "args"),
+                                                        "name")),
+                      "fx");
+  ctl_args_free(&a);
+
+  /* "--" ends the options. */
+  expect_request("stats", "{\"name\":\"fx\"}", "stats", "--", "fx", NULL);
+}
+
+static void test_help_and_version(void **state) {
+  (void)state;
+  struct ctl_args a;
+
+  assert_int_equal(parse(&a, "--help", NULL), 0);
+  assert_int_equal(a.action, CTL_HELP);
+  assert_null(a.command);
+  assert_null(a.request);
+  assert_int_equal(parse(&a, "-h", NULL), 0);
+  assert_int_equal(a.action, CTL_HELP);
+
+  /* Help for a command wins over its missing arguments. */
+  assert_int_equal(parse(&a, "slot", "add", "--help", NULL), 0);
+  assert_int_equal(a.action, CTL_HELP);
+  assert_string_equal(a.command->name, "slot.add");
+  assert_int_equal(parse(&a, "--help", "stats", NULL), 0);
+  assert_string_equal(a.command->name, "stats");
+
+  assert_int_equal(parse(&a, "--version", NULL), 0);
+  assert_int_equal(a.action, CTL_VERSION);
+  assert_int_equal(parse(&a, "status", "-V", NULL), 0);
+  assert_int_equal(a.action, CTL_VERSION);
+}
+
+static void test_usage_errors(void **state) {
+  (void)state;
+  expect_usage("no command given", NULL);
+  expect_usage("no command given", "--json", NULL);
+  expect_usage("unknown command \"frobnicate\"", "frobnicate", NULL);
+  expect_usage("slot needs one of: add, remove, list, restart", "slot", NULL);
+  expect_usage("unknown command \"slot foo\"; slot takes: add", "slot", "foo", NULL);
+  /* worker.attach belongs to the worker SDK, not to runwayctl. */
+  expect_usage("unknown command \"worker\"", "worker", "attach", NULL);
+  expect_usage("unknown command \"slot.add\"; write it as \"slot add\"", "slot.add", "fx", NULL);
+  expect_usage("unknown command \"a.b\"", "a.b", NULL);
+
+  expect_usage("slot add needs NAME", "slot", "add", NULL);
+  expect_usage("slot add needs NAME", "slot", "add", "--plugin", "gain", NULL);
+  expect_usage("slot remove needs NAME; usage: runwayctl slot remove NAME", "slot", "remove",
+               NULL);
+  expect_usage("slot restart needs NAME", "slot", "restart", NULL);
+  expect_usage("exactly one of --plugin P, --exec \"CMD\" or --external", "slot", "add", "fx",
+               NULL);
+  expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--external", NULL);
+  expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--exec", "x", NULL);
+  expect_usage("exactly one of", "slot", "add", "fx", "--external=false", NULL);
+  expect_usage("--latency-ms or --latency-frames, not both", "slot", "add", "fx", "--plugin", "g",
+               "--latency-ms", "5", "--latency-frames", "240", NULL);
+  expect_usage("--inputs expects an integer, not \"abc\"", "slot", "add", "fx", "--plugin", "g",
+               "--inputs", "abc", NULL);
+  expect_usage("--inputs expects an integer, not \"2.5\"", "slot", "add", "fx", "--plugin", "g",
+               "--inputs", "2.5", NULL);
+  expect_usage("--inputs expects an integer", "slot", "add", "fx", "--plugin", "g", "--inputs",
+               "99999999999999999999", NULL);
+  expect_usage("--inputs expects an integer", "slot", "add", "fx", "--plugin", "g", "--inputs",
+               "", NULL);
+  expect_usage("--latency-ms expects a number, not \"fast\"", "slot", "add", "fx", "--plugin",
+               "g", "--latency-ms", "fast", NULL);
+  expect_usage("--latency-ms expects a number", "slot", "add", "fx", "--plugin", "g",
+               "--latency-ms", "inf", NULL);
+  expect_usage("--latency-ms expects a number", "slot", "add", "fx", "--plugin", "g",
+               "--latency-ms", "nan", NULL);
+  expect_usage("--midi takes no value, or true or false", "slot", "add", "fx", "--plugin", "g",
+               "--midi=maybe", NULL);
+  expect_usage("--plugin needs a value", "slot", "add", "fx", "--plugin", NULL);
+  expect_usage("--plugin given twice", "slot", "add", "fx", "--plugin", "a", "--plugin", "b",
+               NULL);
+  expect_usage("unknown option --bogus for slot add; see `runwayctl slot add --help`", "slot",
+               "add", "fx", "--plugin", "g", "--bogus", NULL);
+  expect_usage("unknown option --name for slot add", "slot", "add", "--name", "fx", "--plugin",
+               "g", NULL);
+  expect_usage("unknown option --plugin", "--plugin", "g", "slot", "add", "fx", NULL);
+  expect_usage("unknown option -x", "-x", "status", NULL);
+  expect_usage("unknown option --inputs for stats", "stats", "--inputs", "2", NULL);
+
+  expect_usage("unexpected argument \"extra\" for slot list", "slot", "list", "extra", NULL);
+  expect_usage("unexpected argument \"b\" for slot remove", "slot", "remove", "a", "b", NULL);
+  expect_usage("unexpected argument \"now\" for status", "status", "now", NULL);
+  expect_usage("unexpected argument \"b\" for stats", "stats", "a", "b", NULL);
+
+  expect_usage("\"a b\" is not a slot name: use 1 to 32 of A-Z a-z 0-9 _ -", "slot", "remove",
+               "a b", NULL);
+  expect_usage("is not a slot name", "slot", "add", "fx.1", "--plugin", "g", NULL);
+  expect_usage("is not a slot name", "stats", "abcdefghijklmnopqrstuvwxyz0123456", NULL);
+  expect_usage("is not a slot name", "slot", "restart", "", NULL);
+
+  expect_usage("--socket needs a value (PATH)", "status", "--socket", NULL);
+  expect_usage("--socket needs a path", "--socket", "", "status", NULL);
+  expect_usage("--timeout expects seconds above 0", "--timeout", "0", "status", NULL);
+  expect_usage("--timeout expects seconds above 0", "--timeout", "-1", "status", NULL);
+  expect_usage("--timeout expects seconds above 0", "--timeout", "soon", "status", NULL);
+  expect_usage("--timeout needs a value (SECONDS)", "status", "--timeout", NULL);
+  expect_usage("--json takes no value", "--json=1", "status", NULL);
+}
+
+static char *capture(void (*fn)(FILE *, const void *), const void *arg) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  fn(f, arg);
+  assert_int_equal(fclose(f), 0);
+  return buf;
+}
+
+static void help_fn(FILE *f, const void *arg) {
+  (void)arg;
+  ctl_print_help(f);
+}
+
+static void command_help_fn(FILE *f, const void *arg) {
+  ctl_print_command_help(f, arg);
+}
+
+static void test_help_text(void **state) {
+  (void)state;
+  char *h = capture(help_fn, NULL);
+  for (const struct proto_command *c = proto_commands; c->name != NULL; c++) {
+    if (c->usage == NULL)
+      continue;
+    assert_non_null(strstr(h, c->usage));
+    assert_non_null(strstr(h, c->help));
+  }
+  assert_null(strstr(h, "worker.attach"));
+  assert_non_null(strstr(h, "--socket PATH"));
+  assert_non_null(strstr(h, "--timeout SECONDS"));
+  assert_non_null(strstr(h, "3 no daemon reachable"));
+  free(h);
+
+  h = capture(command_help_fn, proto_find_command("slot.add"));
+  assert_non_null(strstr(h, "Usage: runwayctl [--socket PATH] [--json] slot add NAME"));
+  assert_non_null(strstr(h, "  NAME "));
+  assert_non_null(strstr(h, "--latency-ms X"));
+  assert_non_null(strstr(h, "--latency-frames N"));
+  assert_non_null(strstr(h, "--plugin TEXT"));
+  assert_non_null(strstr(h, "--midi  "));
+  free(h);
+}
+
+static json_t *J(const char *text) {
+  json_error_t e;
+  json_t *v = json_loads(text, 0, &e);
+  if (v == NULL)
+    fail_msg("bad test JSON: %s: %s", e.text, text);
+  return v;
+}
+
+struct print_arg {
+  void (*print)(FILE *, const json_t *);
+  const json_t *value;
+};
+
+static void print_fn(FILE *f, const void *arg) {
+  const struct print_arg *p = arg;
+  p->print(f, p->value);
+}
+
+static char *render(void (*print)(FILE *, const json_t *), const char *json_text) {
+  json_t *v = J(json_text);
+  struct print_arg p = {print, v};
+  char *out = capture(print_fn, &p);
+  json_decref(v);
+  return out;
+}
+
+static void expect_render(void (*print)(FILE *, const json_t *), const char *json_text,
+                          const char *want) {
+  char *got = render(print, json_text);
+  if (strcmp(got, want) != 0)
+    fail_msg("got:\n%s\nwant:\n%s", got, want);
+  free(got);
+}
+
+static void test_format_status(void **state) {
+  (void)state;
+  expect_render(ctl_print_status,
+                "{\"version\":\"0.1.0\",\"pid\":4242,\"backend\":\"jack\",\"backend_state\":"
+                "\"running\",\"name\":\"runway\",\"sample_rate\":48000,\"period\":256,\"slots\":2,"
+                "\"uptime_s\":3723,\"socket\":\"/run/runway/control.sock\",\"secret\":\"x\"}",
+                "version: 0.1.0\n"
+                "pid: 4242\n"
+                "backend: jack\n"
+                "backend state: running\n"
+                "client name: runway\n"
+                "sample rate: 48000 Hz\n"
+                "period: 256 frames (5.33 ms)\n"
+                "slots: 2\n"
+                "uptime: 1h 02m 03s\n"
+                "socket: /run/runway/control.sock\n");
+  /* Missing fields are left out; unexpected types print as they are. */
+  expect_render(ctl_print_status, "{\"backend\":\"jack\",\"period\":\"?\",\"pid\":null}",
+                "pid: -\nbackend: jack\nperiod: ?\n");
+  expect_render(ctl_print_status, "{}", "");
+  expect_render(ctl_print_status, "[]", "");
+  /* Control characters never reach the terminal. */
+  expect_render(ctl_print_status, "{\"name\":\"a\\u001b[2Jb\\n\"}", "client name: a?[2Jb?\n");
+}
+
+static void test_format_plugins(void **state) {
+  (void)state;
+  expect_render(ctl_print_plugins,
+                "{\"plugins\":[{\"name\":\"gain\",\"description\":\"smoothed gain\",\"inputs\":2,"
+                "\"outputs\":2,\"midi\":false,\"params\":[{\"id\":0,\"name\":\"gain\",\"min\":-60,"
+                "\"max\":12,\"default\":0,\"unit\":\"dB\"},{\"id\":1,\"name\":\"mix\",\"min\":0,"
+                "\"max\":1,\"default\":0.5}]},{\"name\":\"synth\",\"inputs\":0,\"outputs\":1,"
+                "\"midi\":true,\"params\":[]}]}",
+                "gain: 2 in, 2 out - smoothed gain\n"
+                "  0 gain: -60 .. 12 dB, default 0\n"
+                "  1 mix: 0 .. 1, default 0.5\n"
+                "synth: 0 in, 1 out, MIDI\n");
+  expect_render(ctl_print_plugins, "{\"plugins\":[]}", "no plugins\n");
+  expect_render(ctl_print_plugins, "{}", "no plugins\n");
+  expect_render(ctl_print_plugins, "{\"plugins\":[{}, 3]}", "-: - in, - out\n-: - in, - out\n");
+}
+
+static const char slots_json[] =
+    "{\"slots\":[{\"name\":\"fx\",\"plugin\":\"gain\",\"state\":\"running\",\"pid\":4242,"
+    "\"latency_frames\":2400,\"latency_ms\":50,\"restarts\":0,\"ports\":{\"inputs\":["
+    "\"runway:fx.in_1\",\"runway:fx.in_2\"],\"outputs\":[\"runway:fx.out_1\","
+    "\"runway:fx.out_2\"],\"midi\":\"runway:fx.midi_in\"}},{\"name\":\"external-one\","
+    "\"plugin\":null,\"state\":\"starting\",\"pid\":null,\"latency_frames\":480,\"ports\":{"
+    "\"inputs\":[],\"outputs\":[\"runway:external-one.out_1\"],\"midi\":null}}]}";
+
+static void test_format_slot_list(void **state) {
+  (void)state;
+  expect_render(ctl_print_slot_list, slots_json,
+                "NAME          PLUGIN  STATE     PID   LATENCY         PORTS\n"
+                "fx            gain    running   4242  2400 (50.0 ms)  2 in, 2 out, midi\n"
+                "external-one  -       starting  -     480             0 in, 1 out\n");
+  /* With the sample rate, the ms come from the frames. */
+  expect_render(ctl_print_slot_list,
+                "{\"sample_rate\":48000,\"slots\":[{\"name\":\"a\",\"latency_frames\":480}]}",
+                "NAME  PLUGIN  STATE  PID  LATENCY        PORTS\n"
+                "a     -       -      -    480 (10.0 ms)  -\n");
+  expect_render(ctl_print_slot_list, "{\"slots\":[]}",
+                "no slots; add one with `runwayctl slot add NAME --plugin P`\n");
+  expect_render(ctl_print_slot_list, "{\"slots\":\"nonsense\"}",
+                "no slots; add one with `runwayctl slot add NAME --plugin P`\n");
+  char *out = render(ctl_print_slot_list, "{\"slots\":[{}, 1, null]}");
+  assert_non_null(strstr(out, "NAME"));
+  free(out);
+}
+
+static void print_added(FILE *f, const json_t *slot) {
+  ctl_print_slot(f, "added", slot);
+}
+
+static void test_format_slot(void **state) {
+  (void)state;
+  json_t *all = J(slots_json);
+  char *s = json_dumps(json_array_get(json_object_get(all, "slots"), 0), 0);
+  expect_render(print_added, s,
+                "slot fx added: gain, running, latency 2400 (50.0 ms); ports in: runway:fx.in_1 "
+                "runway:fx.in_2 out: runway:fx.out_1 runway:fx.out_2 midi: runway:fx.midi_in\n");
+  free(s);
+  json_decref(all);
+  expect_render(print_added, "{}", "slot - added: -, -, latency -\n");
+  expect_render(print_added,
+                "{\"name\":\"fx\",\"plugin\":\"gain\",\"state\":\"stopped\",\"latency_frames\":0,"
+                "\"ports\":{\"inputs\":[],\"outputs\":[],\"midi\":null}}",
+                "slot fx added: gain, stopped, latency 0; ports in: - out: -\n");
+}
+
+static void test_format_stats(void **state) {
+  (void)state;
+  expect_render(ctl_print_stats,
+                "{\"daemon\":{\"xruns\":1,\"rt_cycle_ns_max\":12345,\"rt_cycle_ns_avg\":2500,"
+                "\"cycles\":1000,\"future\":7},\"slots\":[{\"name\":\"fx\",\"underruns\":2,"
+                "\"underrun_frames\":512,\"skipped_frames\":0,\"overruns\":0,"
+                "\"nonfinite_samples\":3,\"restarts\":1,\"latency_frames\":2400,"
+                "\"headroom_min_frames\":1800,\"cycles\":1000,\"future\":9}]}",
+                "daemon: xruns 1, cycles 1000, RT cycle max 12.3 us, avg 2.5 us\n"
+                "NAME  UNDERRUNS  UNDERRUN_FRAMES  SKIPPED_FRAMES  OVERRUNS  NONFINITE  RESTARTS  "
+                "LATENCY  HEADROOM_MIN  CYCLES\n"
+                "fx    2          512              0               0         3          1         "
+                "2400     1800          1000\n");
+  expect_render(ctl_print_stats, "{\"daemon\":{},\"slots\":[]}",
+                "daemon: xruns -, cycles -, RT cycle max 0.0 us, avg 0.0 us\nno slots\n");
+  expect_render(ctl_print_stats, "{}", "no slots\n");
+}
+
+struct response_case {
+  const char *line;
+  const json_t *request;
+  int json;
+  int rc;
+  char *out, *err;
+};
+
+static void run_response(struct response_case *c) {
+  size_t olen = 0, elen = 0;
+  FILE *out = open_memstream(&c->out, &olen);
+  FILE *errf = open_memstream(&c->err, &elen);
+  c->rc = ctl_handle_response(c->line, strlen(c->line), c->request, c->json, out, errf);
+  fclose(out);
+  fclose(errf);
+}
+
+static void test_handle_response(void **state) {
+  (void)state;
+  json_t *req_remove = J("{\"id\":1,\"cmd\":\"slot.remove\",\"args\":{\"name\":\"fx\"}}");
+  json_t *req_list = J("{\"id\":1,\"cmd\":\"slot.list\",\"args\":{}}");
+  json_t *req_future = J("{\"id\":1,\"cmd\":\"param.get\",\"args\":{}}");
+  struct response_case c;
+
+  c = (struct response_case){.line = "{\"id\":1,\"ok\":true,\"result\":{}}",
+                             .request = req_remove};
+  run_response(&c);
+  assert_int_equal(c.rc, CTL_EXIT_OK);
+  assert_string_equal(c.out, "slot fx removed\n");
+  assert_string_equal(c.err, "");
+  free(c.out);
+  free(c.err);
+
+  c = (struct response_case){.line = "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"not_found\","
+                                     "\"message\":\"no slot named fx\"}}",
+                             .request = req_remove};
+  run_response(&c);
+  assert_int_equal(c.rc, CTL_EXIT_ERROR);
+  assert_string_equal(c.out, "");
+  assert_string_equal(c.err, "runwayctl: not_found: no slot named fx\n");
+  free(c.out);
+  free(c.err);
+
+  /* --json: the result as one document, and nothing else. */
+  c = (struct response_case){.line = slots_json, .request = req_list, .json = 1};
+  char *wrapped = malloc(strlen(slots_json) + 64);
+  sprintf(wrapped, "{\"id\":1,\"ok\":true,\"result\":%s}", slots_json);
+  c.line = wrapped;
+  run_response(&c);
+  assert_int_equal(c.rc, CTL_EXIT_OK);
+  json_error_t jerr;
+  json_t *doc = json_loads(c.out, 0, &jerr); /* fails on trailing garbage */
+  assert_non_null(doc);
+  json_t *want = J(slots_json);
+  assert_true(json_equal(doc, want));
+  json_decref(doc);
+  json_decref(want);
+  free(wrapped);
+  free(c.out);
+  free(c.err);
+
+  c = (struct response_case){
+      .line = "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"exists\",\"message\":\"m\"}}",
+      .request = req_list,
+      .json = 1};
+  run_response(&c);
+  assert_int_equal(c.rc, CTL_EXIT_ERROR);
+  doc = json_loads(c.out, 0, NULL);
+  assert_string_equal(json_string_value(json_object_get(doc, "code")), "exists");
+  json_decref(doc);
+  free(c.out);
+  free(c.err);
+
+  c = (struct response_case){.line = "{\"id\":1,\"ok\":true}", .request = req_list, .json = 1};
+  run_response(&c);
+  assert_int_equal(c.rc, CTL_EXIT_OK);
+  assert_string_equal(c.out, "{}\n");
+  free(c.out);
+  free(c.err);
+
+  /* A command runwayctl has no human form for yet prints its result as JSON. */
+  c = (struct response_case){.line = "{\"id\":1,\"ok\":true,\"result\":{\"value\":0.5}}",
+                             .request = req_future};
+  run_response(&c);
+  assert_int_equal(c.rc, CTL_EXIT_OK);
+  doc = json_loads(c.out, 0, NULL);
+  assert_true(json_real_value(json_object_get(doc, "value")) == 0.5);
+  json_decref(doc);
+  free(c.out);
+  free(c.err);
+
+  static const char *const nonsense[] = {"", "garbage", "[1]", "{\"id\":1}",
+                                         "{\"ok\":false}", "{\"ok\":false,\"error\":3}",
+                                         "{\"ok\":\"yes\"}"};
+  for (size_t i = 0; i < sizeof(nonsense) / sizeof(nonsense[0]); i++) {
+    c = (struct response_case){.line = nonsense[i], .request = req_list};
+    run_response(&c);
+    assert_int_equal(c.rc, CTL_EXIT_ERROR);
+    assert_non_null(strstr(c.err, "runwayctl: runwayd sent an answer"));
+    free(c.out);
+    free(c.err);
+  }
+  /* An error without code or message still reads sensibly. */
+  c = (struct response_case){.line = "{\"ok\":false,\"error\":{}}", .request = req_list};
+  run_response(&c);
+  assert_string_equal(c.err, "runwayctl: -: -\n");
+  free(c.out);
+  free(c.err);
+
+  json_decref(req_remove);
+  json_decref(req_list);
+  json_decref(req_future);
+}
+
+/* The real binary against a fake daemon that answers one connection with a canned line. */
+struct fake {
+  char dir[64], path[128];
+  int listen_fd;
+  const char *answer; /* NULL: never answer, wait for the client to go */
+  char request[4096];
+  pthread_t thread;
+};
+
+static void *fake_serve(void *arg) {
+  struct fake *f = arg;
+  size_t len = 0;
+  int c = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (c < 0)
+    return NULL;
+  while (len + 1 < sizeof(f->request)) {
+    ssize_t n = read(c, f->request + len, sizeof(f->request) - 1 - len);
+    if (n <= 0)
+      break;
+    len += (size_t)n;
+    f->request[len] = '\0';
+    if (memchr(f->request, '\n', len) != NULL)
+      break;
+  }
+  if (f->answer != NULL) {
+    if (write(c, f->answer, strlen(f->answer)) < 0)
+      perror("fake daemon write");
+  } else {
+    char sink[64];
+    while (read(c, sink, sizeof(sink)) > 0) {
+    }
+  }
+  close(c);
+  return NULL;
+}
+
+static void fake_start(struct fake *f, const char *answer) {
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  memset(f, 0, sizeof(*f));
+  snprintf(f->dir, sizeof(f->dir), "/tmp/rw-ctl-XXXXXX");
+  assert_non_null(mkdtemp(f->dir));
+  snprintf(f->path, sizeof(f->path), "%s/control.sock", f->dir);
+  memcpy(addr.sun_path, f->path, strlen(f->path) + 1);
+  f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+  assert_int_equal(listen(f->listen_fd, 4), 0);
+  f->answer = answer;
+  assert_int_equal(pthread_create(&f->thread, NULL, fake_serve, f), 0);
+}
+
+static void fake_stop(struct fake *f) {
+  pthread_join(f->thread, NULL);
+  close(f->listen_fd);
+  unlink(f->path);
+  rmdir(f->dir);
+}
+
+static char *slurp(const char *path) {
+  FILE *fp = fopen(path, "r");
+  char *buf = calloc(1, 65536);
+  assert_non_null(fp);
+  size_t n = fread(buf, 1, 65535, fp);
+  buf[n] = '\0';
+  fclose(fp);
+  return buf;
+}
+
+/* Runs runwayctl with args (NULL-terminated), returns its exit status and output. */
+static int run_tool(char **out, char **errout, const char *first, ...) {
+  char *argv[32];
+  int argc = 0;
+  va_list ap;
+  char out_path[] = "/tmp/rw-ctl-out-XXXXXX", err_path[] = "/tmp/rw-ctl-err-XXXXXX";
+  int ofd = mkstemp(out_path), efd = mkstemp(err_path);
+
+  assert_true(ofd >= 0 && efd >= 0);
+  argv[argc++] = (char *)runwayctl_path;
+  va_start(ap, first);
+  for (const char *s = first; s != NULL; s = va_arg(ap, const char *))
+    argv[argc++] = (char *)s;
+  va_end(ap);
+  argv[argc] = NULL;
+
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(ofd, 1);
+    dup2(efd, 2);
+    unsetenv("RUNWAY_SOCKET");
+    setenv("XDG_RUNTIME_DIR", "/nonexistent-runway-test", 1);
+    execv(runwayctl_path, argv);
+    _exit(127);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  close(ofd);
+  close(efd);
+  *out = slurp(out_path);
+  *errout = slurp(err_path);
+  unlink(out_path);
+  unlink(err_path);
+  assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+static void test_tool_exit_statuses(void **state) {
+  (void)state;
+  struct fake f;
+  char *out, *errout;
+
+  if (runwayctl_path == NULL)
+    skip();
+
+  /* 3: nobody there; the message names the path and what to do. */
+  assert_int_equal(run_tool(&out, &errout, "status", NULL), CTL_EXIT_UNREACHABLE);
+  assert_non_null(strstr(errout, "/nonexistent-runway-test/runway/control.sock"));
+  assert_non_null(strstr(errout, "start runwayd"));
+  assert_non_null(strstr(errout, "RUNWAY_SOCKET"));
+  free(out);
+  free(errout);
+
+  /* 2: usage. */
+  assert_int_equal(run_tool(&out, &errout, "slot", "add", "fx", NULL), CTL_EXIT_USAGE);
+  assert_non_null(strstr(errout, "runwayctl --help"));
+  free(out);
+  free(errout);
+
+  /* 0: an answer, printed for people. */
+  fake_start(&f, "{\"id\":1,\"ok\":true,\"result\":{\"backend\":\"jack\",\"slots\":0}}\n");
+  assert_int_equal(run_tool(&out, &errout, "--socket", f.path, "status", NULL), CTL_EXIT_OK);
+  fake_stop(&f);
+  assert_string_equal(out, "backend: jack\nslots: 0\n");
+  assert_string_equal(errout, "");
+  assert_string_equal(f.request, "{\"id\":1,\"cmd\":\"status\",\"args\":{}}\n");
+  free(out);
+  free(errout);
+
+  /* --json prints exactly the result. */
+  fake_start(&f, "{\"id\":1,\"ok\":true,\"result\":{\"slots\":[]}}\n");
+  assert_int_equal(run_tool(&out, &errout, "slot", "list", "--json", "--socket", f.path, NULL),
+                   CTL_EXIT_OK);
+  fake_stop(&f);
+  json_t *doc = json_loads(out, 0, NULL);
+  assert_non_null(doc);
+  assert_int_equal(json_array_size(json_object_get(doc, "slots")), 0);
+  json_decref(doc);
+  free(out);
+  free(errout);
+
+  /* 1: the daemon said no. */
+  fake_start(&f, "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"exists\",\"message\":\"slot "
+                 "\\\"fx\\\" exists; remove it first or pick another name\"}}\n");
+  assert_int_equal(run_tool(&out, &errout, "--socket", f.path, "slot", "add", "fx", "--plugin",
+                            "gain", "--latency-ms", "20", NULL),
+                   CTL_EXIT_ERROR);
+  fake_stop(&f);
+  assert_string_equal(errout, "runwayctl: exists: slot \"fx\" exists; remove it first or pick "
+                              "another name\n");
+  json_t *req = json_loads(f.request, JSON_DISABLE_EOF_CHECK, NULL);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(req, "args"), "latency_ms")),
+                   20);
+  json_decref(req);
+  free(out);
+  free(errout);
+
+  /* 3: a daemon that never answers, bounded by --timeout. */
+  fake_start(&f, NULL);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  assert_int_equal(run_tool(&out, &errout, "--timeout", "0.3", "--socket", f.path, "status", NULL),
+                   CTL_EXIT_UNREACHABLE);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  fake_stop(&f);
+  assert_non_null(strstr(errout, "no answer from runwayd"));
+  double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  assert_true(took >= 0.29 && took < 5);
+  free(out);
+  free(errout);
+
+  /* 3: a daemon that hangs up without answering. */
+  fake_start(&f, "");
+  assert_int_equal(run_tool(&out, &errout, "--socket", f.path, "status", NULL),
+                   CTL_EXIT_UNREACHABLE);
+  fake_stop(&f);
+  assert_non_null(strstr(errout, "closed the connection without answering"));
+  free(out);
+  free(errout);
+}
+
+int main(int argc, char **argv) {
+  runwayctl_path = argc > 1 ? argv[1] : NULL;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_requests),
+      cmocka_unit_test(test_slot_add_requests),
+      cmocka_unit_test(test_global_options),
+      cmocka_unit_test(test_help_and_version),
+      cmocka_unit_test(test_usage_errors),
+      cmocka_unit_test(test_help_text),
+      cmocka_unit_test(test_format_status),
+      cmocka_unit_test(test_format_plugins),
+      cmocka_unit_test(test_format_slot_list),
+      cmocka_unit_test(test_format_slot),
+      cmocka_unit_test(test_format_stats),
+      cmocka_unit_test(test_handle_response),
+      cmocka_unit_test(test_tool_exit_statuses),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
