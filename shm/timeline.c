@@ -67,6 +67,18 @@ int64_t shm_tl_daemon_write_input(struct shm_tl_daemon *d, const float *const *s
    */
   uint64_t in_read = atomic_load_explicit(&g->ctl->in_read.value, memory_order_acquire);
 
+  /*
+   * The input ring is a seqlock's data: a worker that fell a capacity behind
+   * may be copying frames we overwrite now, and read_input detects that
+   * afterwards and drops the copy. The release fence orders our previous
+   * in_write store before these overwrites (the writer half of the seqlock:
+   * a worker that sees a torn frame also sees an in_write that says so; x86
+   * gives this for free, AArch64 needs the barrier). The copies stay plain
+   * memcpy: daemon and worker are separate processes, and relaxed atomic
+   * word copies, which would make the overlap race-free in C11 terms within
+   * one process, cost 3x the copy here (tests/stress/README.md).
+   */
+  atomic_thread_fence(memory_order_release);
   for (uint32_t c = 0; c < g->n_in; c++)
     ring_put(g->in + (size_t)c * g->stride, g->capacity, d->pos, src ? src[c] : NULL, n);
 
