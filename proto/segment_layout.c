@@ -64,6 +64,11 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
   if (wake > p->latency)
     wake = p->latency;
 
+  uint32_t state_cap = p->state_capacity ? p->state_capacity : RW_STATE_CAPACITY_DEFAULT;
+  if (state_cap > RW_MAX_STATE_CAPACITY)
+    return fail(-EINVAL, err, errlen, "state capacity %u exceeds %u bytes", state_cap,
+                RW_MAX_STATE_CAPACITY);
+
   uint32_t cap = proto_segment_capacity(p->latency, p->max_period);
 
   memset(hdr, 0, sizeof(*hdr));
@@ -82,6 +87,7 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
   hdr->message_capacity = msg_cap;
   hdr->record_size = sizeof(struct rw_record);
   hdr->wake_frames_default = wake;
+  hdr->state_capacity = state_cap;
   hdr->generation = p->generation;
 
   uint64_t off = align_up(sizeof(*hdr), RW_PAGE_ALIGN);
@@ -91,6 +97,8 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
       [RW_REGION_AUDIO_OUT] = (uint64_t)p->n_outputs * cap * sizeof(float),
       [RW_REGION_EVENTS] = (uint64_t)ev_cap * sizeof(struct rw_record),
       [RW_REGION_MESSAGES] = (uint64_t)msg_cap * sizeof(struct rw_record),
+      [RW_REGION_INFO] = sizeof(struct rw_info),
+      [RW_REGION_STATE] = sizeof(struct rw_state_box) + (uint64_t)state_cap,
   };
   for (int i = 0; i < RW_REGION_COUNT; i++) {
     hdr->regions[i].offset = off;
@@ -139,10 +147,12 @@ int proto_segment_validate(const void *base, size_t map_size, struct rw_segment_
       .event_capacity = snap.event_capacity,
       .message_capacity = snap.message_capacity,
       .wake_frames = snap.wake_frames_default,
+      .state_capacity = snap.state_capacity,
       .generation = snap.generation,
   };
   char why[160];
-  if (snap.event_capacity == 0 || snap.message_capacity == 0 || snap.wake_frames_default == 0)
+  if (snap.event_capacity == 0 || snap.message_capacity == 0 || snap.wake_frames_default == 0 ||
+      snap.state_capacity == 0)
     return fail(-EPROTO, err, errlen, "segment header has a zero ring capacity or wake size");
   if (proto_segment_layout(&p, &expect, why, sizeof(why)) != 0)
     return fail(-EPROTO, err, errlen, "segment header is invalid: %s", why);

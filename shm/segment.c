@@ -21,6 +21,8 @@ static void bind_regions(struct shm_segment *seg) {
   seg->audio_out = proto_segment_region(seg->base, h, RW_REGION_AUDIO_OUT);
   seg->events = proto_segment_region(seg->base, h, RW_REGION_EVENTS);
   seg->messages = proto_segment_region(seg->base, h, RW_REGION_MESSAGES);
+  seg->info = proto_segment_region(seg->base, h, RW_REGION_INFO);
+  seg->state = proto_segment_region(seg->base, h, RW_REGION_STATE);
 }
 
 int shm_segment_create(const struct proto_segment_params *params, const char *name,

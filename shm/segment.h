@@ -27,6 +27,8 @@ struct shm_segment {
   float *audio_out; /* n_outputs channels */
   struct rw_record *events;
   struct rw_record *messages;
+  struct rw_info *info;
+  struct rw_state_box *state;
 };
 
 /*

@@ -286,9 +286,13 @@ static void check_geometry(const struct proto_segment_params *p, const struct rw
       [RW_REGION_AUDIO_OUT] = (uint64_t)p->n_outputs * h->capacity * sizeof(float),
       [RW_REGION_EVENTS] = (uint64_t)ev * sizeof(struct rw_record),
       [RW_REGION_MESSAGES] = (uint64_t)msg * sizeof(struct rw_record),
+      [RW_REGION_INFO] = sizeof(struct rw_info),
+      [RW_REGION_STATE] = sizeof(struct rw_state_box) + (uint64_t)h->state_capacity,
   };
 
   assert_int_equal(h->magic, RW_SEGMENT_MAGIC);
+  assert_int_equal(h->state_capacity,
+                   p->state_capacity ? p->state_capacity : RW_STATE_CAPACITY_DEFAULT);
   assert_int_equal(h->abi_version, RW_SEGMENT_ABI_VERSION);
   assert_int_equal(h->header_size, sizeof(struct rw_segment_header));
   assert_int_equal(h->record_size, sizeof(struct rw_record));
@@ -735,10 +739,19 @@ static void check_header(struct corrupt *k) {
   char err[256];
   int rc = proto_segment_validate(k->seg.base, k->seg.size, &out, err, sizeof(err));
   if (rc == 0) {
-    struct proto_segment_params p = {out.sample_rate,    out.n_inputs,   out.n_outputs,
-                                     out.flags,          out.latency,    out.max_period,
-                                     out.event_capacity, out.message_capacity,
-                                     out.wake_frames_default, out.generation};
+    struct proto_segment_params p = {
+        .sample_rate = out.sample_rate,
+        .n_inputs = out.n_inputs,
+        .n_outputs = out.n_outputs,
+        .flags = out.flags,
+        .latency = out.latency,
+        .max_period = out.max_period,
+        .event_capacity = out.event_capacity,
+        .message_capacity = out.message_capacity,
+        .wake_frames = out.wake_frames_default,
+        .state_capacity = out.state_capacity,
+        .generation = out.generation,
+    };
     struct rw_segment_header again;
     k->n_validate_ok++;
     assert_int_equal(proto_segment_layout(&p, &again, NULL, 0), 0);

@@ -36,6 +36,11 @@
 #define RW_MAX_PERIOD 8192u
 #define RW_MAX_CAPACITY (1u << 24)
 #define RW_MAX_EVENT_CAPACITY (1u << 16)
+#define RW_MAX_PARAMS 128u
+#define RW_NAME_MAX 32u /* bytes of a parameter or plugin name, NUL included */
+#define RW_UNIT_MAX 16u
+#define RW_STATE_CAPACITY_DEFAULT (256u * 1024u)
+#define RW_MAX_STATE_CAPACITY (16u * 1024u * 1024u)
 
 #define RW_SEGMENT_F_MIDI 0x1u /* the slot has a MIDI input */
 #define RW_SEGMENT_F_ALL RW_SEGMENT_F_MIDI
@@ -46,6 +51,8 @@ enum rw_region_id {
   RW_REGION_AUDIO_OUT,
   RW_REGION_EVENTS,
   RW_REGION_MESSAGES,
+  RW_REGION_INFO,
+  RW_REGION_STATE,
   RW_REGION_COUNT
 };
 
@@ -71,6 +78,8 @@ struct rw_segment_header {
   uint32_t message_capacity; /* records in the message ring, power of two */
   uint32_t record_size;      /* sizeof(struct rw_record) */
   uint32_t wake_frames_default;
+  uint32_t state_capacity; /* bytes of plugin state the mailbox holds */
+  uint32_t reserved1;
   uint64_t generation; /* bumped by the daemon for every new segment of a slot */
   struct rw_region regions[RW_REGION_COUNT];
 };
@@ -154,6 +163,61 @@ struct rw_record {
     } ack;
     uint8_t bytes[16];
   } u;
+};
+
+/*
+ * A parameter as the worker declares it. Strings are NUL-terminated within
+ * their arrays (readers terminate them anyway).
+ */
+struct rw_param_desc {
+  uint32_t id;
+  float min;
+  float max;
+  float def;
+  char name[RW_NAME_MAX];
+  char unit[RW_UNIT_MAX];
+};
+
+/*
+ * What the worker runs. The worker fills it in once after attaching, before
+ * it publishes worker_pid (release); the daemon reads it after seeing
+ * worker_pid (acquire) and validates everything.
+ */
+struct rw_info {
+  uint32_t n_params;
+  uint32_t flags; /* RW_INFO_F_* */
+  char plugin[RW_NAME_MAX * 2];
+  struct rw_param_desc params[RW_MAX_PARAMS];
+};
+
+#define RW_INFO_F_STATE 0x1u /* the plugin saves and loads state of its own */
+
+/* Plugin-state mailbox operations and results. */
+enum rw_state_op { RW_STATE_NONE = 0, RW_STATE_SAVE = 1, RW_STATE_LOAD = 2 };
+enum rw_state_status {
+  RW_STATE_OK = 0,
+  RW_STATE_UNSUPPORTED = 1, /* the plugin has no state of its own */
+  RW_STATE_TOO_LARGE = 2,   /* the state does not fit state_capacity */
+  RW_STATE_FAILED = 3,      /* the plugin refused the state */
+  RW_STATE_PENDING = 4      /* not answered yet */
+};
+
+/*
+ * One request at a time: the daemon writes op (and, for a load, length and
+ * data), then bumps `request` (release). The worker handles it between two
+ * blocks, never in the middle of one, writes status (and, for a save, length
+ * and data), then sets `done` = request (release). A request waiting when
+ * the worker starts (a restart handing over the last saved state) is applied
+ * before its first block.
+ */
+struct rw_state_box {
+  _Atomic uint32_t request;
+  _Atomic uint32_t done;
+  uint32_t op;     /* enum rw_state_op */
+  int32_t status;  /* enum rw_state_status */
+  uint32_t length; /* bytes of data in use */
+  uint32_t reserved;
+  unsigned char data[]; /* state_capacity bytes */
 };
 
 _Static_assert(sizeof(struct rw_record) == 32, "rw_record is part of the ABI");
