@@ -67,7 +67,8 @@ static int socket_path(const char *explicit_path, char *buf, size_t len) {
   return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static json_t *attach_request(const char *slot, const rw_worker_options *opts) {
+static json_t *attach_request(const char *slot, const char *plugin,
+                              const rw_worker_options *opts) {
   json_t *params = json_array();
   json_t *req = NULL;
   if (params == NULL)
@@ -82,8 +83,8 @@ static json_t *attach_request(const char *slot, const rw_worker_options *opts) {
       return NULL;
     }
   }
-  req = json_pack("{s:i,s:s,s:{s:s,s:I,s:o}}", "id", 1, "cmd", "worker.attach", "args", "slot",
-                  slot, "pid", (json_int_t)getpid(), "params", params);
+  req = json_pack("{s:i,s:s,s:{s:s,s:I,s:s,s:o}}", "id", 1, "cmd", "worker.attach", "args",
+                  "slot", slot, "pid", (json_int_t)getpid(), "plugin", plugin, "params", params);
   return req;
 }
 
@@ -227,7 +228,7 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
     return RW_ERR_ATTACH;
   }
 
-  req = attach_request(slot, opts);
+  req = attach_request(slot, w->plugin, opts);
   size_t len = 0;
   /* Seven digits print a float's value as written (0.95, not 0.949999988). */
   request = req ? json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(7)) : NULL;

@@ -80,12 +80,42 @@ static uint32_t offset_in(const struct shm_tl_chunk *c, uint64_t time) {
 }
 
 /*
+ * Puts the values a state load set into the sorted batch at offset 0: after
+ * the events whose time had already passed (they were sent before the load
+ * was answered), before those on time. The caller left room for them.
+ */
+static uint32_t insert_loaded(rw_worker *w, const struct shm_tl_chunk *c, uint32_t n) {
+  struct rw__pending_event *batch = w->batch;
+  uint32_t at = 0;
+  while (at < n && batch[at].ev.offset == 0 && batch[at].time < c->pos)
+    at++;
+  memmove(&batch[at + w->n_loaded], &batch[at], (size_t)(n - at) * sizeof(*batch));
+  uint32_t k = at;
+  for (uint32_t i = 0; i < w->n_params; i++) {
+    struct rw__param *p = &w->params[i];
+    if (!p->loaded)
+      continue;
+    struct rw__pending_event *e = &batch[k++];
+    memset(e, 0, sizeof(*e));
+    e->time = c->pos;
+    e->ev.kind = RW_EV_PARAM;
+    e->ev.u.param.id = p->id;
+    e->ev.u.param.value = p->value;
+    p->loaded = 0;
+  }
+  n += w->n_loaded;
+  w->n_loaded = 0;
+  return n;
+}
+
+/*
  * Collects the events for chunk c: those held back from the previous block,
- * then records from the ring with time < c->pos + c->frames. Returns the
- * number of frames the block may have: c->frames, or fewer when more than
- * RW_MAX_BLOCK_EVENTS events fall inside it (the block then ends where the
- * first event that did not fit lies, at least one frame in). Returns
- * RW_ERR_PROTOCOL when the ring's positions are impossible.
+ * then records from the ring with time < c->pos + c->frames, and the values
+ * a state load set. Returns the number of frames the block may have:
+ * c->frames, or fewer when more than RW_MAX_BLOCK_EVENTS events fall inside
+ * it (the block then ends where the first event that did not fit lies, at
+ * least one frame in). Returns RW_ERR_PROTOCOL when the ring's positions are
+ * impossible.
  */
 static int gather_events(rw_worker *w, const struct shm_tl_chunk *c, uint32_t *n_out) {
   const uint64_t end = c->pos + c->frames;
@@ -95,6 +125,12 @@ static int gather_events(rw_worker *w, const struct shm_tl_chunk *c, uint32_t *n
   uint32_t n = 0;
   uint32_t frames = c->frames;
   int full = 0;
+  /*
+   * Room for the loaded values (at most RW_MAX_PARAMS). Only a flood of held
+   * back events leaves none; then they wait for a block with room.
+   */
+  uint32_t loaded = w->n_carry + w->n_loaded <= RW_MAX_BLOCK_EVENTS ? w->n_loaded : 0;
+  const uint32_t limit = RW_MAX_BLOCK_EVENTS - loaded;
 
   for (uint32_t i = 0; i < w->n_carry; i++) {
     batch[n] = w->carry[i];
@@ -119,7 +155,7 @@ static int gather_events(rw_worker *w, const struct shm_tl_chunk *c, uint32_t *n
       continue;
     }
     ev.offset = offset_in(c, rec.time);
-    if (n == RW_MAX_BLOCK_EVENTS) {
+    if (n >= limit) {
       /* Leave it in the ring; the block stops short of it. */
       full = 1;
       frames = ev.offset > 0 ? ev.offset : 1;
@@ -143,6 +179,8 @@ static int gather_events(rw_worker *w, const struct shm_tl_chunk *c, uint32_t *n
       w->carry[w->n_carry - 1 - i] = t;
     }
   }
+  if (loaded > 0)
+    n = insert_loaded(w, c, n);
 
   for (uint32_t i = 0; i < n; i++) {
     w->block_events[i] = batch[i].ev;
@@ -207,6 +245,20 @@ int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
     rw__set_error(w, "rw_worker_next called before rw_worker_done for the previous block");
     return RW_ERR_INVALID;
   }
+  if (w->in_state_handler) {
+    rw__set_error(w, "rw_worker_next called from a state handler");
+    return RW_ERR_INVALID;
+  }
+  if (!w->published) {
+    /*
+     * Release: the info block (whose flags now say whether state handlers
+     * are set) and our ring positions are complete before the daemon sees a
+     * pid, which for it means "attached".
+     */
+    rw__info_set_flags(w);
+    atomic_store_explicit(&w->seg.control->worker_pid, (uint32_t)w->pid, memory_order_release);
+    w->published = 1;
+  }
   int64_t deadline = timeout_ms >= 0 ? now_ns() + (int64_t)timeout_ms * 1000000 : -1;
 
   for (;;) {
@@ -215,6 +267,12 @@ int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
       rw__set_error(w, "stop requested");
       return RW_ERR_CLOSED;
     }
+    /*
+     * Between two blocks: the only place state changes. Here on entry (so a
+     * request waiting at attach is applied before the first block) and after
+     * every wait slice (so an idle worker answers within one).
+     */
+    rw__state_poll(w);
     int rc = plan_chunk(w);
     if (rc < 0)
       return rc;

@@ -56,6 +56,8 @@ int rw_worker_main(const rw_plugin *plugin, const rw_worker_options *opts) {
     o.params = plugin->params;
     o.n_params = plugin->n_params;
   }
+  if (o.plugin == NULL)
+    o.plugin = plugin->name;
 
   atomic_store(&stop_early, 0);
   memset(&sa, 0, sizeof(sa));
@@ -83,6 +85,11 @@ int rw_worker_main(const rw_plugin *plugin, const rw_worker_options *opts) {
               rw_worker_get_info(w)->sample_rate);
       goto out;
     }
+  }
+  /* Before the first block: the daemon learns from the start whether the plugin keeps state. */
+  if (plugin->save_state != NULL || plugin->load_state != NULL) {
+    rw_state_handlers h = {.save = plugin->save_state, .load = plugin->load_state, .user = self};
+    rw_worker_set_state_handlers(w, &h);
   }
 
   rw_block b;

@@ -24,6 +24,69 @@ void rw__set_error(rw_worker *w, const char *fmt, ...) {
   va_end(ap);
 }
 
+static int is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* What runwayd shows as it is: no control characters, nothing JSON must escape. */
+static int is_shown_char(char c) {
+  unsigned char u = (unsigned char)c;
+  return u >= 0x20 && u != 0x7f && c != '"' && c != '\\';
+}
+
+static int check_param(rw_worker *w, const rw_worker_options *o, uint32_t i) {
+  const rw_param_info *p = &o->params[i];
+  if (p->name == NULL || p->name[0] == '\0') {
+    rw__set_error(w, "parameter %u (id %u) has no name", i, p->id);
+    return RW_ERR_INVALID;
+  }
+  size_t len = strlen(p->name);
+  if (len >= RW_NAME_MAX) {
+    rw__set_error(w, "parameter name \"%.40s...\" is %zu bytes; at most %u fit", p->name, len,
+                  RW_NAME_MAX - 1);
+    return RW_ERR_INVALID;
+  }
+  for (size_t k = 0; k < len; k++) {
+    if (!is_name_char(p->name[k])) {
+      rw__set_error(w, "parameter name \"%s\" may only hold letters, digits and '_'", p->name);
+      return RW_ERR_INVALID;
+    }
+  }
+  if (p->unit != NULL) {
+    len = strlen(p->unit);
+    if (len >= RW_UNIT_MAX) {
+      rw__set_error(w, "parameter \"%s\": unit \"%.40s\" is %zu bytes; at most %u fit", p->name,
+                    p->unit, len, RW_UNIT_MAX - 1);
+      return RW_ERR_INVALID;
+    }
+    for (size_t k = 0; k < len; k++) {
+      if (!is_shown_char(p->unit[k])) {
+        rw__set_error(w, "parameter \"%s\": its unit holds a control character, '\"' or '\\'",
+                      p->name);
+        return RW_ERR_INVALID;
+      }
+    }
+  }
+  if (!isfinite(p->min) || !isfinite(p->max) || !isfinite(p->def) || p->min > p->max ||
+      p->def < p->min || p->def > p->max) {
+    rw__set_error(w, "parameter \"%s\": need finite min <= default <= max", p->name);
+    return RW_ERR_INVALID;
+  }
+  for (uint32_t j = 0; j < i; j++) {
+    if (o->params[j].id == p->id) {
+      rw__set_error(w, "parameters \"%s\" and \"%s\" share id %u", o->params[j].name, p->name,
+                    p->id);
+      return RW_ERR_INVALID;
+    }
+    if (strcmp(o->params[j].name, p->name) == 0) {
+      rw__set_error(w, "two parameters are named \"%s\" (ids %u and %u)", p->name,
+                    o->params[j].id, p->id);
+      return RW_ERR_INVALID;
+    }
+  }
+  return 0;
+}
+
 static int check_options(rw_worker *w, const rw_worker_options *o) {
   if (o == NULL)
     return 0;
@@ -33,31 +96,54 @@ static int check_options(rw_worker *w, const rw_worker_options *o) {
                   o->api_version, RW_WORKER_API_VERSION);
     return RW_ERR_INVALID;
   }
-  if (o->n_params > RW__MAX_PARAMS || (o->n_params > 0 && o->params == NULL)) {
+  if (o->n_params > RW_MAX_PARAMS || (o->n_params > 0 && o->params == NULL)) {
     rw__set_error(w, "n_params is %u but params is %s (at most %u parameters)", o->n_params,
-                  o->params ? "set" : "NULL", RW__MAX_PARAMS);
+                  o->params ? "set" : "NULL", RW_MAX_PARAMS);
     return RW_ERR_INVALID;
   }
   for (uint32_t i = 0; i < o->n_params; i++) {
-    const rw_param_info *p = &o->params[i];
-    if (p->name == NULL || p->name[0] == '\0') {
-      rw__set_error(w, "parameter %u (id %u) has no name", i, p->id);
+    int rc = check_param(w, o, i);
+    if (rc != 0)
+      return rc;
+  }
+  if (o->plugin != NULL) {
+    size_t len = strlen(o->plugin);
+    if (len == 0 || len >= sizeof(w->plugin)) {
+      rw__set_error(w, "plugin name \"%.40s%s\" is %zu bytes; it needs 1 to %zu", o->plugin,
+                    len > 40 ? "..." : "", len, sizeof(w->plugin) - 1);
       return RW_ERR_INVALID;
     }
-    if (!isfinite(p->min) || !isfinite(p->max) || !isfinite(p->def) || p->min > p->max ||
-        p->def < p->min || p->def > p->max) {
-      rw__set_error(w, "parameter \"%s\": need finite min <= default <= max", p->name);
-      return RW_ERR_INVALID;
-    }
-    for (uint32_t j = 0; j < i; j++) {
-      if (o->params[j].id == p->id) {
-        rw__set_error(w, "parameters \"%s\" and \"%s\" share id %u", o->params[j].name, p->name,
-                      p->id);
+    for (size_t k = 0; k < len; k++) {
+      if (!is_shown_char(o->plugin[k])) {
+        rw__set_error(w, "plugin name \"%.40s\" holds a control character, '\"' or '\\'",
+                      o->plugin);
         return RW_ERR_INVALID;
       }
     }
   }
   return 0;
+}
+
+/*
+ * The name the daemon shows: the declared one (checked above), else the
+ * program's, made showable and shortened at a UTF-8 character boundary.
+ */
+static void pick_plugin_name(rw_worker *w, const rw_worker_options *o) {
+  if (o != NULL && o->plugin != NULL) {
+    snprintf(w->plugin, sizeof(w->plugin), "%s", o->plugin);
+    return;
+  }
+  const char *prog = program_invocation_short_name;
+  if (prog == NULL || prog[0] == '\0')
+    prog = "worker";
+  size_t n = 0;
+  for (; prog[n] != '\0' && n < sizeof(w->plugin) - 1; n++)
+    w->plugin[n] = is_shown_char(prog[n]) ? prog[n] : '_';
+  /* Cut before a UTF-8 sequence the limit split (continuation bytes are 10xxxxxx). */
+  if (prog[n] != '\0')
+    while (n > 0 && ((unsigned char)prog[n] & 0xC0) == 0x80)
+      n--;
+  w->plugin[n] = '\0';
 }
 
 static uint32_t pick_max_block(const rw_worker_options *o, uint32_t capacity) {
@@ -106,6 +192,10 @@ static int copy_params(rw_worker *w, const rw_worker_options *o) {
     w->params[i].min = o->params[i].min;
     w->params[i].max = o->params[i].max;
     w->params[i].value = o->params[i].def;
+    /* check_options made sure it fits. */
+    snprintf(w->params[i].name, sizeof(w->params[i].name), "%s", o->params[i].name);
+    snprintf(w->params[i].unit, sizeof(w->params[i].unit), "%s",
+             o->params[i].unit ? o->params[i].unit : "");
   }
   w->n_params = o->n_params;
   return 0;
@@ -182,6 +272,7 @@ int rw_worker_open(const rw_worker_options *opts, rw_worker **out) {
   rc = copy_params(w, opts);
   if (rc != 0)
     goto fail;
+  pick_plugin_name(w, opts);
 
   const char *fd_text = getenv("RUNWAY_SEGMENT_FD");
   if (fd_text != NULL && fd_text[0] != '\0') {
@@ -200,9 +291,11 @@ int rw_worker_open(const rw_worker_options *opts, rw_worker **out) {
   rc = allocate_buffers(w);
   if (rc != 0)
     goto fail;
-
-  /* Release: the daemon reads a non-zero pid as "attached"; our ring positions are set. */
-  atomic_store_explicit(&w->seg.control->worker_pid, (uint32_t)w->pid, memory_order_release);
+  rc = rw__state_init(w);
+  if (rc != 0)
+    goto fail;
+  /* worker_pid, which tells the daemon to read this, waits for the first rw_worker_next. */
+  rw__info_fill(w);
   *out = w;
   return 0;
 
@@ -276,5 +369,6 @@ void rw_worker_close(rw_worker *w) {
   free(w->carry);
   free(w->block_events);
   free(w->params);
+  rw__state_free(w);
   free(w);
 }

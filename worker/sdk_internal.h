@@ -6,6 +6,7 @@
 #ifndef RUNWAY_WORKER_SDK_INTERNAL_H
 #define RUNWAY_WORKER_SDK_INTERNAL_H
 
+#include <locale.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -19,7 +20,6 @@
 #define RW__DEFAULT_MAX_BLOCK 256u
 #define RW__MIN_MAX_BLOCK 16u
 #define RW__MAX_MAX_BLOCK 8192u
-#define RW__MAX_PARAMS 1024u
 #define RW__FADE_FRAMES 64u
 /* Longest single futex sleep: bounds how late a stop request or a vanished daemon is noticed. */
 #define RW__WAIT_SLICE_NS (50 * 1000000LL)
@@ -38,6 +38,13 @@ struct rw__param {
   float min;
   float max;
   float value;
+  char name[RW_NAME_MAX];
+  char unit[RW_UNIT_MAX];
+  /* A state load set value; the plugin hears it at offset 0 of the next block. */
+  int loaded;
+  /* Scratch of the default-format parser: the document's value, applied only if all of it parses. */
+  int staged;
+  float staged_value;
 };
 
 struct rw_worker {
@@ -72,6 +79,18 @@ struct rw_worker {
 
   struct rw__param *params;
   uint32_t n_params;
+  uint32_t n_loaded; /* params with `loaded` set */
+
+  /* The declaration in the segment's info block, and whether the daemon may read it yet. */
+  char plugin[RW_NAME_MAX * 2];
+  int published;
+
+  /* Plugin state (state.c). */
+  rw_state_handlers state;
+  int in_state_handler;
+  unsigned char *state_buf; /* private copy of the mailbox data: state_capacity bytes */
+  uint32_t state_capacity;
+  locale_t c_locale; /* the default format's numbers never depend on the process locale */
 
   /* State between rw_worker_next and rw_worker_done. */
   int in_block;
@@ -95,5 +114,23 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts);
 
 /* 1 when the daemon is gone: the control connection closed, or the parent changed. */
 int rw__daemon_gone(rw_worker *w);
+
+/*
+ * The plugin's declaration (name, parameters, flags): rw__info_fill writes
+ * the segment's info block once after mapping; rw__info_set_flags updates
+ * the flags (the state handlers may change after it was filled).
+ */
+void rw__info_fill(rw_worker *w);
+void rw__info_set_flags(rw_worker *w);
+
+/* Allocates what answering state requests needs (at open, so answering never fails for memory). */
+int rw__state_init(rw_worker *w);
+void rw__state_free(rw_worker *w);
+
+/*
+ * Answers a state request if one is waiting. Called by rw_worker_next between
+ * blocks only, never while a block is out.
+ */
+void rw__state_poll(rw_worker *w);
 
 #endif

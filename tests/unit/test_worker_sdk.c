@@ -188,7 +188,8 @@ static void test_audio_lands_exactly_L_later(void **state) {
   assert_int_equal(info->latency, LAT);
   assert_int_equal(info->max_block, 256);
   assert_string_equal(info->slot, "test");
-  assert_int_equal(atomic_load(&d.seg.control->worker_pid), (uint32_t)getpid());
+  /* The daemon counts the worker as attached from its first rw_worker_next. */
+  assert_int_equal(atomic_load(&d.seg.control->worker_pid), 0);
 
   uint64_t expect_pos = 0;
   for (int cycle = 0; cycle < 40; cycle++) {
@@ -211,6 +212,7 @@ static void test_audio_lands_exactly_L_later(void **state) {
       assert_int_equal(rw_worker_done(w, &b), 0);
     }
     assert_int_equal(rc, 0);
+    assert_int_equal(atomic_load(&d.seg.control->worker_pid), (uint32_t)getpid());
 
     float out[MAXCH][PERIOD];
     uint64_t t = d.tl.pos;
@@ -799,12 +801,14 @@ static void test_attach_over_socket(void **state) {
   assert_true(json_number_value(json_object_get(p0, "max")) == 10.0);
   assert_true(json_number_value(json_object_get(p0, "default")) == 1.0);
   assert_string_equal(json_string_value(json_object_get(p0, "unit")), "");
+
+  assert_string_equal(json_string_value(json_object_get(args, "plugin")), "test_worker_sdk");
   json_decref(f.request);
 
   assert_string_equal(rw_worker_get_info(w)->slot, "fx");
-  assert_int_equal(atomic_load(&d.seg.control->worker_pid), (uint32_t)getpid());
   daemon_write(&d, PERIOD);
   assert_int_equal(drain(w), 1);
+  assert_int_equal(atomic_load(&d.seg.control->worker_pid), (uint32_t)getpid());
 
   /* The daemon closing the connection ends the worker. */
   close(f.conn);

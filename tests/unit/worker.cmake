@@ -14,3 +14,11 @@ if(TARGET runway_plugins)
   add_test(NAME test_plugins COMMAND test_plugins)
   set_tests_properties(test_plugins PROPERTIES LABELS unit TIMEOUT 60)
 endif()
+
+if(TARGET runway-worker)
+  add_executable(test_worker_state ${CMAKE_CURRENT_LIST_DIR}/test_worker_state.c)
+  target_link_libraries(test_worker_state PRIVATE
+    runway-worker runway_shm PkgConfig::CMOCKA Threads::Threads m)
+  add_test(NAME test_worker_state COMMAND test_worker_state)
+  set_tests_properties(test_worker_state PROPERTIES LABELS unit TIMEOUT 60)
+endif()

@@ -16,9 +16,21 @@
  *   # timeline position it was stamped with, ramped over 5 ms
  *   runwayctl param set vox gain_db -12
  *
+ *   # save and restore the plugin's state
+ *   runwayctl state save vox vox.state
+ *   runwayctl state load vox vox.state
+ *
  * Each block brings input frames and the events that fall inside them, each
  * at its sample offset. The loop below renders up to the next event, applies
  * it, and goes on: that is all sample accuracy takes.
+ *
+ * State needs no code here: the gain is a declared parameter, and the SDK's
+ * default state saves the declared parameters' values and, on a load (or
+ * when runwayd restarts the worker), hands them back as parameter events at
+ * offset 0 of the next block, which handle_event already takes. A plugin with
+ * state beyond its parameters (a loaded sample, a learned profile) installs
+ * its own with rw_worker_set_state_handlers() before its first
+ * rw_worker_next().
  */
 /* sigaction() under a strict -std=c11. */
 #define _POSIX_C_SOURCE 200809L
@@ -80,6 +92,7 @@ int main(void) {
       .api_version = RW_WORKER_API_VERSION,
       .params = params,
       .n_params = 1,
+      .plugin = "example-gain",
   };
   rw_worker *w;
   if (rw_worker_open(&opts, &w) != 0) {

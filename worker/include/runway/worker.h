@@ -43,6 +43,16 @@
  * state (an oscillator phase, a filter memory) cannot click; plugins reset
  * state that would otherwise sound wrong (a delay line full of old audio).
  *
+ * Plugin state: runwayd saves and restores a slot's state (`runwayctl state
+ * save/load`, and when it restarts a crashed worker) through a mailbox in the
+ * segment. The SDK answers it between two blocks, never inside one: inside
+ * rw_worker_next(), before the next block is planned, so a plugin never sees
+ * its state change while it holds a block. A plugin either gives its own
+ * handlers (rw_worker_set_state_handlers, or rw_plugin.save_state/load_state)
+ * or gets the default: the current values of its declared parameters, in
+ * the text format described at rw_worker_set_state_handlers. Every worker
+ * answers; one with no parameters and no handlers saves a header-only document.
+ *
  * Threads: a rw_worker is used from one thread at a time. Nothing here is
  * called from the daemon's real-time thread; the worker may allocate and
  * block as it likes (blocking longer than L costs audio, never the daemon).
@@ -50,6 +60,7 @@
 #ifndef RUNWAY_WORKER_H
 #define RUNWAY_WORKER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -102,14 +113,19 @@ typedef struct rw_event {
   } u;
 } rw_event;
 
-/* Parameter description a plugin declares. */
+/*
+ * Parameter description a plugin declares. rw_worker_open refuses (with
+ * RW_ERR_INVALID and a message saying which) a declaration the daemon could
+ * not show faithfully; nothing is ever truncated.
+ */
 typedef struct rw_param_info {
   uint32_t id;      /* stable id, unique within the plugin */
-  const char *name; /* short identifier: letters, digits, '_' (e.g. "gain_db") */
-  float min;
+  const char *name; /* unique; 1 to 31 of [A-Za-z0-9_] (e.g. "gain_db") */
+  float min;        /* finite, min <= def <= max */
   float max;
   float def;
-  const char *unit; /* "dB", "Hz", "ms", "" ... */
+  const char *unit; /* "dB", "Hz", "ms", "" (or NULL); at most 15 bytes, no control
+                       characters, double quotes or backslashes */
 } rw_param_info;
 
 /* One block of work. Buffers belong to the SDK and stay valid until rw_worker_done(). */
@@ -164,15 +180,29 @@ typedef struct rw_worker_options {
   const char *slot;
   uint32_t max_block;   /* 0: 256 frames */
   uint32_t wake_frames; /* 0: the slot's default (L / 4, at least one period) */
-  /* Optional: the plugin's parameters, announced to the daemon and tracked by the SDK. */
+  /*
+   * Optional: the plugin's parameters (at most 128), announced to the daemon
+   * and tracked by the SDK.
+   */
   const rw_param_info *params;
   uint32_t n_params;
+  /*
+   * The plugin's name as runwayd shows it (status, slot list): 1 to 63
+   * bytes, no control characters, double quotes or backslashes. NULL: the
+   * program's name (shortened to 63 bytes if need be), or "worker".
+   */
+  const char *plugin;
 } rw_worker_options;
 
 typedef struct rw_worker rw_worker;
 
 /*
  * Attaches to the slot. opts may be NULL (defaults, inherited segment).
+ *
+ * The plugin's declaration (opts->plugin and opts->params) goes into the
+ * segment now; the daemon reads it, and counts the worker as running, from
+ * the first rw_worker_next() on. Set up the plugin (and its state handlers)
+ * in between.
  *
  * With RUNWAY_SEGMENT_FD set (a worker runwayd spawned), the segment at that
  * descriptor is mapped; the process also asks for SIGTERM when its parent
@@ -193,6 +223,12 @@ RW_API const rw_worker_info *rw_worker_get_info(const rw_worker *w);
  * the worker sleeps on a futex until the daemon has at least wake_frames of
  * input for it; it never spins and never allocates. A stop request or a
  * vanished daemon is noticed within about 50 ms.
+ *
+ * This is also where state requests from the daemon are answered (the state
+ * handlers run on the calling thread, inside this call): on entry, before a
+ * block is planned, and every <= 50 ms while waiting. A worker that does not
+ * call rw_worker_next (one busy elsewhere, or one that keeps a block) leaves
+ * them waiting.
  */
 RW_API int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms);
 
@@ -203,9 +239,70 @@ RW_API int rw_worker_done(rw_worker *w, rw_block *block);
  * Current value of a declared parameter (rw_worker_options.params): its
  * default until an event changes it. The table is updated when
  * rw_worker_next() delivers a block, so during a block it holds the value
- * after that block's last event. NaN for an undeclared id.
+ * after that block's last event; a state load in the default format updates
+ * it at once (its events follow in the next block). NaN for an undeclared id.
  */
 RW_API float rw_worker_param(const rw_worker *w, uint32_t id);
+
+/* ---- plugin state ------------------------------------------------------------ */
+
+/*
+ * A plugin's own state handlers. Both run inside rw_worker_next(), between
+ * two blocks, on the thread that calls it; they may allocate, and they may
+ * call rw_worker_param and rw_worker_send_param, but not rw_worker_next or
+ * rw_worker_done.
+ *
+ * save writes the plugin's state into buf (capacity bytes, the slot's
+ * state_capacity: 256 KiB unless the daemon chose otherwise) and returns the
+ * number of bytes written, RW_ERR_NOMEM when the state does not fit,
+ * RW_ERR_UNSUPPORTED when there is nothing to save, or another negative
+ * code on failure.
+ *
+ * load applies a state that save produced (possibly by another version of
+ * the plugin: check it, it comes from a file) and returns 0, or a negative
+ * code to refuse it, in which case the plugin keeps its current state.
+ * data is a private copy that stays valid only during the call.
+ *
+ * A NULL save or load answers that direction with "unsupported". user is
+ * passed back unchanged.
+ */
+typedef struct rw_state_handlers {
+  int64_t (*save)(void *user, unsigned char *buf, size_t capacity);
+  int (*load)(void *user, const unsigned char *data, size_t len);
+  void *user;
+} rw_state_handlers;
+
+/*
+ * Installs the plugin's state handlers (copied), or with h NULL (or both
+ * members NULL) goes back to the default. Call it before the first
+ * rw_worker_next(), so the daemon learns from the start that the plugin
+ * keeps state of its own (RW_INFO_F_STATE); later calls are allowed and
+ * update that flag, but a daemon that already read the declaration may not
+ * notice. Returns 0 or RW_ERR_INVALID (w NULL, or called from a handler).
+ *
+ * The default, for a plugin without handlers, saves the current values of
+ * the declared parameters (rw_worker_param) as UTF-8 text:
+ *
+ *     runway-params 1\n
+ *     gain_db -12\n
+ *     mix 0.25\n
+ *
+ * the header line, then one line per declared parameter in declaration
+ * order: its name, one space, its value as the shortest decimal of at most
+ * 9 significant digits that reads back as the same float, a newline.
+ * Loading reads it strictly: the header must be exactly "runway-params 1",
+ * every line NAME SPACE NUMBER NEWLINE (the last newline may be missing),
+ * NUMBER a plain decimal ([+-]digits[.digits][e[+-]digits], no inf or nan);
+ * anything else refuses the whole document and changes nothing. Names the
+ * plugin does not declare are skipped, values outside a parameter's range are
+ * clamped, a repeated name takes its last value. The loaded values reach the
+ * plugin as parameter events at offset 0 of the next block (after events
+ * whose time has already passed, before those on time), exactly like
+ * changes from `runwayctl param set`, and rw_worker_param returns them at
+ * once. A plugin with no parameters saves just the header and loads any
+ * valid document. The text is independent of the process locale.
+ */
+RW_API int rw_worker_set_state_handlers(rw_worker *w, const rw_state_handlers *h);
 
 /*
  * Reports a parameter's value or a channel's peak level to the daemon
@@ -247,12 +344,19 @@ typedef struct rw_plugin {
   void (*destroy)(void *self);
   /* Called for every block; must write every output frame. */
   void (*process)(void *self, rw_worker *w, const rw_block *block);
+  /*
+   * Optional state handlers, with the contract of rw_state_handlers (self is
+   * its user). Both NULL: the SDK's default (the declared parameters' values).
+   */
+  int64_t (*save_state)(void *self, unsigned char *buf, size_t capacity);
+  int (*load_state)(void *self, const unsigned char *data, size_t len);
 } rw_plugin;
 
 /*
- * Attaches, creates the plugin, processes until the daemon goes away or
- * SIGTERM/SIGINT arrives, then cleans up. Returns a process exit status
- * (0 on a clean stop). opts may be NULL.
+ * Attaches, creates the plugin, installs its state handlers, processes until
+ * the daemon goes away or SIGTERM/SIGINT arrives, then cleans up. Returns a
+ * process exit status (0 on a clean stop). opts may be NULL; opts->plugin
+ * NULL takes plugin->name, and opts->params NULL takes plugin->params.
  */
 RW_API int rw_worker_main(const rw_plugin *plugin, const rw_worker_options *opts);
 
