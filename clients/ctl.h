@@ -62,6 +62,25 @@ void ctl_print_command_help(FILE *f, const struct proto_command *cmd);
 int ctl_handle_response(const char *line, size_t len, const json_t *request, int json, FILE *out,
                         FILE *err_out);
 
+/*
+ * The answer of a streaming command (proto_command.stream). Without json as
+ * ctl_handle_response; with json the line is printed as it came, as the
+ * event lines after it will be, so the output is JSON lines.
+ */
+int ctl_handle_stream_answer(const char *line, size_t len, const json_t *request, int json,
+                             FILE *out, FILE *err_out);
+
+/*
+ * One line of a stream after its answer: with json printed as it came;
+ * otherwise an event for people (ctl_print_event), or an error line from the
+ * daemon ("runwayctl: <code>: <message>") to err_out. Returns CTL_EXIT_OK, or
+ * CTL_EXIT_ERROR for a line that is not a JSON object.
+ */
+int ctl_handle_stream_line(const char *line, size_t len, int json, FILE *out, FILE *err_out);
+
+/* One event for people: "slot fx: running, pid 4242, generation 3 (worker started)". */
+void ctl_print_event(FILE *f, const json_t *event);
+
 /* Human output of one command's result; unknown commands print JSON. */
 void ctl_print_result(FILE *f, const json_t *request, const json_t *result);
 

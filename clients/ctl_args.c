@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_POSITIONAL 16
 #define CMD_NAME_MAX 64
@@ -114,6 +115,28 @@ static int parse_double(const char *s, double *out) {
 }
 
 /* The JSON value of a command-line word for an argument of the given type. */
+/* The daemon may run elsewhere in the file system: send it an absolute path. */
+static json_t *absolute_path(const char *text, const char *shown, char *err, size_t errlen) {
+  char cwd[4096];
+  if (text[0] == '\0') {
+    usage_err(err, errlen, "%s needs a file name", shown);
+    return NULL;
+  }
+  if (getcwd(cwd, sizeof(cwd)) == NULL) {
+    usage_err(err, errlen, "cannot tell the current directory to resolve %s; give an absolute path",
+              text);
+    return NULL;
+  }
+  size_t n = strlen(cwd) + 1 + strlen(text) + 1;
+  char *full = malloc(n);
+  if (full == NULL)
+    return NULL;
+  snprintf(full, n, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, text);
+  json_t *v = json_string(full);
+  free(full);
+  return v;
+}
+
 static json_t *convert(const struct proto_arg *a, const char *text, const char *shown, char *err,
                        size_t errlen) {
   json_int_t i;
@@ -156,6 +179,8 @@ static json_t *convert(const struct proto_arg *a, const char *text, const char *
     }
     return v;
   case PROTO_T_STRING:
+    if (a->path && text[0] != '/')
+      return absolute_path(text, shown, err, errlen);
     break;
   }
   v = json_string(text);
@@ -395,6 +420,28 @@ int ctl_parse_args(int argc, char *const argv[], struct ctl_args *a, char *err, 
     if (!arg->positional)
       continue;
     metavar(arg->name, mv, sizeof(mv));
+    if (arg->type == PROTO_T_ARRAY) {
+      /* A positional array takes every remaining word, as strings: "subscribe slot fault". */
+      if (used < npos) {
+        json_t *list = json_array();
+        if (list == NULL || json_object_set_new(args, arg->name, list) != 0) {
+          rc = usage_err(err, errlen, "out of memory");
+          goto fail;
+        }
+        for (; used < npos; used++) {
+          json_t *word = json_string(positional[used]);
+          if (word == NULL) {
+            rc = usage_err(err, errlen, "%s \"%s\" is not valid UTF-8", mv, positional[used]);
+            goto fail;
+          }
+          json_array_append_new(list, word);
+        }
+      } else if (arg->required) {
+        rc = usage_err(err, errlen, "%s needs %s; usage: runwayctl %s", shown, mv, cmd->usage);
+        goto fail;
+      }
+      continue;
+    }
     if (used < npos) {
       json_t *v = convert(arg, positional[used], mv, err, errlen);
       if (v == NULL) {
@@ -471,12 +518,14 @@ void ctl_print_help(FILE *f) {
   fprintf(f, "\nOptions:\n");
   help_row(f, "--socket PATH", "the control socket; default $RUNWAY_SOCKET, else");
   help_row(f, "", "$XDG_RUNTIME_DIR/runway/control.sock, else /run/runway/control.sock");
-  help_row(f, "--json", "print the daemon's result as one JSON document");
+  help_row(f, "--json", "print the daemon's result as one JSON document (subscribe:");
+  help_row(f, "", "every line from the daemon, as it comes)");
   help_row(f, "--timeout SECONDS", "how long to wait for the answer (default 10)");
   help_row(f, "-h, --help", "this help; `runwayctl COMMAND --help` for one command");
   help_row(f, "-V, --version", "print the version");
   fprintf(f, "\nExit status: 0 ok, 1 the daemon answered with an error, 2 usage error,\n"
-             "3 no daemon reachable.\n");
+             "3 no daemon reachable. subscribe runs until interrupted (SIGINT or SIGTERM: 0)\n"
+             "or until runwayd goes away (3).\n");
 }
 
 void ctl_print_command_help(FILE *f, const struct proto_command *cmd) {
@@ -490,7 +539,7 @@ void ctl_print_command_help(FILE *f, const struct proto_command *cmd) {
     any = 1;
     if (a->positional) {
       metavar(a->name, spelled, sizeof(spelled));
-      snprintf(left, sizeof(left), "%s", spelled);
+      snprintf(left, sizeof(left), "%s%s", spelled, a->type == PROTO_T_ARRAY ? "..." : "");
     } else {
       option_spelling(a->name, spelled, sizeof(spelled));
       snprintf(left, sizeof(left), "--%s%s%s", spelled, a->type == PROTO_T_BOOL ? "" : " ",

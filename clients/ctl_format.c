@@ -336,6 +336,16 @@ void ctl_print_result(FILE *f, const json_t *request, const json_t *result) {
     fprintf(f, "slot %s removed\n", name);
   } else if (strcmp(cmd, "stats") == 0) {
     ctl_print_stats(f, result);
+  } else if (strcmp(cmd, "subscribe") == 0) {
+    const json_t *types = json_object_get(result, "subscribed");
+    const json_t *t;
+    size_t i;
+    fprintf(f, "subscribed to");
+    json_array_foreach(types, i, t) {
+      scalar(name, sizeof(name), t);
+      fprintf(f, "%s %s", i ? "," : "", name);
+    }
+    fprintf(f, " events; Ctrl-C stops\n");
   } else if (json_object_size(result) > 0) {
     /* A command without a human form yet: its result as JSON beats nothing. */
     json_dumpf(result, f, JSON_INDENT(2));
@@ -386,6 +396,102 @@ int ctl_handle_response(const char *line, size_t len, const json_t *request, int
     fprintf(err_out, "runwayctl: %s: %s\n", code, message);
   }
 out:
+  json_decref(msg);
+  return rc;
+}
+
+/* " (text)" when obj.key is a non-empty string, else "". */
+static void reason_suffix(char *buf, size_t len, const json_t *obj, const char *key) {
+  const char *s = json_string_value(json_object_get(obj, key));
+  char clean[CELL_MAX];
+  buf[0] = '\0';
+  if (s == NULL || s[0] == '\0')
+    return;
+  clean_into(clean, sizeof(clean), s);
+  snprintf(buf, len, " (%s)", clean);
+}
+
+void ctl_print_event(FILE *f, const json_t *event) {
+  char type[CELL_MAX], slot[CELL_MAX], a[CELL_MAX], b[CELL_MAX], c[CELL_MAX], why[CELL_MAX + 4];
+
+  field(type, sizeof(type), event, "event");
+  field(slot, sizeof(slot), event, "slot");
+  reason_suffix(why, sizeof(why), event, "reason");
+  if (strcmp(type, "slot") == 0) {
+    field(a, sizeof(a), event, "state");
+    field(b, sizeof(b), event, "pid");
+    field(c, sizeof(c), event, "generation");
+    fprintf(f, "slot %s: %s, pid %s, generation %s%s\n", slot, a, b, c, why);
+  } else if (strcmp(type, "underrun") == 0) {
+    field(a, sizeof(a), event, "underruns");
+    field(b, sizeof(b), event, "underrun_frames");
+    fprintf(f, "underrun %s: %s underruns, %s frames of silence in all\n", slot, a, b);
+  } else if (strcmp(type, "restart") == 0) {
+    field(a, sizeof(a), event, "restarts");
+    fprintf(f, "restart %s: restart %s%s\n", slot, a, why);
+  } else if (strcmp(type, "param") == 0) {
+    field(a, sizeof(a), event, "param");
+    field(b, sizeof(b), event, "id");
+    field(c, sizeof(c), event, "value");
+    fprintf(f, "param %s: %s (id %s) = %s\n", slot, a, b, c);
+  } else if (strcmp(type, "fault") == 0) {
+    field(a, sizeof(a), event, "reason");
+    fprintf(f, "fault %s: %s\n", slot, a);
+  } else {
+    /* A type this runwayctl does not know yet: its fields as JSON beat nothing. */
+    json_t *rest = json_deep_copy(event);
+    char *text;
+    json_object_del(rest, "event");
+    text = json_dumps(rest, JSON_COMPACT);
+    clean_into(c, sizeof(c), text ? text : "{}");
+    fprintf(f, "%s: %s\n", type, c);
+    free(text);
+    json_decref(rest);
+  }
+}
+
+int ctl_handle_stream_answer(const char *line, size_t len, const json_t *request, int json,
+                             FILE *out, FILE *err_out) {
+  json_t *msg;
+  int ok;
+
+  if (!json)
+    return ctl_handle_response(line, len, request, json, out, err_out);
+  msg = json_loadb(line, len, 0, NULL);
+  if (!json_is_object(msg)) {
+    json_decref(msg);
+    fprintf(err_out, "runwayctl: runwayd sent an answer that is not a JSON object; is the socket "
+                     "really runwayd's?\n");
+    return CTL_EXIT_ERROR;
+  }
+  ok = json_is_true(json_object_get(msg, "ok"));
+  json_decref(msg);
+  fwrite(line, 1, len, out);
+  fputc('\n', out);
+  return ok ? CTL_EXIT_OK : CTL_EXIT_ERROR;
+}
+
+int ctl_handle_stream_line(const char *line, size_t len, int json, FILE *out, FILE *err_out) {
+  json_t *msg = json_loadb(line, len, 0, NULL);
+  const json_t *error;
+  char code[CELL_MAX], message[1024];
+  int rc = CTL_EXIT_OK;
+
+  if (!json_is_object(msg)) {
+    fprintf(err_out, "runwayctl: runwayd sent a line that is not a JSON object; is the socket "
+                     "really runwayd's?\n");
+    rc = CTL_EXIT_ERROR;
+  } else if (json) {
+    fwrite(line, 1, len, out);
+    fputc('\n', out);
+  } else if (json_object_get(msg, "event") != NULL) {
+    ctl_print_event(out, msg);
+  } else if (json_is_object(error = json_object_get(msg, "error"))) {
+    /* The daemon explains why before it closes the stream (e.g. a limit). */
+    field(code, sizeof(code), error, "code");
+    field(message, sizeof(message), error, "message");
+    fprintf(err_out, "runwayctl: %s: %s\n", code, message);
+  }
   json_decref(msg);
   return rc;
 }

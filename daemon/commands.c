@@ -11,7 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "slot_state.h"
 #include "slots.h"
+#include "store.h"
 
 typedef json_t *(*command_fn)(struct runwayd *d, struct control_conn *conn,
                               const struct proto_request *req);
@@ -47,6 +49,7 @@ static json_t *cmd_status(struct runwayd *d, struct control_conn *conn,
       up ? json_integer(backend_period(d->backend)) : json_null(), "slots",
       (json_int_t)d->n_slots, "uptime_s", (json_int_t)((runwayd_now_ms() - d->started_ms) / 1000),
       "socket", d->opt.socket_path, "latency_ms", d->opt.latency_ms);
+  json_object_set_new(result, "state", store_status_json(d));
   return proto_response_ok(req->id, result);
 }
 
@@ -187,6 +190,49 @@ static json_t *cmd_worker_attach(struct runwayd *d, struct control_conn *conn,
   return NULL; /* answered with the segment attached */
 }
 
+static json_t *cmd_param_list(struct runwayd *d, struct control_conn *conn,
+                              const struct proto_request *req) {
+  json_t *resp = NULL;
+  struct slot *s = find_slot(d, req, "name", &resp);
+  return s != NULL ? slots_param_list(s, req->id) : resp;
+}
+
+static json_t *cmd_param_get(struct runwayd *d, struct control_conn *conn,
+                             const struct proto_request *req) {
+  json_t *resp = NULL;
+  struct slot *s = find_slot(d, req, "name", &resp);
+  return s != NULL ? slots_param_get(s, req->id, json_object_get(req->args, "param")) : resp;
+}
+
+static json_t *cmd_param_set(struct runwayd *d, struct control_conn *conn,
+                             const struct proto_request *req) {
+  json_t *resp = NULL;
+  struct slot *s = find_slot(d, req, "name", &resp);
+  if (s == NULL)
+    return resp;
+  return slots_param_set(s, req->id, json_object_get(req->args, "param"),
+                         json_number_value(json_object_get(req->args, "value")));
+}
+
+static json_t *cmd_state_save(struct runwayd *d, struct control_conn *conn,
+                              const struct proto_request *req) {
+  json_t *resp = NULL;
+  struct slot *s = find_slot(d, req, "name", &resp);
+  return s != NULL ? slot_state_save(d, s, conn, req) : resp;
+}
+
+static json_t *cmd_state_load(struct runwayd *d, struct control_conn *conn,
+                              const struct proto_request *req) {
+  json_t *resp = NULL;
+  struct slot *s = find_slot(d, req, "name", &resp);
+  return s != NULL ? slot_state_load(d, s, conn, req) : resp;
+}
+
+static json_t *cmd_subscribe(struct runwayd *d, struct control_conn *conn,
+                             const struct proto_request *req) {
+  return events_subscribe(d->events, conn, req);
+}
+
 static const struct {
   const char *name;
   command_fn fn;
@@ -198,7 +244,13 @@ static const struct {
     {"slot.list", cmd_slot_list},
     {"slot.restart", cmd_slot_restart},
     {"stats", cmd_stats},
+    {"param.list", cmd_param_list},
+    {"param.get", cmd_param_get},
+    {"param.set", cmd_param_set},
+    {"state.save", cmd_state_save},
+    {"state.load", cmd_state_load},
     {"worker.attach", cmd_worker_attach},
+    {"subscribe", cmd_subscribe},
 };
 
 json_t *commands_dispatch(void *user, struct control_conn *conn, const struct proto_request *req) {

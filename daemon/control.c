@@ -1,6 +1,8 @@
 #include "control.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,11 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+/* Linux >= 4.13; older C libraries may lack the constant. */
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
 
 #define DEFAULT_MAX_CONNECTIONS 64
 #define DEFAULT_MAX_PER_UID 32
@@ -24,6 +31,9 @@
 /* A full line plus its newline; a partial line that fills this is too long. */
 #define IN_BUF_MAX (PROTO_MAX_LINE + 1)
 #define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+/* Supplementary groups read with one getsockopt before falling back to the heap. */
+#define PEER_GROUPS_INLINE 64
+#define NAME_MAX_LEN 64
 
 enum conn_state {
   CONN_OPEN,     /* reading requests */
@@ -43,6 +53,8 @@ struct control_conn {
   char *in; /* the unfinished request line(s) read so far */
   size_t in_len, in_cap;
   uint64_t last_activity; /* uv_now() of the last byte read, or of the start of draining */
+  int refs; /* the server's, plus one per hold; the memory goes when it reaches 0 */
+  int held; /* a reply is deferred: later requests wait, so replies stay in order */
   void *owner;
   void (*on_close)(struct control_conn *conn, void *owner);
 };
@@ -62,6 +74,11 @@ struct control_server {
   uint32_t nconns;            /* of them, those that count towards the limits */
   uint32_t handles;           /* uv handles not yet closed; s is freed at 0 after stop */
   int stopping;
+  /* Who may connect: root, euid, and members of group (see peer_allowed). */
+  uid_t euid;
+  gid_t group;
+  char user_name[NAME_MAX_LEN];  /* euid's name for messages, or empty */
+  char group_name[NAME_MAX_LEN]; /* group's name for messages, or empty */
   char path[SUN_PATH_MAX];
   dev_t dev; /* the socket we bound, so stop never unlinks somebody else's */
   ino_t ino;
@@ -97,11 +114,18 @@ static void server_handle_close_cb(uv_handle_t *h) {
   handle_closed(h->data);
 }
 
+static void conn_unref(struct control_conn *conn) {
+  if (--conn->refs == 0) {
+    free(conn->in);
+    free(conn);
+  }
+}
+
 static void conn_close_cb(uv_handle_t *h) {
   struct control_conn *conn = h->data;
   struct control_server *s = conn->server;
-  free(conn->in);
-  free(conn);
+  conn->server = NULL;
+  conn_unref(conn);
   handle_closed(s);
 }
 
@@ -272,7 +296,7 @@ static void conn_handle_line(struct control_conn *conn, const char *line, size_t
 static void conn_process(struct control_conn *conn, int eof) {
   size_t start = 0;
 
-  while (conn->state == CONN_OPEN && start < conn->in_len) {
+  while (conn->state == CONN_OPEN && !conn->held && start < conn->in_len) {
     char *nl = memchr(conn->in + start, '\n', conn->in_len - start);
     size_t end, next, len;
 
@@ -348,6 +372,78 @@ static uint32_t conns_of_uid(const struct control_server *s, uid_t uid) {
   return n;
 }
 
+/*
+ * 1 when the peer belongs to group: by its primary gid, or by one of the
+ * supplementary groups it had when it connected (SO_PEERGROUPS). Kernels
+ * before 4.13 answer ENOPROTOOPT; then only the primary gid counts, which
+ * errs towards refusing. Any other failure refuses too.
+ */
+static int peer_in_group(int fd, gid_t primary, gid_t group) {
+  gid_t inline_groups[PEER_GROUPS_INLINE];
+  gid_t *groups = inline_groups;
+  socklen_t len = sizeof(inline_groups);
+  int found = 0;
+
+  if (primary == group)
+    return 1;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) {
+    /* ERANGE: len now says how much the list needs; it cannot change for this socket. */
+    if (errno != ERANGE || len <= sizeof(inline_groups))
+      return 0;
+    groups = malloc(len);
+    if (groups == NULL || getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) {
+      free(groups);
+      return 0;
+    }
+  }
+  for (size_t i = 0; i < len / sizeof(gid_t); i++)
+    if (groups[i] == group)
+      found = 1;
+  if (groups != inline_groups)
+    free(groups);
+  return found;
+}
+
+/* Root, the daemon's own user and members of the configured group may control it. */
+static int peer_allowed(const struct control_server *s, int fd, uid_t uid, gid_t gid) {
+  if (uid == 0 || uid == s->euid)
+    return 1;
+  return s->group != (gid_t)-1 && peer_in_group(fd, gid, s->group);
+}
+
+/* "uid 1001 (gid 1001) may not control runwayd: run as root, as ..., or as ...". */
+static void refusal_message(const struct control_server *s, uid_t uid, gid_t gid, char *buf,
+                            size_t len) {
+  char user[NAME_MAX_LEN + 64] = "", group[2 * NAME_MAX_LEN + 128] = "";
+
+  if (s->euid != 0) {
+    if (s->user_name[0] != '\0')
+      snprintf(user, sizeof(user), "as the daemon's user %s (uid %u)", s->user_name,
+               (unsigned)s->euid);
+    else
+      snprintf(user, sizeof(user), "as the daemon's user (uid %u)", (unsigned)s->euid);
+  }
+  if (s->group != (gid_t)-1) {
+    char name[NAME_MAX_LEN];
+    if (s->group_name[0] != '\0')
+      snprintf(name, sizeof(name), "%s", s->group_name);
+    else
+      snprintf(name, sizeof(name), "%u", (unsigned)s->group);
+    snprintf(group, sizeof(group),
+             "as a member of group %s (gid %u; after `usermod -aG %s USER`, log in again)", name,
+             (unsigned)s->group, name);
+  }
+  if (user[0] != '\0' && group[0] != '\0')
+    snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root, %s, or %s",
+             (unsigned)uid, (unsigned)gid, user, group);
+  else if (user[0] != '\0' || group[0] != '\0')
+    snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root or %s",
+             (unsigned)uid, (unsigned)gid, user[0] != '\0' ? user : group);
+  else
+    snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root", (unsigned)uid,
+             (unsigned)gid);
+}
+
 static void connection_cb(uv_stream_t *listener, int status) {
   struct control_server *s = listener->data;
   struct control_conn *conn;
@@ -362,6 +458,7 @@ static void connection_cb(uv_stream_t *listener, int status) {
   if (conn == NULL)
     return;
   conn->server = s;
+  conn->refs = 1;
   conn->pid = 0;
   conn->uid = (uid_t)-1;
   conn->gid = (gid_t)-1;
@@ -383,6 +480,19 @@ static void connection_cb(uv_stream_t *listener, int status) {
   conn->pid = cred.pid;
   conn->uid = cred.uid;
   conn->gid = cred.gid;
+
+  /*
+   * The socket's mode and group already keep strangers out; this check also
+   * holds when the file's permissions were loosened, or the socket was handed
+   * to us (socket activation) with others. It comes before the limits, so an
+   * unauthorised peer learns nothing about the daemon's connections.
+   */
+  if (!peer_allowed(s, fd, cred.uid, cred.gid)) {
+    char denied[512];
+    refusal_message(s, cred.uid, cred.gid, denied, sizeof(denied));
+    conn_fail(conn, PROTO_E_PERMISSION, denied);
+    return;
+  }
 
   if (s->nconns >= s->max_connections) {
     snprintf(msg, sizeof(msg),
@@ -422,7 +532,7 @@ static void timer_cb(uv_timer_t *t) {
       /* on_close callbacks may close others too: start over (each pass closes one). */
       next = s->conns;
     } else if (c->state == CONN_OPEN && s->idle_timeout_ms > 0 && quiet >= s->idle_timeout_ms &&
-               c->owner == NULL && c->on_close == NULL) {
+               c->owner == NULL && c->on_close == NULL && !c->held) {
       snprintf(msg, sizeof(msg),
                "no request for %llu ms, so runwayd closed the connection; reconnect to send more",
                (unsigned long long)s->idle_timeout_ms);
@@ -524,6 +634,39 @@ static int clear_path(const char *path, char *err, size_t errlen) {
   return 0;
 }
 
+/*
+ * Names for the refusal message, looked up once at start: a lookup may ask a
+ * directory service, which the loop must never wait for at accept time.
+ * Leaves buf empty when the id has no name.
+ */
+static void lookup_names(struct control_server *s) {
+  size_t cap = 4096;
+  char *buf = NULL;
+
+  for (;;) {
+    struct passwd pw, *pwp = NULL;
+    struct group gr, *grp = NULL;
+    int rc, rc2 = 0;
+    char *more = realloc(buf, cap);
+    if (more == NULL)
+      break;
+    buf = more;
+    rc = getpwuid_r(s->euid, &pw, buf, cap, &pwp);
+    if (rc == 0 && pwp != NULL)
+      snprintf(s->user_name, sizeof(s->user_name), "%s", pwp->pw_name);
+    if (s->group != (gid_t)-1) {
+      rc2 = getgrgid_r(s->group, &gr, buf, cap, &grp);
+      if (rc2 == 0 && grp != NULL)
+        snprintf(s->group_name, sizeof(s->group_name), "%s", grp->gr_name);
+    }
+    /* A group with many members needs a bigger buffer; 1 MiB is plenty. */
+    if ((rc != ERANGE && rc2 != ERANGE) || cap >= 1024 * 1024)
+      break;
+    cap *= 4;
+  }
+  free(buf);
+}
+
 int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
                          control_dispatch_fn dispatch, void *user, struct control_server **out,
                          char *err, size_t errlen) {
@@ -558,6 +701,9 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
   s->max_output_queue = cfg->max_output_queue ? cfg->max_output_queue : DEFAULT_MAX_OUTPUT_QUEUE;
   s->idle_timeout_ms = cfg->idle_timeout_ms;
   s->drain_timeout_ms = DRAIN_TIMEOUT_MS;
+  s->euid = geteuid();
+  s->group = cfg->group;
+  lookup_names(s);
   if (s->idle_timeout_ms > 0 && s->idle_timeout_ms < s->drain_timeout_ms)
     s->drain_timeout_ms = s->idle_timeout_ms;
   memcpy(s->path, cfg->path, strlen(cfg->path) + 1);
@@ -775,6 +921,41 @@ void control_conn_set_owner(struct control_conn *conn, void *owner,
     return;
   conn->owner = owner;
   conn->on_close = on_close;
+}
+
+void *control_conn_owner(const struct control_conn *conn) {
+  return conn != NULL && conn->state != CONN_CLOSED ? conn->owner : NULL;
+}
+
+struct control_conn *control_conn_hold(struct control_conn *conn) {
+  if (conn == NULL || conn->state != CONN_OPEN)
+    return NULL;
+  conn->held = 1;
+  conn->refs++;
+  /* Nothing more is read while the reply is pending: the input stays bounded. */
+  uv_read_stop(conn_stream(conn));
+  return conn;
+}
+
+int control_conn_reply(struct control_conn *conn, const json_t *msg) {
+  int rc = -EPIPE;
+  if (conn == NULL)
+    return -EINVAL;
+  if (conn->state == CONN_OPEN && conn->held) {
+    conn->held = 0;
+    conn_respond(conn, msg);
+    rc = 0;
+    if (conn->state == CONN_OPEN) {
+      conn->last_activity = uv_now(conn->server->loop);
+      /* Requests that arrived meanwhile are answered now, then reading resumes. */
+      conn_process(conn, 0);
+      if (conn->state == CONN_OPEN && !conn->held &&
+          uv_read_start(conn_stream(conn), alloc_cb, read_cb) != 0)
+        conn_close_now(conn);
+    }
+  }
+  conn_unref(conn);
+  return rc;
 }
 
 void control_conn_close(struct control_conn *conn) {

@@ -21,7 +21,7 @@ struct control_conn;
 struct control_config {
   const char *path;           /* socket path (see proto_socket_path) */
   mode_t mode;                /* 0660 for a system instance, 0600 for a user instance */
-  gid_t group;                /* group allowed to connect; (gid_t)-1 for none */
+  gid_t group;                /* group that owns the socket and may connect; (gid_t)-1: none */
   uint32_t max_connections;   /* total; 0: 64 */
   uint32_t max_per_uid;       /* 0: 32 */
   size_t max_output_queue;    /* bytes queued to a client before it is dropped; 0: 1 MiB */
@@ -35,6 +35,17 @@ struct control_config {
  */
 typedef json_t *(*control_dispatch_fn)(void *user, struct control_conn *conn,
                                        const struct proto_request *req);
+
+/*
+ * Who may connect. The socket file is created with cfg->mode (0660 for a
+ * system instance, 0600 for a user instance) and, when cfg->group is set,
+ * given to that group. Each peer is then checked with SO_PEERCRED at accept:
+ * only uid 0, the daemon's effective uid, and members of cfg->group (by the
+ * peer's primary gid, or a supplementary group from SO_PEERGROUPS; on kernels
+ * before 4.13 the primary gid only) are served. Anybody else gets one
+ * permission_denied error line saying how to get access, and the connection
+ * closes. Refused peers do not count towards the connection limits.
+ */
 
 /*
  * Creates the socket (refusing a symlink or a live socket at path, replacing
@@ -88,6 +99,25 @@ size_t control_conn_queued(const struct control_conn *conn);
  */
 void control_conn_set_owner(struct control_conn *conn, void *owner,
                             void (*on_close)(struct control_conn *conn, void *owner));
+
+/* The owner set with control_conn_set_owner, or NULL. */
+void *control_conn_owner(const struct control_conn *conn);
+
+/*
+ * Defers the reply to the request being dispatched: the dispatch callback
+ * returns NULL, and later control_conn_reply() answers. Until then the
+ * connection reads nothing more, so replies stay in request order, and it is
+ * exempt from the idle timeout. Returns conn (kept allocated even if it
+ * closes meanwhile) or NULL when it is closing.
+ */
+struct control_conn *control_conn_hold(struct control_conn *conn);
+
+/*
+ * Sends the deferred reply (dropped if the connection closed meanwhile),
+ * resumes reading, and releases the hold. Returns 0, or -EPIPE when the
+ * connection had closed.
+ */
+int control_conn_reply(struct control_conn *conn, const json_t *msg);
 
 /*
  * Stops reading and closes the connection once the queued output is written,

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -16,8 +17,13 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "config.h"
+#include "notify.h"
 #include "runwayd.h"
+#include "persist.h"
+#include "slot_state.h"
 #include "slots.h"
+#include "store.h"
 
 #define HOUSEKEEPING_MS 100
 #define RECONNECT_MIN_MS 500
@@ -48,6 +54,7 @@ static void usage(FILE *out) {
           "                          (default: $RUNWAY_WORKER, else beside runwayd)\n"
           "  --stall-timeout-ms N    restart a worker that makes no progress for N ms\n"
           "                          while input waits (default: 2000)\n"
+          "  --socket-group GROUP    members of GROUP may use the control socket (mode 0660)\n"
           "  --help, --version\n");
 }
 
@@ -72,9 +79,9 @@ static void find_worker(char *buf, size_t len) {
   snprintf(buf, len, "runway-worker");
 }
 
-static int parse_options(int argc, char **argv, struct runwayd_options *opt) {
+static int parse_options(int argc, char **argv, struct runwayd_options *opt, json_t *cli_set) {
   enum { O_BACKEND = 256, O_NAME, O_SOCKET, O_CONFIG, O_STATE_DIR, O_LATENCY, O_LOG, O_WORKER,
-         O_STALL, O_HELP, O_VERSION };
+         O_STALL, O_GROUP, O_HELP, O_VERSION };
   static const struct option longopts[] = {
       {"backend", required_argument, NULL, O_BACKEND},
       {"name", required_argument, NULL, O_NAME},
@@ -85,6 +92,7 @@ static int parse_options(int argc, char **argv, struct runwayd_options *opt) {
       {"log-level", required_argument, NULL, O_LOG},
       {"worker", required_argument, NULL, O_WORKER},
       {"stall-timeout-ms", required_argument, NULL, O_STALL},
+      {"socket-group", required_argument, NULL, O_GROUP},
       {"help", no_argument, NULL, O_HELP},
       {"version", no_argument, NULL, O_VERSION},
       {NULL, 0, NULL, 0},
@@ -111,18 +119,22 @@ static int parse_options(int argc, char **argv, struct runwayd_options *opt) {
       }
       break;
     case O_NAME:
+      json_object_set_new(cli_set, "name", json_true());
       opt->name = optarg;
       break;
     case O_SOCKET:
+      json_object_set_new(cli_set, "socket", json_true());
       socket = optarg;
       break;
     case O_CONFIG:
       opt->config_path = optarg;
       break;
     case O_STATE_DIR:
+      json_object_set_new(cli_set, "state_dir", json_true());
       opt->state_dir = optarg;
       break;
     case O_LATENCY:
+      json_object_set_new(cli_set, "latency_ms", json_true());
       opt->latency_ms = strtod(optarg, &end);
       if (*end != '\0' || !(opt->latency_ms > 0 && opt->latency_ms <= 2000)) {
         fprintf(stderr, "runwayd: --latency-ms wants a number of milliseconds in (0, 2000]\n");
@@ -130,20 +142,27 @@ static int parse_options(int argc, char **argv, struct runwayd_options *opt) {
       }
       break;
     case O_LOG:
+      json_object_set_new(cli_set, "log_level", json_true());
       if (log_parse_level(optarg, &opt->log_level) != 0) {
         fprintf(stderr, "runwayd: --log-level is one of error, warn, info, debug\n");
         return 2;
       }
       break;
     case O_WORKER:
+      json_object_set_new(cli_set, "worker", json_true());
       snprintf(opt->worker_path, sizeof(opt->worker_path), "%s", optarg);
       break;
     case O_STALL:
+      json_object_set_new(cli_set, "stall_timeout_ms", json_true());
       opt->stall_timeout_ms = strtoull(optarg, &end, 10);
       if (*end != '\0' || opt->stall_timeout_ms < 100) {
         fprintf(stderr, "runwayd: --stall-timeout-ms wants at least 100\n");
         return 2;
       }
+      break;
+    case O_GROUP:
+      json_object_set_new(cli_set, "socket_group", json_true());
+      opt->socket_group = optarg;
       break;
     case O_HELP:
       usage(stdout);
@@ -171,8 +190,18 @@ static int parse_options(int argc, char **argv, struct runwayd_options *opt) {
 
 static void on_reconnect(uv_timer_t *t);
 
+/* The line `systemctl status runwayd` shows (sd_notify STATUS=). */
+static const char *describe(const struct runwayd *d, char *buf, size_t len) {
+  if (backend_is_open(d->backend))
+    snprintf(buf, len, "JACK active, %u Hz, %u frames per period; slots: %u",
+             backend_sample_rate(d->backend), backend_period(d->backend), d->n_slots);
+  else
+    snprintf(buf, len, "waiting for the JACK server; slots: %u", d->n_slots);
+  return buf;
+}
+
 static void try_connect(struct runwayd *d) {
-  char err[256];
+  char err[256], status[256];
   int rc = backend_open(d->backend, err, sizeof(err));
   if (rc == 0) {
     log_info("connected to JACK as \"%s\": %u Hz, %u frames per period",
@@ -180,10 +209,13 @@ static void try_connect(struct runwayd *d) {
              backend_period(d->backend));
     d->reconnect_delay_ms = RECONNECT_MIN_MS;
     slots_backend_up(d);
+    /* The control socket already listens (main starts it first): now we are ready. */
+    notify_ready(describe(d, status, sizeof(status)));
     return;
   }
   if (d->reconnect_delay_ms <= RECONNECT_MIN_MS)
     log_warn("%s; retrying in the background", err);
+  notify_status("%s", describe(d, status, sizeof(status)));
   uv_timer_start(&d->reconnect, on_reconnect, d->reconnect_delay_ms, 0);
   d->reconnect_delay_ms *= 2;
   if (d->reconnect_delay_ms > RECONNECT_MAX_MS)
@@ -220,10 +252,20 @@ static void on_backend_event(void *user) {
 /* ---- loop callbacks ------------------------------------------------------------ */
 
 /* Housekeeping: one periodic timer for everything that is not driven by an event. */
+/* Runs every few ms while a state.save or state.load waits for a worker. */
+static void on_state_timer(uv_timer_t *t) {
+  struct runwayd *d = t->data;
+  if (!slot_state_poll(d, runwayd_now_ms()))
+    uv_timer_stop(t);
+}
+
 static void on_housekeeping(uv_timer_t *t) {
   struct runwayd *d = t->data;
+  char status[256];
   d->housekeeping_ticks++;
   slots_housekeeping(d, runwayd_now_ms());
+  store_flush(d, false);
+  notify_status("%s", describe(d, status, sizeof(status)));
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum) {
@@ -234,9 +276,15 @@ static void on_stop_signal(uv_signal_t *h, int signum) {
 }
 
 static void on_sighup(uv_signal_t *h, int signum) {
-  (void)h;
+  struct runwayd *d = h->data;
+  char err[512];
   (void)signum;
-  log_info("SIGHUP: no configuration file to reload");
+  notify_reloading();
+  if (config_reload(d, err, sizeof(err)) != 0)
+    log_error("SIGHUP: %s; nothing changed", err);
+  else
+    log_info("SIGHUP: reloaded %s", d->opt.config_path);
+  notify_reloaded();
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {
@@ -252,9 +300,17 @@ int main(int argc, char **argv) {
 
   memset(&d, 0, sizeof(d));
   d.exit_status = 1;
-  rc = parse_options(argc, argv, &d.opt);
+  d.cli_set = json_object();
+  rc = parse_options(argc, argv, &d.opt, d.cli_set);
   if (rc != 0)
     return rc == 1 ? 0 : rc;
+  if (d.opt.config_path != NULL) {
+    if (config_load(d.opt.config_path, &d.config, err, sizeof(err)) != 0 ||
+        config_apply_options(&d.config, &d.opt, d.cli_set, err, sizeof(err)) != 0) {
+      fprintf(stderr, "runwayd: %s\n", err);
+      return 2;
+    }
+  }
   log_set_level(d.opt.log_level);
   /* A client that disconnects mid-write must not kill the daemon. */
   signal(SIGPIPE, SIG_IGN);
@@ -281,11 +337,26 @@ int main(int argc, char **argv) {
     goto out;
   }
 
+  d.events = events_create();
+  if (d.events == NULL) {
+    log_error("out of memory");
+    goto out;
+  }
+
   struct control_config cc = {
       .path = d.opt.socket_path,
-      .mode = d.opt.user_instance ? 0600 : 0660,
+      /* A user instance keeps the socket to itself unless a group was named for it. */
+      .mode = d.opt.user_instance && d.opt.socket_group == NULL ? 0600 : 0660,
       .group = (gid_t)-1,
   };
+  if (d.opt.socket_group != NULL) {
+    struct group *gr = getgrnam(d.opt.socket_group);
+    if (gr == NULL) {
+      log_error("socket_group \"%s\" is not a group on this system", d.opt.socket_group);
+      goto out;
+    }
+    cc.group = gr->gr_gid;
+  }
   rc = control_server_start(d.loop, &cc, commands_dispatch, &d, &d.control, err, sizeof(err));
   if (rc != 0) {
     log_error("%s", err);
@@ -301,6 +372,23 @@ int main(int argc, char **argv) {
   uv_signal_start(&d.sig_int, on_stop_signal, SIGINT);
   uv_signal_start(&d.sig_hup, on_sighup, SIGHUP);
 
+  /* Slots from the state directory come back before JACK: their first workers get their state. */
+  if (persist_state_dir(d.opt.state_dir, d.state_dir, sizeof(d.state_dir)) != 0) {
+    log_error("the state directory path is too long");
+    goto out;
+  }
+  if (store_open(&d, err, sizeof(err)) != 0)
+    log_error("%s; slots will not survive a restart until this is fixed", err);
+  else if (store_load(&d, err, sizeof(err)) != 0)
+    log_error("%s", err);
+  if (d.config.slots != NULL)
+    config_apply_slots(&d, &d.config);
+  uv_timer_init(d.loop, &d.state_timer);
+  d.state_timer.data = &d;
+  /* Started and stopped once so that uv_timer_again() can restart it later. */
+  uv_timer_start(&d.state_timer, on_state_timer, 2, 2);
+  uv_timer_stop(&d.state_timer);
+
   uv_timer_init(d.loop, &d.reconnect);
   d.reconnect.data = &d;
   d.reconnect_delay_ms = RECONNECT_MIN_MS;
@@ -310,16 +398,29 @@ int main(int argc, char **argv) {
   d.housekeeping.data = &d;
   uv_timer_start(&d.housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
 
+  /* The pings come from this loop, so a hung loop gets the daemon restarted. */
+  if (notify_watchdog_start(d.loop) < 0)
+    log_warn("WATCHDOG_USEC is malformed; not pinging the service manager's watchdog");
+
   uv_run(d.loop, UV_RUN_DEFAULT);
   d.exit_status = 0;
 
 out:
   d.stopping = true;
+  notify_stopping();
+  /* Stopping the server closes the subscribers' connections, which unregisters them. */
   if (d.control != NULL)
     control_server_stop(d.control);
+  events_destroy(d.events);
+  d.events = NULL;
   if (d.backend != NULL)
     backend_close(d.backend);
+  store_flush(&d, true);
   slots_shutdown(&d);
+  store_close(&d);
+  config_free(&d.config_reloaded);
+  config_free(&d.config);
+  json_decref(d.cli_set);
   engine_destroy(&d.engine);
   backend_destroy(d.backend);
   catalog_free(&d.catalog);
@@ -334,6 +435,7 @@ out:
     uv_signal_stop(&d.sig_int);
     uv_signal_stop(&d.sig_hup);
     uv_run(d.loop, UV_RUN_DEFAULT);
+    notify_watchdog_stop();
     uv_walk(d.loop, close_walk, NULL);
     uv_run(d.loop, UV_RUN_DEFAULT);
     uv_loop_close(d.loop);

@@ -5,6 +5,7 @@
 #ifndef RUNWAY_DAEMON_RUNWAYD_H
 #define RUNWAY_DAEMON_RUNWAYD_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/un.h>
@@ -15,6 +16,7 @@
 #include "catalog.h"
 #include "control.h"
 #include "engine.h"
+#include "events.h"
 #include "log.h"
 
 #define RUNWAYD_VERSION "0.1.0"
@@ -27,6 +29,7 @@ struct runwayd_options {
   char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   const char *config_path; /* --config */
   const char *state_dir;   /* --state-dir */
+  const char *socket_group; /* may use the control socket besides root and our user */
   double latency_ms;       /* default write-ahead for new slots */
   enum log_level log_level;
   char worker_path[4096];      /* runway-worker */
@@ -34,12 +37,35 @@ struct runwayd_options {
   bool user_instance;          /* not root: socket 0600 */
 };
 
+/* A parsed configuration file (config.c). */
+struct config {
+  json_t *daemon; /* [daemon] keys as given */
+  json_t *slots;  /* [slot NAME] sections in file order */
+};
+
+/* The state directory's bookkeeping (store.c). */
+struct runwayd_store {
+  bool enabled; /* the directory exists and was usable */
+  bool dirty;
+  bool saved_once;
+  uint64_t last_try_ms;
+  char error[512]; /* the last write error, "" when the last write succeeded */
+  json_t *orphans; /* entries of slots.json that could not be restored, kept as they were */
+};
+
 struct runwayd {
   uv_loop_t *loop;
   struct runwayd_options opt;
+  char state_dir[PATH_MAX];
+  json_t *cli_set;              /* option names given on the command line: they beat the file */
+  struct config config;         /* as read at start; options point into it */
+  struct config config_reloaded; /* the last one SIGHUP read */
+  struct runwayd_store store;
+  uv_timer_t state_timer; /* runs while state requests wait for workers */
   struct engine engine;
   struct backend *backend;
   struct control_server *control;
+  struct events *events; /* subscribers of the event stream (`subscribe`) */
   struct catalog catalog;
 
   struct slot *slots[ENGINE_MAX_SLOTS];

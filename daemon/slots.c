@@ -8,6 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "events.h"
+#include "slot_state.h"
+#include "store.h"
 #include "wake.h"
 
 #define SLOT_MAX_LATENCY_MS 2000.0
@@ -40,6 +43,27 @@ static void set_error(struct slot *s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(s->last_error, sizeof(s->last_error), fmt, ap);
   va_end(ap);
+}
+
+static void emit_param(struct slot *s, int i);
+
+/* Subscribers hear about every change of a slot's state, with the reason. */
+static void set_state(struct slot *s, enum slot_state state, const char *reason) {
+  if (s->state == state)
+    return;
+  s->state = state;
+  if (s->d->events != NULL)
+    events_emit(s->d->events, "slot",
+                json_pack("{s:s, s:s, s:o, s:I, s:s}", "slot", s->name, "state",
+                          slot_state_name(state), "pid", s->pid > 0 ? json_integer(s->pid) : json_null(),
+                          "generation", (json_int_t)s->generation, "reason", reason));
+}
+
+static void emit(struct slot *s, const char *type, json_t *fields) {
+  if (s->d->events != NULL)
+    events_emit(s->d->events, type, fields);
+  else
+    json_decref(fields);
 }
 
 static bool backend_up(const struct runwayd *d) {
@@ -208,6 +232,23 @@ static uint32_t effective_latency(const struct slot *s) {
 }
 
 /*
+ * Hands a new generation every parameter value as events at timeline time 0:
+ * the worker gets them at offset 0 of its first block, before it has made a
+ * sound, and after the state it loads first (whose copy of the parameters
+ * may be older than the daemon's, which win). The RT thread has not seen the
+ * segment yet, so the control thread may still produce into its event ring.
+ */
+static void push_params(struct slot *s, struct engine_slot *g) {
+  for (uint32_t i = 0; i < s->params.n; i++) {
+    struct rw_record ev = {.time = 0, .type = RW_EVENT_PARAM};
+    ev.u.param.id = s->params.defs[i].id;
+    ev.u.param.value = s->params.values[i];
+    if (shm_spsc_push(&g->events, &ev) != 0)
+      break;
+  }
+}
+
+/*
  * Makes a new generation current (not yet published): a fresh segment whose
  * timeline starts at 0 in the cycle the RT thread adopts it.
  */
@@ -234,6 +275,9 @@ static int new_generation(struct slot *s, char *err, size_t errlen) {
   memcpy(g->in_ports, s->in_ports, sizeof(g->in_ports));
   memcpy(g->out_ports, s->out_ports, sizeof(g->out_ports));
   g->midi_port = s->midi_port;
+
+  push_params(s, g);
+  slot_state_prepare(s, g);
 
   if (s->gen != NULL)
     engine_slot_unref(s->gen);
@@ -282,7 +326,7 @@ static void schedule_restart(struct slot *s, enum slot_state state) {
     s->failures = 0;
   s->failures++;
   uint64_t delay = supervisor_restart_delay(&supervisor_default_policy, s->failures);
-  s->state = state;
+  set_state(s, state, s->last_error);
   s->restart_pending = true;
   uv_timer_start(&s->restart_timer, on_restart_timer, delay, 0);
   log_warn("slot %s: %s; restarting in %llu ms", s->name, s->last_error,
@@ -308,7 +352,8 @@ static void start_worker(struct slot *s) {
   char err[256];
   s->started_ms = runwayd_now_ms();
   stall_watch_reset(&s->stall, 0, s->started_ms);
-  s->state = SLOT_STARTING;
+  set_state(s, SLOT_STARTING,
+            s->kind == SLOT_EXTERNAL ? "waiting for a worker to attach" : "starting its worker");
   if (s->kind == SLOT_EXTERNAL)
     return; /* waits for worker.attach */
 
@@ -375,6 +420,8 @@ static void on_restart_timer(uv_timer_t *t) {
   if (s->removed || !backend_up(s->d))
     return;
   s->restarts++;
+  emit(s, "restart", json_pack("{s:s, s:I, s:s}", "slot", s->name, "restarts",
+                               (json_int_t)s->restarts, "reason", s->last_error));
   if (replace_worker(s, 0, err, sizeof(err)) != 0) {
     set_error(s, "cannot restart: %s", err);
     schedule_restart(s, SLOT_FAULTED);
@@ -385,6 +432,10 @@ static void on_restart_timer(uv_timer_t *t) {
 
 static void on_slot_timer_closed(uv_handle_t *h) {
   struct slot *s = h->data;
+  params_free(&s->params);
+  json_decref(s->pending_params);
+  json_decref(s->config_def);
+  free(s->state_blob);
   free(s->plugin);
   free(s->exec);
   free(s);
@@ -491,7 +542,9 @@ enum proto_err slots_add(struct runwayd *d, const struct slot_spec *spec, struct
   s->base.headroom_min_frames = INT64_MAX;
   uv_timer_init(d->loop, &s->restart_timer);
   s->restart_timer.data = s;
-  if ((spec->kind == SLOT_PLUGIN && s->plugin == NULL) || (spec->kind == SLOT_EXEC && !s->exec)) {
+  s->pending_params = json_object();
+  if ((cp != NULL && params_from_catalog(&s->params, cp) != 0) || s->pending_params == NULL ||
+      (spec->kind == SLOT_PLUGIN && s->plugin == NULL) || (spec->kind == SLOT_EXEC && !s->exec)) {
     slot_unref(s);
     snprintf(err, errlen, "out of memory");
     return PROTO_E_INTERNAL;
@@ -514,6 +567,7 @@ enum proto_err slots_add(struct runwayd *d, const struct slot_spec *spec, struct
   } else {
     set_error(s, "waiting for the audio server");
   }
+  store_mark_dirty(d);
   log_info("slot %s added (%s, %u in, %u out%s, latency %u frames)", s->name,
            s->plugin ? s->plugin : (s->exec ? "exec" : "external"), s->n_in, s->n_out,
            s->midi ? ", midi" : "", s->latency);
@@ -536,7 +590,9 @@ void slots_remove(struct runwayd *d, struct slot *s) {
     uv_timer_stop(&s->restart_timer);
     s->restart_pending = false;
   }
+  slot_state_abort(s, "the slot was removed");
   forget_worker(s, SLOT_STOP_GRACE_MS);
+  store_mark_dirty(d);
   if (backend_up(d) && s->has_ports)
     backend_latency_remove(d->backend, s);
   drop_generation(s);
@@ -553,6 +609,8 @@ enum proto_err slots_restart(struct runwayd *d, struct slot *s, char *err, size_
   }
   s->restarts++;
   s->failures = 0;
+  emit(s, "restart", json_pack("{s:s, s:I, s:s}", "slot", s->name, "restarts",
+                               (json_int_t)s->restarts, "reason", "restart requested"));
   int rc = replace_worker(s, SLOT_STOP_GRACE_MS, err, errlen);
   if (rc != 0)
     return PROTO_E_INTERNAL;
@@ -575,7 +633,7 @@ static void on_attached_closed(struct control_conn *conn, void *owner) {
   /* A fresh segment for the next worker, so nothing of this one carries over. */
   if (new_generation(s, err, sizeof(err)) != 0) {
     set_error(s, "cannot prepare a new segment: %s", err);
-    s->state = SLOT_FAULTED;
+    set_state(s, SLOT_FAULTED, s->last_error);
     return;
   }
   start_worker(s);
@@ -676,6 +734,7 @@ json_t *slot_stats_json(const struct slot *s) {
 
 static void fault(struct slot *s, const char *why) {
   set_error(s, "%s", why);
+  emit(s, "fault", json_pack("{s:s, s:s}", "slot", s->name, "reason", why));
   log_error("slot %s: faulted: %s", s->name, why);
   forget_worker(s, 0);
   /* Stop the RT thread from touching the segment until the next generation. */
@@ -683,7 +742,45 @@ static void fault(struct slot *s, const char *why) {
   schedule_restart(s, SLOT_FAULTED);
 }
 
-/* Drains the worker's message ring; a corrupt ring is a fault. */
+/*
+ * Reads the parameters the worker declared in its info block. Built-in
+ * plugins declare what the catalog said; any other worker declares them
+ * here first. Values the daemon kept carry over by name.
+ */
+static void adopt_declared_params(struct slot *s, struct engine_slot *g) {
+  struct param_table t;
+  char err[256];
+  if (params_from_info(&t, g->segment.info, err, sizeof(err)) != 0) {
+    log_warn("slot %s: ignoring the parameters its worker declared: %s", s->name, err);
+    return;
+  }
+  if (t.n == 0 && s->params.n > 0) {
+    params_free(&t); /* a worker that declares nothing keeps the catalog's table */
+    return;
+  }
+  params_carry_values(&t, &s->params);
+  params_apply_json(&t, s->pending_params);
+  bool had_table = s->params.n > 0;
+  params_free(&s->params);
+  s->params = t;
+  s->params_from_worker = true;
+  /* Values the worker did not get at its start (its table was unknown then). */
+  for (uint32_t i = 0; i < s->params.n; i++) {
+    const char *name = s->params.defs[i].name;
+    if (had_table && json_object_get(s->pending_params, name) == NULL)
+      continue;
+    json_object_del(s->pending_params, name);
+    struct engine_cmd cmd = {.type = ENGINE_CMD_PARAM, .param_id = s->params.defs[i].id,
+                             .value = s->params.values[i]};
+    if (s->params.values[i] != s->params.defs[i].def)
+      engine_slot_command(g, &cmd);
+  }
+}
+
+/*
+ * Drains the worker's message ring: parameter values the plugin reports
+ * (its own automation) update the daemon's values. A corrupt ring is a fault.
+ */
 static int drain_messages(struct slot *s) {
   struct rw_record ev;
   int rc;
@@ -691,6 +788,19 @@ static int drain_messages(struct slot *s) {
     rc = shm_spsc_pop(&s->gen->messages, &ev);
     if (rc <= 0)
       return rc;
+    if (ev.type != RW_EVENT_PARAM_OUT)
+      continue;
+    json_t *key = json_integer(ev.u.param.id);
+    int idx = params_find(&s->params, key);
+    json_decref(key);
+    if (idx >= 0 && isfinite(ev.u.param.value)) {
+      float v = params_clamp(&s->params.defs[idx], ev.u.param.value, NULL);
+      if (v != s->params.values[idx]) {
+        s->params.values[idx] = v;
+        store_mark_dirty(s->d);
+        emit_param(s, idx);
+      }
+    }
   }
   return 0;
 }
@@ -719,10 +829,13 @@ static void check_slot(struct slot *s, uint64_t now, bool deep) {
   }
   if (s->proc == NULL && s->attached == NULL)
     return;
-  if (s->state == SLOT_STARTING && atomic_load(&ctl->worker_pid) != 0) {
-    s->state = SLOT_RUNNING;
+  /* Acquire: pairs with the worker's release of worker_pid; its info block is complete. */
+  if (s->state == SLOT_STARTING &&
+      atomic_load_explicit(&ctl->worker_pid, memory_order_acquire) != 0) {
     s->last_error[0] = '\0';
+    set_state(s, SLOT_RUNNING, "worker attached");
     log_info("slot %s: worker running", s->name);
+    adopt_declared_params(s, g);
   }
   if (s->state != SLOT_RUNNING)
     return;
@@ -750,11 +863,27 @@ static void check_slot(struct slot *s, uint64_t now, bool deep) {
   }
 }
 
+/* At most one "underrun" event per slot and housekeeping tick, with the totals. */
+static void report_underruns(struct slot *s) {
+  struct slot_totals t = s->base;
+  if (s->gen != NULL)
+    totals_add(&t, s->gen);
+  if (t.underruns <= s->underruns_reported)
+    return;
+  s->underruns_reported = t.underruns;
+  emit(s, "underrun", json_pack("{s:s, s:I, s:I}", "slot", s->name, "underruns",
+                                (json_int_t)t.underruns, "underrun_frames",
+                                (json_int_t)t.underrun_frames));
+}
+
 void slots_housekeeping(struct runwayd *d, uint64_t now_ms) {
   engine_reclaim(&d->engine);
   bool deep = d->housekeeping_ticks % 10 == 0;
-  for (uint32_t i = 0; i < d->n_slots; i++)
+  for (uint32_t i = 0; i < d->n_slots; i++) {
     check_slot(d->slots[i], now_ms, deep);
+    if (i < d->n_slots && d->events != NULL && events_subscribers(d->events) > 0)
+      report_underruns(d->slots[i]);
+  }
 }
 
 /* ---- backend transitions ------------------------------------------------------- */
@@ -766,7 +895,7 @@ void slots_backend_up(struct runwayd *d) {
     if (activate(s, err, sizeof(err)) != 0) {
       set_error(s, "%s", err);
       log_error("slot %s: %s", s->name, err);
-      s->state = SLOT_FAULTED;
+      set_state(s, SLOT_FAULTED, s->last_error);
     }
   }
   for (uint32_t i = 0; i < d->n_slots; i++)
@@ -787,8 +916,8 @@ void slots_backend_down(struct runwayd *d) {
     drop_generation(s);
     /* The connection is gone, and its ports with it. */
     forget_ports(s);
-    s->state = SLOT_STOPPED;
     set_error(s, "waiting for the audio server");
+    set_state(s, SLOT_STOPPED, s->last_error);
   }
   publish(d);
 }
@@ -807,7 +936,7 @@ void slots_rebuild_all(struct runwayd *d, const char *why) {
     }
     if (new_generation(s, err, sizeof(err)) != 0) {
       set_error(s, "%s", err);
-      s->state = SLOT_FAULTED;
+      set_state(s, SLOT_FAULTED, s->last_error);
       drop_generation(s);
     }
   }
@@ -825,9 +954,136 @@ void slots_shutdown(struct runwayd *d) {
     s->removed = true;
     if (s->restart_pending)
       uv_timer_stop(&s->restart_timer);
+    slot_state_abort(s, "runwayd is stopping");
     forget_worker(s, SLOT_STOP_GRACE_MS);
     drop_generation(s);
     slot_unref(s);
   }
   publish(d);
+}
+
+/* ---- parameters ------------------------------------------------------------- */
+
+static void emit_param(struct slot *s, int i) {
+  emit(s, "param", json_pack("{s:s, s:s, s:I, s:f}", "slot", s->name, "param",
+                             s->params.defs[i].name, "id", (json_int_t)s->params.defs[i].id,
+                             "value", s->params.values[i]));
+}
+
+static json_t *param_not_found(const struct slot *s, json_t *id, const json_t *key) {
+  char what[64];
+  if (json_is_string(key))
+    snprintf(what, sizeof(what), "\"%s\"", json_string_value(key));
+  else
+    snprintf(what, sizeof(what), "id %lld", (long long)json_integer_value(key));
+  if (s->params.n == 0 && !s->params_from_worker && s->kind != SLOT_PLUGIN)
+    return proto_response_error(id, PROTO_E_NOT_FOUND,
+                                "slot \"%s\" has no parameter %s: its worker has not declared any "
+                                "yet (it is %s)",
+                                s->name, what, slot_state_name(s->state));
+  return proto_response_error(id, PROTO_E_NOT_FOUND,
+                              "slot \"%s\" has no parameter %s; `runwayctl param list %s` shows "
+                              "them",
+                              s->name, what, s->name);
+}
+
+json_t *slots_param_list(struct slot *s, json_t *id) {
+  return proto_response_ok(id, json_pack("{s:s, s:s, s:o}", "slot", s->name, "declared_by",
+                                         s->params_from_worker ? "worker" : "catalog", "params",
+                                         params_list_json(&s->params)));
+}
+
+json_t *slots_param_get(struct slot *s, json_t *id, const json_t *key) {
+  int i = params_find(&s->params, key);
+  if (i < 0)
+    return param_not_found(s, id, key);
+  const struct param_def *pd = &s->params.defs[i];
+  return proto_response_ok(id, json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:s}", "slot",
+                                         s->name, "param", pd->name, "id", (json_int_t)pd->id,
+                                         "value", s->params.values[i], "min", pd->min, "max",
+                                         pd->max, "default", pd->def, "unit", pd->unit));
+}
+
+json_t *slots_param_set(struct slot *s, json_t *id, const json_t *key, double value) {
+  int i = params_find(&s->params, key);
+  if (i < 0)
+    return param_not_found(s, id, key);
+  if (!isfinite(value))
+    return proto_response_error(id, PROTO_E_INVALID_ARGUMENT, "the value must be a finite number");
+  const struct param_def *pd = &s->params.defs[i];
+  bool clamped;
+  float v = params_clamp(pd, value, &clamped);
+  if (s->gen != NULL) {
+    struct engine_cmd cmd = {.type = ENGINE_CMD_PARAM, .param_id = pd->id, .value = v};
+    if (engine_slot_command(s->gen, &cmd) != 0)
+      return proto_response_error(id, PROTO_E_BUSY,
+                                  "slot \"%s\" has too many parameter changes queued; try again",
+                                  s->name);
+  }
+  s->params.values[i] = v;
+  store_mark_dirty(s->d);
+  emit_param(s, i);
+  return proto_response_ok(id, json_pack("{s:s, s:s, s:I, s:f, s:f, s:b, s:s}", "slot", s->name,
+                                         "param", pd->name, "id", (json_int_t)pd->id, "value", v,
+                                         "requested", value, "clamped", clamped, "unit", pd->unit));
+}
+
+void slots_set_param_values(struct slot *s, const json_t *values) {
+  const char *name;
+  json_t *v;
+  if (!json_is_object(values))
+    return;
+  json_object_foreach((json_t *)values, name, v) {
+    if (!json_is_number(v))
+      continue;
+    json_t *key = json_string(name);
+    int i = params_find(&s->params, key);
+    json_decref(key);
+    if (i < 0) {
+      /* Not declared (yet): kept and applied when the worker declares it. */
+      json_object_set(s->pending_params, name, v);
+      continue;
+    }
+    float f = params_clamp(&s->params.defs[i], json_number_value(v), NULL);
+    s->params.values[i] = f;
+    emit_param(s, i);
+    if (s->gen != NULL) {
+      struct engine_cmd cmd = {.type = ENGINE_CMD_PARAM, .param_id = s->params.defs[i].id,
+                               .value = f};
+      engine_slot_command(s->gen, &cmd);
+    }
+  }
+  store_mark_dirty(s->d);
+}
+
+void slots_resend_params(struct slot *s) {
+  if (s->gen == NULL)
+    return;
+  for (uint32_t i = 0; i < s->params.n; i++) {
+    struct engine_cmd cmd = {.type = ENGINE_CMD_PARAM, .param_id = s->params.defs[i].id,
+                             .value = s->params.values[i]};
+    if (engine_slot_command(s->gen, &cmd) != 0)
+      break;
+  }
+}
+
+json_t *slots_param_values(const struct slot *s) {
+  json_t *o = params_values_json(&s->params);
+  json_object_update_missing(o, s->pending_params);
+  return o;
+}
+
+json_t *slot_definition_json(const struct slot *s) {
+  const char *kind = s->kind == SLOT_PLUGIN ? "plugin" : s->kind == SLOT_EXEC ? "exec" : "external";
+  json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:b}", "name", s->name, "kind", kind, "inputs",
+                        (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi);
+  if (s->plugin != NULL)
+    json_object_set_new(o, "plugin", json_string(s->plugin));
+  if (s->exec != NULL)
+    json_object_set_new(o, "exec", json_string(s->exec));
+  if (s->latency_ms > 0)
+    json_object_set_new(o, "latency_ms", json_real(s->latency_ms));
+  if (s->latency_frames > 0)
+    json_object_set_new(o, "latency_frames", json_integer(s->latency_frames));
+  return o;
 }

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "params.h"
 #include "protocol.h"
 #include "runwayd.h"
 #include "supervisor.h"
@@ -87,6 +88,21 @@ struct slot {
   struct stall_watch stall;
 
   struct slot_totals base;
+  uint64_t underruns_reported; /* the count the last "underrun" event carried */
+
+  /* Parameters: declared by the catalog or by the worker, values kept here. */
+  struct param_table params;
+  bool params_from_worker;
+  json_t *pending_params; /* {"name": value} for parameters not declared yet */
+
+  /* The last plugin state saved or loaded, handed to every new worker. */
+  unsigned char *state_blob;
+  size_t state_len;
+  struct slot_state_request *state_req; /* a save or load waiting for the worker */
+
+  /* Declared in the configuration file (kept in sync on SIGHUP). */
+  bool from_config;
+  json_t *config_def;
 };
 
 struct slot_spec {
@@ -139,5 +155,27 @@ void slots_rebuild_all(struct runwayd *d, const char *why);
 
 /* Stops every worker and frees every slot. The backend must be closed. */
 void slots_shutdown(struct runwayd *d);
+
+/* ---- parameters ------------------------------------------------------------ */
+
+/* Parameter commands; they answer with a complete response (ok or error). */
+json_t *slots_param_list(struct slot *s, json_t *id);
+json_t *slots_param_get(struct slot *s, json_t *id, const json_t *key);
+json_t *slots_param_set(struct slot *s, json_t *id, const json_t *key, double value);
+
+/* Sets values from {"name": value}; unknown names wait until the worker declares them. */
+void slots_set_param_values(struct slot *s, const json_t *values);
+
+/*
+ * Sends every parameter value to the worker again: after it loaded a state,
+ * whose copy of the parameters may be older, the daemon's values win.
+ */
+void slots_resend_params(struct slot *s);
+
+/* {"name": value} of every known and pending parameter. */
+json_t *slots_param_values(const struct slot *s);
+
+/* Definition of a slot as the state directory and the configuration see it. */
+json_t *slot_definition_json(const struct slot *s);
 
 #endif

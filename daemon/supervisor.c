@@ -76,7 +76,7 @@ static void on_pidfd(uv_poll_t *h, int status, int events) {
     p->on_exit(p, status_code, term_signal, p->user);
 }
 
-/* Our environment minus the RUNWAY_* variables we set, plus those. */
+/* Our environment minus the RUNWAY_* variables we set (and systemd's), plus ours. */
 static char **build_env(const struct worker_spawn *spec) {
   size_t n = 0;
   while (environ[n] != NULL)
@@ -86,9 +86,12 @@ static char **build_env(const struct worker_spawn *spec) {
     return NULL;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
+    /* Ours to set; and systemd's notification and watchdog belong to the daemon alone. */
     if (strncmp(environ[i], "RUNWAY_SEGMENT_FD=", 18) == 0 ||
         strncmp(environ[i], "RUNWAY_SLOT=", 12) == 0 ||
-        strncmp(environ[i], "RUNWAY_SOCKET=", 14) == 0)
+        strncmp(environ[i], "RUNWAY_SOCKET=", 14) == 0 ||
+        strncmp(environ[i], "NOTIFY_SOCKET=", 14) == 0 ||
+        strncmp(environ[i], "WATCHDOG_", 9) == 0)
       continue;
     env[k++] = environ[i];
   }

@@ -89,12 +89,45 @@ static const struct proto_arg args_stats[] = {
      .help = "only this slot (default: every slot)"},
     ARGS_END};
 
+static const struct proto_arg args_param_list[] = {
+    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
+     .help = "slot name"},
+    ARGS_END};
+
+static const struct proto_arg args_param_get[] = {
+    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
+     .help = "slot name"},
+    {.name = "param", .type = PROTO_T_STRING_OR_INT, .required = 1, .positional = 1,
+     .help = "parameter name or id"},
+    ARGS_END};
+
+static const struct proto_arg args_param_set[] = {
+    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
+     .help = "slot name"},
+    {.name = "param", .type = PROTO_T_STRING_OR_INT, .required = 1, .positional = 1,
+     .help = "parameter name or id"},
+    {.name = "value", .type = PROTO_T_NUMBER, .required = 1, .positional = 1,
+     .help = "new value; out-of-range values are clamped and reported"},
+    ARGS_END};
+
+static const struct proto_arg args_state_file[] = {
+    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
+     .help = "slot name"},
+    {.name = "file", .type = PROTO_T_STRING, .required = 1, .positional = 1, .path = 1,
+     .help = "state file (JSON), read and written by runwayd"},
+    ARGS_END};
+
 static const struct proto_arg args_worker_attach[] = {
     {.name = "slot", .type = PROTO_T_STRING, .required = 1,
      .help = "slot added with --external"},
     {.name = "pid", .type = PROTO_T_INT, .help = "the worker's process id"},
     {.name = "plugin", .type = PROTO_T_STRING, .help = "what the worker runs, for status"},
     {.name = "params", .type = PROTO_T_ARRAY, .help = "the plugin's parameters"},
+    ARGS_END};
+
+static const struct proto_arg args_subscribe[] = {
+    {.name = "events", .type = PROTO_T_ARRAY, .positional = 1,
+     .help = "event types to receive: slot, underrun, restart, param, fault (default: all)"},
     ARGS_END};
 
 const struct proto_command proto_commands[] = {
@@ -114,8 +147,21 @@ const struct proto_command proto_commands[] = {
      .help = "restart a slot's worker; latency and ports stay"},
     {.name = "stats", .args = args_stats, .usage = "stats [NAME]",
      .help = "underrun, skip and timing counters per slot and for the daemon"},
+    {.name = "param.list", .args = args_param_list, .usage = "param list NAME",
+     .help = "a slot's parameters with their ranges and values"},
+    {.name = "param.get", .args = args_param_get, .usage = "param get NAME P",
+     .help = "one parameter's value"},
+    {.name = "param.set", .args = args_param_set, .usage = "param set NAME P VALUE",
+     .help = "set a parameter; it takes effect L later, in step with the audio"},
+    {.name = "state.save", .args = args_state_file, .usage = "state save NAME FILE",
+     .help = "save a slot's parameters and plugin state to FILE"},
+    {.name = "state.load", .args = args_state_file, .usage = "state load NAME FILE",
+     .help = "load parameters and plugin state from FILE into a slot"},
     {.name = "worker.attach", .args = args_worker_attach, .usage = NULL,
      .help = "attach an external worker to its slot (used by the worker SDK)"},
+    {.name = "subscribe", .args = args_subscribe, .usage = "subscribe [EVENT...]", .stream = 1,
+     .help = "stream events: slot state changes, underruns, restarts, parameter changes, "
+             "faults"},
     {.name = NULL},
 };
 

@@ -66,9 +66,12 @@ struct proto_arg {
   /*
    * runwayctl takes it as a bare word (positional arguments in table order,
    * "slot remove NAME") instead of as an option ("--latency-ms X", the name
-   * with '_' spelled '-').
+   * with '_' spelled '-'). A positional array takes all the remaining words,
+   * as strings ("subscribe slot fault").
    */
   int positional;
+  /* A file name: runwayctl sends it absolute, resolved against its own directory. */
+  int path;
 };
 
 struct proto_command {
@@ -77,6 +80,12 @@ struct proto_command {
   const char *usage;           /* runwayctl form, e.g. "slot add NAME --plugin P ..."; NULL:
                                   not a runwayctl command (e.g. worker.attach) */
   const char *help;            /* one line */
+  /*
+   * The ok answer opens a stream: event lines ({"event":...}, no "id") follow
+   * on the same connection until it closes. runwayctl keeps reading and
+   * prints each one.
+   */
+  int stream;
 };
 
 /* The command table, terminated by an entry with name == NULL. */

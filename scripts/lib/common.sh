@@ -5,10 +5,12 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # Debian packages runway needs to build and test. jackd2 asks whether to enable
 # real-time priority; DEBIAN_FRONTEND=noninteractive answers with the default.
+# systemd brings systemd-analyze (the unit files' test) and systemd.pc (where the
+# units are installed); container images of Debian 12 come without it.
 RUNWAY_PACKAGES=(
   build-essential cmake pkg-config
   jackd2 libjack-jackd2-dev
-  libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev
+  libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -4,6 +4,11 @@
  * through plain client sockets from the same thread: every wait polls the
  * client socket briefly and turns the loop once (UV_RUN_NOWAIT), until a
  * condition holds or a deadline passes.
+ *
+ * The peer authorisation tests run clients as other users in child
+ * processes; they need root (as in CI) and skip with a message otherwise.
+ * getsockopt is wrapped (-Wl,--wrap=getsockopt) so that a test can play a
+ * kernel without SO_PEERGROUPS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +25,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <grp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +64,23 @@ struct fixture {
 };
 
 static struct fixture *fx;
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+
+int __real_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
+int __wrap_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
+
+static int fake_no_peergroups; /* SO_PEERGROUPS fails with ENOPROTOOPT, as before Linux 4.13 */
+
+int __wrap_getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
+  if (fake_no_peergroups && level == SOL_SOCKET && name == SO_PEERGROUPS) {
+    errno = ENOPROTOOPT;
+    return -1;
+  }
+  return __real_getsockopt(fd, level, name, val, len);
+}
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -149,6 +173,7 @@ static int setup(void **state) {
   assert_non_null(mkdtemp(fx->dir));
   snprintf(fx->path, sizeof(fx->path), "%s/control.sock", fx->dir);
   fx->memfd = -1;
+  fake_no_peergroups = 0;
   default_config();
   *state = fx;
   return 0;
@@ -892,6 +917,314 @@ static void test_stop_unlinks(void **state) {
   assert_int_equal(access(fx->path, F_OK), 0);
 }
 
+
+/* ---- peer authorisation ------------------------------------------------------ */
+
+/* Ids no real account on a CI machine uses. */
+#define OTHER_UID 4243
+#define OTHER_GID 4243
+#define SOCKET_GID 4242
+
+/* What a client running as another user saw, sent back over a pipe. */
+struct peer_result {
+  int connect_errno; /* 0, or why connect failed */
+  int closed;        /* the server closed the connection after the first line */
+  char line[1024];   /* the first line from the server, without its newline */
+};
+
+static int need_root(void) {
+  if (geteuid() == 0)
+    return 1;
+  printf("skipped: running clients as other users needs root (CI runs the unit tests as root)\n");
+  return 0;
+}
+
+/* The child's side: never returns. Uses no cmocka and touches no loop handle. */
+static void peer_child(int out, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
+                       int wait_close) {
+  struct peer_result r;
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  struct timeval tv = {.tv_sec = DEADLINE_MS / 1000};
+  static const char req[] = "{\"id\":1,\"cmd\":\"status\"}\n";
+  size_t len = 0;
+  int fd;
+
+  memset(&r, 0, sizeof(r));
+  if (setgroups(ngroups, groups) != 0 || setresgid(gid, gid, gid) != 0 ||
+      setresuid(uid, uid, uid) != 0)
+    _exit(10);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    _exit(11);
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  memcpy(addr.sun_path, fx->path, strlen(fx->path) + 1);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+    r.connect_errno = errno;
+  } else {
+    (void)send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+    while (len + 1 < sizeof(r.line)) {
+      ssize_t n = recv(fd, r.line + len, 1, 0);
+      if (n <= 0 || r.line[len] == '\n')
+        break;
+      len++;
+    }
+    r.line[len] = '\0';
+    if (wait_close) {
+      char c;
+      ssize_t n;
+      while ((n = recv(fd, &c, 1, 0)) > 0)
+        ;
+      r.closed = n == 0 || errno == ECONNRESET;
+    }
+  }
+  _exit(write(out, &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 12);
+}
+
+/*
+ * Runs one client as uid/gid with the given supplementary groups in a child
+ * process and returns what it saw; the test process turns the server's loop
+ * meanwhile. wait_close: the child also waits for the server to close.
+ */
+static struct peer_result connect_as(uid_t uid, gid_t gid, const gid_t *groups,
+                                     size_t ngroups, int wait_close) {
+  struct peer_result r;
+  size_t got = 0;
+  int p[2], status;
+  uint64_t deadline = now_ms() + 2 * DEADLINE_MS;
+
+  assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(p[0]);
+    peer_child(p[1], uid, gid, groups, ngroups, wait_close);
+  }
+  close(p[1]);
+  memset(&r, 0, sizeof(r));
+  while (got < sizeof(r)) {
+    ssize_t n = read(p[0], (char *)&r + got, sizeof(r) - got);
+    if (n > 0) {
+      got += (size_t)n;
+      continue;
+    }
+    if (n == 0)
+      break;
+    if (now_ms() > deadline) {
+      kill(pid, SIGKILL);
+      break;
+    }
+    pump();
+    poll(NULL, 0, 1);
+  }
+  close(p[0]);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof(r))
+    fail_msg("client as uid %u failed (status 0x%x, %zu bytes of result)", (unsigned)uid,
+             (unsigned)status, got);
+  return r;
+}
+
+static void expect_allowed(const struct peer_result *r) {
+  json_t *msg;
+  if (r->connect_errno != 0)
+    fail_msg("connect: %s", strerror(r->connect_errno));
+  msg = json_loads(r->line, 0, NULL);
+  if (msg == NULL || !json_is_true(json_object_get(msg, "ok")))
+    fail_msg("expected an answer, got: %s", r->line);
+  json_decref(msg);
+}
+
+/* Returns the error message (static) after checking the line is a permission_denied. */
+static const char *expect_denied(const struct peer_result *r) {
+  static char message[1024];
+  json_t *msg;
+  if (r->connect_errno != 0)
+    fail_msg("connect: %s", strerror(r->connect_errno));
+  msg = json_loads(r->line, 0, NULL);
+  if (msg == NULL || error_code(msg) == NULL || strcmp(error_code(msg), "permission_denied") != 0)
+    fail_msg("expected permission_denied, got: %s", r->line);
+  assert_true(json_is_null(json_object_get(msg, "id")));
+  snprintf(message, sizeof(message), "%s", error_message(msg));
+  json_decref(msg);
+  assert_true(r->closed);
+  return message;
+}
+
+/* Lets everybody reach the socket, so that only the peer check decides. */
+static void open_up_socket(void) {
+  assert_int_equal(chmod(fx->dir, 0755), 0);
+  fx->cfg.mode = 0666;
+}
+
+static void test_peer_root_and_own_uid_allowed(void **state) {
+  (void)state;
+  if (!need_root()) {
+    skip();
+    return;
+  }
+  open_up_socket();
+  start_ok();
+  /* Root, from another process. */
+  struct peer_result r = connect_as(0, 0, NULL, 0, 0);
+  expect_allowed(&r);
+  assert_int_equal(fx->last_uid, 0);
+  stop_server();
+
+  /*
+   * The daemon's own user: a server started while the effective uid is
+   * OTHER_UID serves OTHER_UID, though it is neither root nor in a group.
+   */
+  assert_int_equal(chmod(fx->dir, 0777), 0);
+  assert_int_equal(setegid(OTHER_GID), 0);
+  assert_int_equal(seteuid(OTHER_UID), 0);
+  int rc = start();
+  assert_int_equal(seteuid(0), 0);
+  assert_int_equal(setegid(0), 0);
+  if (rc != 0)
+    fail_msg("control_server_start as uid %d: %s", OTHER_UID, fx->err);
+  r = connect_as(OTHER_UID, OTHER_GID, NULL, 0, 0);
+  expect_allowed(&r);
+  assert_int_equal(fx->last_uid, OTHER_UID);
+  r = connect_as(0, 0, NULL, 0, 0);
+  expect_allowed(&r);
+  /* Another unprivileged user is not. */
+  r = connect_as(OTHER_UID + 1, OTHER_GID + 1, NULL, 0, 1);
+  const char *m = expect_denied(&r);
+  assert_non_null(strstr(m, "run as root or as the daemon's user"));
+  assert_non_null(strstr(m, "(uid 4243)"));
+}
+
+static void test_peer_other_uid_refused(void **state) {
+  (void)state;
+  if (!need_root()) {
+    skip();
+    return;
+  }
+  open_up_socket();
+  start_ok();
+  int before = fx->dispatched;
+  struct peer_result r = connect_as(OTHER_UID, OTHER_GID, NULL, 0, 1);
+  const char *m = expect_denied(&r);
+  assert_string_equal(m, "uid 4243 (gid 4243) may not control runwayd: run as root");
+  /* Its request never reached a handler, and it never counted as a connection. */
+  assert_int_equal(fx->dispatched, before);
+  assert_true(wait_connections(0));
+
+  /* Refused peers do not use up the connection limit of those allowed. */
+  stop_server();
+  fx->cfg.max_connections = 1;
+  start_ok();
+  struct client *c = client_connect();
+  client_send(c, "{\"id\":1,\"cmd\":\"status\"}\n");
+  expect_ok(client_read(c), 1, "status");
+  r = connect_as(OTHER_UID, OTHER_GID, NULL, 0, 1);
+  /* Told it is not allowed, not that the daemon is full. */
+  expect_denied(&r);
+  assert_int_equal(control_server_connections(fx->server), 1);
+  client_free(c);
+}
+
+static void test_peer_group_members_allowed(void **state) {
+  (void)state;
+  if (!need_root()) {
+    skip();
+    return;
+  }
+  open_up_socket();
+  fx->cfg.group = SOCKET_GID;
+  start_ok();
+
+  /* By primary group. */
+  struct peer_result r = connect_as(OTHER_UID, SOCKET_GID, NULL, 0, 0);
+  expect_allowed(&r);
+  assert_int_equal(fx->last_uid, OTHER_UID);
+
+  /* By a supplementary group. */
+  gid_t one[] = {SOCKET_GID};
+  r = connect_as(OTHER_UID, OTHER_GID, one, 1, 0);
+  expect_allowed(&r);
+
+  /* Among more supplementary groups than the first getsockopt reads. */
+  gid_t many[200];
+  for (int i = 0; i < 200; i++)
+    many[i] = (gid_t)(20000 + i);
+  many[199] = SOCKET_GID;
+  r = connect_as(OTHER_UID, OTHER_GID, many, 200, 0);
+  expect_allowed(&r);
+
+  /* In other groups only: refused, and told which group gives access. */
+  many[199] = 30000;
+  r = connect_as(OTHER_UID, OTHER_GID, many, 200, 1);
+  const char *m = expect_denied(&r);
+  char want[256];
+  struct group *g = getgrgid(SOCKET_GID);
+  snprintf(want, sizeof(want), "uid %d (gid %d) may not control runwayd: run as root or as a "
+           "member of group %s (gid %d;", OTHER_UID, OTHER_GID, g ? g->gr_name : "4242",
+           SOCKET_GID);
+  if (strncmp(m, want, strlen(want)) != 0)
+    fail_msg("message \"%s\" does not start with \"%s\"", m, want);
+  assert_non_null(strstr(m, "usermod -aG"));
+}
+
+static void test_peer_groups_fallback(void **state) {
+  (void)state;
+  if (!need_root()) {
+    skip();
+    return;
+  }
+  /* A kernel without SO_PEERGROUPS: the primary gid still counts, supplementary ones cannot. */
+  fake_no_peergroups = 1;
+  open_up_socket();
+  fx->cfg.group = SOCKET_GID;
+  start_ok();
+  struct peer_result r = connect_as(OTHER_UID, SOCKET_GID, NULL, 0, 0);
+  expect_allowed(&r);
+  gid_t one[] = {SOCKET_GID};
+  r = connect_as(OTHER_UID, OTHER_GID, one, 1, 1);
+  expect_denied(&r);
+  r = connect_as(0, OTHER_GID, NULL, 0, 0);
+  expect_allowed(&r);
+}
+
+static void test_socket_mode_and_group_as_root(void **state) {
+  (void)state;
+  struct stat st;
+  if (!need_root()) {
+    skip();
+    return;
+  }
+  /* A system instance: 0660 and the configured group, even one nobody is named for. */
+  fx->cfg.mode = 0660;
+  fx->cfg.group = SOCKET_GID;
+  start_ok();
+  assert_int_equal(lstat(fx->path, &st), 0);
+  assert_true(S_ISSOCK(st.st_mode));
+  assert_int_equal(st.st_mode & 07777, 0660);
+  assert_int_equal(st.st_gid, SOCKET_GID);
+  assert_int_equal(st.st_uid, 0);
+
+  /*
+   * The file's mode is the first gate: with the directory open to all, a
+   * stranger cannot even connect to a 0660 socket, but a group member can.
+   */
+  assert_int_equal(chmod(fx->dir, 0755), 0);
+  struct peer_result r = connect_as(OTHER_UID, OTHER_GID, NULL, 0, 0);
+  assert_int_equal(r.connect_errno, EACCES);
+  gid_t one[] = {SOCKET_GID};
+  r = connect_as(OTHER_UID, OTHER_GID, one, 1, 0);
+  expect_allowed(&r);
+  stop_server();
+
+  /* A user instance: 0600, nobody else gets in even through the file. */
+  fx->cfg.mode = 0600;
+  fx->cfg.group = (gid_t)-1;
+  start_ok();
+  assert_int_equal(lstat(fx->path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  r = connect_as(OTHER_UID, SOCKET_GID, NULL, 0, 0);
+  assert_int_equal(r.connect_errno, EACCES);
+}
+
 int main(void) {
   /* A peer that goes away mid-write must not kill the process (runwayd ignores SIGPIPE too). */
   signal(SIGPIPE, SIG_IGN);
@@ -917,6 +1250,11 @@ int main(void) {
       T(test_stale_socket_replaced),
       T(test_mode_group_and_parent),
       T(test_stop_unlinks),
+      T(test_peer_root_and_own_uid_allowed),
+      T(test_peer_other_uid_refused),
+      T(test_peer_group_members_allowed),
+      T(test_peer_groups_fallback),
+      T(test_socket_mode_and_group_as_root),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,7 +69,7 @@ static void test_command_table(void **state) {
   (void)state;
   static const char *const expected[] = {"status",       "plugins",     "slot.add",
                                          "slot.remove",  "slot.list",   "slot.restart",
-                                         "stats",        "worker.attach"};
+                                         "stats",        "worker.attach", "subscribe"};
   for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++)
     assert_non_null(proto_find_command(expected[i]));
   assert_null(proto_find_command("nope"));
@@ -104,6 +104,13 @@ static void test_command_table(void **state) {
   assert_int_equal(proto_find_arg(add, "midi")->type, PROTO_T_BOOL);
   assert_null(proto_find_arg(add, "bogus"));
   assert_null(proto_find_command("worker.attach")->usage);
+  /* subscribe streams events after its answer; nothing else does. */
+  for (const struct proto_command *c = proto_commands; c->name != NULL; c++)
+    assert_int_equal(c->stream, strcmp(c->name, "subscribe") == 0);
+  const struct proto_arg *events = proto_find_arg(proto_find_command("subscribe"), "events");
+  assert_int_equal(events->type, PROTO_T_ARRAY);
+  assert_false(events->required);
+  assert_true(events->positional);
   assert_string_equal(proto_type_name(PROTO_T_STRING_OR_INT), "string or integer");
 }
 
@@ -260,6 +267,8 @@ static void test_arg_errors(void **state) {
               PROTO_E_INVALID_ARGUMENT, "must be an array, not an object");
   expect_code("{\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"pid\":\"1\"}}",
               PROTO_E_INVALID_ARGUMENT, "pid");
+  expect_code("{\"cmd\":\"subscribe\",\"args\":{\"events\":\"slot\"}}",
+              PROTO_E_INVALID_ARGUMENT, "must be an array, not a string");
 }
 
 /* A schema with the types no built-in command uses yet. */

@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,6 +99,18 @@ static void test_requests(void **state) {
   expect_request("stats", "{\"name\":\"fx\"}", "stats", "fx", NULL);
   /* A word that looks like a negative number is a value, not an option. */
   expect_request("stats", "{\"name\":\"-5\"}", "stats", "-5", NULL);
+  /* A positional array takes every remaining word. */
+  expect_request("subscribe", "{}", "subscribe", NULL);
+  expect_request("subscribe", "{\"events\":[\"slot\"]}", "subscribe", "slot", NULL);
+  expect_request("subscribe", "{\"events\":[\"slot\",\"fault\",\"bogus\"]}", "subscribe",
+                 "slot", "--json", "fault", "bogus", NULL);
+  struct ctl_args a;
+  assert_int_equal(parse(&a, "subscribe", NULL), 0);
+  assert_true(a.command->stream);
+  ctl_args_free(&a);
+  assert_int_equal(parse(&a, "status", NULL), 0);
+  assert_false(a.command->stream);
+  ctl_args_free(&a);
 }
 
 static void test_slot_add_requests(void **state) {
@@ -301,6 +315,11 @@ static void test_help_text(void **state) {
   assert_non_null(strstr(h, "--latency-frames N"));
   assert_non_null(strstr(h, "--plugin TEXT"));
   assert_non_null(strstr(h, "--midi  "));
+  free(h);
+
+  h = capture(command_help_fn, proto_find_command("subscribe"));
+  assert_non_null(strstr(h, "Usage: runwayctl [--socket PATH] [--json] subscribe [EVENT...]"));
+  assert_non_null(strstr(h, "  EVENTS...  "));
   free(h);
 }
 
@@ -560,6 +579,103 @@ static void test_handle_response(void **state) {
   json_decref(req_future);
 }
 
+static void test_format_events(void **state) {
+  (void)state;
+  static const struct {
+    const char *event, *want;
+  } cases[] = {
+      {"{\"event\":\"slot\",\"slot\":\"fx\",\"state\":\"running\",\"pid\":4242,"
+       "\"generation\":3,\"reason\":\"worker started\",\"time_ms\":1}",
+       "slot fx: running, pid 4242, generation 3 (worker started)\n"},
+      {"{\"event\":\"slot\",\"slot\":\"fx\",\"state\":\"stopped\",\"pid\":null,"
+       "\"generation\":0,\"reason\":\"\"}",
+       "slot fx: stopped, pid -, generation 0\n"},
+      {"{\"event\":\"underrun\",\"slot\":\"fx\",\"underruns\":2,\"underrun_frames\":96}",
+       "underrun fx: 2 underruns, 96 frames of silence in all\n"},
+      {"{\"event\":\"restart\",\"slot\":\"fx\",\"restarts\":1,\"reason\":\"stalled\"}",
+       "restart fx: restart 1 (stalled)\n"},
+      {"{\"event\":\"param\",\"slot\":\"fx\",\"param\":\"gain_db\",\"id\":0,\"value\":-6.5}",
+       "param fx: gain_db (id 0) = -6.5\n"},
+      {"{\"event\":\"fault\",\"slot\":\"fx\",\"reason\":\"segment \\u001b[31mcorrupted\"}",
+       "fault fx: segment ?[31mcorrupted\n"},
+      {"{\"event\":\"fault\",\"slot\":\"fx\"}", "fault fx: -\n"},
+      {"{\"event\":\"meter\",\"slot\":\"fx\",\"peak\":1}", "meter: {\"slot\":\"fx\",\"peak\":1}\n"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char *out = render(ctl_print_event, cases[i].event);
+    assert_string_equal(out, cases[i].want);
+    free(out);
+  }
+}
+
+/* Runs ctl_handle_stream_line (answer: 0) or ctl_handle_stream_answer (1) on line. */
+static int stream_case(const char *line, int answer, int json, char **out, char **errout) {
+  size_t olen, elen;
+  FILE *o = open_memstream(out, &olen);
+  FILE *e = open_memstream(errout, &elen);
+  json_t *req = J("{\"id\":1,\"cmd\":\"subscribe\",\"args\":{}}");
+  int rc = answer ? ctl_handle_stream_answer(line, strlen(line), req, json, o, e)
+                  : ctl_handle_stream_line(line, strlen(line), json, o, e);
+  fclose(o);
+  fclose(e);
+  json_decref(req);
+  return rc;
+}
+
+static void test_stream_lines(void **state) {
+  (void)state;
+  char *out, *errout;
+  const char *answer = "{\"id\":1,\"ok\":true,\"result\":{\"subscribed\":[\"slot\",\"fault\"]}}";
+  const char *event = "{\"event\":\"fault\",\"slot\":\"fx\",\"reason\":\"x\",\"time_ms\":5}";
+
+  assert_int_equal(stream_case(answer, 1, 0, &out, &errout), CTL_EXIT_OK);
+  assert_string_equal(out, "subscribed to slot, fault events; Ctrl-C stops\n");
+  free(out);
+  free(errout);
+  /* --json: every line as it came, so the output is JSON lines. */
+  assert_int_equal(stream_case(answer, 1, 1, &out, &errout), CTL_EXIT_OK);
+  assert_int_equal(strncmp(out, answer, strlen(answer)), 0);
+  assert_string_equal(out + strlen(answer), "\n");
+  free(out);
+  free(errout);
+  const char *refused = "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"invalid_argument\","
+                        "\"message\":\"unknown event type\"}}";
+  assert_int_equal(stream_case(refused, 1, 0, &out, &errout), CTL_EXIT_ERROR);
+  assert_string_equal(errout, "runwayctl: invalid_argument: unknown event type\n");
+  free(out);
+  free(errout);
+  assert_int_equal(stream_case(refused, 1, 1, &out, &errout), CTL_EXIT_ERROR);
+  assert_non_null(strstr(out, "invalid_argument"));
+  free(out);
+  free(errout);
+  assert_int_equal(stream_case("nonsense", 1, 1, &out, &errout), CTL_EXIT_ERROR);
+  assert_non_null(strstr(errout, "not a JSON object"));
+  free(out);
+  free(errout);
+
+  assert_int_equal(stream_case(event, 0, 0, &out, &errout), CTL_EXIT_OK);
+  assert_string_equal(out, "fault fx: x\n");
+  free(out);
+  free(errout);
+  assert_int_equal(stream_case(event, 0, 1, &out, &errout), CTL_EXIT_OK);
+  assert_int_equal(strncmp(out, event, strlen(event)), 0);
+  assert_string_equal(out + strlen(event), "\n");
+  free(out);
+  free(errout);
+  /* The daemon's last word before it closes goes to stderr. */
+  assert_int_equal(stream_case("{\"id\":null,\"ok\":false,\"error\":{\"code\":\"limit\","
+                               "\"message\":\"too many\"}}",
+                               0, 0, &out, &errout),
+                   CTL_EXIT_OK);
+  assert_string_equal(out, "");
+  assert_string_equal(errout, "runwayctl: limit: too many\n");
+  free(out);
+  free(errout);
+  assert_int_equal(stream_case("[1,2]", 0, 0, &out, &errout), CTL_EXIT_ERROR);
+  free(out);
+  free(errout);
+}
+
 /* The real binary against a fake daemon that answers one connection with a canned line. */
 struct fake {
   char dir[64], path[128];
@@ -567,6 +683,10 @@ struct fake {
   const char *answer; /* NULL: never answer, wait for the client to go */
   char request[4096];
   pthread_t thread;
+  /* A stream: after the answer, stay until the client goes, sending later on each trigger. */
+  int hold;
+  const char *later;
+  int trigger[2];
 };
 
 static void *fake_serve(void *arg) {
@@ -587,6 +707,18 @@ static void *fake_serve(void *arg) {
   if (f->answer != NULL) {
     if (write(c, f->answer, strlen(f->answer)) < 0)
       perror("fake daemon write");
+    while (f->hold) {
+      struct pollfd p[2] = {{.fd = c, .events = POLLIN}, {.fd = f->trigger[0], .events = POLLIN}};
+      char sink[64];
+      if (poll(p, 2, -1) < 0)
+        break;
+      if (p[1].revents & POLLIN) {
+        if (read(f->trigger[0], sink, 1) == 1 && write(c, f->later, strlen(f->later)) < 0)
+          perror("fake daemon write");
+      }
+      if ((p[0].revents & (POLLIN | POLLHUP)) && read(c, sink, sizeof(sink)) <= 0)
+        break;
+    }
   } else {
     char sink[64];
     while (read(c, sink, sizeof(sink)) > 0) {
@@ -596,9 +728,13 @@ static void *fake_serve(void *arg) {
   return NULL;
 }
 
-static void fake_start(struct fake *f, const char *answer) {
+static void fake_start_with(struct fake *f, const char *answer, int hold, const char *later) {
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   memset(f, 0, sizeof(*f));
+  f->hold = hold;
+  f->later = later;
+  if (hold)
+    assert_int_equal(pipe2(f->trigger, O_CLOEXEC), 0);
   snprintf(f->dir, sizeof(f->dir), "/tmp/rw-ctl-XXXXXX");
   assert_non_null(mkdtemp(f->dir));
   snprintf(f->path, sizeof(f->path), "%s/control.sock", f->dir);
@@ -610,8 +746,16 @@ static void fake_start(struct fake *f, const char *answer) {
   assert_int_equal(pthread_create(&f->thread, NULL, fake_serve, f), 0);
 }
 
+static void fake_start(struct fake *f, const char *answer) {
+  fake_start_with(f, answer, 0, NULL);
+}
+
 static void fake_stop(struct fake *f) {
   pthread_join(f->thread, NULL);
+  if (f->hold) {
+    close(f->trigger[0]);
+    close(f->trigger[1]);
+  }
   close(f->listen_fd);
   unlink(f->path);
   rmdir(f->dir);
@@ -749,6 +893,142 @@ static void test_tool_exit_statuses(void **state) {
   free(errout);
 }
 
+/* Starts runwayctl with stdout on ofd and stderr on efd; returns its pid. */
+static pid_t spawn_tool(int ofd, int efd, const char *const *args) {
+  char *argv[32];
+  int argc = 0;
+  argv[argc++] = (char *)runwayctl_path;
+  for (; *args != NULL; args++)
+    argv[argc++] = (char *)*args;
+  argv[argc] = NULL;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(ofd, 1);
+    dup2(efd, 2);
+    execv(runwayctl_path, argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* Reads fd (non-blocking) into buf until it holds needle; fails at the deadline. */
+static void wait_output(int fd, char *buf, size_t cap, const char *needle) {
+  size_t len = strlen(buf);
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (strstr(buf, needle) == NULL) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 10) > 0) {
+      ssize_t n = read(fd, buf + len, cap - 1 - len);
+      if (n > 0) {
+        len += (size_t)n;
+        buf[len] = '\0';
+      }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (t.tv_sec - t0.tv_sec > 5)
+      fail_msg("runwayctl did not print \"%s\" within 5 s; it printed: %s", needle, buf);
+  }
+}
+
+static int wait_exit(pid_t pid) {
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+static const char stream_answer[] =
+    "{\"id\":1,\"ok\":true,\"result\":{\"subscribed\":[\"slot\",\"fault\"]}}\n"
+    "{\"event\":\"slot\",\"slot\":\"fx\",\"state\":\"running\",\"pid\":7,\"generation\":1,"
+    "\"reason\":\"\",\"time_ms\":10}\n";
+static const char stream_later[] =
+    "{\"event\":\"fault\",\"slot\":\"fx\",\"reason\":\"gone\",\"time_ms\":20}\n";
+
+static void test_tool_subscribe(void **state) {
+  (void)state;
+  struct fake f;
+  char *out, *errout;
+  char both[sizeof(stream_answer) + sizeof(stream_later)];
+
+  if (runwayctl_path == NULL)
+    skip();
+  snprintf(both, sizeof(both), "%s%s", stream_answer, stream_later);
+
+  /* Every event as it comes; the daemon going away ends it with 3. */
+  fake_start(&f, both);
+  assert_int_equal(run_tool(&out, &errout, "--socket", f.path, "subscribe", "slot", "fault", NULL),
+                   CTL_EXIT_UNREACHABLE);
+  fake_stop(&f);
+  assert_string_equal(f.request,
+                      "{\"id\":1,\"cmd\":\"subscribe\",\"args\":{\"events\":[\"slot\",\"fault\"]}}\n");
+  assert_string_equal(out, "subscribed to slot, fault events; Ctrl-C stops\n"
+                           "slot fx: running, pid 7, generation 1\n"
+                           "fault fx: gone\n");
+  assert_non_null(strstr(errout, "closed the connection"));
+  free(out);
+  free(errout);
+
+  /* --json: the lines exactly as they came. */
+  fake_start(&f, both);
+  assert_int_equal(run_tool(&out, &errout, "--json", "--socket", f.path, "subscribe", NULL),
+                   CTL_EXIT_UNREACHABLE);
+  fake_stop(&f);
+  assert_string_equal(out, both);
+  free(out);
+  free(errout);
+
+  /* A refused subscription is an error answer: 1. */
+  fake_start(&f, "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"invalid_argument\",\"message\":"
+                 "\"unknown event type\"}}\n");
+  assert_int_equal(run_tool(&out, &errout, "--socket", f.path, "subscribe", "x", NULL),
+                   CTL_EXIT_ERROR);
+  fake_stop(&f);
+  assert_string_equal(errout, "runwayctl: invalid_argument: unknown event type\n");
+  free(out);
+  free(errout);
+
+  /* SIGINT and SIGTERM end a stream with 0. */
+  int sigs[] = {SIGINT, SIGTERM};
+  for (int i = 0; i < 2; i++) {
+    int o[2], e[2];
+    char buf[4096] = "";
+    assert_int_equal(pipe2(o, O_CLOEXEC | O_NONBLOCK), 0);
+    assert_int_equal(pipe2(e, O_CLOEXEC), 0);
+    fake_start_with(&f, stream_answer, 1, stream_later);
+    const char *args[] = {"--socket", f.path, "subscribe", NULL};
+    pid_t pid = spawn_tool(o[1], e[1], args);
+    close(o[1]);
+    close(e[1]);
+    wait_output(o[0], buf, sizeof(buf), "slot fx: running");
+    assert_int_equal(write(f.trigger[1], "x", 1), 1);
+    wait_output(o[0], buf, sizeof(buf), "fault fx: gone");
+    kill(pid, sigs[i]);
+    assert_int_equal(wait_exit(pid), CTL_EXIT_OK);
+    fake_stop(&f);
+    close(o[0]);
+    close(e[0]);
+  }
+
+  /* A reader of the output that had enough (`| head -n 2`) ends it with 0 too. */
+  int o[2], e[2];
+  char buf[4096] = "";
+  assert_int_equal(pipe2(o, O_CLOEXEC | O_NONBLOCK), 0);
+  assert_int_equal(pipe2(e, O_CLOEXEC), 0);
+  fake_start_with(&f, stream_answer, 1, stream_later);
+  const char *args[] = {"--json", "--socket", f.path, "subscribe", NULL};
+  pid_t pid = spawn_tool(o[1], e[1], args);
+  close(o[1]);
+  close(e[1]);
+  wait_output(o[0], buf, sizeof(buf), "\"running\"");
+  close(o[0]);
+  assert_int_equal(write(f.trigger[1], "x", 1), 1);
+  assert_int_equal(wait_exit(pid), CTL_EXIT_OK);
+  fake_stop(&f);
+  close(e[0]);
+}
+
 int main(int argc, char **argv) {
   runwayctl_path = argc > 1 ? argv[1] : NULL;
   const struct CMUnitTest tests[] = {
@@ -758,6 +1038,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_help_and_version),
       cmocka_unit_test(test_usage_errors),
       cmocka_unit_test(test_help_text),
+      cmocka_unit_test(test_format_events),
+      cmocka_unit_test(test_stream_lines),
+      cmocka_unit_test(test_tool_subscribe),
       cmocka_unit_test(test_format_status),
       cmocka_unit_test(test_format_plugins),
       cmocka_unit_test(test_format_slot_list),
