@@ -64,6 +64,7 @@ struct rw_worker {
   char slot[64];
   uint32_t max_block;
   uint32_t wake_frames;
+  uint64_t last_in_write; /* in_write when the worker last went to sleep */
 
   /* Planar block buffers, allocated once at open. */
   float *in_data;
