@@ -431,7 +431,7 @@ void ctl_print_event(FILE *f, const json_t *event) {
     fprintf(f, "restart %s: restart %s%s\n", slot, a, why);
   } else if (strcmp(type, "param") == 0) {
     field(a, sizeof(a), event, "param");
-    field(b, sizeof(b), event, "id");
+    field(b, sizeof(b), event, "param_id");
     field(c, sizeof(c), event, "value");
     fprintf(f, "param %s: %s (id %s) = %s\n", slot, a, b, c);
   } else if (strcmp(type, "fault") == 0) {

@@ -250,14 +250,16 @@ static struct slot *add_declared(struct runwayd *d, json_t *def, const json_t *c
                                  const unsigned char *blob, size_t blob_len) {
   char err[512];
   struct slot *s;
-  json_t *v;
+  json_t *inputs = json_object_get(def, "inputs");
+  json_t *outputs = json_object_get(def, "outputs");
+  json_t *midi = json_object_get(def, "midi");
   struct slot_spec spec = {
       .name = json_string_value(json_object_get(def, "name")),
       .plugin = json_string_value(json_object_get(def, "plugin")),
       .exec = json_string_value(json_object_get(def, "exec")),
-      .inputs = json_is_integer(v = json_object_get(def, "inputs")) ? json_integer_value(v) : -1,
-      .outputs = json_is_integer(v = json_object_get(def, "outputs")) ? json_integer_value(v) : -1,
-      .midi = json_is_boolean(v = json_object_get(def, "midi")) ? json_is_true(v) : -1,
+      .inputs = json_is_integer(inputs) ? json_integer_value(inputs) : -1,
+      .outputs = json_is_integer(outputs) ? json_integer_value(outputs) : -1,
+      .midi = json_is_boolean(midi) ? json_is_true(midi) : -1,
       .latency_ms = json_number_value(json_object_get(def, "latency_ms")),
       .latency_frames = json_integer_value(json_object_get(def, "latency_frames")),
   };

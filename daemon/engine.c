@@ -388,7 +388,8 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
       play_gap(s, out, off, n);
       return;
     }
-    int64_t lead = s->tl.fill - (int64_t)k;
+    /* fill comes from the worker: compare before subtracting, so nothing can overflow. */
+    int64_t lead = s->tl.fill >= (int64_t)k ? s->tl.fill - (int64_t)k : -1;
     if (lead >= 0 &&
         lead < atomic_load_explicit(&s->counters.headroom_min_frames, memory_order_relaxed))
       atomic_store_explicit(&s->counters.headroom_min_frames, lead, memory_order_relaxed);

@@ -9,11 +9,10 @@
  *   slot      slot, state, pid, generation, reason   a slot changed state
  *   underrun  slot, underruns, underrun_frames       the counters grew (totals)
  *   restart   slot, restarts, reason                 a worker is restarted
- *   param     slot, param, id, value                 a parameter changed
+ *   param     slot, param, param_id, value           a parameter changed
  *   fault     slot, reason                           a slot faulted
  * time_ms is the daemon's monotonic clock in milliseconds. Event lines have
- * "event" and never "ok"; answers have "ok" (a param event's "id" is the
- * parameter's, not a request id).
+ * "event" and never "ok"; answers have "ok".
  *
  * A subscriber that stops reading is disconnected once its output queue is
  * over the control server's limit; the others and the loop carry on.

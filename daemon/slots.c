@@ -966,7 +966,7 @@ void slots_shutdown(struct runwayd *d) {
 
 static void emit_param(struct slot *s, int i) {
   emit(s, "param", json_pack("{s:s, s:s, s:I, s:f}", "slot", s->name, "param",
-                             s->params.defs[i].name, "id", (json_int_t)s->params.defs[i].id,
+                             s->params.defs[i].name, "param_id", (json_int_t)s->params.defs[i].id,
                              "value", s->params.values[i]));
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds runway and runs every test through ctest:
 # the normal build (warnings are errors) runs all tests, an ASan/UBSan build
-# runs the unit and stress tests again, and a TSan build runs the ring and
-# hand-over stress tests. Exits non-zero on any failure.
+# runs the unit and stress tests again, a TSan build runs the ring and
+# hand-over stress tests, and a clang build fuzzes the control protocol and the
+# segment readers for a short while (RUNWAY_FUZZ_SECONDS per target, default
+# 30). Exits non-zero on any failure.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 cd "$RUNWAY_ROOT"
@@ -25,11 +27,42 @@ run_ctest "all tests" build
 
 log "build with AddressSanitizer and UndefinedBehaviorSanitizer"
 configure_and_build build-asan -DRUNWAY_WERROR=ON -DRUNWAY_ASAN=ON -DCMAKE_BUILD_TYPE=Debug
-run_ctest "unit and stress tests under ASan/UBSan" build-asan -L 'unit|stress'
+run_ctest "unit, stress and bad-input tests under ASan/UBSan" build-asan -L 'unit|stress|asan'
 
 log "build with ThreadSanitizer"
 configure_and_build build-tsan -DRUNWAY_WERROR=ON -DRUNWAY_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_ctest "ring stress tests under TSan" build-tsan -L tsan
+
+# libFuzzer needs clang; only the fuzz targets are built. The seed corpora are
+# replayed once (ctest -L fuzz), then each target fuzzes from a copy of its
+# corpus in a temporary directory, so a run never changes the repository.
+# Crashing inputs are kept in build-fuzz/artifacts.
+log "build the fuzz targets with clang (libFuzzer, ASan, UBSan)"
+cmake -S "$RUNWAY_ROOT" -B "$RUNWAY_ROOT/build-fuzz" -DCMAKE_C_COMPILER=clang -DRUNWAY_FUZZ=ON \
+  -DRUNWAY_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$RUNWAY_ROOT/build-fuzz" -j"$(nproc)" --target fuzz_request fuzz_segment
+run_ctest "fuzz corpus replay" build-fuzz -L fuzz
+fuzz_seconds=${RUNWAY_FUZZ_SECONDS:-30}
+mkdir -p "$RUNWAY_ROOT/build-fuzz/artifacts"
+for target in fuzz_request fuzz_segment; do
+  corpus=$(mktemp -d)
+  cp -R "$RUNWAY_ROOT/tests/fuzz/corpus/$target/." "$corpus"
+  dict=()
+  if [ -f "$RUNWAY_ROOT/tests/fuzz/$target.dict" ]; then
+    dict=(-dict="$RUNWAY_ROOT/tests/fuzz/$target.dict")
+  fi
+  log "fuzz $target for $fuzz_seconds s"
+  if ! "$RUNWAY_ROOT/build-fuzz/bin/$target" -max_total_time="$fuzz_seconds" -timeout=10 \
+      -print_final_stats=1 -artifact_prefix="$RUNWAY_ROOT/build-fuzz/artifacts/$target-" \
+      "${dict[@]}" "$corpus" 2>"$corpus.log"; then
+    tail -n 60 "$corpus.log" >&2
+    log "$target found a crash; the input is in build-fuzz/artifacts"
+    status=1
+  else
+    grep -E '^(#[0-9]+ +DONE|stat::)' "$corpus.log" >&2 || true
+  fi
+  rm -rf "$corpus" "$corpus.log"
+done
 
 if [ $status -ne 0 ]; then
   log "FAILED: see the ctest output above"

@@ -7,10 +7,14 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # real-time priority; DEBIAN_FRONTEND=noninteractive answers with the default.
 # systemd brings systemd-analyze (the unit files' test) and systemd.pc (where the
 # units are installed); container images of Debian 12 come without it.
+# clang and libclang-rt-dev build the libFuzzer targets: Debian's clang only
+# recommends the runtime (libFuzzer, the sanitizers), and recommendations are
+# not installed here.
 RUNWAY_PACKAGES=(
   build-essential cmake pkg-config
   jackd2 libjack-jackd2-dev
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
+  clang libclang-rt-dev
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

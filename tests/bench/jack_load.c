@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
   double seconds = 5, warmup = 1;
   long interval_ms = 100;
 
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *opt = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
@@ -87,7 +87,6 @@ int main(int argc, char **argv) {
       load_usage(stderr);
       return 2;
     }
-    i++;
   }
 
   long n = (long)(seconds * 1000.0 / (double)interval_ms);

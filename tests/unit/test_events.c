@@ -265,7 +265,7 @@ static void expect_event(struct client *c, const char *type, const char *slot) {
   assert_string_equal(json_string_value(json_object_get(e, "event")), type);
   assert_string_equal(json_string_value(json_object_get(e, "slot")), slot);
   assert_true(json_is_integer(json_object_get(e, "time_ms")));
-  /* What tells an event from an answer: "event", never "ok" (a param event has an "id"). */
+  /* What tells an event from an answer: "event", never "ok". */
   assert_null(json_object_get(e, "ok"));
   json_decref(e);
 }
@@ -314,7 +314,7 @@ static void test_subscribe_and_receive(void **state) {
   events_emit(fx->events, "restart",
               json_pack("{s:s,s:i,s:s}", "slot", "fx", "restarts", 1, "reason", "stalled"));
   events_emit(fx->events, "param",
-              json_pack("{s:s,s:s,s:i,s:f}", "slot", "fx", "param", "gain_db", "id", 0, "value",
+              json_pack("{s:s,s:s,s:i,s:f}", "slot", "fx", "param", "gain_db", "param_id", 0, "value",
                         -6.0));
   events_emit(fx->events, "fault",
               json_pack("{s:s,s:s,s:s,s:s}", "slot", "fx", "reason", "segment corrupted", "event",

@@ -437,8 +437,9 @@ static void test_too_large(void **state) {
 static void test_mutations(void **state) {
   (void)state;
   static const char *const seeds[] = {
-      "{\"id\":1,\"cmd\":\"slot.add\",\"args\":{\"name\":\"fx\",\"plugin\":\"gain\",\"inputs\":2,"
-      "\"latency_ms\":12.5,\"midi\":true}}",
+      /* Parenthesised: one seed split over two lines (clang's -Wstring-concatenation). */
+      ("{\"id\":1,\"cmd\":\"slot.add\",\"args\":{\"name\":\"fx\",\"plugin\":\"gain\",\"inputs\":2,"
+       "\"latency_ms\":12.5,\"midi\":true}}"),
       "{\"id\":\"x\",\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"params\":[{\"a\":[1,2]}]}}",
       "{\"cmd\":\"stats\",\"args\":{\"name\":\"fx\"}}"};
   static const char alphabet[] = "{}[]\",:\\0123456789.eE-+ntrufalsx\xff\xc3\xa9\x80\n\t";

@@ -594,7 +594,7 @@ static void test_format_events(void **state) {
        "underrun fx: 2 underruns, 96 frames of silence in all\n"},
       {"{\"event\":\"restart\",\"slot\":\"fx\",\"restarts\":1,\"reason\":\"stalled\"}",
        "restart fx: restart 1 (stalled)\n"},
-      {"{\"event\":\"param\",\"slot\":\"fx\",\"param\":\"gain_db\",\"id\":0,\"value\":-6.5}",
+      {"{\"event\":\"param\",\"slot\":\"fx\",\"param\":\"gain_db\",\"param_id\":0,\"value\":-6.5}",
        "param fx: gain_db (id 0) = -6.5\n"},
       {"{\"event\":\"fault\",\"slot\":\"fx\",\"reason\":\"segment \\u001b[31mcorrupted\"}",
        "fault fx: segment ?[31mcorrupted\n"},
