@@ -86,6 +86,7 @@ void ctl_print_result(FILE *f, const json_t *request, const json_t *result);
 
 void ctl_print_status(FILE *f, const json_t *result);
 void ctl_print_plugins(FILE *f, const json_t *result);
+void ctl_print_params(FILE *f, const json_t *result);
 void ctl_print_slot_list(FILE *f, const json_t *result);
 /* One line: "slot NAME <verb>: ..." with the latency and the full port names. */
 void ctl_print_slot(FILE *f, const char *verb, const json_t *slot);

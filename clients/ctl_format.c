@@ -314,6 +314,65 @@ void ctl_print_stats(FILE *f, const json_t *result) {
   table_print(f, &t);
 }
 
+/* "gain_db = -12 dB (-60 .. 24, default 0)" */
+static void print_param_line(FILE *f, const json_t *p, const char *name_key) {
+  char name[CELL_MAX], value[32], min[32], max[32], def[32], unit[32];
+  field(name, sizeof(name), p, name_key);
+  field(value, sizeof(value), p, "value");
+  field(min, sizeof(min), p, "min");
+  field(max, sizeof(max), p, "max");
+  field(def, sizeof(def), p, "default");
+  if (json_is_string(json_object_get(p, "unit")))
+    field(unit, sizeof(unit), p, "unit");
+  else
+    unit[0] = '\0';
+  fprintf(f, "%s = %s%s%s (%s .. %s, default %s)\n", name, value, unit[0] ? " " : "", unit, min,
+          max, def);
+}
+
+void ctl_print_params(FILE *f, const json_t *result) {
+  const json_t *params = json_object_get(result, "params");
+  const json_t *p;
+  size_t i;
+  char slot[CELL_MAX];
+  field(slot, sizeof(slot), result, "slot");
+  if (json_array_size(params) == 0) {
+    fprintf(f, "slot %s has no parameters\n", slot);
+    return;
+  }
+  json_array_foreach(params, i, p) print_param_line(f, p, "name");
+}
+
+static void print_param_set(FILE *f, const json_t *result) {
+  char slot[CELL_MAX], name[CELL_MAX], value[32], requested[32], unit[32];
+  field(slot, sizeof(slot), result, "slot");
+  field(name, sizeof(name), result, "param");
+  field(value, sizeof(value), result, "value");
+  field(requested, sizeof(requested), result, "requested");
+  if (json_is_string(json_object_get(result, "unit")))
+    field(unit, sizeof(unit), result, "unit");
+  else
+    unit[0] = '\0';
+  fprintf(f, "%s %s = %s%s%s", slot, name, value, unit[0] ? " " : "", unit);
+  if (json_is_true(json_object_get(result, "clamped")))
+    fprintf(f, " (clamped from %s to the parameter's range)", requested);
+  fprintf(f, "\n");
+}
+
+static void print_state(FILE *f, const char *verb, const json_t *result) {
+  char slot[CELL_MAX], file[CELL_MAX], bytes[32], applied[64];
+  field(slot, sizeof(slot), result, "slot");
+  field(file, sizeof(file), result, "file");
+  field(bytes, sizeof(bytes), result, "state_bytes");
+  fprintf(f, "%s state of slot %s %s %s (%s bytes of plugin state", verb, slot,
+          strcmp(verb, "saved") == 0 ? "to" : "from", file, bytes);
+  if (json_is_string(json_object_get(result, "applied"))) {
+    field(applied, sizeof(applied), result, "applied");
+    fprintf(f, ", applied %s", applied);
+  }
+  fprintf(f, ")\n");
+}
+
 void ctl_print_result(FILE *f, const json_t *request, const json_t *result) {
   const char *cmd = json_string_value(json_object_get(request, "cmd"));
   const json_t *args = json_object_get(request, "args");
@@ -336,6 +395,19 @@ void ctl_print_result(FILE *f, const json_t *request, const json_t *result) {
     fprintf(f, "slot %s removed\n", name);
   } else if (strcmp(cmd, "stats") == 0) {
     ctl_print_stats(f, result);
+  } else if (strcmp(cmd, "param.list") == 0) {
+    ctl_print_params(f, result);
+  } else if (strcmp(cmd, "param.get") == 0) {
+    char slot[CELL_MAX];
+    field(slot, sizeof(slot), result, "slot");
+    fprintf(f, "%s ", slot);
+    print_param_line(f, result, "param");
+  } else if (strcmp(cmd, "param.set") == 0) {
+    print_param_set(f, result);
+  } else if (strcmp(cmd, "state.save") == 0) {
+    print_state(f, "saved", result);
+  } else if (strcmp(cmd, "state.load") == 0) {
+    print_state(f, "loaded", result);
   } else if (strcmp(cmd, "subscribe") == 0) {
     const json_t *types = json_object_get(result, "subscribed");
     const json_t *t;
