@@ -486,7 +486,7 @@ static void test_handle_response(void **state) {
   (void)state;
   json_t *req_remove = J("{\"id\":1,\"cmd\":\"slot.remove\",\"args\":{\"name\":\"fx\"}}");
   json_t *req_list = J("{\"id\":1,\"cmd\":\"slot.list\",\"args\":{}}");
-  json_t *req_future = J("{\"id\":1,\"cmd\":\"param.get\",\"args\":{}}");
+  json_t *req_future = J("{\"id\":1,\"cmd\":\"future.command\",\"args\":{}}");
   struct response_case c;
 
   c = (struct response_case){.line = "{\"id\":1,\"ok\":true,\"result\":{}}",
