@@ -83,7 +83,7 @@ static const struct engine_io jack_io = {
 
 static int on_process(jack_nframes_t nframes, void *arg) {
   struct backend *b = arg;
-  engine_process(b->engine, &jack_io, nframes);
+  engine_process_at(b->engine, &jack_io, nframes, jack_last_frame_time(b->client));
   return 0;
 }
 
@@ -253,6 +253,7 @@ static int open_client(struct backend *b, char *err, size_t errlen) {
   atomic_store(&b->pending_rate, b->sample_rate);
   atomic_store(&b->pending_period, b->period);
   atomic_store(&b->events, 0);
+  engine_reset_clock(b->engine);
 
   if (jack_set_process_callback(b->client, on_process, b) != 0 ||
       jack_set_xrun_callback(b->client, on_xrun, b) != 0 ||

@@ -151,12 +151,13 @@ static json_t *daemon_stats(struct runwayd *d) {
   const struct engine_stats *st = &d->engine.stats;
   uint64_t cycles = atomic_load(&st->cycles);
   uint64_t sum = atomic_load(&st->cycle_ns_sum);
-  return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I}", "xruns", (json_int_t)atomic_load(&st->xruns),
+  return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "xruns", (json_int_t)atomic_load(&st->xruns),
                    "rt_cycle_ns_max", (json_int_t)atomic_load(&st->cycle_ns_max),
                    "rt_cycle_ns_avg", (json_int_t)(cycles ? sum / cycles : 0), "cycles",
                    (json_int_t)cycles, "backend_state",
                    backend_is_open(d->backend) ? "active" : "disconnected", "slots",
-                   (json_int_t)d->n_slots);
+                   (json_int_t)d->n_slots, "skipped_frames",
+                   (json_int_t)atomic_load(&st->skipped_frames));
 }
 
 static json_t *cmd_stats(struct runwayd *d, struct control_conn *conn,

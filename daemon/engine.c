@@ -412,6 +412,28 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
     counter_add(&s->counters.nonfinite_samples, nonfinite);
 }
 
+void engine_reset_clock(struct engine *e) {
+  atomic_store_explicit(&e->clock_valid, 0, memory_order_relaxed);
+}
+
+void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nframes,
+                       uint32_t frame_time) {
+  const struct engine_state *st = e->rt_state;
+  if (atomic_load_explicit(&e->clock_valid, memory_order_relaxed) && st != NULL) {
+    /* jack_nframes_t wraps; the difference does not. Beyond 10 s it is a new clock. */
+    uint32_t gap = frame_time - e->next_frame_time;
+    if (gap > 0 && gap < 480000u) {
+      counter_add(&e->stats.skipped_frames, gap);
+      for (uint32_t i = 0; i < st->n_slots; i++)
+        if (!atomic_load_explicit(&st->slots[i]->faulted, memory_order_relaxed))
+          shm_tl_daemon_skip(&st->slots[i]->tl, gap);
+    }
+  }
+  e->next_frame_time = frame_time + nframes;
+  atomic_store_explicit(&e->clock_valid, 1, memory_order_relaxed);
+  engine_process(e, io, nframes);
+}
+
 static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
   const struct shm_tl_geom *g = &s->tl.g;
   uint32_t idx = (uint32_t)(s->tl.pos & (g->capacity - 1));

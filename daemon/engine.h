@@ -121,6 +121,7 @@ struct engine_stats {
   _Atomic uint64_t cycle_ns_max;
   _Atomic uint64_t cycle_ns_sum;
   _Atomic uint64_t xruns; /* counted by the backend */
+  _Atomic uint64_t skipped_frames; /* graph frames that passed without a cycle of ours */
 };
 
 /* Optional hooks around each cycle, for the RT-rules checker in the tests. */
@@ -134,6 +135,9 @@ struct engine {
   struct engine_state *rt_state; /* RT thread only while the backend runs */
   struct engine_stats stats;
   struct engine_rt_hooks hooks;
+  /* RT thread only: where the graph clock should be at the next cycle. */
+  uint32_t next_frame_time;
+  _Atomic int clock_valid; /* cleared by the control thread between connections */
 
   /* Control thread only. */
   struct engine_state *latest; /* the table most recently published */
@@ -181,5 +185,18 @@ int engine_slot_command(struct engine_slot *slot, const struct engine_cmd *cmd);
 
 /* The RT callback: one cycle of nframes for every slot. RT safe. */
 void engine_process(struct engine *e, const struct engine_io *io, uint32_t nframes);
+
+/*
+ * The same, given the graph's frame time at the start of the cycle: when the
+ * server let frames go by without calling us (it may skip a late client
+ * after an xrun), every slot's timeline first advances by them, so each
+ * slot's output at graph frame F stays the answer to its input at F - L.
+ * Gaps are counted in stats.skipped_cycles. RT safe.
+ */
+void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nframes,
+                       uint32_t frame_time);
+
+/* The next engine_process_at starts a new clock (a new server connection). Control thread. */
+void engine_reset_clock(struct engine *e);
 
 #endif

@@ -568,9 +568,14 @@ enum proto_err slots_add(struct runwayd *d, const struct slot_spec *spec, struct
     set_error(s, "waiting for the audio server");
   }
   store_mark_dirty(d);
-  log_info("slot %s added (%s, %u in, %u out%s, latency %u frames)", s->name,
-           s->plugin ? s->plugin : (s->exec ? "exec" : "external"), s->n_in, s->n_out,
-           s->midi ? ", midi" : "", s->latency);
+  if (s->latency > 0)
+    log_info("slot %s added (%s, %u in, %u out%s, latency %u frames)", s->name,
+             s->plugin ? s->plugin : (s->exec ? "exec" : "external"), s->n_in, s->n_out,
+             s->midi ? ", midi" : "", s->latency);
+  else
+    log_info("slot %s added (%s, %u in, %u out%s); it starts when JACK is connected", s->name,
+             s->plugin ? s->plugin : (s->exec ? "exec" : "external"), s->n_in, s->n_out,
+             s->midi ? ", midi" : "");
   *out = s;
   return PROTO_OK;
 }
@@ -734,6 +739,7 @@ json_t *slot_stats_json(const struct slot *s) {
 
 static void fault(struct slot *s, const char *why) {
   set_error(s, "%s", why);
+  s->base.faults++; /* the RT thread counts what it detects; this is what we detect */
   emit(s, "fault", json_pack("{s:s, s:s}", "slot", s->name, "reason", why));
   log_error("slot %s: faulted: %s", s->name, why);
   forget_worker(s, 0);

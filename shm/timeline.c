@@ -141,6 +141,23 @@ int shm_tl_daemon_read_output(struct shm_tl_daemon *d, float *const *dst, uint32
   return result;
 }
 
+void shm_tl_daemon_skip(struct shm_tl_daemon *d, uint64_t frames) {
+  const struct shm_tl_geom *g = &d->g;
+  if (frames == 0)
+    return;
+  /* Only the last ring's worth can still be read; older places are overwritten anyway. */
+  uint64_t fill = frames < g->capacity ? frames : g->capacity;
+  uint64_t from = d->pos + frames - fill;
+  atomic_thread_fence(memory_order_release); /* as in write_input: the seqlock's writer half */
+  for (uint32_t c = 0; c < g->n_in; c++)
+    ring_put(g->in + (size_t)c * g->stride, g->capacity, from, NULL, (uint32_t)fill);
+  d->pos += frames;
+  /* seq_cst, as in write_input: the Dekker pair with a worker going to sleep. */
+  atomic_store_explicit(&g->ctl->in_write.value, d->pos, memory_order_seq_cst);
+  /* Release: nothing of the skipped output will be read. */
+  atomic_store_explicit(&g->ctl->out_read.value, d->pos, memory_order_release);
+}
+
 /* ---- worker end ---------------------------------------------------------- */
 
 int shm_tl_worker_init(struct shm_tl_worker *w, const struct shm_segment *seg) {

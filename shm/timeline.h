@@ -69,6 +69,14 @@ int64_t shm_tl_daemon_write_input(struct shm_tl_daemon *d, const float *const *s
  */
 int shm_tl_daemon_read_output(struct shm_tl_daemon *d, float *const *dst, uint32_t n);
 
+/*
+ * Advances the timeline by frames the graph played without a cycle of ours
+ * (the server skipped us after an xrun), so the slot stays aligned with the
+ * graph clock: input for them is silence, their output is never played.
+ * Writes at most one ring of silence whatever the gap. RT safe.
+ */
+void shm_tl_daemon_skip(struct shm_tl_daemon *d, uint64_t frames);
+
 /* ---- worker end ---------------------------------------------------------- */
 
 struct shm_tl_worker {

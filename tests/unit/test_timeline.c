@@ -841,6 +841,53 @@ static void test_plan_late_check_does_not_wrap(void **state) {
 }
 
 /* "Input frames ready past pos, or -EPROTO": never some other negative number. */
+/*
+ * Frames the graph played without calling us: the timeline moves on by them
+ * (their input is silence), so the alignment with the graph clock holds:
+ * after the gap, output at p is still exactly input p - L.
+ */
+static void run_skip(uint32_t gap) {
+  struct rig r;
+  rig_open(&r, 2, 2, 300, 64);
+  for (int cyc = 0; cyc < 20; cyc++) {
+    daemon_write(&r, 64);
+    worker_drain(&r, 256);
+    assert_true(daemon_read(&r, 64) == 64);
+  }
+  uint64_t before = r.d.pos;
+  shm_tl_daemon_skip(&r.d, gap);
+  assert_int_equal(r.d.pos, before + gap);
+  assert_int_equal(load(&r.ctl->in_write.value), before + gap);
+  assert_int_equal(load(&r.ctl->out_read.value), before + gap);
+  /* The skipped input the worker can still read is silence. */
+  uint64_t from = gap < r.cap ? before : before + gap - r.cap;
+  for (uint64_t p = from; p < before + gap; p++)
+    for (uint32_t c = 0; c < 2; c++)
+      assert_true(r.seg.audio_in[(size_t)c * r.cap + (p & (r.cap - 1))] == 0.0f);
+  for (int cyc = 0; cyc < 40; cyc++) {
+    uint64_t t = r.d.pos;
+    daemon_write(&r, 64);
+    worker_drain(&r, 256);
+    int v = daemon_read(&r, 64);
+    /* Output from the skipped input's answers is silence; then the signal, aligned. */
+    if (v == 64)
+      check_aligned(&r, t, 64, before + r.lat, before + gap + r.lat);
+  }
+  rig_close(&r);
+}
+
+static void test_skip_keeps_graph_alignment(void **state) {
+  (void)state;
+  run_skip(64);       /* one cycle the server did not run us in */
+  run_skip(200);      /* not a multiple of the period */
+  run_skip(100000);   /* far more than a ring */
+  struct rig r;
+  rig_open(&r, 1, 1, 300, 64);
+  shm_tl_daemon_skip(&r.d, 0);
+  assert_int_equal(r.d.pos, 0);
+  rig_close(&r);
+}
+
 static void test_pending_far_ahead_is_not_negative(void **state) {
   (void)state;
   struct rig r;
@@ -855,6 +902,7 @@ static void test_pending_far_ahead_is_not_negative(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alignment),
+      cmocka_unit_test(test_skip_keeps_graph_alignment),
       cmocka_unit_test(test_alignment_past_2_32),
       cmocka_unit_test(test_underrun),
       cmocka_unit_test(test_partial_underrun_prefix),
