@@ -28,6 +28,7 @@ enum backend_event {
   BACKEND_EV_SHUTDOWN = 1u << 0, /* the server went away; close and reconnect */
   BACKEND_EV_PERIOD = 1u << 1,   /* the period changed */
   BACKEND_EV_RATE = 1u << 2,     /* the sample rate changed */
+  BACKEND_EV_CONNECTED = 1u << 3 /* a connection attempt ended: call backend_finish_connect() */
 };
 
 /* Called on the control thread when events arrived; take them with backend_take_events(). */
@@ -38,16 +39,34 @@ int backend_create(uv_loop_t *loop, struct engine *engine, const char *client_na
 void backend_destroy(struct backend *b);
 
 /*
- * Connects to the server (never starting one) and activates. Returns 0, or
- * -ECONNREFUSED when no server is reachable, or another -errno; err says why.
+ * Starts connecting to the server (never starting one). Connecting can block
+ * for as long as a dying server keeps its socket open, so it happens on a
+ * thread of its own; BACKEND_EV_CONNECTED reports that it ended. Returns 0,
+ * or -EALREADY while connected or connecting, or -errno.
  */
-int backend_open(struct backend *b, char *err, size_t errlen);
+int backend_connect(struct backend *b);
+
+/*
+ * On BACKEND_EV_CONNECTED: installs the callbacks and activates (from here on
+ * the RT thread runs). Returns 0, or -ECONNREFUSED when no server was
+ * reachable, or another -errno; err says why.
+ */
+int backend_finish_connect(struct backend *b, char *err, size_t errlen);
+
+bool backend_is_connecting(const struct backend *b);
 
 /*
  * Deactivates and disconnects. When it returns, no RT cycle runs any more and
  * every port handle from this connection is invalid.
  */
 void backend_close(struct backend *b);
+
+/*
+ * After the server went away: the client's RT thread has stopped for good;
+ * closing it may still wait on the dying server, so that happens on a thread
+ * of its own. Every port handle is invalid when this returns.
+ */
+void backend_abandon(struct backend *b);
 
 bool backend_is_open(const struct backend *b);
 const char *backend_name(const struct backend *b);        /* "jack" */

@@ -30,8 +30,26 @@ struct latency_entry {
   jack_port_t *out[RW_MAX_CHANNELS];
 };
 
+/*
+ * A connection attempt, shared by the loop and the connector thread, which
+ * may outlive the backend (a daemon stopping while a dying server keeps the
+ * thread waiting): whoever drops the last reference frees it.
+ */
+struct connect_job {
+  pthread_mutex_t lock;
+  int refs;
+  bool orphaned;    /* the backend is gone: close what the thread got */
+  uv_async_t *wake; /* valid while not orphaned */
+  _Atomic uint32_t *events;
+  char name[128];
+  jack_client_t *client;
+  jack_status_t status;
+  bool done;
+};
+
 struct backend {
   uv_loop_t *loop;
+  struct connect_job *job; /* the attempt in flight, or NULL */
   struct engine *engine;
   char *requested_name;
   backend_event_fn on_event;
@@ -205,6 +223,8 @@ int backend_create(uv_loop_t *loop, struct engine *engine, const char *client_na
   return 0;
 }
 
+static void job_unref(struct connect_job *job);
+
 static void free_after_close(uv_handle_t *h) {
   struct backend *b = h->data;
   pthread_mutex_destroy(&b->latency_lock);
@@ -216,43 +236,121 @@ static void free_after_close(uv_handle_t *h) {
 void backend_destroy(struct backend *b) {
   if (b == NULL)
     return;
+  if (b->job != NULL) {
+    /* The connector thread may still wait on a server; it cleans up after itself. */
+    pthread_mutex_lock(&b->job->lock);
+    b->job->orphaned = true;
+    if (b->job->client != NULL) {
+      jack_client_close(b->job->client);
+      b->job->client = NULL;
+    }
+    pthread_mutex_unlock(&b->job->lock);
+    job_unref(b->job);
+    b->job = NULL;
+  }
   backend_close(b);
   uv_close((uv_handle_t *)&b->async, free_after_close);
 }
 
-static int open_client(struct backend *b, char *err, size_t errlen);
-
-/*
- * JACK starts its threads (the RT one included) inside jack_client_open and
- * jack_activate. They inherit our signal mask, so block every signal around
- * those calls: signals then only ever reach the loop thread, and a signal
- * handler can never run on the RT thread.
- */
-int backend_open(struct backend *b, char *err, size_t errlen) {
-  sigset_t all, saved;
-  if (b->client != NULL)
-    return 0;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved);
-  int rc = open_client(b, err, errlen);
-  pthread_sigmask(SIG_SETMASK, &saved, NULL);
-  return rc;
+static void job_unref(struct connect_job *job) {
+  pthread_mutex_lock(&job->lock);
+  bool last = --job->refs == 0;
+  pthread_mutex_unlock(&job->lock);
+  if (last) {
+    pthread_mutex_destroy(&job->lock);
+    free(job);
+  }
 }
 
-static int open_client(struct backend *b, char *err, size_t errlen) {
+static void *connect_thread(void *arg) {
+  struct connect_job *job = arg;
   jack_status_t status = 0;
-  b->client = jack_client_open(b->requested_name, JackNoStartServer, &status);
-  if (b->client == NULL) {
+  jack_client_t *client = jack_client_open(job->name, JackNoStartServer, &status);
+  pthread_mutex_lock(&job->lock);
+  if (job->orphaned) {
+    if (client != NULL)
+      jack_client_close(client);
+  } else {
+    job->client = client;
+    job->status = status;
+    job->done = true;
+    atomic_fetch_or_explicit(job->events, BACKEND_EV_CONNECTED, memory_order_release);
+    uv_async_send(job->wake);
+  }
+  pthread_mutex_unlock(&job->lock);
+  job_unref(job);
+  return NULL;
+}
+
+/*
+ * Runs fn with every signal blocked: JACK's threads (created by
+ * jack_client_open on the connector thread and by jack_activate) inherit the
+ * mask, so signals only ever reach the loop thread and a signal handler can
+ * never run on the RT thread.
+ */
+int backend_connect(struct backend *b) {
+  sigset_t all, saved;
+  pthread_attr_t attr;
+  pthread_t thread;
+  if (b->client != NULL || b->job != NULL)
+    return -EALREADY;
+  struct connect_job *job = calloc(1, sizeof(*job));
+  if (job == NULL)
+    return -ENOMEM;
+  pthread_mutex_init(&job->lock, NULL);
+  job->refs = 2;
+  job->wake = &b->async;
+  job->events = &b->events;
+  snprintf(job->name, sizeof(job->name), "%s", b->requested_name);
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  int rc = pthread_create(&thread, &attr, connect_thread, job);
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    pthread_mutex_destroy(&job->lock);
+    free(job);
+    return -rc;
+  }
+  b->job = job;
+  return 0;
+}
+
+bool backend_is_connecting(const struct backend *b) { return b->job != NULL; }
+
+int backend_finish_connect(struct backend *b, char *err, size_t errlen) {
+  struct connect_job *job = b->job;
+  sigset_t all, saved;
+  if (job == NULL) {
+    snprintf(err, errlen, "no connection attempt in progress");
+    return -EINVAL;
+  }
+  pthread_mutex_lock(&job->lock);
+  bool done = job->done;
+  jack_client_t *client = job->client;
+  jack_status_t status = job->status;
+  pthread_mutex_unlock(&job->lock);
+  if (!done) {
+    snprintf(err, errlen, "still connecting");
+    return -EINPROGRESS;
+  }
+  b->job = NULL;
+  job_unref(job);
+  if (client == NULL) {
     snprintf(err, errlen, "cannot connect to the JACK server (status 0x%x)%s", (unsigned)status,
              (status & JackServerFailed) ? ": is jackd running?" : "");
     return (status & JackServerFailed) ? -ECONNREFUSED : -EIO;
   }
+
+  b->client = client;
   snprintf(b->client_name, sizeof(b->client_name), "%s", jack_get_client_name(b->client));
   b->sample_rate = jack_get_sample_rate(b->client);
   b->period = jack_get_buffer_size(b->client);
   atomic_store(&b->pending_rate, b->sample_rate);
   atomic_store(&b->pending_period, b->period);
-  atomic_store(&b->events, 0);
+  atomic_fetch_and(&b->events, ~(uint32_t)(BACKEND_EV_PERIOD | BACKEND_EV_RATE | BACKEND_EV_SHUTDOWN));
   engine_reset_clock(b->engine);
 
   if (jack_set_process_callback(b->client, on_process, b) != 0 ||
@@ -264,7 +362,11 @@ static int open_client(struct backend *b, char *err, size_t errlen) {
     goto fail;
   }
   jack_on_info_shutdown(b->client, on_shutdown, b);
-  if (jack_activate(b->client) != 0) {
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  int rc = jack_activate(b->client);
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  if (rc != 0) {
     snprintf(err, errlen, "cannot activate the JACK client");
     goto fail;
   }
@@ -272,9 +374,33 @@ static int open_client(struct backend *b, char *err, size_t errlen) {
   return 0;
 
 fail:
-  jack_client_close(b->client);
-  b->client = NULL;
+  backend_close(b);
   return -EIO;
+}
+
+static void *close_thread(void *arg) {
+  jack_client_close(arg);
+  return NULL;
+}
+
+void backend_abandon(struct backend *b) {
+  pthread_attr_t attr;
+  pthread_t thread;
+  sigset_t all, saved;
+  if (b->client == NULL)
+    return;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  if (pthread_create(&thread, &attr, close_thread, b->client) != 0)
+    log_warn("cannot start a thread to close the dead JACK client; leaving it open");
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  pthread_attr_destroy(&attr);
+  b->client = NULL;
+  pthread_mutex_lock(&b->latency_lock);
+  b->n_entries = 0;
+  pthread_mutex_unlock(&b->latency_lock);
 }
 
 void backend_close(struct backend *b) {
@@ -284,7 +410,7 @@ void backend_close(struct backend *b) {
   /*
    * jack_client_close deactivates first: after it returns no process
    * callback runs. libjack also restores the signal mask it saw in
-   * jack_client_open, which is the all-blocked one backend_open set up for
+   * jack_client_open, which is the all-blocked one backend_connect set up for
    * JACK's threads; the loop thread keeps its own.
    */
   pthread_sigmask(SIG_SETMASK, NULL, &mine);

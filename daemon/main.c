@@ -189,6 +189,7 @@ static int parse_options(int argc, char **argv, struct runwayd_options *opt, jso
 /* ---- the audio server connection -------------------------------------------- */
 
 static void on_reconnect(uv_timer_t *t);
+static void schedule_reconnect(struct runwayd *d);
 
 /* The line `systemctl status runwayd` shows (sd_notify STATUS=). */
 static const char *describe(const struct runwayd *d, char *buf, size_t len) {
@@ -200,9 +201,28 @@ static const char *describe(const struct runwayd *d, char *buf, size_t len) {
   return buf;
 }
 
+static void schedule_reconnect(struct runwayd *d) {
+  uv_timer_start(&d->reconnect, on_reconnect, d->reconnect_delay_ms, 0);
+  d->reconnect_delay_ms *= 2;
+  if (d->reconnect_delay_ms > RECONNECT_MAX_MS)
+    d->reconnect_delay_ms = RECONNECT_MAX_MS;
+}
+
+/* Starts a connection attempt; connected() or schedule_reconnect() follows. */
 static void try_connect(struct runwayd *d) {
+  int rc = backend_connect(d->backend);
+  if (rc != 0 && rc != -EALREADY) {
+    log_error("cannot start connecting to JACK: %s", strerror(-rc));
+    schedule_reconnect(d);
+  }
+}
+
+/* A connection attempt ended (BACKEND_EV_CONNECTED). */
+static void connected(struct runwayd *d) {
   char err[256], status[256];
-  int rc = backend_open(d->backend, err, sizeof(err));
+  int rc = backend_finish_connect(d->backend, err, sizeof(err));
+  if (rc == -EINPROGRESS)
+    return;
   if (rc == 0) {
     log_info("connected to JACK as \"%s\": %u Hz, %u frames per period",
              backend_client_name(d->backend), backend_sample_rate(d->backend),
@@ -216,10 +236,7 @@ static void try_connect(struct runwayd *d) {
   if (d->reconnect_delay_ms <= RECONNECT_MIN_MS)
     log_warn("%s; retrying in the background", err);
   notify_status("%s", describe(d, status, sizeof(status)));
-  uv_timer_start(&d->reconnect, on_reconnect, d->reconnect_delay_ms, 0);
-  d->reconnect_delay_ms *= 2;
-  if (d->reconnect_delay_ms > RECONNECT_MAX_MS)
-    d->reconnect_delay_ms = RECONNECT_MAX_MS;
+  schedule_reconnect(d);
 }
 
 static void on_reconnect(uv_timer_t *t) {
@@ -231,14 +248,19 @@ static void on_reconnect(uv_timer_t *t) {
 static void on_backend_event(void *user) {
   struct runwayd *d = user;
   uint32_t ev = backend_take_events(d->backend);
-  if (d->stopping || !backend_is_open(d->backend))
+  if (d->stopping)
+    return;
+  if (ev & BACKEND_EV_CONNECTED)
+    connected(d);
+  if (!backend_is_open(d->backend))
     return;
   if (ev & BACKEND_EV_SHUTDOWN) {
     log_warn("the JACK server went away; slots wait until it is back");
-    backend_close(d->backend);
+    /* Its RT thread has stopped; closing may wait on the dying server, so not here. */
+    backend_abandon(d->backend);
     slots_backend_down(d);
     d->reconnect_delay_ms = RECONNECT_MIN_MS;
-    uv_timer_start(&d->reconnect, on_reconnect, d->reconnect_delay_ms, 0);
+    schedule_reconnect(d);
     return;
   }
   if (ev & (BACKEND_EV_PERIOD | BACKEND_EV_RATE)) {
