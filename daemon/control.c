@@ -89,17 +89,6 @@ struct write_req {
   char data[];
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  if (err == NULL || errlen == 0)
-    return;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 static uv_stream_t *conn_stream(struct control_conn *conn) {
   return (uv_stream_t *)&conn->pipe;
@@ -556,19 +545,19 @@ static int ensure_parent_dir(const char *path, char *err, size_t errlen) {
     /* mkdir applied the umask; the directory is meant to be searchable by clients. */
     if (chmod(dir, 0755) != 0) {
       int rc = -errno;
-      set_err(err, errlen, "cannot set the mode of %s: %s", dir, strerror(-rc));
+      proto_set_err(err, errlen, "cannot set the mode of %s: %s", dir, strerror(-rc));
       return rc;
     }
     return 0;
   }
   if (errno != EEXIST) {
     int rc = -errno;
-    set_err(err, errlen, "cannot create the directory %s: %s; create it or use --socket", dir,
+    proto_set_err(err, errlen, "cannot create the directory %s: %s; create it or use --socket", dir,
             strerror(-rc));
     return rc;
   }
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    set_err(err, errlen, "%s exists but is not a directory; remove it or use --socket", dir);
+    proto_set_err(err, errlen, "%s exists but is not a directory; remove it or use --socket", dir);
     return -ENOTDIR;
   }
   return 0;
@@ -590,18 +579,18 @@ static int clear_path(const char *path, char *err, size_t errlen) {
     if (errno == ENOENT)
       return 0;
     rc = -errno;
-    set_err(err, errlen, "cannot check %s: %s", path, strerror(-rc));
+    proto_set_err(err, errlen, "cannot check %s: %s", path, strerror(-rc));
     return rc;
   }
   if (S_ISLNK(st.st_mode)) {
-    set_err(err, errlen,
+    proto_set_err(err, errlen,
             "%s is a symbolic link; runwayd does not follow links for its socket: remove it or "
             "use --socket",
             path);
     return -ELOOP;
   }
   if (!S_ISSOCK(st.st_mode)) {
-    set_err(err, errlen, "%s exists and is not a socket; remove it or use --socket", path);
+    proto_set_err(err, errlen, "%s exists and is not a socket; remove it or use --socket", path);
     return -EEXIST;
   }
 
@@ -609,7 +598,7 @@ static int clear_path(const char *path, char *err, size_t errlen) {
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     rc = -errno;
-    set_err(err, errlen, "socket: %s", strerror(-rc));
+    proto_set_err(err, errlen, "socket: %s", strerror(-rc));
     return rc;
   }
   fill_addr(&addr, path);
@@ -617,17 +606,17 @@ static int clear_path(const char *path, char *err, size_t errlen) {
   e = errno;
   (void)close(fd); /* a probe: nothing was sent */
   if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
-    set_err(err, errlen, "another runwayd is listening on %s; stop it or use --socket", path);
+    proto_set_err(err, errlen, "another runwayd is listening on %s; stop it or use --socket", path);
     return -EADDRINUSE;
   }
   if (e != ECONNREFUSED) {
-    set_err(err, errlen, "cannot tell whether %s is in use (%s); remove it or use --socket", path,
+    proto_set_err(err, errlen, "cannot tell whether %s is in use (%s); remove it or use --socket", path,
             strerror(e));
     return -e;
   }
   if (unlink(path) != 0 && errno != ENOENT) {
     rc = -errno;
-    set_err(err, errlen, "cannot remove the stale socket %s: %s; remove it or use --socket", path,
+    proto_set_err(err, errlen, "cannot remove the stale socket %s: %s; remove it or use --socket", path,
             strerror(-rc));
     return rc;
   }
@@ -680,17 +669,17 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
     *out = NULL;
   if (loop == NULL || cfg == NULL || cfg->path == NULL || cfg->path[0] == '\0' ||
       dispatch == NULL || out == NULL) {
-    set_err(err, errlen, "control_server_start: missing loop, config, path or dispatch");
+    proto_set_err(err, errlen, "control_server_start: missing loop, config, path or dispatch");
     return -EINVAL;
   }
   if (strlen(cfg->path) >= SUN_PATH_MAX) {
-    set_err(err, errlen, "socket path %s is longer than %zu bytes; use a shorter --socket",
+    proto_set_err(err, errlen, "socket path %s is longer than %zu bytes; use a shorter --socket",
             cfg->path, SUN_PATH_MAX - 1);
     return -ENAMETOOLONG;
   }
   s = calloc(1, sizeof(*s));
   if (s == NULL) {
-    set_err(err, errlen, "out of memory");
+    proto_set_err(err, errlen, "out of memory");
     return -ENOMEM;
   }
   s->loop = loop;
@@ -718,7 +707,7 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     rc = -errno;
-    set_err(err, errlen, "socket: %s", strerror(-rc));
+    proto_set_err(err, errlen, "socket: %s", strerror(-rc));
     goto fail;
   }
   fill_addr(&addr, s->path);
@@ -734,47 +723,47 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
   umask(old_umask);
   if (rc != 0) {
     if (rc == -EADDRINUSE)
-      set_err(err, errlen, "another runwayd is listening on %s; stop it or use --socket", s->path);
+      proto_set_err(err, errlen, "another runwayd is listening on %s; stop it or use --socket", s->path);
     else
-      set_err(err, errlen, "cannot bind %s: %s", s->path, strerror(-rc));
+      proto_set_err(err, errlen, "cannot bind %s: %s", s->path, strerror(-rc));
     goto fail;
   }
   bound = 1;
   if (cfg->group != (gid_t)-1 && lchown(s->path, (uid_t)-1, cfg->group) != 0) {
     rc = -errno;
-    set_err(err, errlen, "cannot give %s to group %u: %s; check the group or run as its member",
+    proto_set_err(err, errlen, "cannot give %s to group %u: %s; check the group or run as its member",
             s->path, (unsigned)cfg->group, strerror(-rc));
     goto fail;
   }
   if (chmod(s->path, cfg->mode & 0777) != 0 || lstat(s->path, &st) != 0) {
     rc = -errno;
-    set_err(err, errlen, "cannot set the mode of %s: %s", s->path, strerror(-rc));
+    proto_set_err(err, errlen, "cannot set the mode of %s: %s", s->path, strerror(-rc));
     goto fail;
   }
   s->dev = st.st_dev;
   s->ino = st.st_ino;
   if (listen(fd, LISTEN_BACKLOG) != 0) {
     rc = -errno;
-    set_err(err, errlen, "cannot listen on %s: %s", s->path, strerror(-rc));
+    proto_set_err(err, errlen, "cannot listen on %s: %s", s->path, strerror(-rc));
     goto fail;
   }
 
   rc = uv_pipe_init(loop, &s->listener, 0);
   if (rc != 0) {
-    set_err(err, errlen, "uv_pipe_init: %s", uv_strerror(rc));
+    proto_set_err(err, errlen, "uv_pipe_init: %s", uv_strerror(rc));
     goto fail;
   }
   s->listener.data = s;
   s->handles++;
   rc = uv_pipe_open(&s->listener, fd);
   if (rc != 0) {
-    set_err(err, errlen, "uv_pipe_open: %s", uv_strerror(rc));
+    proto_set_err(err, errlen, "uv_pipe_open: %s", uv_strerror(rc));
     goto fail;
   }
   fd = -1; /* the handle owns it now */
   rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, connection_cb);
   if (rc != 0) {
-    set_err(err, errlen, "cannot listen on %s: %s", s->path, uv_strerror(rc));
+    proto_set_err(err, errlen, "cannot listen on %s: %s", s->path, uv_strerror(rc));
     goto fail;
   }
   /* Checks four times per timeout, so a timeout fires at most a quarter late. */

@@ -249,10 +249,7 @@ static const char *quote_ellipsis(const char *s) {
   return strlen(s) > QUOTE_MAX ? "..." : "";
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+void proto_set_err(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
   if (err == NULL || errlen == 0)
     return;
@@ -315,7 +312,7 @@ static enum proto_err prescan(const char *line, size_t len, char *err, size_t er
   for (size_t i = 0; i < len; i++) {
     char c = line[i];
     if (c == '\0') {
-      set_err(err, errlen,
+      proto_set_err(err, errlen,
               "request holds a NUL byte at offset %zu; send UTF-8 JSON text, one object per line",
               i);
       return PROTO_E_BAD_REQUEST;
@@ -333,7 +330,7 @@ static enum proto_err prescan(const char *line, size_t len, char *err, size_t er
       in_string = 1;
     } else if (c == '[' || c == '{') {
       if (++depth > PROTO_MAX_DEPTH) {
-        set_err(err, errlen, "request nests arrays and objects deeper than %d levels; flatten it",
+        proto_set_err(err, errlen, "request nests arrays and objects deeper than %d levels; flatten it",
                 PROTO_MAX_DEPTH);
         return PROTO_E_BAD_REQUEST;
       }
@@ -369,7 +366,7 @@ enum proto_err proto_check_args(const struct proto_command *cmd, const json_t *a
   json_t *value;
 
   if (cmd == NULL || !json_is_object(args)) {
-    set_err(err, errlen, "args must be an object");
+    proto_set_err(err, errlen, "args must be an object");
     return PROTO_E_INVALID_ARGUMENT;
   }
   /* json_object_foreach does not modify the object; it just lacks a const form. */
@@ -379,15 +376,15 @@ enum proto_err proto_check_args(const struct proto_command *cmd, const json_t *a
       char names[256];
       list_args(cmd, names, sizeof(names));
       if (names[0] == '\0')
-        set_err(err, errlen, "%s takes no arguments, but got \"%.*s%s\"; leave out args",
+        proto_set_err(err, errlen, "%s takes no arguments, but got \"%.*s%s\"; leave out args",
                 cmd->name, quote_len(key), key, quote_ellipsis(key));
       else
-        set_err(err, errlen, "unknown argument \"%.*s%s\" for %s; it takes: %s", quote_len(key),
+        proto_set_err(err, errlen, "unknown argument \"%.*s%s\" for %s; it takes: %s", quote_len(key),
                 key, quote_ellipsis(key), cmd->name, names);
       return PROTO_E_INVALID_ARGUMENT;
     }
     if (!type_matches(a->type, value)) {
-      set_err(err, errlen, "argument \"%s\" of %s must be a%s %s, not %s", a->name, cmd->name,
+      proto_set_err(err, errlen, "argument \"%s\" of %s must be a%s %s, not %s", a->name, cmd->name,
               a->type == PROTO_T_INT || a->type == PROTO_T_ARRAY || a->type == PROTO_T_OBJECT
                   ? "n"
                   : "",
@@ -397,7 +394,7 @@ enum proto_err proto_check_args(const struct proto_command *cmd, const json_t *a
   }
   for (const struct proto_arg *a = cmd->args; a->name != NULL; a++) {
     if (a->required && json_object_get(args, a->name) == NULL) {
-      set_err(err, errlen, "%s needs the argument \"%s\" (%s: %s)", cmd->name, a->name,
+      proto_set_err(err, errlen, "%s needs the argument \"%s\" (%s: %s)", cmd->name, a->name,
               proto_type_name(a->type), a->help ? a->help : "");
       return PROTO_E_INVALID_ARGUMENT;
     }
@@ -421,7 +418,7 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
   if (line == NULL)
     len = 0;
   if (len > PROTO_MAX_LINE) {
-    set_err(err, errlen, "request of %zu bytes is over the %d-byte line limit; send less per line",
+    proto_set_err(err, errlen, "request of %zu bytes is over the %d-byte line limit; send less per line",
             len, PROTO_MAX_LINE);
     return PROTO_E_TOO_LARGE;
   }
@@ -431,14 +428,14 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
 
   req->root = json_loadb(line ? line : "", len, JSON_REJECT_DUPLICATES, &jerr);
   if (req->root == NULL) {
-    set_err(err, errlen,
+    proto_set_err(err, errlen,
             "request is not valid JSON (%s, at byte %d); send one JSON object per line, "
             "e.g. {\"id\":1,\"cmd\":\"status\"}",
             jerr.text, jerr.position);
     return PROTO_E_BAD_REQUEST;
   }
   if (!json_is_object(req->root)) {
-    set_err(err, errlen, "request is %s, not an object; send {\"id\":...,\"cmd\":...,\"args\":{...}}",
+    proto_set_err(err, errlen, "request is %s, not an object; send {\"id\":...,\"cmd\":...,\"args\":{...}}",
             json_kind(req->root));
     return PROTO_E_BAD_REQUEST;
   }
@@ -446,7 +443,7 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
   value = json_object_get(req->root, "id");
   if (value != NULL) {
     if (!json_is_number(value) && !json_is_string(value) && !json_is_null(value)) {
-      set_err(err, errlen, "\"id\" is %s; use a number, a string or null", json_kind(value));
+      proto_set_err(err, errlen, "\"id\" is %s; use a number, a string or null", json_kind(value));
       return PROTO_E_BAD_REQUEST;
     }
     req->id = value;
@@ -454,17 +451,17 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
 
   cmd = json_object_get(req->root, "cmd");
   if (cmd == NULL) {
-    set_err(err, errlen, "request has no \"cmd\"; name a command, e.g. \"cmd\":\"status\"");
+    proto_set_err(err, errlen, "request has no \"cmd\"; name a command, e.g. \"cmd\":\"status\"");
     return PROTO_E_BAD_REQUEST;
   }
   if (!json_is_string(cmd)) {
-    set_err(err, errlen, "\"cmd\" is %s; it must be a string naming a command", json_kind(cmd));
+    proto_set_err(err, errlen, "\"cmd\" is %s; it must be a string naming a command", json_kind(cmd));
     return PROTO_E_BAD_REQUEST;
   }
 
   json_object_foreach(req->root, key, value) {
     if (strcmp(key, "id") != 0 && strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0) {
-      set_err(err, errlen, "unknown member \"%.*s%s\" in the request; a request has only id, cmd "
+      proto_set_err(err, errlen, "unknown member \"%.*s%s\" in the request; a request has only id, cmd "
                            "and args",
               quote_len(key), key, quote_ellipsis(key));
       return PROTO_E_BAD_REQUEST;
@@ -475,7 +472,7 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
   req->command = proto_find_command(req->cmd);
   if (req->command == NULL) {
     /* json_string_value stops at the first NUL, which jansson rejects in input anyway. */
-    set_err(err, errlen, "unknown command \"%.*s%s\"; run `runwayctl --help` for the commands",
+    proto_set_err(err, errlen, "unknown command \"%.*s%s\"; run `runwayctl --help` for the commands",
             quote_len(req->cmd), req->cmd, quote_ellipsis(req->cmd));
     return PROTO_E_UNKNOWN_COMMAND;
   }
@@ -484,11 +481,11 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
   if (args == NULL || json_is_null(args)) {
     args = json_object();
     if (args == NULL || json_object_set_new(req->root, "args", args) != 0) {
-      set_err(err, errlen, "out of memory");
+      proto_set_err(err, errlen, "out of memory");
       return PROTO_E_INTERNAL;
     }
   } else if (!json_is_object(args)) {
-    set_err(err, errlen, "\"args\" of %s is %s; it must be an object", req->command->name,
+    proto_set_err(err, errlen, "\"args\" of %s is %s; it must be an object", req->command->name,
             json_kind(args));
     return PROTO_E_INVALID_ARGUMENT;
   }

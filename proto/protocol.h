@@ -140,6 +140,10 @@ json_t *proto_response_error(json_t *id, enum proto_err code, const char *fmt, .
  */
 char *proto_dump_line(const json_t *msg, size_t *len);
 
+/* snprintf into err (when err is not NULL and errlen > 0): the error-message helper. */
+void proto_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* 1 when name is a valid slot name ([A-Za-z0-9_-]{1,32}). */
 int proto_valid_slot_name(const char *name);
 
