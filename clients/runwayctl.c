@@ -278,7 +278,11 @@ int main(int argc, char **argv) {
   }
   reader.fd = fd;
   rc = send_all(fd, line, len);
-  if (rc == 0)
+  /*
+   * A daemon that refuses us (permission, limits) answers and closes at
+   * once, and our send may then fail: its answer is still there to read.
+   */
+  if (rc == 0 || rc == -EPIPE || rc == -ECONNRESET)
     n = read_line(&reader, deadline, wait);
   else
     n = rc;

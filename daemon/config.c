@@ -15,9 +15,21 @@
 struct parse {
   struct config *c;
   json_t *slot; /* the [slot NAME] section being read, or NULL for [daemon] */
-  bool in_daemon;
+  FILE *file;
+  int line;       /* of the text inih is reading now (counted by our reader) */
+  int error_line; /* of the first problem our handler found; 0: none */
   char error[256];
 };
+
+/* inih's reader, counting lines so that a problem is reported with its own line. */
+static char *read_line(char *str, int num, void *stream) {
+  struct parse *p = stream;
+  char *r = fgets(str, num, p->file);
+  /* A line longer than the buffer comes in pieces: count it once, at its end. */
+  if (r != NULL && (strchr(r, '\n') != NULL || feof(p->file)))
+    p->line++;
+  return r;
+}
 
 static bool parse_bool(const char *v, bool *out) {
   if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1")) {
@@ -45,7 +57,11 @@ static bool parse_integer(const char *v, long long *out) {
 }
 
 static int bad(struct parse *p, const char *fmt, const char *a, const char *b) {
-  snprintf(p->error, sizeof(p->error), fmt, a, b);
+  /* inih reads on after a problem: keep the first one, with its line. */
+  if (p->error_line == 0) {
+    snprintf(p->error, sizeof(p->error), fmt, a, b);
+    p->error_line = p->line;
+  }
   return 0; /* tells inih to report this line */
 }
 
@@ -142,17 +158,25 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 
 int config_load(const char *path, struct config *c, char *err, size_t errlen) {
   struct parse p = {.c = c};
-  c->daemon = json_object();
-  c->slots = json_array();
-  int line = ini_parse(path, on_entry, &p);
-  if (line == -1) {
+  p.file = fopen(path, "re");
+  if (p.file == NULL) {
     snprintf(err, errlen, "cannot open the configuration file %s: %s", path, strerror(errno));
-    config_free(c);
     return -ENOENT;
   }
+  c->daemon = json_object();
+  c->slots = json_array();
+  int line = ini_parse_stream(read_line, &p, on_entry, &p);
+  fclose(p.file);
   if (line != 0) {
-    snprintf(err, errlen, "%s:%d: %s", path, line,
-             p.error[0] ? p.error : "not a valid INI line ([section], key = value, ; comment)");
+    /*
+     * inih returns the first bad line. When that is ours, say what is wrong
+     * with it; a line inih itself could not parse (no '=' or ']') gets the
+     * general explanation.
+     */
+    const char *why = p.error_line == line && p.error[0]
+                          ? p.error
+                          : "not a valid INI line ([section], key = value, ; comment)";
+    snprintf(err, errlen, "%s:%d: %s", path, line, why);
     config_free(c);
     return -EINVAL;
   }

@@ -241,7 +241,8 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
   rc = send_all(w->sock, request, len);
   if (rc == 0)
     rc = send_all(w->sock, "\n", 1);
-  if (rc != 0) {
+  /* A refusing daemon answers and closes at once: read its answer even if our send failed. */
+  if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET) {
     rw__set_error(w, "sending worker.attach to %s: %s", addr.sun_path, strerror(-rc));
     rc = RW_ERR_ATTACH;
     goto out;

@@ -294,6 +294,97 @@ _Noreturn void h_pass(void) {
   exit(0);
 }
 
+/*
+ * The guard: a process of its own (its own session, so a signal to the test's
+ * process group spares it) that holds the read end of a pipe whose write end
+ * only the test process has. Commands arrive as lines; at EOF, which is the
+ * test process's death however it died, it runs them newest first.
+ */
+static int guard_fd = -1;
+
+static void guard_main(int rfd) {
+  char *cmds[64];
+  unsigned n = 0;
+  size_t len = 0, cap = 4096;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (buf == NULL)
+      _exit(1);
+    if (cap - len < 1024) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+      continue;
+    }
+    ssize_t r = read(rfd, buf + len, cap - len - 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    len += (size_t)r;
+  }
+  buf[len] = '\0';
+  for (char *line = strtok(buf, "\n"); line != NULL && n < 64; line = strtok(NULL, "\n"))
+    cmds[n++] = line;
+  /* Let the test's children (killed by pid as the test ended) finish dying. */
+  struct timespec ts = {0, 300 * 1000000L};
+  nanosleep(&ts, NULL);
+  while (n > 0) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", cmds[n - 1], (char *)NULL);
+      _exit(127);
+    }
+    if (pid > 0)
+      waitpid(pid, NULL, 0);
+    n--;
+  }
+  _exit(0);
+}
+
+void h_guard(const char *shell_cmd) {
+  if (strchr(shell_cmd, '\n') != NULL)
+    H_FAIL("h_guard: one line per command");
+  if (guard_fd < 0) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+      H_FAIL("pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+      H_FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+      close(fds[1]);
+      setsid();
+      for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+          signal(s, SIG_DFL);
+      alarm(0);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, NULL);
+      /* Nothing of ctest's: it waits for its output pipes to close. */
+      int devnull = open("/dev/null", O_RDWR);
+      if (devnull >= 0) {
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+      }
+      /* Closes every other descriptor, the write ends of other pipes included. */
+      for (int fd = 3; fd < 1024; fd++)
+        if (fd != fds[0])
+          close(fd);
+      guard_main(fds[0]);
+    }
+    close(fds[0]);
+    guard_fd = fds[1];
+  }
+  char line[4096];
+  int n = snprintf(line, sizeof(line), "%s\n", shell_cmd);
+  if (n <= 0 || (size_t)n >= sizeof(line) || write(guard_fd, line, (size_t)n) != n)
+    H_FAIL("h_guard: cannot register \"%s\"", shell_cmd);
+}
+
 /* ---- processes ------------------------------------------------------------------ */
 
 static bool env_key_matches(const char *entry, const char *key) {
@@ -1104,6 +1195,7 @@ struct h_probe {
   _Atomic uint64_t sink_cycles;
   _Atomic uint64_t gaps;
   _Atomic int count_only[H_PROBE_MAX_PORTS];
+  _Atomic uint32_t dc_bits[H_PROBE_MAX_PORTS]; /* a constant level on source output i (float bits) */
   _Atomic uint64_t nonzero[H_PROBE_MAX_PORTS];
   _Atomic uint64_t nonfinite[H_PROBE_MAX_PORTS];
 };
@@ -1127,7 +1219,15 @@ static int source_process(jack_nframes_t n, void *arg) {
   void *midi = NULL;
   for (unsigned i = 0; i < p->n_out; i++) {
     buf[i] = jack_port_get_buffer(p->out[i], n);
-    memset(buf[i], 0, n * sizeof(float));
+    uint32_t bits = atomic_load_explicit(&p->dc_bits[i], memory_order_relaxed);
+    if (bits == 0) {
+      memset(buf[i], 0, n * sizeof(float));
+    } else {
+      float level;
+      memcpy(&level, &bits, sizeof(level));
+      for (uint32_t k = 0; k < n; k++)
+        buf[i][k] = level;
+    }
   }
   if (p->midi_out != NULL) {
     midi = jack_port_get_buffer(p->midi_out, n);
@@ -1380,10 +1480,46 @@ void h_probe_count_only(struct h_probe *p, unsigned i) {
   atomic_store_explicit(&p->count_only[i], 1, memory_order_relaxed);
 }
 
+void h_probe_dc(struct h_probe *p, unsigned port, float level) {
+  uint32_t bits;
+  if (port >= p->n_out)
+    H_FAIL("no probe output %u", port);
+  memcpy(&bits, &level, sizeof(bits));
+  atomic_store_explicit(&p->dc_bits[port], bits, memory_order_relaxed);
+}
+
+uint64_t h_probe_samples(struct h_probe *p, unsigned port, uint64_t from, uint64_t to,
+                         float *out) {
+  const struct h_record *r;
+  size_t n = h_probe_records(p, &r);
+  uint64_t found = 0;
+  if (to <= from)
+    return 0;
+  memset(out, 0, (size_t)(to - from) * sizeof(float));
+  /*
+   * Records grow in frame order cycle by cycle (within a cycle port by port):
+   * walk back from the newest until well before `from`.
+   */
+  for (size_t i = n; i > 0; i--) {
+    const struct h_record *x = &r[i - 1];
+    if (x->frame + 65536 < from)
+      break;
+    if (x->port != port || x->frame < from || x->frame >= to)
+      continue;
+    out[x->frame - from] = x->value;
+    found++;
+  }
+  return found;
+}
+
 void h_connect(struct h_probe *p, const char *from, const char *to) {
   int rc = jack_connect(p->src, from, to);
   if (rc != 0 && rc != EEXIST)
     H_FAIL("jack_connect %s -> %s failed (%d)", from, to, rc);
+}
+
+uint64_t h_probe_cycle(const struct h_probe *p) {
+  return atomic_load_explicit(&p->src_start, memory_order_relaxed);
 }
 
 uint64_t h_probe_now(struct h_probe *p) {
@@ -1740,6 +1876,13 @@ uint64_t h_impulse_train(struct h_probe *p, const unsigned *ports, unsigned n_po
 bool h_check_impulses(struct h_probe *p, unsigned out_port, unsigned sink_port, uint32_t delay,
                       uint32_t first_id, uint64_t from, uint64_t to, bool tolerant,
                       const char *label, struct h_check *out) {
+  return h_check_impulses_gain(p, out_port, sink_port, delay, 1.0f, first_id, from, to, tolerant,
+                               label, out);
+}
+
+bool h_check_impulses_gain(struct h_probe *p, unsigned out_port, unsigned sink_port,
+                           uint32_t delay, float gain, uint32_t first_id, uint64_t from,
+                           uint64_t to, bool tolerant, const char *label, struct h_check *out) {
   uint32_t n = h_probe_n_events(p);
   struct h_expect *ex = calloc(n + 1, sizeof(*ex));
   size_t k = 0;
@@ -1754,7 +1897,7 @@ bool h_check_impulses(struct h_probe *p, unsigned out_port, unsigned sink_port, 
       continue;
     }
     ex[k].frame = e->frame + delay;
-    ex[k].value = e->value;
+    ex[k].value = e->value * gain;
     /* Not emitted yet: it cannot be in the window unless the test checks too early. */
     ex[k].optional = tolerant || st != H_EV_EMITTED;
     k++;
@@ -1813,4 +1956,16 @@ void h_jack_xruns(const struct h_jack *j, size_t from, const char *client, const
     line = end + 1;
   }
   free(text);
+}
+
+/* ---- restarting a server ---------------------------------------------------------------- */
+
+void h_jack_restart(struct h_jack *j, uint32_t rate, uint32_t period) {
+  char name[64];
+  snprintf(name, sizeof(name), "%s", j->name);
+  h_jack_stop(j);
+  reclaim_stale_servers();
+  if (start_server(j, name, rate, period, false) != 0)
+    H_FAIL("jackd %s cannot start again at %u Hz, %u frames", name, rate, period);
+  setenv("JACK_DEFAULT_SERVER", j->name, 1);
 }

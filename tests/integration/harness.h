@@ -69,6 +69,16 @@ uint64_t h_now_ms(void);
 /* Paces a scenario (never used to wait for a condition). */
 void h_sleep_ms(unsigned ms);
 
+/*
+ * Runs shell_cmd (sh -c) once the test process has gone, however it went
+ * (passed, failed, watchdog, even SIGKILL), from a guard process of its own:
+ * for undoing what outlives the test's processes (users, groups, mounts).
+ * Commands run newest first, as root if the test ran as root, with output
+ * discarded; make them idempotent, since the test normally undoes the same
+ * things itself before it passes.
+ */
+void h_guard(const char *shell_cmd);
+
 /* ---- processes ------------------------------------------------------------------ */
 
 struct h_proc {
@@ -139,6 +149,8 @@ struct h_jack {
 /* Starts jackd -n <unique> -d dummy -r rate -p period and waits until a client can connect. */
 void h_jack_start(struct h_jack *j, uint32_t rate, uint32_t period);
 void h_jack_stop(struct h_jack *j);
+/* Stops the server and starts one under the same name at another rate and period. */
+void h_jack_restart(struct h_jack *j, uint32_t rate, uint32_t period);
 
 /*
  * Xruns in jackd's log after byte offset `from`. At an xrun jackd names every
@@ -264,11 +276,34 @@ const char *h_probe_source_client(const struct h_probe *p);
 /* Sink port i only counts samples instead of recording them (for continuous audio). */
 void h_probe_count_only(struct h_probe *p, unsigned i);
 
+/*
+ * Source output `port` carries a constant `level` from its next cycle on (0:
+ * silence again); impulses scheduled on it replace the level at their frame.
+ * Recording a level costs one record per frame: the sink holds about 21 s of
+ * one port at 48 kHz, so keep a level on only while measuring.
+ */
+void h_probe_dc(struct h_probe *p, unsigned port, float level);
+
+/*
+ * Sink port `port` over frames [from, to) into out[0 .. to-from): each
+ * recorded sample at its frame, 0 where none was recorded (a zero sample).
+ * Returns the number of recorded samples found.
+ */
+uint64_t h_probe_samples(struct h_probe *p, unsigned port, uint64_t from, uint64_t to,
+                         float *out);
+
 /* jack_connect; fails the test on error. */
 void h_connect(struct h_probe *p, const char *from, const char *to);
 
 /* The current frame time (estimated between cycles). */
 uint64_t h_probe_now(struct h_probe *p);
+
+/*
+ * The start of the probe source's latest cycle, on the probe's own clock: a
+ * lower bound of "now" that never depends on JACK's frame-time estimate
+ * (which may be off by cycles after an xrun). 0 before the first cycle.
+ */
+uint64_t h_probe_cycle(const struct h_probe *p);
 
 /* Schedules events in nondecreasing frame order; returns their ids. */
 uint32_t h_probe_impulse(struct h_probe *p, unsigned port, uint64_t frame, float value);
@@ -376,5 +411,10 @@ uint64_t h_impulse_train(struct h_probe *p, const unsigned *ports, unsigned n_po
 bool h_check_impulses(struct h_probe *p, unsigned out_port, unsigned sink_port, uint32_t delay,
                       uint32_t first_id, uint64_t from, uint64_t to, bool tolerant,
                       const char *label, struct h_check *out);
+
+/* Like h_check_impulses, each impulse expected with exactly its value times gain. */
+bool h_check_impulses_gain(struct h_probe *p, unsigned out_port, unsigned sink_port,
+                           uint32_t delay, float gain, uint32_t first_id, uint64_t from,
+                           uint64_t to, bool tolerant, const char *label, struct h_check *out);
 
 #endif

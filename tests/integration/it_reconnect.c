@@ -1,0 +1,111 @@
+/*
+ * it_reconnect: the JACK server goes away and comes back. runwayd keeps its
+ * slots, answers the control socket the whole time (connecting happens off
+ * the control loop, and a server that is still shutting down can make
+ * jack_client_open wait), reconnects by itself, and the slot runs again with
+ * its latency kept in time (50 ms at the new rate) and exact.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+#define SLOT "pt"
+
+static json_t *status(struct h_conn *c) {
+  return h_call(c, "status", json_object());
+}
+
+/* Impulses through the slot come out exactly L later. */
+static void check_exact(struct h_jack *j, struct h_conn *c, uint32_t latency, const char *when) {
+  struct h_probe *p = h_probe_open(j, 1, false, 1, 0, 0);
+  json_t *s = h_slot(c, SLOT);
+  json_t *ports = json_object_get(s, "ports");
+  const char *in = json_string_value(json_array_get(json_object_get(ports, "inputs"), 0));
+  const char *out = json_string_value(json_array_get(json_object_get(ports, "outputs"), 0));
+  H_CHECK(in && out, "slot %s has no ports %s", SLOT, when);
+  h_probe_path_latency(p, latency);
+  h_connect(p, h_probe_out(p, 0), in);
+  h_connect(p, out, h_probe_in(p, 0));
+  json_decref(s);
+  json_t *st = h_slot_stats(c, SLOT);
+  json_int_t underruns = h_int(st, "underruns");
+  json_decref(st);
+  unsigned ports_list[1] = {0};
+  uint64_t last = h_impulse_train(p, ports_list, 1, 6, 1100, 2400);
+  uint64_t to = last + latency + 4 * j->period;
+  h_probe_wait_frame(p, to, 20000);
+  st = h_slot_stats(c, SLOT);
+  bool tolerant = h_int(st, "underruns") > underruns;
+  json_decref(st);
+  struct h_check chk;
+  char label[96];
+  snprintf(label, sizeof(label), "%s, L=%u at %u Hz", when, latency, j->rate);
+  if (!h_check_impulses(p, 0, 0, latency, 0, 0, to, tolerant, label, &chk))
+    h_error("%s: impulses not delayed by exactly L", label);
+  h_probe_close(p);
+}
+
+int main(void) {
+  struct h_jack jack;
+  struct h_daemon d;
+  struct h_conn c;
+  char buf[64];
+
+  h_init("reconnect", 110);
+  h_jack_start(&jack, 48000, 128);
+  h_daemon_start(&d, &jack, NULL, NULL);
+  H_CHECK(h_conn_open(&c, d.socket) == 0, "connect to runwayd");
+  json_t *s = h_add_slot(&c, SLOT,
+                         json_pack("{s:s, s:i, s:i, s:f}", "plugin", "passthrough", "inputs", 1,
+                                   "outputs", 1, "latency_ms", 50.0),
+                         10000);
+  H_CHECK(h_int(s, "latency_frames") == 2400, "L at 48 kHz: %lld", (long long)h_int(s, "latency_frames"));
+  json_decref(s);
+  check_exact(&jack, &c, 2400, "before the server went away");
+
+  /* The server goes away: the daemon says so, keeps the slot and stays responsive. */
+  h_jack_stop(&jack);
+  uint64_t deadline = h_now_ms() + 10000;
+  for (;;) {
+    json_t *st = status(&c);
+    const char *backend = h_str(st, "backend_state");
+    bool down = backend != NULL && strcmp(backend, "disconnected") == 0;
+    json_decref(st);
+    if (down)
+      break;
+    H_CHECK(h_now_ms() < deadline, "runwayd did not notice the server went away");
+    h_sleep_ms(50);
+  }
+  json_decref(h_wait_slot(&c, SLOT, "stopped", 0, 5000));
+  /* Reconnection attempts run meanwhile; the control socket must not wait for them. */
+  for (int i = 0; i < 20; i++) {
+    uint64_t t0 = h_now_ms();
+    json_decref(status(&c));
+    uint64_t took = h_now_ms() - t0;
+    if (took > 1000)
+      h_error("status took %llu ms while the server was away", (unsigned long long)took);
+    h_sleep_ms(100);
+  }
+
+  /* It comes back at another rate and period: the slot runs again, L kept in time. */
+  h_jack_restart(&jack, 44100, 256);
+  json_t *back = h_wait_slot(&c, SLOT, "running", 0, 20000);
+  H_CHECK(h_int(back, "latency_frames") == 2205, "L at 44.1 kHz: %lld, want 2205 (50 ms)",
+          (long long)h_int(back, "latency_frames"));
+  json_decref(back);
+  json_t *st = status(&c);
+  H_CHECK(h_int(st, "sample_rate") == 44100 && h_int(st, "period") == 256,
+          "status says %lld Hz, %lld frames", (long long)h_int(st, "sample_rate"),
+          (long long)h_int(st, "period"));
+  json_decref(st);
+  check_exact(&jack, &c, 2205, "after the server came back");
+
+  h_conn_close(&c);
+  int rc = h_daemon_stop(&d);
+  if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+    h_error("runwayd did not exit cleanly: %s", h_status_str(rc, buf, sizeof(buf)));
+  h_jack_stop(&jack);
+  h_pass();
+}
