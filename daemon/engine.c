@@ -441,6 +441,11 @@ static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
   __builtin_prefetch(&g->ctl->out_write, 0, 3);
   __builtin_prefetch(&g->ctl->in_read, 0, 3);
   __builtin_prefetch(&g->ctl->sleeping, 0, 3);
+  __builtin_prefetch(&g->ctl->in_write, 1, 3);
+  __builtin_prefetch(&g->ctl->out_read, 1, 3);
+  __builtin_prefetch(s->commands.rx.write_pos, 0, 3);
+  __builtin_prefetch(&s->counters, 1, 3);
+  __builtin_prefetch(&s->tail, 1, 3);
   for (uint32_t c = 0; c < s->n_out; c++) {
     const float *ring = g->out + (size_t)c * g->stride + idx;
     for (uint32_t k = 0; k < len; k += 16)
