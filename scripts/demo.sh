@@ -58,7 +58,8 @@ socket="$work/control.sock"
 ctl() { "$BIN/runwayctl" --socket "$socket" "$@"; }
 client="runway-demo"
 log "starting runwayd (JACK client \"$client\")"
-"$BIN/runwayd" --socket "$socket" --name "$client" --log-level warn >"$work/runwayd.log" 2>&1 &
+"$BIN/runwayd" --socket "$socket" --name "$client" --state-dir "$work/state" --log-level warn \
+  >"$work/runwayd.log" 2>&1 &
 daemon_pid=$!
 wait_for 10 ctl status || { cat "$work/runwayd.log"; log "runwayd did not start"; exit 1; }
 
