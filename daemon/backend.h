@@ -28,7 +28,8 @@ enum backend_event {
   BACKEND_EV_SHUTDOWN = 1u << 0, /* the server went away; close and reconnect */
   BACKEND_EV_PERIOD = 1u << 1,   /* the period changed */
   BACKEND_EV_RATE = 1u << 2,     /* the sample rate changed */
-  BACKEND_EV_CONNECTED = 1u << 3 /* a connection attempt ended: call backend_finish_connect() */
+  BACKEND_EV_CONNECTED = 1u << 3, /* a connection attempt ended: call backend_finish_connect() */
+  BACKEND_EV_GRAPH = 1u << 4      /* connections changed */
 };
 
 /* Called on the control thread when events arrived; take them with backend_take_events(). */
@@ -96,6 +97,13 @@ void backend_port_unregister(struct backend *b, void *port);
 void backend_latency_set(struct backend *b, const void *key, void *const *in, uint32_t n_in,
                          void *const *out, uint32_t n_out, void *midi, uint32_t latency);
 void backend_latency_remove(struct backend *b, const void *key);
+/*
+ * Full names of the ports connected to port (NULL-terminated, free with
+ * backend_free_names), or NULL when none. Not RT safe.
+ */
+const char **backend_port_connections(struct backend *b, void *port);
+void backend_free_names(const char **names);
+
 /* Asks the server to recompute latencies after changes. */
 void backend_latency_update(struct backend *b);
 

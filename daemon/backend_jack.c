@@ -112,6 +112,11 @@ static void post_event(struct backend *b, uint32_t ev) {
   uv_async_send(&b->async);
 }
 
+static int on_graph_order(void *arg) {
+  post_event(arg, BACKEND_EV_GRAPH);
+  return 0;
+}
+
 static int on_xrun(void *arg) {
   struct backend *b = arg;
   atomic_fetch_add_explicit(&b->engine->stats.xruns, 1, memory_order_relaxed);
@@ -355,6 +360,7 @@ int backend_finish_connect(struct backend *b, char *err, size_t errlen) {
 
   if (jack_set_process_callback(b->client, on_process, b) != 0 ||
       jack_set_xrun_callback(b->client, on_xrun, b) != 0 ||
+      jack_set_graph_order_callback(b->client, on_graph_order, b) != 0 ||
       jack_set_buffer_size_callback(b->client, on_buffer_size, b) != 0 ||
       jack_set_sample_rate_callback(b->client, on_sample_rate, b) != 0 ||
       jack_set_latency_callback(b->client, on_latency, b) != 0) {
@@ -506,6 +512,17 @@ void backend_latency_remove(struct backend *b, const void *key) {
     }
   }
   pthread_mutex_unlock(&b->latency_lock);
+}
+
+const char **backend_port_connections(struct backend *b, void *port) {
+  if (b->client == NULL || port == NULL)
+    return NULL;
+  return jack_port_get_all_connections(b->client, port);
+}
+
+void backend_free_names(const char **names) {
+  if (names != NULL)
+    jack_free(names);
 }
 
 void backend_latency_update(struct backend *b) {

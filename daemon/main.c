@@ -263,6 +263,8 @@ static void on_backend_event(void *user) {
     schedule_reconnect(d);
     return;
   }
+  if (ev & BACKEND_EV_GRAPH)
+    slots_reorder(d);
   if (ev & (BACKEND_EV_PERIOD | BACKEND_EV_RATE)) {
     char why[128];
     snprintf(why, sizeof(why), "JACK now runs at %u Hz, %u frames per period",

@@ -892,6 +892,79 @@ void slots_housekeeping(struct runwayd *d, uint64_t now_ms) {
   }
 }
 
+/* ---- order of the RT table ---------------------------------------------------- */
+
+/* Index of the slot owning input port `name` (audio or MIDI), or -1. */
+static int slot_of_input(struct runwayd *d, const char *name) {
+  for (uint32_t i = 0; i < d->n_slots; i++) {
+    const struct slot *s = d->slots[i];
+    if (!s->has_ports)
+      continue;
+    for (uint32_t k = 0; k < s->n_in; k++)
+      if (s->in_names[k] && strcmp(s->in_names[k], name) == 0)
+        return (int)i;
+    if (s->midi_name && strcmp(s->midi_name, name) == 0)
+      return (int)i;
+  }
+  return -1;
+}
+
+/*
+ * Slots of this daemon connected to each other through JACK share one JACK
+ * client, so JACK cannot order them: the callback must. It runs the table in
+ * order, so the table is sorted topologically along those connections (a
+ * slot after the slots that feed it, which keeps a chain's delay exactly the
+ * sum of its L); slots in a feedback loop keep their order. Stable: slots
+ * that do not feed each other keep the order they were added in.
+ */
+void slots_reorder(struct runwayd *d) {
+  uint32_t n = d->n_slots;
+  if (n < 2 || !backend_up(d))
+    return;
+  static bool feeds[ENGINE_MAX_SLOTS][ENGINE_MAX_SLOTS];
+  uint32_t indegree[ENGINE_MAX_SLOTS] = {0};
+  memset(feeds, 0, sizeof(feeds));
+  for (uint32_t a = 0; a < n; a++) {
+    const struct slot *s = d->slots[a];
+    if (!s->has_ports)
+      continue;
+    for (uint32_t k = 0; k < s->n_out; k++) {
+      const char **names = backend_port_connections(d->backend, s->out_ports[k]);
+      for (size_t j = 0; names != NULL && names[j] != NULL; j++) {
+        int b = slot_of_input(d, names[j]);
+        if (b >= 0 && (uint32_t)b != a && !feeds[a][b]) {
+          feeds[a][b] = true;
+          indegree[b]++;
+        }
+      }
+      backend_free_names(names);
+    }
+  }
+  struct slot *order[ENGINE_MAX_SLOTS];
+  bool placed[ENGINE_MAX_SLOTS] = {false};
+  uint32_t m = 0;
+  while (m < n) {
+    /* The first slot in the current order that nobody unplaced feeds; in a loop, the first left. */
+    uint32_t pick = n;
+    for (uint32_t i = 0; i < n && pick == n; i++)
+      if (!placed[i] && indegree[i] == 0)
+        pick = i;
+    for (uint32_t i = 0; i < n && pick == n; i++)
+      if (!placed[i])
+        pick = i;
+    placed[pick] = true;
+    order[m++] = d->slots[pick];
+    for (uint32_t b = 0; b < n; b++)
+      if (feeds[pick][b] && indegree[b] > 0)
+        indegree[b]--;
+  }
+  if (memcmp(order, d->slots, n * sizeof(order[0])) == 0)
+    return;
+  memcpy(d->slots, order, n * sizeof(order[0]));
+  log_debug("slots reordered to follow their connections");
+  publish(d);
+}
+
 /* ---- backend transitions ------------------------------------------------------- */
 
 void slots_backend_up(struct runwayd *d) {

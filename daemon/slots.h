@@ -153,6 +153,9 @@ void slots_backend_down(struct runwayd *d);
 /* The period or rate changed: every slot gets a new generation and worker. */
 void slots_rebuild_all(struct runwayd *d, const char *why);
 
+/* Connections changed: runs slots that feed others before them (see slots.c). */
+void slots_reorder(struct runwayd *d);
+
 /* Stops every worker and frees every slot. The backend must be closed. */
 void slots_shutdown(struct runwayd *d);
 

@@ -1,0 +1,77 @@
+/*
+ * it_chain: two slots of one runwayd chained through JACK
+ * (probe -> first -> second -> probe). Both share runway's JACK client, so
+ * the daemon itself must run `first` before `second` in each cycle, whatever
+ * order they were added in; then the chain delays by exactly L1 + L2, which
+ * is also what JACK reports for it.
+ */
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+#define L1 1000
+#define L2 1500
+
+static const char *port_of(json_t *slot, const char *dir) {
+  return json_string_value(json_array_get(json_object_get(json_object_get(slot, "ports"), dir), 0));
+}
+
+int main(void) {
+  struct h_jack jack;
+  struct h_daemon d;
+  struct h_conn c;
+  char buf[64];
+
+  h_init("chain", 80);
+  h_jack_start(&jack, 48000, 128);
+  h_daemon_start(&d, &jack, NULL, NULL);
+  H_CHECK(h_conn_open(&c, d.socket) == 0, "connect to runwayd");
+  /* Added downstream first: the order the RT table starts with is the wrong one. */
+  json_t *second = h_add_slot(&c, "second",
+                              json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs", 1,
+                                        "outputs", 1, "latency_frames", L2),
+                              10000);
+  json_t *first = h_add_slot(&c, "first",
+                             json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs", 1,
+                                       "outputs", 1, "latency_frames", L1),
+                             10000);
+  struct h_probe *p = h_probe_open(&jack, 1, false, 1, 0, 0);
+  h_probe_path_latency(p, L1 + L2);
+  h_connect(p, h_probe_out(p, 0), port_of(first, "inputs"));
+  h_connect(p, port_of(first, "outputs"), port_of(second, "inputs"));
+  h_connect(p, port_of(second, "outputs"), h_probe_in(p, 0));
+
+  uint32_t cmin, cmax;
+  if (!h_wait_port_latency(p, port_of(second, "outputs"), false, L1 + L2, 5000, &cmin, &cmax))
+    h_error("JACK reports %u-%u frames of capture latency at the chain's end, want %u", cmin, cmax,
+            L1 + L2);
+
+  /* The daemon reorders on JACK's graph-order notification; allow it a moment to apply. */
+  h_sleep_ms(300);
+  unsigned ports[1] = {0};
+  for (int round = 0; round < 2; round++) {
+    json_t *st = h_slot_stats(&c, "second");
+    json_int_t u0 = h_int(st, "underruns");
+    json_decref(st);
+    uint64_t last = h_impulse_train(p, ports, 1, 6, 1100, 2400);
+    uint64_t to = last + L1 + L2 + 4 * jack.period;
+    h_probe_wait_frame(p, to, 20000);
+    st = h_slot_stats(&c, "second");
+    bool tolerant = h_int(st, "underruns") > u0;
+    json_decref(st);
+    struct h_check chk;
+    if (!h_check_impulses(p, 0, 0, L1 + L2, 0, 0, to, tolerant, "chain first -> second", &chk))
+      h_error("round %d: impulses not delayed by exactly L1 + L2 = %u", round, L1 + L2);
+  }
+
+  json_decref(first);
+  json_decref(second);
+  h_probe_close(p);
+  h_conn_close(&c);
+  int rc = h_daemon_stop(&d);
+  if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+    h_error("runwayd did not exit cleanly: %s", h_status_str(rc, buf, sizeof(buf)));
+  h_jack_stop(&jack);
+  h_pass();
+}
