@@ -71,6 +71,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_stats.h"
 #include "engine.h"
 #include "wake.h"
 
@@ -82,7 +83,6 @@
 #define BENCH_SAMPLE_RATE 48000u
 #define BENCH_LATENCY 2400u /* DESIGN.md's default 50 ms at 48 kHz */
 #define BENCH_MAX_SLOTS 32u
-#define BENCH_MAX_REPS 15
 #define BENCH_SPEC_FRAMES 128u    /* the period the spec's target is stated for */
 #define BENCH_SPEC_SLACK_NS 100.0 /* the target's "plus 100 ns" per slot */
 
@@ -114,14 +114,6 @@ struct bench_result {
   double ns[BENCH_KINDS][BENCH_MAX_REPS]; /* per cycle, one per repetition */
 };
 
-/* Keeps the compiler from dropping or merging the baseline's copies across cycles. */
-static inline void bench_clobber(void) { __asm__ volatile("" ::: "memory"); }
-
-static int64_t bench_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- the fake audio server ------------------------------------------------- */
 
@@ -248,42 +240,24 @@ static int64_t bench_time(struct bench_case *bc, enum bench_kind kind, uint64_t 
   return elapsed;
 }
 
+struct bench_timing {
+  struct bench_case *bc;
+  enum bench_kind kind;
+};
+
+static int64_t bench_time_ctx(void *ctx, uint64_t iters) {
+  struct bench_timing *t = ctx;
+  return bench_time(t->bc, t->kind, iters);
+}
+
 /* Finds an iteration count that takes at least min_ns; doubles as the warm-up. */
 static uint64_t bench_calibrate(struct bench_case *bc, enum bench_kind kind, int64_t min_ns) {
-  uint64_t iters = 16;
-  for (;;) {
-    int64_t t = bench_time(bc, kind, iters);
-    if (t >= min_ns)
-      return iters;
-    if (t < min_ns / 16)
-      iters *= 16;
-    else
-      iters = (uint64_t)((double)iters * (double)min_ns / (double)t * 1.1) + 1;
-  }
+  struct bench_timing t = {bc, kind};
+  return bench_calibrate_with(bench_time_ctx, &t, min_ns);
 }
 
 /* ---- statistics -------------------------------------------------------------- */
 
-static int bench_cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a;
-  double y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double bench_min(const double *v, int n) {
-  double m = v[0];
-  for (int i = 1; i < n; i++)
-    if (v[i] < m)
-      m = v[i];
-  return m;
-}
-
-static double bench_median(const double *v, int n) {
-  double tmp[BENCH_MAX_REPS];
-  memcpy(tmp, v, (size_t)n * sizeof(double));
-  qsort(tmp, (size_t)n, sizeof(double), bench_cmp_double);
-  return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
 
 /* ---- set-up and checks --------------------------------------------------------- */
 

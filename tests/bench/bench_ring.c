@@ -45,6 +45,7 @@
 #include <time.h>
 
 #include "segment.h"
+#include "bench_stats.h"
 #include "timeline.h"
 #include "wake.h"
 
@@ -56,7 +57,6 @@
 #define BENCH_SAMPLE_RATE 48000u
 #define BENCH_LATENCY 2400u   /* DESIGN.md's default 50 ms at 48 kHz */
 #define BENCH_MAX_PERIOD 1024u /* the largest case; one segment geometry for all */
-#define BENCH_MAX_REPS 15
 
 static const uint32_t bench_frames[] = {64, 128, 1024};
 
@@ -80,18 +80,6 @@ struct bench_result {
   double ns[BENCH_KINDS][BENCH_MAX_REPS]; /* per cycle, one per repetition */
 };
 
-/*
- * Tells the compiler that memory may be read and written here, so neither the
- * memcpys of the baseline nor the ring's stores can be dropped or merged
- * across cycles.
- */
-static inline void bench_clobber(void) { __asm__ volatile("" ::: "memory"); }
-
-static int64_t bench_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* What a worker that has processed all published input leaves behind. */
 static inline void bench_worker_caught_up(struct rw_segment_control *ctl, uint64_t in_write) {
@@ -164,40 +152,22 @@ static int64_t bench_time(struct bench_case *bc, enum bench_kind kind, uint64_t 
   return bench_now_ns() - start;
 }
 
+struct bench_timing {
+  struct bench_case *bc;
+  enum bench_kind kind;
+};
+
+static int64_t bench_time_ctx(void *ctx, uint64_t iters) {
+  struct bench_timing *t = ctx;
+  return bench_time(t->bc, t->kind, iters);
+}
+
 /* Finds an iteration count that takes at least min_ns; doubles as the warm-up. */
 static uint64_t bench_calibrate(struct bench_case *bc, enum bench_kind kind, int64_t min_ns) {
-  uint64_t iters = 16;
-  for (;;) {
-    int64_t t = bench_time(bc, kind, iters);
-    if (t >= min_ns)
-      return iters;
-    if (t < min_ns / 16)
-      iters *= 16;
-    else
-      iters = (uint64_t)((double)iters * (double)min_ns / (double)t * 1.1) + 1;
-  }
+  struct bench_timing t = {bc, kind};
+  return bench_calibrate_with(bench_time_ctx, &t, min_ns);
 }
 
-static int bench_cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a;
-  double y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double bench_min(const double *v, int n) {
-  double m = v[0];
-  for (int i = 1; i < n; i++)
-    if (v[i] < m)
-      m = v[i];
-  return m;
-}
-
-static double bench_median(const double *v, int n) {
-  double tmp[BENCH_MAX_REPS];
-  memcpy(tmp, v, (size_t)n * sizeof(double));
-  qsort(tmp, (size_t)n, sizeof(double), bench_cmp_double);
-  return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
 
 static void bench_case_release(struct bench_case *bc) {
   for (int c = 0; c < BENCH_CHANNELS; c++) {
