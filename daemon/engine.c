@@ -150,7 +150,6 @@ int engine_publish(struct engine *e, struct engine_slot *const *slots, uint32_t 
     state_free(displaced);
     e->in_flight--;
   }
-  e->latest = st;
   e->in_flight++;
   return 0;
 }
@@ -190,7 +189,6 @@ void engine_destroy(struct engine *e) {
   engine_settle(e);
   state_free(e->rt_state);
   e->rt_state = NULL;
-  e->latest = NULL;
   e->in_flight = 0;
 }
 

@@ -140,7 +140,6 @@ struct engine {
   _Atomic int clock_valid; /* cleared by the control thread between connections */
 
   /* Control thread only. */
-  struct engine_state *latest; /* the table most recently published */
   uint32_t in_flight;          /* tables offered and not yet handed back */
 };
 

@@ -47,7 +47,6 @@ struct config {
 struct runwayd_store {
   bool enabled; /* the directory exists and was usable */
   bool dirty;
-  bool saved_once;
   uint64_t last_try_ms;
   char error[512]; /* the last write error, "" when the last write succeeded */
   json_t *orphans; /* entries of slots.json that could not be restored, kept as they were */

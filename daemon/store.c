@@ -91,7 +91,6 @@ int store_flush(struct runwayd *d, bool force) {
     log_info("slots saved to %s again", path);
   d->store.error[0] = '\0';
   d->store.dirty = false;
-  d->store.saved_once = true;
   return 0;
 }
 
