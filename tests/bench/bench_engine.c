@@ -664,23 +664,10 @@ static void bench_usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-  bool quick = false;
-  bool check = false;
-
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else if (strcmp(argv[i], "--check") == 0) {
-      check = true;
-    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      bench_usage(stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "runway-bench-engine: unknown option \"%s\"\n", argv[i]);
-      bench_usage(stderr);
-      return 2;
-    }
-  }
+  bool quick, check;
+  int status = bench_options(argc, argv, "runway-bench-engine", bench_usage, &quick, &check);
+  if (status >= 0)
+    return status;
 
   int64_t min_ns = quick ? 2000000 : 50000000;
   int reps = quick ? 3 : 7;

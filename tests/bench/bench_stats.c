@@ -10,6 +10,26 @@ int64_t bench_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int bench_options(int argc, char **argv, const char *name, void (*usage)(FILE *f), bool *quick,
+                  bool *check) {
+  *quick = *check = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--quick") == 0) {
+      *quick = true;
+    } else if (strcmp(argv[i], "--check") == 0) {
+      *check = true;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "%s: unknown option \"%s\"\n", name, argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  return -1;
+}
+
 uint64_t bench_calibrate_with(int64_t (*time_iters)(void *ctx, uint64_t iters), void *ctx,
                               int64_t min_ns) {
   uint64_t iters = 16;

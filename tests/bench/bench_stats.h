@@ -5,7 +5,9 @@
 #ifndef RUNWAY_BENCH_STATS_H
 #define RUNWAY_BENCH_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define BENCH_MAX_REPS 15
 
@@ -13,6 +15,13 @@
 static inline void bench_clobber(void) { __asm__ volatile("" ::: "memory"); }
 
 int64_t bench_now_ns(void);
+
+/*
+ * The options of the in-process benchmarks: --quick, --check, --help.
+ * Returns -1 to go on, or the exit status (0 after --help, 2 on anything else).
+ */
+int bench_options(int argc, char **argv, const char *name, void (*usage)(FILE *f), bool *quick,
+                  bool *check);
 
 /*
  * Finds an iteration count for which time_iters(ctx, iters) takes at least
