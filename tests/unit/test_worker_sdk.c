@@ -34,26 +34,12 @@
 #include "spsc.h"
 #include "timeline.h"
 #include "wake.h"
+#include "worker_rig.h"
 
 #define RATE 48000u
 #define PERIOD 64u
 #define LAT 256u
 #define MAXCH 4
-
-struct daemon_role {
-  struct shm_segment seg;
-  struct shm_tl_daemon tl;
-  struct shm_spsc_producer ev;
-  struct shm_spsc_consumer msg;
-  uint32_t n_in;
-  uint32_t n_out;
-};
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The input sample at timeline position p of channel c: distinct and exact in a float. */
 static float input_at(uint64_t p, uint32_t c) {
@@ -69,43 +55,14 @@ static void daemon_create(struct daemon_role *d, uint32_t n_in, uint32_t n_out, 
       .latency = LAT,
       .max_period = PERIOD,
   };
-  char err[256];
-  memset(d, 0, sizeof(*d));
-  int rc = shm_segment_create(&params, "test", &d->seg, err, sizeof(err));
-  if (rc != 0)
-    fail_msg("shm_segment_create: %s", err);
-  d->n_in = n_in;
-  d->n_out = n_out;
-  shm_tl_daemon_init(&d->tl, &d->seg);
-  struct rw_segment_control *ctl = d->seg.control;
-  shm_spsc_producer_init(&d->ev, &ctl->ev_write.value, &ctl->ev_read.value, d->seg.events,
-                         sizeof(struct rw_record), d->seg.layout.event_capacity, 0);
-  shm_spsc_consumer_init(&d->msg, &ctl->msg_write.value, &ctl->msg_read.value, d->seg.messages,
-                         sizeof(struct rw_record), d->seg.layout.message_capacity, 0);
-}
-
-static void daemon_destroy(struct daemon_role *d) {
-  shm_segment_release(&d->seg);
+  daemon_role_create(d, &params);
 }
 
 /* Hands the segment over the way runwayd does for managed workers. */
-static void export_segment(struct daemon_role *d) {
-  char text[16];
-  int fd = dup(d->seg.fd);
-  assert_true(fd >= 0);
-  snprintf(text, sizeof(text), "%d", fd);
-  setenv("RUNWAY_SEGMENT_FD", text, 1);
-  setenv("RUNWAY_SLOT", "test", 1);
-}
+static void export_segment(struct daemon_role *d) { daemon_role_export(d, "test"); }
 
 static rw_worker *open_worker(struct daemon_role *d, const rw_worker_options *o) {
-  rw_worker *w = NULL;
-  export_segment(d);
-  int rc = rw_worker_open(o, &w);
-  if (rc != 0)
-    fail_msg("rw_worker_open: %d %s", rc, rw_worker_error(NULL));
-  unsetenv("RUNWAY_SEGMENT_FD");
-  return w;
+  return daemon_role_open_worker(d, o, "test");
 }
 
 /* Step 1 of a cycle: input [t, t+n). */

@@ -29,26 +29,13 @@
 #include "spsc.h"
 #include "timeline.h"
 #include "wake.h"
+#include "worker_rig.h"
 
 #define RATE 48000u
 #define PERIOD 64u
 #define LAT 256u
 #define MAXCH 2
 #define SECOND_NS (1000 * 1000000LL)
-
-struct daemon_role {
-  struct shm_segment seg;
-  struct shm_tl_daemon tl;
-  struct shm_spsc_producer ev;
-  uint32_t n_in;
-  uint32_t n_out;
-};
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void pause_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -64,43 +51,18 @@ static void daemon_create_cap(struct daemon_role *d, uint32_t state_capacity) {
       .max_period = PERIOD,
       .state_capacity = state_capacity,
   };
-  char err[256];
-  memset(d, 0, sizeof(*d));
-  if (shm_segment_create(&params, "state", &d->seg, err, sizeof(err)) != 0)
-    fail_msg("shm_segment_create: %s", err);
-  d->n_in = 1;
-  d->n_out = 1;
-  shm_tl_daemon_init(&d->tl, &d->seg);
-  struct rw_segment_control *ctl = d->seg.control;
-  shm_spsc_producer_init(&d->ev, &ctl->ev_write.value, &ctl->ev_read.value, d->seg.events,
-                         sizeof(struct rw_record), d->seg.layout.event_capacity, 0);
+  daemon_role_create(d, &params);
 }
 
 static void daemon_create(struct daemon_role *d) {
   daemon_create_cap(d, 0);
 }
 
-static void daemon_destroy(struct daemon_role *d) {
-  shm_segment_release(&d->seg);
-}
-
-static void export_segment(struct daemon_role *d) {
-  char text[16];
-  int fd = dup(d->seg.fd);
-  assert_true(fd >= 0);
-  snprintf(text, sizeof(text), "%d", fd);
-  setenv("RUNWAY_SEGMENT_FD", text, 1);
-  setenv("RUNWAY_SLOT", "state", 1);
-}
+/* Hands the segment over the way runwayd does for managed workers. */
+static void export_segment(struct daemon_role *d) { daemon_role_export(d, "state"); }
 
 static rw_worker *open_worker(struct daemon_role *d, const rw_worker_options *o) {
-  rw_worker *w = NULL;
-  export_segment(d);
-  int rc = rw_worker_open(o, &w);
-  if (rc != 0)
-    fail_msg("rw_worker_open: %d %s", rc, rw_worker_error(NULL));
-  unsetenv("RUNWAY_SEGMENT_FD");
-  return w;
+  return daemon_role_open_worker(d, o, "state");
 }
 
 /* Step 1 of a cycle: input [t, t+n). */

@@ -1,7 +1,8 @@
 # Worker SDK and built-in plugin tests; included from tests/CMakeLists.txt.
 if(TARGET runway-worker)
   pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
-  add_executable(test_worker_sdk ${CMAKE_CURRENT_LIST_DIR}/test_worker_sdk.c)
+  add_executable(test_worker_sdk ${CMAKE_CURRENT_LIST_DIR}/test_worker_sdk.c
+    ${CMAKE_CURRENT_LIST_DIR}/worker_rig.c)
   target_link_libraries(test_worker_sdk PRIVATE
     runway-worker runway_shm PkgConfig::CMOCKA PkgConfig::JANSSON Threads::Threads m)
   add_test(NAME test_worker_sdk COMMAND test_worker_sdk)
@@ -16,7 +17,8 @@ if(TARGET runway_plugins)
 endif()
 
 if(TARGET runway-worker)
-  add_executable(test_worker_state ${CMAKE_CURRENT_LIST_DIR}/test_worker_state.c)
+  add_executable(test_worker_state ${CMAKE_CURRENT_LIST_DIR}/test_worker_state.c
+    ${CMAKE_CURRENT_LIST_DIR}/worker_rig.c)
   target_link_libraries(test_worker_state PRIVATE
     runway-worker runway_shm PkgConfig::CMOCKA Threads::Threads m)
   add_test(NAME test_worker_state COMMAND test_worker_state)
