@@ -34,16 +34,8 @@
 #include <cmocka.h>
 
 #include "control.h"
+#include "control_client.h"
 
-#define DEADLINE_MS 5000
-
-struct client {
-  int fd;
-  char buf[1 << 17];
-  size_t len;
-  int eof;
-  int passed_fd; /* from SCM_RIGHTS, or -1 */
-};
 
 struct fixture {
   uv_loop_t loop;
@@ -66,6 +58,8 @@ struct fixture {
 
 static struct fixture *fx;
 
+static struct client *client_connect(void) { return client_connect_to(fx->path); }
+
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59
 #endif
@@ -81,16 +75,6 @@ int __wrap_getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
     return -1;
   }
   return __real_getsockopt(fd, level, name, val, len);
-}
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void pump(void) {
-  uv_run(&fx->loop, UV_RUN_NOWAIT);
 }
 
 static void on_owner_close(struct control_conn *conn, void *owner) {
@@ -170,6 +154,7 @@ static int setup(void **state) {
   fx = calloc(1, sizeof(*fx));
   assert_non_null(fx);
   assert_int_equal(uv_loop_init(&fx->loop), 0);
+  client_use_loop(&fx->loop);
   snprintf(fx->dir, sizeof(fx->dir), "/tmp/rw-control-XXXXXX");
   assert_non_null(mkdtemp(fx->dir));
   snprintf(fx->path, sizeof(fx->path), "%s/control.sock", fx->dir);
@@ -201,132 +186,6 @@ static int teardown(void **state) {
   free(fx);
   fx = NULL;
   return 0;
-}
-
-static struct client *client_connect(void) {
-  struct client *c = calloc(1, sizeof(*c));
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  assert_non_null(c);
-  c->passed_fd = -1;
-  c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  assert_true(c->fd >= 0);
-  assert_true(strlen(fx->path) < sizeof(addr.sun_path));
-  memcpy(addr.sun_path, fx->path, strlen(fx->path) + 1);
-  /* Completes at once while the server's backlog has room. */
-  if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
-    fail_msg("connect %s: %s", fx->path, strerror(errno));
-  return c;
-}
-
-static void client_free(struct client *c) {
-  if (c == NULL)
-    return;
-  if (c->passed_fd >= 0)
-    close(c->passed_fd);
-  close(c->fd);
-  free(c);
-}
-
-/* Writes everything, turning the loop whenever the socket is full. */
-static void client_send_n(struct client *c, const char *data, size_t len) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (len > 0) {
-    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-    if (n > 0) {
-      data += n;
-      len -= (size_t)n;
-      continue;
-    }
-    if (n < 0 && errno != EAGAIN)
-      fail_msg("send: %s", strerror(errno));
-    if (now_ms() > deadline)
-      fail_msg("send did not finish within %d ms", DEADLINE_MS);
-    pump();
-  }
-  pump();
-}
-
-static void client_send(struct client *c, const char *s) {
-  client_send_n(c, s, strlen(s));
-}
-
-/* Reads whatever is there (with any passed fd); returns 0 when nothing came. */
-static int client_fill(struct client *c) {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } cbuf;
-  struct iovec iov = {.iov_base = c->buf + c->len, .iov_len = sizeof(c->buf) - c->len};
-  struct msghdr mh = {.msg_iov = &iov,
-                      .msg_iovlen = 1,
-                      .msg_control = cbuf.buf,
-                      .msg_controllen = sizeof(cbuf.buf)};
-  struct pollfd p = {.fd = c->fd, .events = POLLIN};
-
-  if (c->eof || iov.iov_len == 0)
-    return 0;
-  if (poll(&p, 1, 1) <= 0)
-    return 0;
-  ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
-  if (n == 0 || (n < 0 && errno == ECONNRESET)) {
-    c->eof = 1;
-    return 1;
-  }
-  if (n < 0)
-    return 0;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm))
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-      memcpy(&c->passed_fd, CMSG_DATA(cm), sizeof(int));
-  c->len += (size_t)n;
-  return 1;
-}
-
-/* The next line, parsed, or NULL at EOF; fails the test at the deadline. */
-static json_t *client_read(struct client *c) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  for (;;) {
-    char *nl = memchr(c->buf, '\n', c->len);
-    if (nl != NULL) {
-      size_t n = (size_t)(nl - c->buf);
-      json_error_t jerr;
-      json_t *msg = json_loadb(c->buf, n, 0, &jerr);
-      if (msg == NULL)
-        fail_msg("bad line from server: %s: %.*s", jerr.text, (int)n, c->buf);
-      memmove(c->buf, nl + 1, c->len - n - 1);
-      c->len -= n + 1;
-      return msg;
-    }
-    if (c->eof)
-      return NULL;
-    if (now_ms() > deadline)
-      fail_msg("no line from the server within %d ms", DEADLINE_MS);
-    pump();
-    client_fill(c);
-  }
-}
-
-/* Skips whatever is still coming and returns once the server closed. */
-static void client_expect_eof(struct client *c) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (!c->eof) {
-    if (now_ms() > deadline)
-      fail_msg("the server did not close the connection within %d ms", DEADLINE_MS);
-    pump();
-    client_fill(c);
-    c->len = 0;
-  }
-}
-
-/* Turns the loop for ms; for checking that something does not happen. */
-static void pump_for(struct client *c, uint64_t ms) {
-  uint64_t end = now_ms() + ms;
-  while (now_ms() < end) {
-    pump();
-    if (c != NULL)
-      client_fill(c);
-    else
-      poll(NULL, 0, 1);
-  }
 }
 
 static int wait_connections(uint32_t n) {

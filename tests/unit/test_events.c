@@ -24,16 +24,9 @@
 #include <cmocka.h>
 
 #include "control.h"
+#include "control_client.h"
 #include "events.h"
 
-#define DEADLINE_MS 5000
-
-struct client {
-  int fd;
-  char buf[1 << 17];
-  size_t len;
-  int eof;
-};
 
 struct fixture {
   uv_loop_t loop;
@@ -48,15 +41,7 @@ struct fixture {
 
 static struct fixture *fx;
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void pump(void) {
-  uv_run(&fx->loop, UV_RUN_NOWAIT);
-}
+static struct client *client_connect(void) { return client_connect_to(fx->path); }
 
 static void on_worker_close(struct control_conn *conn, void *owner) {
   (void)conn;
@@ -82,6 +67,7 @@ static int setup(void **state) {
   fx = calloc(1, sizeof(*fx));
   assert_non_null(fx);
   assert_int_equal(uv_loop_init(&fx->loop), 0);
+  client_use_loop(&fx->loop);
   snprintf(fx->dir, sizeof(fx->dir), "/tmp/rw-events-XXXXXX");
   assert_non_null(mkdtemp(fx->dir));
   snprintf(fx->path, sizeof(fx->path), "%s/control.sock", fx->dir);
@@ -109,101 +95,6 @@ static int teardown(void **state) {
   free(fx);
   fx = NULL;
   return 0;
-}
-
-static struct client *client_connect(void) {
-  struct client *c = calloc(1, sizeof(*c));
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  assert_non_null(c);
-  c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  assert_true(c->fd >= 0);
-  memcpy(addr.sun_path, fx->path, strlen(fx->path) + 1);
-  if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
-    fail_msg("connect %s: %s", fx->path, strerror(errno));
-  return c;
-}
-
-static void client_free(struct client *c) {
-  if (c == NULL)
-    return;
-  close(c->fd);
-  free(c);
-}
-
-static void client_send(struct client *c, const char *s) {
-  size_t len = strlen(s);
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (len > 0) {
-    ssize_t n = send(c->fd, s, len, MSG_NOSIGNAL);
-    if (n > 0) {
-      s += n;
-      len -= (size_t)n;
-      continue;
-    }
-    if (n < 0 && errno != EAGAIN)
-      fail_msg("send: %s", strerror(errno));
-    if (now_ms() > deadline)
-      fail_msg("send did not finish within %d ms", DEADLINE_MS);
-    pump();
-  }
-  pump();
-}
-
-static void client_fill(struct client *c) {
-  struct pollfd p = {.fd = c->fd, .events = POLLIN};
-  if (c->eof || c->len == sizeof(c->buf) || poll(&p, 1, 1) <= 0)
-    return;
-  ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
-  if (n == 0 || (n < 0 && errno == ECONNRESET))
-    c->eof = 1;
-  else if (n > 0)
-    c->len += (size_t)n;
-}
-
-/* The next raw line (static, without newline), or NULL at EOF; fails at the deadline. */
-static const char *client_read_raw(struct client *c) {
-  static char line[1 << 17];
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  for (;;) {
-    char *nl = memchr(c->buf, '\n', c->len);
-    if (nl != NULL) {
-      size_t n = (size_t)(nl - c->buf);
-      memcpy(line, c->buf, n);
-      line[n] = '\0';
-      memmove(c->buf, nl + 1, c->len - n - 1);
-      c->len -= n + 1;
-      return line;
-    }
-    if (c->eof)
-      return NULL;
-    if (now_ms() > deadline)
-      fail_msg("no line from the server within %d ms", DEADLINE_MS);
-    pump();
-    client_fill(c);
-  }
-}
-
-static json_t *client_read(struct client *c) {
-  const char *line = client_read_raw(c);
-  json_error_t jerr;
-  json_t *msg;
-  if (line == NULL)
-    return NULL;
-  msg = json_loads(line, 0, &jerr);
-  if (msg == NULL)
-    fail_msg("bad line from server: %s: %s", jerr.text, line);
-  return msg;
-}
-
-static void client_expect_eof(struct client *c) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (!c->eof) {
-    if (now_ms() > deadline)
-      fail_msg("the server did not close the connection within %d ms", DEADLINE_MS);
-    pump();
-    client_fill(c);
-    c->len = 0;
-  }
 }
 
 static const char *error_code(const json_t *msg) {
