@@ -1076,6 +1076,13 @@ json_t *h_slot_stats(struct h_conn *c, const char *name) {
   return s;
 }
 
+json_int_t h_slot_stat(struct h_conn *c, const char *name, const char *key) {
+  json_t *s = h_slot_stats(c, name);
+  json_int_t v = h_int(s, key);
+  json_decref(s);
+  return v;
+}
+
 json_t *h_daemon_stats(struct h_conn *c) {
   json_t *r = h_call(c, "stats", NULL);
   json_t *d = json_incref(json_object_get(r, "daemon"));
@@ -1968,4 +1975,35 @@ void h_jack_restart(struct h_jack *j, uint32_t rate, uint32_t period) {
   if (start_server(j, name, rate, period, false) != 0)
     H_FAIL("jackd %s cannot start again at %u Hz, %u frames", name, rate, period);
   setenv("JACK_DEFAULT_SERVER", j->name, 1);
+}
+
+/* ---- impulse trains, checked until enough of them were exact --------------------------- */
+
+void h_check_train(struct h_probe *p, unsigned out, unsigned in, uint32_t delay, float gain,
+                   uint32_t gap, uint32_t lead, uint32_t period, uint64_t *checked_to,
+                   const char *label) {
+  for (unsigned attempt = 1;; attempt++) {
+    uint32_t first = h_probe_n_events(p);
+    unsigned ports[1] = {out};
+    uint64_t last = h_impulse_train(p, ports, 1, 6, gap, lead);
+    uint64_t to = last + delay + 4 * period;
+    h_probe_wait_frame(p, to, 20000);
+    struct h_check ck;
+    bool ok = h_check_impulses_gain(p, out, in, delay, gain, first, *checked_to, to, false, label,
+                                    &ck);
+    *checked_to = to;
+    unsigned exact = ck.exact + ck.optional_exact;
+    if (!ok) {
+      h_error("%s: not exactly %u frames after each impulse at exactly %.9g", label, delay,
+              (double)gain);
+      return;
+    }
+    if (exact >= 4)
+      return;
+    if (ck.disturbed == 0 || attempt == 3) {
+      h_error("%s: only %u impulses checked exactly", label, exact);
+      return;
+    }
+    h_log("%s: only %u impulses checked exactly next to JACK xruns; once more", label, exact);
+  }
 }

@@ -227,6 +227,8 @@ const char *h_error_code(const json_t *resp);
 json_t *h_slot(struct h_conn *c, const char *name);
 /* The slot's stats object (new reference); fails the test when missing. */
 json_t *h_slot_stats(struct h_conn *c, const char *name);
+/* One counter of slot.stats for the slot (-1 when absent). */
+json_int_t h_slot_stat(struct h_conn *c, const char *name, const char *key);
 /* The daemon's stats object (new reference). */
 json_t *h_daemon_stats(struct h_conn *c);
 
@@ -416,5 +418,17 @@ bool h_check_impulses(struct h_probe *p, unsigned out_port, unsigned sink_port, 
 bool h_check_impulses_gain(struct h_probe *p, unsigned out_port, unsigned sink_port,
                            uint32_t delay, float gain, uint32_t first_id, uint64_t from,
                            uint64_t to, bool tolerant, const char *label, struct h_check *out);
+
+/*
+ * Six impulses on probe output `out`, about `gap` frames apart, the first at
+ * least `lead` frames ahead; each must come out of sink port `in` exactly
+ * once, exactly `delay` frames later, scaled by exactly `gain`, with nothing
+ * else there since *checked_to (moved on). Next to a JACK xrun the check is
+ * lenient; when that leaves fewer than four impulses checked exactly, the
+ * train is sent again (three times at most).
+ */
+void h_check_train(struct h_probe *p, unsigned out, unsigned in, uint32_t delay, float gain,
+                   uint32_t gap, uint32_t lead, uint32_t period, uint64_t *checked_to,
+                   const char *label);
 
 #endif

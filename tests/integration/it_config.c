@@ -175,32 +175,9 @@ static json_int_t pid_of(struct h_conn *c, const char *slot) {
  * leaves fewer than four impulses checked exactly, the train goes again.
  */
 static void gain_check(struct ctx *x, uint32_t latency, float gain, const char *label) {
-  for (unsigned attempt = 1;; attempt++) {
-    uint32_t first = h_probe_n_events(x->p);
-    unsigned ports[1] = {0};
-    /* Lead: a change sent just before lands within L + a period, then ramps 10 ms. */
-    uint64_t last =
-        h_impulse_train(x->p, ports, 1, 6, 1300, latency + 2 * PERIOD + RATE / 50 + 1200);
-    uint64_t to = last + latency + 4 * PERIOD;
-    h_probe_wait_frame(x->p, to, 20000);
-    struct h_check ck;
-    bool ok = h_check_impulses_gain(x->p, 0, 0, latency, gain, first, x->checked_to, to, false,
-                                    label, &ck);
-    x->checked_to = to;
-    unsigned exact = ck.exact + ck.optional_exact;
-    if (!ok) {
-      h_error("%s: impulses not exactly L = %u later at exactly %.9g", label, latency,
-              (double)gain);
-      return;
-    }
-    if (exact >= 4)
-      return;
-    if (ck.disturbed == 0 || attempt == 3) {
-      h_error("%s: only %u impulses checked exactly", label, exact);
-      return;
-    }
-    h_log("%s: only %u impulses checked exactly next to JACK xruns; once more", label, exact);
-  }
+  /* Lead: a change sent just before lands within L + a period, then ramps 10 ms. */
+  h_check_train(x->p, 0, 0, latency, gain, 1300, latency + 2 * PERIOD + RATE / 50 + 1200, PERIOD,
+                &x->checked_to, label);
 }
 
 static void wire_ga(struct ctx *x) {

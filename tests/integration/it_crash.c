@@ -26,12 +26,7 @@
 #define L 1200
 #define KILLS 5
 
-static json_int_t underruns_of(struct h_conn *c) {
-  json_t *s = h_slot_stats(c, "cr");
-  json_int_t v = h_int(s, "underruns");
-  json_decref(s);
-  return v;
-}
+static json_int_t underruns_of(struct h_conn *c) { return h_slot_stat(c, "cr", "underruns"); }
 
 int main(void) {
   struct h_jack jack;

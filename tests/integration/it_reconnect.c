@@ -29,16 +29,12 @@ static void check_exact(struct h_jack *j, struct h_conn *c, uint32_t latency, co
   h_connect(p, h_probe_out(p, 0), in);
   h_connect(p, out, h_probe_in(p, 0));
   json_decref(s);
-  json_t *st = h_slot_stats(c, SLOT);
-  json_int_t underruns = h_int(st, "underruns");
-  json_decref(st);
+  json_int_t underruns = h_slot_stat(c, SLOT, "underruns");
   unsigned ports_list[1] = {0};
   uint64_t last = h_impulse_train(p, ports_list, 1, 6, 1100, 2400);
   uint64_t to = last + latency + 4 * j->period;
   h_probe_wait_frame(p, to, 20000);
-  st = h_slot_stats(c, SLOT);
-  bool tolerant = h_int(st, "underruns") > underruns;
-  json_decref(st);
+  bool tolerant = h_slot_stat(c, SLOT, "underruns") > underruns;
   struct h_check chk;
   char label[96];
   snprintf(label, sizeof(label), "%s, L=%u at %u Hz", when, latency, j->rate);

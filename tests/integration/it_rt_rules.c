@@ -39,10 +39,7 @@ static const char *port_of(json_t *slot, const char *dir, size_t i) {
 }
 
 static json_int_t stat_of(struct h_conn *c, const char *slot, const char *key) {
-  json_t *s = h_slot_stats(c, slot);
-  json_int_t v = h_int(s, key);
-  json_decref(s);
-  return v;
+  return h_slot_stat(c, slot, key);
 }
 
 int main(void) {

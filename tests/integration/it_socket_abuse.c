@@ -616,10 +616,7 @@ static const char *port_of(json_t *slot, const char *dir) {
 }
 
 static json_int_t underruns(struct h_conn *c, const char *slot) {
-  json_t *st = h_slot_stats(c, slot);
-  json_int_t u = h_int(st, "underruns");
-  json_decref(st);
-  return u;
+  return h_slot_stat(c, slot, "underruns");
 }
 
 int main(void) {

@@ -45,12 +45,7 @@ static void sleep_us(uint64_t us) {
   }
 }
 
-static json_int_t stat_of(struct h_conn *c, const char *key) {
-  json_t *s = h_slot_stats(c, "st");
-  json_int_t v = h_int(s, key);
-  json_decref(s);
-  return v;
-}
+static json_int_t stat_of(struct h_conn *c, const char *key) { return h_slot_stat(c, "st", key); }
 
 int main(void) {
   struct h_jack jack;

@@ -95,30 +95,7 @@ static json_t *wire(struct ctx *x, const char *slot, unsigned out, unsigned in) 
  */
 static void train_check(struct ctx *x, unsigned out, unsigned in, uint32_t delay, float gain,
                         uint32_t lead, const char *label) {
-  for (unsigned attempt = 1;; attempt++) {
-    uint32_t first = h_probe_n_events(x->p);
-    unsigned ports[1] = {out};
-    uint64_t last = h_impulse_train(x->p, ports, 1, 6, 1500, lead);
-    uint64_t to = last + delay + 4 * PERIOD;
-    h_probe_wait_frame(x->p, to, 20000);
-    struct h_check ck;
-    bool ok = h_check_impulses_gain(x->p, out, in, delay, gain, first, x->checked_to[in], to,
-                                    false, label, &ck);
-    x->checked_to[in] = to;
-    unsigned exact = ck.exact + ck.optional_exact;
-    if (!ok) {
-      h_error("%s: not exactly %u frames after each impulse at exactly %.9g", label, delay,
-              (double)gain);
-      return;
-    }
-    if (exact >= 4)
-      return;
-    if (ck.disturbed == 0 || attempt == 3) {
-      h_error("%s: only %u impulses checked exactly", label, exact);
-      return;
-    }
-    h_log("%s: only %u impulses checked exactly next to JACK xruns; once more", label, exact);
-  }
+  h_check_train(x->p, out, in, delay, gain, 1500, lead, PERIOD, &x->checked_to[in], label);
 }
 
 /* The delay slot's echo: L + ECHO frames after each impulse, at exactly its value. */
