@@ -335,7 +335,7 @@ static void schedule_restart(struct slot *s, enum slot_state state) {
 
 static void on_worker_exit(struct worker_proc *proc, int64_t status, int sig, void *user) {
   struct slot *s = user;
-  worker_proc_release(proc);
+  worker_proc_detach(proc);
   s->proc = NULL;
   s->pid = 0;
   if (sig != 0)

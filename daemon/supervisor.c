@@ -228,16 +228,6 @@ void worker_proc_detach(struct worker_proc *proc) {
   }
 }
 
-void worker_proc_release(struct worker_proc *proc) {
-  if (proc->released)
-    return;
-  proc->detached = true;
-  if (proc->exited) {
-    proc->released = true;
-    close_all(proc);
-  }
-}
-
 uint64_t supervisor_restart_delay(const struct restart_policy *p, uint32_t failures) {
   if (failures <= 1)
     return p->first_delay_ms;

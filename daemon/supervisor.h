@@ -46,14 +46,12 @@ pid_t worker_proc_pid(const struct worker_proc *proc);
 void worker_proc_stop(struct worker_proc *proc, uint64_t grace_ms);
 
 /*
- * The owner loses interest: the exit callback will not run, and the process
- * record frees itself once the process has exited (it is reaped, never left
- * a zombie). Call after worker_proc_stop when replacing a worker.
+ * The owner is done with the record: after worker_proc_stop when replacing a
+ * worker (the exit callback then never runs and the record frees itself once
+ * the process is reaped, never left a zombie), or in the exit callback (it
+ * is freed at once). Do not use proc afterwards.
  */
 void worker_proc_detach(struct worker_proc *proc);
-
-/* Frees a process record after its exit callback ran. */
-void worker_proc_release(struct worker_proc *proc);
 
 /* ---- policies (pure functions) ------------------------------------------- */
 
