@@ -327,7 +327,6 @@ static void schedule_restart(struct slot *s, enum slot_state state) {
   s->failures++;
   uint64_t delay = supervisor_restart_delay(&supervisor_default_policy, s->failures);
   set_state(s, state, s->last_error);
-  s->restart_pending = true;
   uv_timer_start(&s->restart_timer, on_restart_timer, delay, 0);
   log_warn("slot %s: %s; restarting in %llu ms", s->name, s->last_error,
            (unsigned long long)delay);
@@ -397,10 +396,7 @@ static void start_worker(struct slot *s) {
 /* A new generation and a new worker for it; the old worker is let go. */
 static int replace_worker(struct slot *s, uint64_t grace_ms, char *err, size_t errlen) {
   forget_worker(s, grace_ms);
-  if (s->restart_pending) {
-    uv_timer_stop(&s->restart_timer);
-    s->restart_pending = false;
-  }
+  uv_timer_stop(&s->restart_timer);
   int rc = new_generation(s, err, errlen);
   if (rc != 0)
     return rc;
@@ -416,7 +412,6 @@ static int replace_worker(struct slot *s, uint64_t grace_ms, char *err, size_t e
 static void on_restart_timer(uv_timer_t *t) {
   struct slot *s = t->data;
   char err[256];
-  s->restart_pending = false;
   if (s->removed || !backend_up(s->d))
     return;
   s->restarts++;
@@ -591,10 +586,7 @@ void slots_remove(struct runwayd *d, struct slot *s) {
   d->n_slots--;
 
   s->removed = true;
-  if (s->restart_pending) {
-    uv_timer_stop(&s->restart_timer);
-    s->restart_pending = false;
-  }
+  uv_timer_stop(&s->restart_timer);
   slot_state_abort(s, "the slot was removed");
   forget_worker(s, SLOT_STOP_GRACE_MS);
   store_mark_dirty(d);
@@ -815,7 +807,8 @@ static void check_slot(struct slot *s, uint64_t now, bool deep) {
   struct runwayd *d = s->d;
   struct engine_slot *g = s->gen;
   char why[256];
-  if (g == NULL || s->restart_pending)
+  /* The one-shot restart timer runs exactly while a restart is pending. */
+  if (g == NULL || uv_is_active((uv_handle_t *)&s->restart_timer))
     return;
   struct rw_segment_control *ctl = g->segment.control;
 
@@ -987,10 +980,7 @@ void slots_backend_up(struct runwayd *d) {
 void slots_backend_down(struct runwayd *d) {
   for (uint32_t i = 0; i < d->n_slots; i++) {
     struct slot *s = d->slots[i];
-    if (s->restart_pending) {
-      uv_timer_stop(&s->restart_timer);
-      s->restart_pending = false;
-    }
+    uv_timer_stop(&s->restart_timer);
     forget_worker(s, SLOT_STOP_GRACE_MS);
     drop_generation(s);
     /* The connection is gone, and its ports with it. */
@@ -1009,10 +999,7 @@ void slots_rebuild_all(struct runwayd *d, const char *why) {
     if (!s->has_ports)
       continue;
     forget_worker(s, SLOT_STOP_GRACE_MS);
-    if (s->restart_pending) {
-      uv_timer_stop(&s->restart_timer);
-      s->restart_pending = false;
-    }
+    uv_timer_stop(&s->restart_timer);
     if (new_generation(s, err, sizeof(err)) != 0) {
       set_error(s, "%s", err);
       set_state(s, SLOT_FAULTED, s->last_error);
@@ -1031,8 +1018,7 @@ void slots_shutdown(struct runwayd *d) {
     struct slot *s = d->slots[d->n_slots - 1];
     d->n_slots--;
     s->removed = true;
-    if (s->restart_pending)
-      uv_timer_stop(&s->restart_timer);
+    uv_timer_stop(&s->restart_timer);
     slot_state_abort(s, "runwayd is stopping");
     forget_worker(s, SLOT_STOP_GRACE_MS);
     drop_generation(s);

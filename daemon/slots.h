@@ -84,7 +84,6 @@ struct slot {
   uint32_t failures; /* failures in a row, for the backoff */
   uint64_t started_ms;
   uv_timer_t restart_timer;
-  bool restart_pending;
   struct stall_watch stall;
 
   struct slot_totals base;
