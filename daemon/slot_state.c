@@ -120,8 +120,7 @@ static void post(struct runwayd *d, struct slot *s, struct slot_state_request *r
   /* Release: op, length and data are in place before the worker sees the request. */
   atomic_store_explicit(&box->request, r->seq, memory_order_release);
   /* A sleeping worker looks at the mailbox when its futex word moves. */
-  atomic_fetch_add_explicit(&ctl->wake_seq, 1, memory_order_release);
-  shm_futex_wake(&ctl->wake_seq, 1);
+  shm_wake_worker(ctl);
   r->deadline_ms = runwayd_now_ms() + SLOT_STATE_TIMEOUT_MS;
   s->state_req = r;
   if (!uv_is_active((uv_handle_t *)&d->state_timer))

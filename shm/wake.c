@@ -47,10 +47,14 @@ int shm_wake_worker_if_due(struct rw_segment_control *ctl, uint64_t in_write, ui
   /* Only one waker per sleep: whoever clears the flag bumps the word. */
   if (atomic_exchange_explicit(&ctl->sleeping, 0, memory_order_acq_rel) == 0)
     return 0;
-  /* Release: the worker's futex wait compares this word; the new input is already published. */
+  shm_wake_worker(ctl);
+  return 1;
+}
+
+void shm_wake_worker(struct rw_segment_control *ctl) {
+  /* Release: the worker's futex wait compares this word; what it should see is published. */
   atomic_fetch_add_explicit(&ctl->wake_seq, 1, memory_order_release);
   shm_futex_wake(&ctl->wake_seq, 1);
-  return 1;
 }
 
 int shm_wake_wait(struct rw_segment_control *ctl, uint64_t pos, uint32_t want,

@@ -23,6 +23,12 @@ int shm_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns
 int shm_futex_wake(_Atomic uint32_t *word, int n);
 
 /*
+ * Wakes the worker whatever it waits for: bumps the futex word (so a wait
+ * about to start returns too) and does one FUTEX_WAKE. RT safe.
+ */
+void shm_wake_worker(struct rw_segment_control *ctl);
+
+/*
  * Daemon side, after publishing in_write (shm_tl_daemon_write_input, whose
  * seq_cst store this relies on). Wakes the worker if, and only if, it sleeps
  * and at least its wake_frames (clamped to 1..capacity) are pending. Returns
