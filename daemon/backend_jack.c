@@ -384,6 +384,14 @@ fail:
   return -EIO;
 }
 
+/* The connection is gone: its ports, and the latencies declared for them, with it. */
+static void forget_client(struct backend *b) {
+  b->client = NULL;
+  pthread_mutex_lock(&b->latency_lock);
+  b->n_entries = 0;
+  pthread_mutex_unlock(&b->latency_lock);
+}
+
 static void *close_thread(void *arg) {
   jack_client_close(arg);
   return NULL;
@@ -403,10 +411,7 @@ void backend_abandon(struct backend *b) {
     log_warn("cannot start a thread to close the dead JACK client; leaving it open");
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
   pthread_attr_destroy(&attr);
-  b->client = NULL;
-  pthread_mutex_lock(&b->latency_lock);
-  b->n_entries = 0;
-  pthread_mutex_unlock(&b->latency_lock);
+  forget_client(b);
 }
 
 void backend_close(struct backend *b) {
@@ -422,10 +427,7 @@ void backend_close(struct backend *b) {
   pthread_sigmask(SIG_SETMASK, NULL, &mine);
   jack_client_close(b->client);
   pthread_sigmask(SIG_SETMASK, &mine, NULL);
-  b->client = NULL;
-  pthread_mutex_lock(&b->latency_lock);
-  b->n_entries = 0;
-  pthread_mutex_unlock(&b->latency_lock);
+  forget_client(b);
 }
 
 bool backend_is_open(const struct backend *b) { return b->client != NULL; }
