@@ -9,7 +9,8 @@
  *  1. JACK running first: READY=1 arrives, and at that moment the control
  *     socket already accepts a connection and `status` says backend_state
  *     "active". WATCHDOG=1 then arrives about every 500 ms, from runwayd's
- *     pid. On SIGTERM, STOPPING=1 arrives and runwayd exits 0.
+ *     pid. SIGHUP brings RELOADING=1 (with MONOTONIC_USEC=), then READY=1.
+ *     On SIGTERM, STOPPING=1 arrives and runwayd exits 0.
  *  2. No JACK at start: STATUS=waiting for the JACK server..., the watchdog
  *     pings, the control socket answers with the backend disconnected, and
  *     no READY=1, until a jackd with the expected name starts; then READY=1,
@@ -272,6 +273,14 @@ static void jack_first(void) {
   H_CHECK(mean >= 0.8 * PING_MS && mean <= 1.4 * PING_MS, "mean ping interval %.0f ms", mean);
   H_CHECK(max_gap < WATCHDOG_USEC / 1000, "largest gap %llu ms stays under the watchdog interval",
           (unsigned long long)max_gap);
+
+  /* SIGHUP (systemctl reload): RELOADING=1 with MONOTONIC_USEC=, then READY=1 again. */
+  H_CHECK(kill(d.proc.pid, SIGHUP) == 0, "kill: %s", strerror(errno));
+  struct msg reloading = wait_for(&l, &d, "RELOADING=1", "STOPPING=1", 10000, NULL);
+  H_CHECK(has_line(&reloading, "MONOTONIC_USEC="), "RELOADING=1 comes with MONOTONIC_USEC=: \"%s\"",
+          reloading.text);
+  wait_for(&l, &d, "READY=1", "STOPPING=1", 10000, NULL);
+  h_log("SIGHUP: RELOADING=1, then READY=1");
 
   stop_runwayd(&l, &d);
   listener_close(&l);
