@@ -3,7 +3,9 @@
  * slots, answers the control socket the whole time (connecting happens off
  * the control loop, and a server that is still shutting down can make
  * jack_client_open wait), reconnects by itself, and the slot runs again with
- * its latency kept in time (50 ms at the new rate) and exact.
+ * its latency kept in time (50 ms at the new rate) and exact. Then the period
+ * changes on the running server (jack_bufsize): the slots are rebuilt, L given
+ * in ms stays, L given in frames is raised to one period, both exact.
  */
 #include <stdio.h>
 #include <string.h>
@@ -97,6 +99,34 @@ int main(void) {
           (long long)h_int(st, "period"));
   json_decref(st);
   check_exact(&jack, &c, 2205, "after the server came back");
+
+  /* The period changes on the running server: every slot gets a new generation. */
+  json_t *small = h_add_slot(&c, "small",
+                             json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs",
+                                       1, "outputs", 1, "latency_frames", 300),
+                             10000);
+  json_int_t pt_pid = h_int(back = h_slot(&c, SLOT), "pid");
+  json_decref(back);
+  json_int_t small_pid = h_int(small, "pid");
+  json_decref(small);
+  char log[4200], *out = NULL;
+  snprintf(log, sizeof(log), "%s/jack_bufsize.log", h_tmpdir());
+  const char *bufsize[] = {"jack_bufsize", "512", NULL};
+  int ws = h_run_capture(bufsize, NULL, NULL, log, 10000, &out);
+  free(out);
+  H_CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "jack_bufsize 512: %s",
+          h_status_str(ws, buf, sizeof(buf)));
+  jack.period = 512;
+  back = h_wait_slot(&c, SLOT, "running", pt_pid, 20000);
+  H_CHECK(h_int(back, "latency_frames") == 2205, "L in ms after the period change: %lld",
+          (long long)h_int(back, "latency_frames"));
+  json_decref(back);
+  back = h_wait_slot(&c, "small", "running", small_pid, 20000);
+  H_CHECK(h_int(back, "latency_frames") == 512,
+          "L of 300 frames is raised to the 512-frame period, not %lld",
+          (long long)h_int(back, "latency_frames"));
+  json_decref(back);
+  check_exact(&jack, &c, 2205, "after the period changed to 512");
 
   h_conn_close(&c);
   int rc = h_daemon_stop(&d);
