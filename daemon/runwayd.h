@@ -82,6 +82,9 @@ struct runwayd {
   int exit_status;
 };
 
+/* slots.json needs writing: the store writes it on its next flush (persist/store.c). */
+static inline void store_mark_dirty(struct runwayd *d) { d->store.dirty = true; }
+
 /* Monotonic milliseconds. */
 uint64_t runwayd_now_ms(void);
 

@@ -30,8 +30,6 @@ int store_open(struct runwayd *d, char *err, size_t errlen) {
   return 0;
 }
 
-void store_mark_dirty(struct runwayd *d) { d->store.dirty = true; }
-
 static json_t *entry_of(const struct slot *s) {
   json_t *e = slot_definition_json(s);
   char *b64 = s->state_len > 0 ? persist_base64_encode(s->state_blob, s->state_len) : NULL;

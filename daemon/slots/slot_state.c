@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "persist.h"
-#include "store.h"
 #include "wake.h"
 
 struct slot_state_request {

@@ -10,7 +10,6 @@
 
 #include "events.h"
 #include "slot_state.h"
-#include "store.h"
 #include "wake.h"
 
 #define SLOT_MAX_LATENCY_MS 2000.0

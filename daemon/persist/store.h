@@ -23,7 +23,6 @@ int store_open(struct runwayd *d, char *err, size_t errlen);
  */
 int store_load(struct runwayd *d, char *err, size_t errlen);
 
-void store_mark_dirty(struct runwayd *d);
 
 /* Writes slots.json if dirty and due (or now, when force). 0 or -errno. */
 int store_flush(struct runwayd *d, bool force);

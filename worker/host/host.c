@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "plugins/plugins.h"
+#include "plugins.h"
 
 #ifndef RUNWAY_VERSION
 #define RUNWAY_VERSION "unknown"
