@@ -19,9 +19,7 @@
 
 #include "ctl.h"
 
-#ifndef RUNWAY_VERSION
-#define RUNWAY_VERSION "unknown"
-#endif
+#include "version.h"
 
 static const char hint[] = "start runwayd, or pass --socket PATH / set RUNWAY_SOCKET to where it "
                            "listens";

@@ -24,16 +24,11 @@
 #include "slot_state.h"
 #include "slots.h"
 #include "store.h"
+#include "version.h"
 
 #define HOUSEKEEPING_MS 100
 #define RECONNECT_MIN_MS 500
 #define RECONNECT_MAX_MS 5000
-
-uint64_t runwayd_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -168,7 +163,7 @@ static int parse_options(int argc, char **argv, struct runwayd_options *opt, jso
       usage(stdout);
       return 1;
     case O_VERSION:
-      printf("runwayd %s\n", RUNWAYD_VERSION);
+      printf("runwayd %s\n", RUNWAY_VERSION);
       return 1;
     default:
       usage(stderr);
@@ -279,7 +274,7 @@ static void on_backend_event(void *user) {
 /* Runs every few ms while a state.save or state.load waits for a worker. */
 static void on_state_timer(uv_timer_t *t) {
   struct runwayd *d = t->data;
-  if (!slot_state_poll(d, runwayd_now_ms()))
+  if (!slot_state_poll(d, base_mono_ms()))
     uv_timer_stop(t);
 }
 
@@ -287,7 +282,7 @@ static void on_housekeeping(uv_timer_t *t) {
   struct runwayd *d = t->data;
   char status[256];
   d->housekeeping_ticks++;
-  slots_housekeeping(d, runwayd_now_ms());
+  slots_housekeeping(d, base_mono_ms());
   store_flush(d, false);
   notify_status("%s", describe(d, status, sizeof(status)));
 }
@@ -353,7 +348,7 @@ int main(int argc, char **argv) {
   }
 
   d.loop = uv_default_loop();
-  d.started_ms = runwayd_now_ms();
+  d.started_ms = base_mono_ms();
   engine_init(&d.engine);
   rc = backend_create(d.loop, &d.engine, d.opt.name, on_backend_event, &d, &d.backend);
   if (rc != 0) {

@@ -13,13 +13,12 @@
 #include <uv.h>
 
 #include "backend.h"
+#include "clock.h"
 #include "catalog.h"
 #include "control.h"
 #include "engine.h"
 #include "events.h"
 #include "log.h"
-
-#define RUNWAYD_VERSION "0.1.0"
 
 struct slot;
 
@@ -84,8 +83,5 @@ struct runwayd {
 
 /* slots.json needs writing: the store writes it on its next flush (persist/store.c). */
 static inline void store_mark_dirty(struct runwayd *d) { d->store.dirty = true; }
-
-/* Monotonic milliseconds. */
-uint64_t runwayd_now_ms(void);
 
 #endif

@@ -20,6 +20,7 @@
 #include <jack/midiport.h>
 
 #include "log.h"
+#include "signals.h"
 
 struct latency_entry {
   const void *key;
@@ -294,7 +295,7 @@ static void *connect_thread(void *arg) {
  * never run on the RT thread.
  */
 int backend_connect(struct backend *b) {
-  sigset_t all, saved;
+  sigset_t saved;
   pthread_attr_t attr;
   pthread_t thread;
   if (b->client != NULL || b->job != NULL)
@@ -309,10 +310,9 @@ int backend_connect(struct backend *b) {
   snprintf(job->name, sizeof(job->name), "%s", b->requested_name);
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  base_block_signals(&saved);
   int rc = pthread_create(&thread, &attr, connect_thread, job);
-  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  base_restore_signals(&saved);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     pthread_mutex_destroy(&job->lock);
@@ -327,7 +327,7 @@ bool backend_is_connecting(const struct backend *b) { return b->job != NULL; }
 
 int backend_finish_connect(struct backend *b, char *err, size_t errlen) {
   struct connect_job *job = b->job;
-  sigset_t all, saved;
+  sigset_t saved;
   if (job == NULL) {
     snprintf(err, errlen, "no connection attempt in progress");
     return -EINVAL;
@@ -368,10 +368,9 @@ int backend_finish_connect(struct backend *b, char *err, size_t errlen) {
     goto fail;
   }
   jack_on_info_shutdown(b->client, on_shutdown, b);
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  base_block_signals(&saved);
   int rc = jack_activate(b->client);
-  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  base_restore_signals(&saved);
   if (rc != 0) {
     snprintf(err, errlen, "cannot activate the JACK client");
     goto fail;
@@ -400,16 +399,15 @@ static void *close_thread(void *arg) {
 void backend_abandon(struct backend *b) {
   pthread_attr_t attr;
   pthread_t thread;
-  sigset_t all, saved;
+  sigset_t saved;
   if (b->client == NULL)
     return;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  base_block_signals(&saved);
   if (pthread_create(&thread, &attr, close_thread, b->client) != 0)
     log_warn("cannot start a thread to close the dead JACK client; leaving it open");
-  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  base_restore_signals(&saved);
   pthread_attr_destroy(&attr);
   forget_client(b);
 }

@@ -14,6 +14,7 @@
 #include "slot_state.h"
 #include "slots.h"
 #include "store.h"
+#include "version.h"
 
 typedef json_t *(*command_fn)(struct runwayd *d, struct control_conn *conn,
                               const struct proto_request *req);
@@ -42,12 +43,12 @@ static json_t *cmd_status(struct runwayd *d, struct control_conn *conn,
                           const struct proto_request *req) {
   bool up = backend_is_open(d->backend);
   json_t *result = json_pack(
-      "{s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:f}", "version", RUNWAYD_VERSION,
+      "{s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:f}", "version", RUNWAY_VERSION,
       "pid", (json_int_t)getpid(), "backend", backend_name(d->backend), "backend_state",
       up ? "active" : "disconnected", "name", backend_client_name(d->backend), "sample_rate",
       up ? json_integer(backend_sample_rate(d->backend)) : json_null(), "period",
       up ? json_integer(backend_period(d->backend)) : json_null(), "slots",
-      (json_int_t)d->n_slots, "uptime_s", (json_int_t)((runwayd_now_ms() - d->started_ms) / 1000),
+      (json_int_t)d->n_slots, "uptime_s", (json_int_t)((base_mono_ms() - d->started_ms) / 1000),
       "socket", d->opt.socket_path, "latency_ms", d->opt.latency_ms);
   json_object_set_new(result, "state", store_status_json(d));
   return proto_response_ok(req->id, result);

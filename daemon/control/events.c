@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 const char *const events_types[] = {"slot", "underrun", "restart", "param", "fault", NULL};
 
 #define EVENTS_ALL ((1u << (sizeof(events_types) / sizeof(events_types[0]) - 1)) - 1)
@@ -27,12 +29,6 @@ struct events {
   int emitting;
   int dead;
 };
-
-static uint64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The bit of a type name, or 0 for an unknown one. */
 static uint32_t type_bit(const char *type) {
@@ -200,7 +196,7 @@ void events_emit(struct events *ev, const char *type, json_t *fields) {
       if (strcmp(key, "event") != 0 && strcmp(key, "time_ms") != 0)
         json_object_set(msg, key, value);
     }
-  json_object_set_new(msg, "time_ms", json_integer((json_int_t)monotonic_ms()));
+  json_object_set_new(msg, "time_ms", json_integer((json_int_t)base_mono_ms()));
 
   ev->emitting++;
   for (unsigned i = 0; i < ev->n; i++) {
@@ -219,3 +215,4 @@ out:
   json_decref(msg);
   json_decref(fields);
 }
+

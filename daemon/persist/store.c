@@ -42,7 +42,7 @@ static json_t *entry_of(const struct slot *s) {
 
 int store_flush(struct runwayd *d, bool force) {
   char path[4200], err[512];
-  uint64_t now = runwayd_now_ms();
+  uint64_t now = base_mono_ms();
   if (!d->store.dirty || d->state_dir[0] == '\0')
     return 0;
   if (!force) {

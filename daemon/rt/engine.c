@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fpu.h"
 #include "wake.h"
 
@@ -15,12 +16,6 @@
 static inline void counter_add(_Atomic uint64_t *c, uint64_t v) {
   atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
                         memory_order_relaxed);
-}
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /*
@@ -43,15 +38,15 @@ static void cycle_clock_calibrate(void) {
   }
   if (strncmp(src, "tsc", 3) != 0)
     return;
-  uint64_t t0 = mono_ns(), c0 = __rdtsc();
+  uint64_t t0 = base_mono_ns(), c0 = __rdtsc();
   struct timespec nap = {0, 5 * 1000 * 1000};
   nanosleep(&nap, NULL);
-  uint64_t t1 = mono_ns(), c1 = __rdtsc();
+  uint64_t t1 = base_mono_ns(), c1 = __rdtsc();
   tsc_ns_per_tick = c1 > c0 ? (double)(t1 - t0) / (double)(c1 - c0) : 0.0;
 }
 
 static inline uint64_t cycle_clock(void) {
-  return tsc_ns_per_tick > 0.0 ? __rdtsc() : mono_ns();
+  return tsc_ns_per_tick > 0.0 ? __rdtsc() : base_mono_ns();
 }
 
 static inline uint64_t cycle_clock_ns(uint64_t ticks) {
@@ -59,7 +54,7 @@ static inline uint64_t cycle_clock_ns(uint64_t ticks) {
 }
 #else
 static void cycle_clock_calibrate(void) {}
-static inline uint64_t cycle_clock(void) { return mono_ns(); }
+static inline uint64_t cycle_clock(void) { return base_mono_ns(); }
 static inline uint64_t cycle_clock_ns(uint64_t ticks) { return ticks; }
 #endif
 
@@ -290,15 +285,15 @@ static uint32_t sanitize(float *buf, uint32_t n) {
  * played fading to zero instead of a step. Frames themselves are never moved.
  */
 static void shape_edges(struct engine_slot *s, float *const *dst, uint32_t valid, uint32_t k) {
-  const float step = 1.0f / ENGINE_FADE_FRAMES;
+  const float step = 1.0f / RW_FADE_FRAMES;
   if (valid > 0) {
     if (s->in_gap) {
       s->in_gap = false;
-      s->fade_in_left = ENGINE_FADE_FRAMES;
+      s->fade_in_left = RW_FADE_FRAMES;
     }
     if (s->fade_in_left > 0) {
       uint32_t m = valid < s->fade_in_left ? valid : s->fade_in_left;
-      uint32_t done = ENGINE_FADE_FRAMES - s->fade_in_left;
+      uint32_t done = RW_FADE_FRAMES - s->fade_in_left;
       for (uint32_t c = 0; c < s->n_out; c++)
         for (uint32_t i = 0; i < m; i++)
           dst[c][i] *= (float)(done + i + 1) * step;
@@ -313,8 +308,8 @@ static void shape_edges(struct engine_slot *s, float *const *dst, uint32_t valid
       s->fade_out_pos = 0;
       s->fade_in_left = 0;
     }
-    if (s->fade_out_pos < ENGINE_FADE_FRAMES) {
-      uint32_t left = ENGINE_FADE_FRAMES - s->fade_out_pos;
+    if (s->fade_out_pos < RW_FADE_FRAMES) {
+      uint32_t left = RW_FADE_FRAMES - s->fade_out_pos;
       uint32_t m = k - valid < left ? k - valid : left;
       for (uint32_t c = 0; c < s->n_out; c++)
         for (uint32_t i = 0; i < m; i++)

@@ -28,7 +28,6 @@
 #include "timeline.h"
 
 #define ENGINE_MAX_SLOTS 256
-#define ENGINE_FADE_FRAMES 64 /* length of the fade over the edges of an underrun */
 
 /* Command records, control thread -> RT thread, one queue per engine slot. */
 enum engine_cmd_type {

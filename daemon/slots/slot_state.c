@@ -120,7 +120,7 @@ static void post(struct runwayd *d, struct slot *s, struct slot_state_request *r
   atomic_store_explicit(&box->request, r->seq, memory_order_release);
   /* A sleeping worker looks at the mailbox when its futex word moves. */
   shm_wake_worker(ctl);
-  r->deadline_ms = runwayd_now_ms() + SLOT_STATE_TIMEOUT_MS;
+  r->deadline_ms = base_mono_ms() + SLOT_STATE_TIMEOUT_MS;
   s->state_req = r;
   if (!uv_is_active((uv_handle_t *)&d->state_timer))
     uv_timer_again(&d->state_timer);

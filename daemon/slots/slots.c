@@ -91,10 +91,10 @@ static void publish(struct runwayd *d) {
     engine_settle(&d->engine);
     return;
   }
-  uint64_t deadline = runwayd_now_ms() + SLOT_SYNC_TIMEOUT_MS;
+  uint64_t deadline = base_mono_ms() + SLOT_SYNC_TIMEOUT_MS;
   const struct timespec nap = {0, 200 * 1000};
   while (engine_reclaim(&d->engine) > 0) {
-    if (runwayd_now_ms() > deadline) {
+    if (base_mono_ms() > deadline) {
       log_warn("the audio thread has not taken the new slot table within %d ms",
                SLOT_SYNC_TIMEOUT_MS);
       break;
@@ -320,7 +320,7 @@ static void on_restart_timer(uv_timer_t *t);
 
 /* A failure (exit, stall, fault): restart after the backoff. */
 static void schedule_restart(struct slot *s, enum slot_state state) {
-  uint64_t now = runwayd_now_ms();
+  uint64_t now = base_mono_ms();
   if (s->started_ms != 0 && now - s->started_ms >= supervisor_default_policy.stable_after_ms)
     s->failures = 0;
   s->failures++;
@@ -348,7 +348,7 @@ static void on_worker_exit(struct worker_proc *proc, int64_t status, int sig, vo
 static void start_worker(struct slot *s) {
   struct runwayd *d = s->d;
   char err[256];
-  s->started_ms = runwayd_now_ms();
+  s->started_ms = base_mono_ms();
   stall_watch_reset(&s->stall, 0, s->started_ms);
   set_state(s, SLOT_STARTING,
             s->kind == SLOT_EXTERNAL ? "waiting for a worker to attach" : "starting its worker");
@@ -673,7 +673,7 @@ enum proto_err slots_attach(struct runwayd *d, struct slot *s, struct control_co
   s->attached = conn;
   s->gen_used = true;
   s->pid = control_conn_pid(conn);
-  s->started_ms = runwayd_now_ms();
+  s->started_ms = base_mono_ms();
   stall_watch_reset(&s->stall, 0, s->started_ms);
   control_conn_set_owner(conn, s, on_attached_closed);
   log_info("slot %s: worker pid %d attached", s->name, (int)s->pid);

@@ -10,6 +10,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "clock.h"
 #include "log.h"
 
 static bool ready_sent;
@@ -84,13 +85,11 @@ void notify_stopping(void) {
 }
 
 void notify_reloading(void) {
-  struct timespec ts;
   char msg[64];
   if (!ready_sent)
     return;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
   snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
-           (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+           (unsigned long long)base_mono_us());
   notify_send(msg);
 }
 

@@ -19,9 +19,7 @@
 
 #include "plugins.h"
 
-#ifndef RUNWAY_VERSION
-#define RUNWAY_VERSION "unknown"
-#endif
+#include "version.h"
 
 enum { EXIT_USAGE = 2 };
 

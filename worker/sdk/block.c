@@ -338,17 +338,17 @@ int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
   return 1;
 }
 
-/* Linear fade-in over the first RW__FADE_FRAMES frames after a discontinuity. */
+/* Linear fade-in over the first RW_FADE_IN_FRAMES frames after a discontinuity. */
 static void apply_fade(rw_worker *w, uint32_t frames) {
-  if (w->fade_pos >= RW__FADE_FRAMES)
+  if (w->fade_pos >= RW_FADE_IN_FRAMES)
     return;
-  uint32_t n = RW__FADE_FRAMES - w->fade_pos;
+  uint32_t n = RW_FADE_IN_FRAMES - w->fade_pos;
   if (n > frames)
     n = frames;
   for (uint32_t c = 0; c < w->info.n_outputs; c++) {
     float *out = w->out_ptrs[c];
     for (uint32_t k = 0; k < n; k++)
-      out[k] *= (float)(w->fade_pos + k + 1) / (float)RW__FADE_FRAMES;
+      out[k] *= (float)(w->fade_pos + k + 1) / (float)RW_FADE_IN_FRAMES;
   }
   w->fade_pos += n;
 }

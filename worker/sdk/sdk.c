@@ -244,7 +244,7 @@ static int start(rw_worker *w, const rw_worker_options *o) {
   w->info.max_block = w->max_block;
 
   w->discontinuity_pending = 1;
-  w->fade_pos = RW__FADE_FRAMES;
+  w->fade_pos = RW_FADE_IN_FRAMES;
   w->out_pos = w->tl.pos + h->latency;
   return 0;
 }

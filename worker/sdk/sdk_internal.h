@@ -20,7 +20,8 @@
 #define RW__DEFAULT_MAX_BLOCK 256u
 #define RW__MIN_MAX_BLOCK 16u
 #define RW__MAX_MAX_BLOCK 8192u
-#define RW__FADE_FRAMES 64u
+/* The public name of the fade length is the segment ABI's, the daemon's too. */
+_Static_assert(RW_FADE_IN_FRAMES == RW_FADE_FRAMES, "one fade length for daemon and SDK");
 /* Longest single futex sleep: bounds how late a stop request or a vanished daemon is noticed. */
 #define RW__WAIT_SLICE_NS (50 * 1000000LL)
 /* How long rw_worker_open waits for runwayd's answer to worker.attach. */
@@ -98,7 +99,7 @@ struct rw_worker {
   struct shm_tl_chunk cur;
   uint64_t skipped_pending; /* frames skipped since the last delivered block */
   int discontinuity_pending;
-  uint32_t fade_pos; /* frames of the fade-in already applied; RW__FADE_FRAMES when none */
+  uint32_t fade_pos; /* frames of the fade-in already applied; RW_FADE_IN_FRAMES when none */
   uint64_t out_pos;  /* output position messages are stamped with */
 
   rw_worker_stats stats;

@@ -42,6 +42,12 @@
 #define RW_STATE_CAPACITY_DEFAULT (256u * 1024u)
 #define RW_MAX_STATE_CAPACITY (16u * 1024u * 1024u)
 
+/*
+ * Frames over which the edges of a gap in a slot's audio are faded: by the
+ * daemon where output is missing, by the worker SDK after a discontinuity.
+ */
+#define RW_FADE_FRAMES 64u
+
 #define RW_SEGMENT_F_MIDI 0x1u /* the slot has a MIDI input */
 #define RW_SEGMENT_F_ALL RW_SEGMENT_F_MIDI
 
