@@ -231,6 +231,46 @@ static void test_info_filled_before_pid(void **state) {
   daemon_destroy(&d);
 }
 
+/* Parameters declared after attaching replace those of the options, until the first block. */
+static void test_declare_params(void **state) {
+  (void)state;
+  struct daemon_role d;
+  daemon_create(&d);
+  rw_worker_options o = {.params = &params[1], .n_params = 1};
+  rw_worker *w = open_worker(&d, &o);
+  const struct rw_info *info = d.seg.info;
+  assert_int_equal(info->n_params, 1);
+  assert_terminated(info->params[0].name, RW_NAME_MAX, "y_2");
+
+  assert_int_equal(rw_worker_declare_params(w, params, 2), 0);
+  assert_int_equal(info->n_params, 2);
+  assert_terminated(info->params[0].name, RW_NAME_MAX, "x");
+  assert_int_equal(info->params[1].id, 9);
+  assert_true(rw_worker_param(w, 7) == 1.0f);
+
+  /* A bad declaration changes nothing. */
+  rw_param_info twice[] = {params[0], params[0]};
+  assert_int_equal(rw_worker_declare_params(w, twice, 2), RW_ERR_INVALID);
+  assert_non_null(strstr(rw_worker_error(w), "share id 7"));
+  assert_int_equal(rw_worker_declare_params(w, NULL, 1), RW_ERR_INVALID);
+  assert_int_equal(info->n_params, 2);
+  assert_true(rw_worker_param(w, 9) == 0.0f);
+
+  /* None at all is a declaration too. */
+  assert_int_equal(rw_worker_declare_params(w, NULL, 0), 0);
+  assert_int_equal(info->n_params, 0);
+  assert_true(isnan(rw_worker_param(w, 7)));
+  assert_int_equal(rw_worker_declare_params(w, params, 2), 0);
+
+  /* Once the daemon may have read the declaration, it stays. */
+  idle_next(w);
+  assert_int_equal(rw_worker_declare_params(w, params, 1), RW_ERR_INVALID);
+  assert_int_equal(info->n_params, 2);
+  assert_int_equal(rw_worker_declare_params(NULL, params, 1), RW_ERR_INVALID);
+  rw_worker_close(w);
+  daemon_destroy(&d);
+}
+
 static void expect_refused(struct daemon_role *d, const rw_worker_options *o, const char *what) {
   rw_worker *w = (rw_worker *)&w; /* must come back NULL */
   export_segment(d);
@@ -1255,6 +1295,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_info_filled_before_pid),
       cmocka_unit_test(test_bad_declarations_refused),
+      cmocka_unit_test(test_declare_params),
       cmocka_unit_test(test_custom_round_trip),
       cmocka_unit_test(test_save_results),
       cmocka_unit_test(test_load_failures),
