@@ -1,6 +1,7 @@
 /*
  * `runway-worker --list-lv2 [URI] [--json]`: the installed LV2 plugins as
- * runway would host them, read from their data (no plugin code is loaded).
+ * runway would host them, read from their data. Only for one plugin is its
+ * library loaded too (and unloaded), to tell whether it loads at all.
  * runwayd learns from the JSON what `runwayctl plugins --lv2` shows and
  * what a slot with an LV2 plugin needs (channel counts, MIDI, parameters),
  * and refuses a plugin runway cannot host with the reason given here.
@@ -152,6 +153,9 @@ int lv2host_catalog_main(const char *uri, int json, uint32_t sample_rate) {
     } else if (lv2host_describe(&world, p, sample_rate, &desc) != 0) {
       fprintf(stderr, "runway-worker: out of memory describing <%s>\n", uri);
     } else {
+      /* One plugin: worth loading its library, so a slot is never made for one that fails. */
+      if (desc.unsupported[0] == '\0' && lv2host_check_library(&desc, err, sizeof(err)) != 0)
+        snprintf(desc.unsupported, sizeof(desc.unsupported), "%s", err);
       if (json) {
         status = print_json(json_pack("{s:o}", "plugin", details(&desc, sample_rate)));
       } else {

@@ -32,37 +32,36 @@ static const struct {
   const char *name;
   int supported;
 } known[] = {
-    {LV2_URID__map, "URID mapping (urid:map)", 1},
-    {LV2_URID__unmap, "URID unmapping (urid:unmap)", 1},
-    {LV2_OPTIONS__options, "options (options:options)", 1},
-    {LV2_BUF_SIZE__boundedBlockLength, "a bounded block length (bufsz:boundedBlockLength)", 1},
-    {LV2_WORKER__schedule, "the worker (worker:schedule)", 1},
-    {LV2_LOG__log, "logging (log:log)", 1},
+    {LV2_URID__map, "URID mapping", 1},
+    {LV2_URID__unmap, "URID unmapping", 1},
+    {LV2_OPTIONS__options, "options", 1},
+    {LV2_BUF_SIZE__boundedBlockLength, "a bounded block length", 1},
+    {LV2_WORKER__schedule, "the worker", 1},
+    {LV2_LOG__log, "logging", 1},
     /* Properties of the plugin, not services of the host: nothing to provide. */
-    {LV2_CORE__hardRTCapable, "hard real-time capability (lv2:hardRTCapable)", 1},
-    {LV2_CORE__inPlaceBroken, "separate input and output buffers (lv2:inPlaceBroken)", 1},
-    {LV2_BUF_SIZE__coarseBlockLength, "long blocks (bufsz:coarseBlockLength)", 1},
-    {LV2_STATE__threadSafeRestore, "thread-safe restore (state:threadSafeRestore)", 1},
+    {LV2_CORE__hardRTCapable, "hard real-time capability", 1},
+    {LV2_CORE__inPlaceBroken, "separate input and output buffers", 1},
+    {LV2_BUF_SIZE__coarseBlockLength, "long blocks", 1},
+    {LV2_STATE__threadSafeRestore, "thread-safe restore", 1},
     /* runway restores the default state before the first run(). */
-    {LV2_STATE__loadDefaultState, "loading its default state (state:loadDefaultState)", 1},
+    {LV2_STATE__loadDefaultState, "loading its default state", 1},
     /*
      * Live plugins expect their output to be heard at once; runway plays it
      * L later, and reports that latency, as it does for every plugin.
      */
-    {LV2_CORE__isLive, "live operation (lv2:isLive)", 1},
-    {LV2_BUF_SIZE__fixedBlockLength, "a fixed block length (bufsz:fixedBlockLength)", 0},
-    {LV2_BUF_SIZE__powerOf2BlockLength,
-     "a power-of-two block length (bufsz:powerOf2BlockLength)", 0},
-    {LV2_STATE__makePath, "a directory for new files (state:makePath)", 0},
-    {LV2_INSTANCE_ACCESS_URI, "a UI with access to the instance (instance-access)", 0},
-    {LV2_DATA_ACCESS_URI, "a UI with access to its data (data-access)", 0},
-    {LV2_UI__parent, "a UI (ui:parent)", 0},
-    {LV2_UI__idleInterface, "a UI (ui:idleInterface)", 0},
-    {LV2_PARAMETERS__sampleRate, "the sample rate (param:sampleRate)", 1},
-    {LV2_BUF_SIZE__minBlockLength, "the minimum block length (bufsz:minBlockLength)", 1},
-    {LV2_BUF_SIZE__maxBlockLength, "the maximum block length (bufsz:maxBlockLength)", 1},
-    {LV2_BUF_SIZE__nominalBlockLength, "the nominal block length (bufsz:nominalBlockLength)", 1},
-    {LV2_BUF_SIZE__sequenceSize, "the atom sequence size (bufsz:sequenceSize)", 1},
+    {LV2_CORE__isLive, "live operation", 1},
+    {LV2_BUF_SIZE__fixedBlockLength, "a fixed block length", 0},
+    {LV2_BUF_SIZE__powerOf2BlockLength, "a power-of-two block length", 0},
+    {LV2_STATE__makePath, "a directory for new files", 0},
+    {LV2_INSTANCE_ACCESS_URI, "a UI with access to the instance", 0},
+    {LV2_DATA_ACCESS_URI, "a UI with access to its data", 0},
+    {LV2_UI__parent, "a UI", 0},
+    {LV2_UI__idleInterface, "a UI", 0},
+    {LV2_PARAMETERS__sampleRate, "the sample rate", 1},
+    {LV2_BUF_SIZE__minBlockLength, "the minimum block length", 1},
+    {LV2_BUF_SIZE__maxBlockLength, "the maximum block length", 1},
+    {LV2_BUF_SIZE__nominalBlockLength, "the nominal block length", 1},
+    {LV2_BUF_SIZE__sequenceSize, "the atom sequence size", 1},
 };
 
 const char *lv2host_feature_name(const char *uri) {

@@ -23,8 +23,7 @@
 
 #include "lv2host.h"
 
-/* Checks that the library loads and holds the plugin. Returns 0, -EIO or -ENOENT. */
-static int check_library(const struct lv2host_desc *d, char *err, size_t errlen) {
+int lv2host_check_library(const struct lv2host_desc *d, char *err, size_t errlen) {
   const LilvNode *lib = lilv_plugin_get_library_uri(d->plugin);
   char *path = lib != NULL ? lilv_file_uri_parse(lilv_node_as_uri(lib), NULL) : NULL;
   if (path == NULL) {
@@ -154,7 +153,7 @@ int lv2host_open(struct lv2host *h, struct lv2host_world *w, const struct lv2hos
     goto fail;
   }
   lv2host_features_init(h);
-  rc = check_library(desc, err, errlen);
+  rc = lv2host_check_library(desc, err, errlen);
   if (rc != 0)
     goto fail;
   h->inst = lilv_plugin_instantiate(desc->plugin, cfg->sample_rate, h->features);

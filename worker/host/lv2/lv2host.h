@@ -165,7 +165,7 @@ struct lv2host_desc {
   int coarse;           /* prefers long blocks: run() is never split */
   int load_default_state;
   /* Why runway cannot host it ("" when it can): a required feature, option or port. */
-  char unsupported[320];
+  char unsupported[512];
 };
 
 /*
@@ -308,6 +308,13 @@ struct lv2host_config {
 int lv2host_open(struct lv2host *h, struct lv2host_world *w, const struct lv2host_desc *desc,
                  const struct lv2host_config *cfg, char *err, size_t errlen);
 void lv2host_close(struct lv2host *h);
+
+/*
+ * Loads the plugin's library (as lilv does, RTLD_NOW) and looks for its
+ * descriptor, then unloads it: what lv2host_open checks first. Returns 0,
+ * -EIO (with the dynamic linker's message) or -ENOENT (no such plugin in it).
+ */
+int lv2host_check_library(const struct lv2host_desc *d, char *err, size_t errlen);
 
 /*
  * Resets the plugin's history (deactivate, activate): LV2 has no other

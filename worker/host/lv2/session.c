@@ -2,9 +2,9 @@
  * `runway-worker --lv2 URI`: the life of a worker hosting one LV2 plugin.
  *
  * Everything slow happens before the first rw_worker_next(): loading the
- * world, checking that runway can host the plugin (before attaching, so a
- * refusal costs the slot nothing but this process's exit status and
- * message), instantiating, activating. The daemon counts the worker as
+ * world, checking that runway can host the plugin and that its library
+ * loads (before attaching, so a refusal costs the slot nothing but this
+ * process's exit status and message), instantiating, activating. The daemon counts the worker as
  * running, and watches it for stalls, only from the first block on.
  */
 #include <errno.h>
@@ -87,6 +87,10 @@ int lv2host_session_main(const char *uri, const rw_worker_options *base) {
   }
   if (desc.unsupported[0] != '\0') {
     fprintf(stderr, "runway-worker: runway cannot host <%s>: %s\n", uri, desc.unsupported);
+    goto out;
+  }
+  if (lv2host_check_library(&desc, err, sizeof(err)) != 0) {
+    fprintf(stderr, "runway-worker: %s\n", err);
     goto out;
   }
   lv2host_desc_free(&desc);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lv2/buf-size/buf-size.h>
 #include <lv2/core/lv2.h>
@@ -171,6 +172,41 @@ static const struct {
 };
 #undef URID
 
+/*
+ * LV2_PATH with its relative entries made absolute (against the working
+ * directory, as a user means them): lilv 0.24 crashes on a relative bundle
+ * path. NULL when LV2_PATH is unset (lilv's default then) or out of memory.
+ */
+static char *absolute_lv2_path(void) {
+  const char *path = getenv("LV2_PATH");
+  char cwd[4096];
+  if (path == NULL || getcwd(cwd, sizeof(cwd)) == NULL)
+    return NULL;
+  size_t cap = strlen(path) + 1;
+  for (const char *c = path; *c != '\0'; c++)
+    cap += *c == ':' ? strlen(cwd) + 1 : 0;
+  cap += strlen(cwd) + 1;
+  char *out = malloc(cap);
+  if (out == NULL)
+    return NULL;
+  size_t n = 0;
+  for (const char *entry = path; entry != NULL;) {
+    const char *end = strchr(entry, ':');
+    size_t len = end != NULL ? (size_t)(end - entry) : strlen(entry);
+    if (len > 0) {
+      if (n > 0)
+        out[n++] = ':';
+      if (entry[0] != '/' && entry[0] != '~')
+        n += (size_t)sprintf(out + n, "%s/", cwd);
+      memcpy(out + n, entry, len);
+      n += len;
+    }
+    entry = end != NULL ? end + 1 : NULL;
+  }
+  out[n] = '\0';
+  return out;
+}
+
 int lv2host_world_open(struct lv2host_world *w) {
   memset(w, 0, sizeof(*w));
   urid_init(&w->urid);
@@ -178,6 +214,14 @@ int lv2host_world_open(struct lv2host_world *w) {
   if (w->world == NULL) {
     urid_free(&w->urid);
     return -ENOMEM;
+  }
+  char *path = absolute_lv2_path();
+  if (path != NULL) {
+    LilvNode *node = lilv_new_string(w->world, path);
+    if (node != NULL)
+      lilv_world_set_option(w->world, LILV_OPTION_LV2_PATH, node);
+    lilv_node_free(node);
+    free(path);
   }
   lilv_world_load_all(w->world);
 
