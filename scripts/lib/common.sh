@@ -10,11 +10,15 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # clang and libclang-rt-dev build the libFuzzer targets: Debian's clang only
 # recommends the runtime (libFuzzer, the sanitizers), and recommendations are
 # not installed here.
+# liblilv-dev (which brings lv2-dev and its spec bundles) hosts LV2 plugins;
+# the LV2 tests run Debian's mda-lv2 and x42-plugins against lv2apply
+# (lilv-utils), and the LV2 benchmark compares with jalv and an LSP plugin.
 RUNWAY_PACKAGES=(
   build-essential cmake pkg-config
   jackd2 libjack-jackd2-dev
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
   clang libclang-rt-dev
+  liblilv-dev lilv-utils mda-lv2 x42-plugins lsp-plugins-lv2 jalv
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
