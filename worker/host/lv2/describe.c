@@ -250,9 +250,13 @@ static void check_requirements(struct lv2host_world *w, const LilvPlugin *p,
   LilvNodes *features = lilv_plugin_get_required_features(p);
   LILV_FOREACH (nodes, it, features) {
     const char *uri = lilv_node_as_uri(lilv_nodes_get(features, it));
-    if (uri != NULL && !lv2host_feature_supported(uri))
-      unsupported(d, "it requires %s (<%s>), which runway-worker does not provide",
-                  lv2host_feature_name(uri), uri);
+    if (uri == NULL || lv2host_feature_supported(uri))
+      continue;
+    const char *name = lv2host_feature_name(uri);
+    if (name != NULL)
+      unsupported(d, "it requires %s (<%s>), which runway-worker does not provide", name, uri);
+    else
+      unsupported(d, "it requires the feature <%s>, which runway-worker does not provide", uri);
   }
   lilv_nodes_free(features);
 
@@ -268,8 +272,7 @@ static void check_requirements(struct lv2host_world *w, const LilvPlugin *p,
     for (size_t k = 0; uri != NULL && k < sizeof(provided) / sizeof(provided[0]); k++)
       known |= strcmp(uri, provided[k]) == 0;
     if (uri != NULL && !known)
-      unsupported(d, "it requires the option %s (<%s>), which runway-worker does not provide",
-                  lv2host_feature_name(uri), uri);
+      unsupported(d, "it requires the option <%s>, which runway-worker does not provide", uri);
   }
   lilv_nodes_free(options);
 }

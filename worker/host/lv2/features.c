@@ -70,7 +70,7 @@ const char *lv2host_feature_name(const char *uri) {
       return known[i].name;
   if (strncmp(uri, LV2_UI_PREFIX, strlen(LV2_UI_PREFIX)) == 0)
     return "a UI";
-  return "the feature";
+  return NULL;
 }
 
 int lv2host_feature_supported(const char *uri) {

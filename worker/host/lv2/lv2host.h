@@ -192,7 +192,7 @@ const struct lv2host_control *lv2host_desc_control(const struct lv2host_desc *d,
 
 /* ---- features.c -------------------------------------------------------------------- */
 
-/* Friendly name of a feature or option URI runway knows, or the URI itself. */
+/* Friendly name of a feature or option URI runway knows ("a fixed block length"), or NULL. */
 const char *lv2host_feature_name(const char *uri);
 
 /* 1 when runway-worker provides the host feature with this URI. */
