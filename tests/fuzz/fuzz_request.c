@@ -91,14 +91,14 @@ static void setup(void) {
   json_error_t jerr;
 
   memset(&d, 0, sizeof(d));
-  log_set_level(LOG_ERROR);
+  log_set_level(LOG_LEVEL_ERROR);
   if (uv_loop_init(&loop) != 0)
     die("uv_loop_init failed");
   d.loop = &loop;
   d.opt.backend = "jack";
   d.opt.name = "runway-fuzz";
   d.opt.latency_ms = 50.0;
-  d.opt.log_level = LOG_ERROR;
+  d.opt.log_level = LOG_LEVEL_ERROR;
   d.opt.stall_timeout_ms = 2000;
   d.opt.user_instance = true;
   snprintf(d.opt.socket_path, sizeof(d.opt.socket_path), "/nonexistent/runway-fuzz.sock");
