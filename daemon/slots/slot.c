@@ -236,6 +236,8 @@ static struct slot *slot_new(struct runwayd *d, const struct slot_spec *spec,
   s->latency_ms = spec->latency_ms;
   s->latency_frames = (uint32_t)spec->latency_frames;
   s->base.headroom_min_frames = INT64_MAX;
+  for (uint32_t i = 0; i < RW_MAX_CHANNELS; i++)
+    s->meters[i] = NAN;
   supervisor_init(&s->sv, &d->supervise, &slot_supervisor_ops, s, s->name);
   s->plugin = spec->kind == SLOT_PLUGIN ? strdup(spec->plugin) : NULL;
   s->exec = spec->kind == SLOT_EXEC ? strdup(spec->exec) : NULL;

@@ -79,6 +79,7 @@ struct slot {
 
   struct slot_totals base;
   uint64_t underruns_reported; /* the count the last "underrun" event carried */
+  float meters[RW_MAX_CHANNELS]; /* the worker's last peak per output (NAN: none) */
 
   /* Parameters: declared by the catalog or by the worker, values kept here. */
   struct param_table params;
