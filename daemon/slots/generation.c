@@ -76,6 +76,7 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
     return rc;
   s->generation++;
   g->owner = s;
+  g->key = s->ports;
   g->release = generation_released;
   s->refs++;
   memcpy(g->in_ports, s->ports->in, sizeof(g->in_ports));
