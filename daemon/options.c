@@ -84,6 +84,16 @@ static int set_stall(struct runwayd_options *o, const char *v, char *err, size_t
   return 0;
 }
 
+static int set_worker_user(struct runwayd_options *o, const char *v, char *err, size_t len) {
+  o->worker_user = v;
+  return 0;
+}
+
+static int set_worker_env(struct runwayd_options *o, const char *v, char *err, size_t len) {
+  o->worker_env = v;
+  return 0;
+}
+
 static int set_group(struct runwayd_options *o, const char *v, char *err, size_t len) {
   o->socket_group = v;
   return 0;
@@ -118,6 +128,13 @@ static const struct runwayd_option {
      set_stall},
     {"socket-group", "GROUP", "members of GROUP may use the control socket (mode 0660)",
      set_group},
+    {"worker-user", "USER",
+     "when runwayd runs as root, workers run as USER\n(default: runway if it exists, else nobody)",
+     set_worker_user},
+    {"worker-env", "NAMES",
+     "more environment variables workers get (space-separated;\nPATH, HOME, locale, TZ, TMPDIR "
+     "always pass)",
+     set_worker_env},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 

@@ -34,6 +34,8 @@ struct runwayd_options {
   double latency_ms;       /* default write-ahead for new slots */
   enum log_level log_level;
   char worker_path[4096];      /* runway-worker */
+  const char *worker_user;     /* workers' user when runwayd runs as root, or NULL */
+  const char *worker_env;      /* more environment names workers get, or NULL */
   uint64_t stall_timeout_ms;   /* no progress with input pending for this long: restart */
   bool user_instance;          /* not root: socket 0600 */
 };
@@ -71,6 +73,9 @@ struct runwayd {
   struct slot *slots[ENGINE_MAX_SLOTS]; /* in the RT table's order */
   uint32_t n_slots;
   struct supervisor_env supervise; /* what every slot's supervisor shares */
+  char worker_home[PATH_MAX];
+  char worker_env_text[1024];
+  const char *worker_env[64]; /* NULL terminated */
   uv_timer_t reclaim_timer;        /* frees what the RT thread handed back */
   uint64_t housekeeping_passes;
 

@@ -79,6 +79,8 @@ static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
       .inputs = -1,
       .outputs = -1,
       .midi = -1,
+      /* DESIGN.md's trust model: starting programs is for root and the daemon's user. */
+      .may_exec = control_conn_uid(conn) == 0 || control_conn_uid(conn) == geteuid(),
   };
   json_t *v;
   if ((v = json_object_get(args, "inputs")) != NULL) {

@@ -18,7 +18,7 @@
 #endif
 
 #define DEFAULT_MAX_CONNECTIONS 64
-#define DEFAULT_MAX_PER_UID 32
+#define DEFAULT_MAX_PER_UID 16
 #define DEFAULT_MAX_OUTPUT_QUEUE (1024 * 1024)
 #define LISTEN_BACKLOG 64
 #define IN_BUF_INITIAL 4096
@@ -67,6 +67,7 @@ struct control_server {
   void *user;
   uint32_t max_connections;
   uint32_t max_per_uid;
+  uint32_t reserved_privileged;
   size_t max_output_queue;
   uint64_t idle_timeout_ms;
   uint64_t drain_timeout_ms;
@@ -75,6 +76,7 @@ struct control_server {
   uint32_t handles;           /* uv handles not yet closed; s is freed at 0 after stop */
   int stopping;
   /* Who may connect: root, euid, and members of group (see peer_allowed). */
+  bool (*refuse_peer)(void *user, pid_t pid, char *why, size_t len);
   uid_t euid;
   gid_t group;
   char user_name[NAME_MAX_LEN];  /* euid's name for messages, or empty */
@@ -483,10 +485,25 @@ static void connection_cb(uv_stream_t *listener, int status) {
     return;
   }
 
-  if (s->nconns >= s->max_connections) {
-    snprintf(msg, sizeof(msg),
-             "runwayd has %u connections, its limit; close idle clients and try again",
-             s->nconns);
+  if (s->refuse_peer != NULL && s->refuse_peer(s->user, cred.pid, msg, sizeof(msg))) {
+    conn_fail(conn, PROTO_E_PERMISSION, msg);
+    return;
+  }
+  /* The last few connections are kept for root and the daemon's user, who can then clean up. */
+  bool privileged = cred.uid == 0 || cred.uid == s->euid;
+  uint32_t room = privileged || s->reserved_privileged >= s->max_connections
+                      ? s->max_connections
+                      : s->max_connections - s->reserved_privileged;
+  if (s->nconns >= room) {
+    if (privileged || s->reserved_privileged == 0)
+      snprintf(msg, sizeof(msg),
+               "runwayd has %u connections, its limit; close idle clients and try again",
+               s->nconns);
+    else
+      snprintf(msg, sizeof(msg),
+               "runwayd has %u connections; the other %u are kept for root and its own user; "
+               "close idle clients and try again",
+               s->nconns, s->max_connections - room);
     conn_fail(conn, PROTO_E_LIMIT, msg);
     return;
   }
@@ -687,6 +704,8 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
   s->user = user;
   s->max_connections = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
   s->max_per_uid = cfg->max_per_uid ? cfg->max_per_uid : DEFAULT_MAX_PER_UID;
+  s->reserved_privileged = cfg->reserved_privileged;
+  s->refuse_peer = cfg->refuse_peer;
   s->max_output_queue = cfg->max_output_queue ? cfg->max_output_queue : DEFAULT_MAX_OUTPUT_QUEUE;
   s->idle_timeout_ms = cfg->idle_timeout_ms;
   s->drain_timeout_ms = DRAIN_TIMEOUT_MS;

@@ -6,6 +6,7 @@
 #ifndef RUNWAY_DAEMON_CONTROL_H
 #define RUNWAY_DAEMON_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,9 +24,15 @@ struct control_config {
   mode_t mode;                /* 0660 for a system instance, 0600 for a user instance */
   gid_t group;                /* group that owns the socket and may connect; (gid_t)-1: none */
   uint32_t max_connections;   /* total; 0: 64 */
-  uint32_t max_per_uid;       /* 0: 32 */
+  uint32_t max_per_uid;       /* 0: 16 */
+  uint32_t reserved_privileged; /* of the total, kept for root and the daemon's own uid */
   size_t max_output_queue;    /* bytes queued to a client before it is dropped; 0: 1 MiB */
   uint64_t idle_timeout_ms;   /* 0: never; connections with an owner are exempt */
+  /*
+   * Optional: refuses an allowed peer by its pid (permission_denied with
+   * why); runwayd keeps its managed workers off the socket this way.
+   */
+  bool (*refuse_peer)(void *user, pid_t pid, char *why, size_t len);
 };
 
 /*

@@ -96,6 +96,8 @@ static int restore_entry(struct runwayd *d, json_t *e, char *err, size_t errlen)
   struct slot_spec spec;
   if (slot_spec_from_json(e, &spec, err, errlen) != 0)
     return -EINVAL;
+  /* slots.json holds only what the configuration or a privileged asker made. */
+  spec.may_exec = true;
   struct slot *s;
   enum proto_err code = slots_add(d, &spec, &s, err, errlen);
   if (code != PROTO_OK)

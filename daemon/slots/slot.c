@@ -4,9 +4,11 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "slot_internal.h"
 #include "slot_state.h"
@@ -64,22 +66,95 @@ static const struct supervisor_ops slot_supervisor_ops = {
     .detached = on_worker_detached,
 };
 
-void slots_init(struct runwayd *d) {
+/*
+ * Workers never run as root: when runwayd does, they run as worker_user
+ * (default "runway", the system service's user, else "nobody").
+ */
+static int worker_identity(struct runwayd *d, struct worker_launch *l, char *err, size_t errlen) {
+  l->uid = (uid_t)-1;
+  l->gid = (gid_t)-1;
+  if (geteuid() != 0)
+    return 0;
+  const char *name = d->opt.worker_user;
+  struct passwd *pw = name ? getpwnam(name) : getpwnam("runway");
+  if (pw == NULL && name == NULL)
+    pw = getpwnam(name = "nobody");
+  if (pw == NULL) {
+    snprintf(err, errlen, "worker_user \"%s\" is not a user on this system", name);
+    return -ENOENT;
+  }
+  if (pw->pw_uid == 0) {
+    snprintf(err, errlen, "worker_user \"%s\" is root; workers must run unprivileged", pw->pw_name);
+    return -EPERM;
+  }
+  l->uid = pw->pw_uid;
+  l->gid = pw->pw_gid;
+  snprintf(d->worker_home, sizeof(d->worker_home), "%s", pw->pw_dir);
+  l->home = d->worker_home;
+  return 0;
+}
+
+/* worker_env: names separated by spaces or commas. */
+static int worker_env_names(struct runwayd *d, struct worker_launch *l, char *err, size_t errlen) {
+  size_t n = 0;
+  const char *p = d->opt.worker_env ? d->opt.worker_env : "";
+  snprintf(d->worker_env_text, sizeof(d->worker_env_text), "%s", p);
+  for (char *tok = strtok(d->worker_env_text, " ,\t"); tok != NULL; tok = strtok(NULL, " ,\t")) {
+    if (n + 1 >= sizeof(d->worker_env) / sizeof(d->worker_env[0])) {
+      snprintf(err, errlen, "worker_env names too many variables");
+      return -E2BIG;
+    }
+    d->worker_env[n++] = tok;
+  }
+  d->worker_env[n] = NULL;
+  l->env_allow = d->worker_env;
+  return 0;
+}
+
+int slots_init(struct runwayd *d, char *err, size_t errlen) {
   d->supervise = (struct supervisor_env){
       .loop = d->loop,
-      .socket_path = d->opt.socket_path,
+      /* The launcher is runwayd itself: as the child sees it, even if the file was replaced. */
+      .launch = {.launcher = "/proc/self/exe"},
       .stall_timeout_ms = d->opt.stall_timeout_ms,
       .policy = supervisor_default_policy,
   };
   uv_timer_init(d->loop, &d->reclaim_timer);
   d->reclaim_timer.data = d;
+  int rc = worker_identity(d, &d->supervise.launch, err, errlen);
+  if (rc == 0)
+    rc = worker_env_names(d, &d->supervise.launch, err, errlen);
+  return rc;
 }
 
 /* ---- workers --------------------------------------------------------------------- */
 
+/*
+ * A command line with nothing a shell would interpret (no quotes, variables,
+ * redirections, operators, globs, leading assignments) is split at spaces and
+ * run directly, so the slot's pid is the worker's own. Returns the number of
+ * words, or 0 when it needs a shell.
+ */
+static size_t split_simple(const char *cmd, char *buf, size_t buflen, char **argv, size_t max) {
+  static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                              "_-./:,+@%= ";
+  size_t len = strlen(cmd), n = 0;
+  if (len >= buflen || strspn(cmd, plain) != len)
+    return 0;
+  memcpy(buf, cmd, len + 1);
+  for (char *tok = strtok(buf, " "); tok != NULL; tok = strtok(NULL, " ")) {
+    if (n + 1 >= max || (n == 0 && strchr(tok, '=') != NULL))
+      return 0;
+    argv[n++] = tok;
+  }
+  argv[n] = NULL;
+  return n;
+}
+
 void slot__start_worker(struct slot *s) {
   struct runwayd *d = s->d;
-  char *argv[4] = {NULL};
+  char *argv[64] = {NULL};
+  char words[4096];
   struct worker_command cmd = {.external = s->kind == SLOT_EXTERNAL, .argv = argv};
   if (s->kind == SLOT_PLUGIN) {
     cmd.file = d->opt.worker_path;
@@ -87,10 +162,14 @@ void slot__start_worker(struct slot *s) {
     argv[1] = "--plugin";
     argv[2] = s->plugin;
   } else if (s->kind == SLOT_EXEC) {
-    cmd.file = "/bin/sh";
-    argv[0] = "sh";
-    argv[1] = "-c";
-    argv[2] = s->exec;
+    if (split_simple(s->exec, words, sizeof(words), argv, 64) > 0) {
+      cmd.file = argv[0];
+    } else {
+      cmd.file = "/bin/sh";
+      argv[0] = "sh";
+      argv[1] = "-c";
+      argv[2] = s->exec;
+    }
   }
   if (supervisor_start(&s->sv, &cmd, s->gen->segment.fd) != 0 || cmd.external)
     return;
@@ -192,6 +271,11 @@ static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec
   } else if (spec->kind == SLOT_EXEC && (spec->exec == NULL || spec->exec[0] == '\0')) {
     snprintf(err, errlen, "--exec needs a command line");
     return PROTO_E_INVALID_ARGUMENT;
+  } else if (spec->kind == SLOT_EXEC && !spec->may_exec) {
+    snprintf(err, errlen,
+             "only root and runwayd's own user may start programs (--exec); use a plugin "
+             "(`runwayctl plugins` lists them), or declare the slot in runwayd's configuration");
+    return PROTO_E_PERMISSION;
   }
   out->inputs = spec->inputs >= 0 ? spec->inputs : (*cp ? (int64_t)(*cp)->n_inputs : 2);
   out->outputs = spec->outputs >= 0 ? spec->outputs : (*cp ? (int64_t)(*cp)->n_outputs : 2);

@@ -107,6 +107,11 @@ struct slot_spec {
   int midi;        /* -1: the plugin's; 0 or 1 */
   double latency_ms;      /* 0: not given */
   int64_t latency_frames; /* 0: not given */
+  /*
+   * The asker may start programs (SLOT_EXEC): root, the daemon's own user,
+   * the configuration file, slots.json. Not members of the socket group.
+   */
+  bool may_exec;
 };
 
 /*
@@ -117,8 +122,11 @@ struct slot_spec {
  */
 int slot_spec_from_json(const json_t *def, struct slot_spec *spec, char *err, size_t errlen);
 
-/* The supervisors' shared settings, from the daemon's options. */
-void slots_init(struct runwayd *d);
+/*
+ * The supervisors' shared settings, from the daemon's options: who workers
+ * run as, what environment they get. 0 or -errno with a message.
+ */
+int slots_init(struct runwayd *d, char *err, size_t errlen);
 
 /*
  * Adds a slot. With the server connected it gets ports, a segment and a

@@ -123,11 +123,11 @@ int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, in
     return 0;
 
   struct worker_spawn spec = {
+      .launch = &sv->env->launch,
       .file = cmd->file,
       .argv = cmd->argv,
       .segment_fd = segment_fd,
       .slot = sv->name,
-      .socket = sv->env->socket_path,
       .on_exit = on_worker_exit,
       .user = sv,
   };

@@ -102,7 +102,8 @@ static void setup(void) {
   json_decref(doc);
 
   engine_init(&d.engine);
-  slots_init(&d);
+  if (slots_init(&d, err, sizeof(err)) != 0)
+    die(err);
   /* The backend is created and never connected. */
   if (connection_init(&d, err, sizeof(err)) != 0)
     die(err);
