@@ -16,7 +16,13 @@
 
 #include <jansson.h>
 
-#define PROTO_MAX_LINE (64 * 1024) /* bytes per request or response line, newline excluded */
+#define PROTO_MAX_LINE (64 * 1024) /* bytes per request line, newline excluded */
+/*
+ * Bytes per answer or event line, newline excluded: room for slot.list and
+ * stats of the most slots a daemon hosts, with their longest port names.
+ * Clients must read lines this long.
+ */
+#define PROTO_MAX_ANSWER_LINE (4 * 1024 * 1024)
 #define PROTO_MAX_DEPTH 32         /* nesting of arrays/objects in a request */
 #define PROTO_SLOT_NAME_MAX 32     /* slot names: [A-Za-z0-9_-]{1,32} */
 

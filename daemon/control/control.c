@@ -179,7 +179,11 @@ static void write_cb(uv_write_t *req, int status) {
   }
 }
 
-/* Queues bytes in order; over the output cap the connection is dropped instead. */
+/*
+ * Queues bytes in order. A peer whose unread output would go over the cap is
+ * dropped instead; one answer longer than the cap still goes to a peer that
+ * has taken everything before it.
+ */
 static int conn_queue(struct control_conn *conn, const char *data, size_t len) {
   struct control_server *s = conn->server;
   struct write_req *wr;
@@ -188,7 +192,8 @@ static int conn_queue(struct control_conn *conn, const char *data, size_t len) {
 
   if (conn->state == CONN_CLOSED)
     return -EPIPE;
-  if (uv_stream_get_write_queue_size(conn_stream(conn)) + len > s->max_output_queue) {
+  size_t queued = uv_stream_get_write_queue_size(conn_stream(conn));
+  if (queued > 0 && queued + len > s->max_output_queue) {
     conn_close_now(conn);
     return -ENOBUFS;
   }
@@ -213,7 +218,7 @@ static char *dump_checked(const json_t *msg, size_t *len, int replace_oversize) 
   char *line = proto_dump_line(msg, len);
   json_t *e;
 
-  if (line == NULL || *len <= (size_t)PROTO_MAX_LINE + 1)
+  if (line == NULL || *len <= (size_t)PROTO_MAX_ANSWER_LINE + 1)
     return line;
   free(line);
   if (!replace_oversize)
@@ -221,7 +226,7 @@ static char *dump_checked(const json_t *msg, size_t *len, int replace_oversize) 
   e = proto_response_error(json_object_get(msg, "id"), PROTO_E_TOO_LARGE,
                            "the answer of %zu bytes is over the %d-byte line limit; ask for less "
                            "at a time",
-                           *len - 1, PROTO_MAX_LINE);
+                           *len - 1, PROTO_MAX_ANSWER_LINE);
   line = proto_dump_line(e, len);
   json_decref(e);
   return line;
@@ -840,7 +845,7 @@ int control_conn_send(struct control_conn *conn, const json_t *msg) {
     return -EPIPE;
   line = dump_checked(msg, &len, 0);
   if (line == NULL)
-    return len > (size_t)PROTO_MAX_LINE + 1 ? -EMSGSIZE : -ENOMEM;
+    return len > (size_t)PROTO_MAX_ANSWER_LINE + 1 ? -EMSGSIZE : -ENOMEM;
   rc = conn_queue(conn, line, len);
   free(line);
   return rc;
@@ -871,7 +876,7 @@ int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int 
     return -EBADF;
   line = dump_checked(msg, &len, 0);
   if (line == NULL)
-    return len > (size_t)PROTO_MAX_LINE + 1 ? -EMSGSIZE : -ENOMEM;
+    return len > (size_t)PROTO_MAX_ANSWER_LINE + 1 ? -EMSGSIZE : -ENOMEM;
 
   memset(&mh, 0, sizeof(mh));
   memset(&cbuf, 0, sizeof(cbuf));

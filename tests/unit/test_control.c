@@ -120,9 +120,9 @@ static json_t *dispatch(void *user, struct control_conn *conn, const struct prot
   }
   if (strcmp(req->cmd, "slot.list") == 0) {
     /* An answer over the line limit. */
-    char *big = malloc(PROTO_MAX_LINE + 100);
-    memset(big, 'x', PROTO_MAX_LINE + 99);
-    big[PROTO_MAX_LINE + 99] = '\0';
+    char *big = malloc(PROTO_MAX_ANSWER_LINE + 100);
+    memset(big, 'x', PROTO_MAX_ANSWER_LINE + 99);
+    big[PROTO_MAX_ANSWER_LINE + 99] = '\0';
     json_t *resp = proto_response_ok(req->id, json_pack("{s:s}", "big", big));
     free(big);
     return resp;
@@ -581,9 +581,9 @@ static void test_send_with_fd_needs_empty_queue(void **state) {
   assert_int_equal(control_conn_send_with_fd(conn, event, -1), -EINVAL);
 
   /* A message over the line limit is refused without harm. */
-  char *huge = malloc(PROTO_MAX_LINE + 10);
-  memset(huge, 'h', PROTO_MAX_LINE + 9);
-  huge[PROTO_MAX_LINE + 9] = '\0';
+  char *huge = malloc(PROTO_MAX_ANSWER_LINE + 10);
+  memset(huge, 'h', PROTO_MAX_ANSWER_LINE + 9);
+  huge[PROTO_MAX_ANSWER_LINE + 9] = '\0';
   json_t *too_big = json_pack("{s:s}", "data", huge);
   free(huge);
   assert_int_equal(control_conn_send(conn, too_big), -EMSGSIZE);
