@@ -928,12 +928,16 @@ size_t control_conn_queued(const struct control_conn *conn) {
   return uv_stream_get_write_queue_size((const uv_stream_t *)&conn->pipe);
 }
 
-void control_conn_set_owner(struct control_conn *conn, void *owner,
-                            void (*on_close)(struct control_conn *conn, void *owner)) {
+int control_conn_set_owner(struct control_conn *conn, void *owner,
+                           void (*on_close)(struct control_conn *conn, void *owner)) {
   if (conn == NULL || conn->state == CONN_CLOSED)
-    return;
+    return -EPIPE;
+  /* One owner per connection: a second one would leave the first holding a freed conn. */
+  if (owner != NULL && conn->owner != NULL && conn->owner != owner)
+    return -EBUSY;
   conn->owner = owner;
   conn->on_close = on_close;
+  return 0;
 }
 
 void *control_conn_owner(const struct control_conn *conn) {

@@ -102,10 +102,11 @@ size_t control_conn_queued(const struct control_conn *conn);
  * (NULL, NULL) detaches. on_close runs synchronously where the close happens:
  * inside control_conn_close when nothing is queued, inside control_conn_send
  * when the queue overflows, inside control_server_stop. After on_close the
- * conn pointer must not be used again.
+ * conn pointer must not be used again. A connection has one owner at most:
+ * returns 0, -EBUSY when another owner holds it, -EPIPE when it is closing.
  */
-void control_conn_set_owner(struct control_conn *conn, void *owner,
-                            void (*on_close)(struct control_conn *conn, void *owner));
+int control_conn_set_owner(struct control_conn *conn, void *owner,
+                           void (*on_close)(struct control_conn *conn, void *owner));
 
 /* The owner set with control_conn_set_owner, or NULL. */
 void *control_conn_owner(const struct control_conn *conn);

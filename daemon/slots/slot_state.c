@@ -214,7 +214,11 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
   if (resp != NULL)
     return resp;
 
-  int rc = persist_read_file(file, SLOT_STATE_FILE_MAX, &text, &len, err, sizeof(err));
+  /* Group members name files in presets/, where a symbolic link must not lend them others. */
+  uid_t uid = control_conn_uid(conn);
+  int rc = uid == 0 || uid == geteuid()
+               ? persist_read_file(file, SLOT_STATE_FILE_MAX, &text, &len, err, sizeof(err))
+               : persist_read_nofollow(file, SLOT_STATE_FILE_MAX, &text, &len, err, sizeof(err));
   if (rc != 0)
     return proto_response_error(req->id, rc == -ENOENT ? PROTO_E_NOT_FOUND : PROTO_E_IO, "%s",
                                 err);
@@ -246,10 +250,13 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
     return proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
                                 "the state in %s is not valid base64", file);
   }
-  if (s->gen != NULL && blob_len > s->gen->segment.layout.state_capacity) {
+  /* Without a generation (the server is away), the next one will have the default mailbox. */
+  uint32_t capacity = s->gen != NULL ? s->gen->segment.layout.state_capacity
+                                     : RW_STATE_CAPACITY_DEFAULT;
+  if (blob_len > capacity) {
     resp = proto_response_error(req->id, PROTO_E_LIMIT,
                                 "the state in %s (%zu bytes) is larger than the slot's %u-byte "
-                                "mailbox", file, blob_len, s->gen->segment.layout.state_capacity);
+                                "mailbox", file, blob_len, capacity);
     free(blob);
     json_decref(doc);
     return resp;
