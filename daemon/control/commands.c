@@ -6,9 +6,6 @@
  */
 #include "commands.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "slot_state.h"
