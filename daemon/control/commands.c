@@ -1,14 +1,11 @@
 /*
- * Control command handlers. proto_commands[] (proto/protocol.c) declares
- * each command's arguments and help; this table binds the same names to
- * their handlers. Requests reach a handler already validated against the
- * schema, so handlers check meaning (ranges, existence), not types.
+ * Control command handlers, one per command of PROTO_COMMAND_MAP
+ * (proto/commands.h), bound to it by id at the bottom. Requests reach a
+ * handler already validated against the command's schema, so handlers check
+ * meaning (ranges, existence), not types.
  */
 #include "commands.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "slot_state.h"
@@ -237,31 +234,13 @@ static json_t *cmd_subscribe(struct runwayd *d, struct control_conn *conn,
   return events_subscribe(d->events, conn, req);
 }
 
-static const struct {
-  const char *name;
-  command_fn fn;
-} handlers[] = {
-    {"status", cmd_status},
-    {"plugins", cmd_plugins},
-    {"slot.add", cmd_slot_add},
-    {"slot.remove", cmd_slot_remove},
-    {"slot.list", cmd_slot_list},
-    {"slot.restart", cmd_slot_restart},
-    {"stats", cmd_stats},
-    {"param.list", cmd_param_list},
-    {"param.get", cmd_param_get},
-    {"param.set", cmd_param_set},
-    {"state.save", cmd_state_save},
-    {"state.load", cmd_state_load},
-    {"worker.attach", cmd_worker_attach},
-    {"subscribe", cmd_subscribe},
+/* cmd_<stem> for every command: one that has no handler does not compile. */
+static const command_fn handlers[PROTO_CMD_COUNT] = {
+#define HANDLER(ID, stem) [PROTO_CMD_##ID] = cmd_##stem,
+    PROTO_COMMAND_MAP(HANDLER, HANDLER)
+#undef HANDLER
 };
 
 json_t *commands_dispatch(void *user, struct control_conn *conn, const struct proto_request *req) {
-  struct runwayd *d = user;
-  for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
-    if (strcmp(handlers[i].name, req->cmd) == 0)
-      return handlers[i].fn(d, conn, req);
-  return proto_response_error(req->id, PROTO_E_UNKNOWN_COMMAND,
-                              "command \"%s\" is known but not handled by this daemon", req->cmd);
+  return handlers[req->command->id](user, conn, req);
 }

@@ -49,7 +49,6 @@ struct control_conn {
   int counted; /* accepted within the limits; refused connections are not */
   pid_t pid;
   uid_t uid;
-  gid_t gid;
   char *in; /* the unfinished request line(s) read so far */
   size_t in_len, in_cap;
   uint64_t last_activity; /* uv_now() of the last byte read, or of the start of draining */
@@ -457,7 +456,6 @@ static void connection_cb(uv_stream_t *listener, int status) {
   conn->refs = 1;
   conn->pid = 0;
   conn->uid = (uid_t)-1;
-  conn->gid = (gid_t)-1;
   uv_pipe_init(s->loop, &conn->pipe, 0);
   conn->pipe.data = conn;
   s->handles++;
@@ -475,7 +473,6 @@ static void connection_cb(uv_stream_t *listener, int status) {
   }
   conn->pid = cred.pid;
   conn->uid = cred.uid;
-  conn->gid = cred.gid;
 
   /*
    * The socket's mode and group already keep strangers out; this check also
@@ -918,10 +915,6 @@ pid_t control_conn_pid(const struct control_conn *conn) {
 
 uid_t control_conn_uid(const struct control_conn *conn) {
   return conn->uid;
-}
-
-gid_t control_conn_gid(const struct control_conn *conn) {
-  return conn->gid;
 }
 
 size_t control_conn_queued(const struct control_conn *conn) {

@@ -90,7 +90,6 @@ int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int 
 /* Peer credentials (SO_PEERCRED) taken at accept. */
 pid_t control_conn_pid(const struct control_conn *conn);
 uid_t control_conn_uid(const struct control_conn *conn);
-gid_t control_conn_gid(const struct control_conn *conn);
 
 /* Bytes queued on conn that the kernel has not taken yet. */
 size_t control_conn_queued(const struct control_conn *conn);
