@@ -211,7 +211,12 @@ int main(int argc, char **argv) {
     log_error("the state directory path is too long");
     goto out;
   }
-  if (store_open(&d, err, sizeof(err)) != 0)
+  rc = store_open(&d, err, sizeof(err));
+  if (rc == -EBUSY) {
+    log_error("%s", err);
+    goto out;
+  }
+  if (rc != 0)
     log_error("%s; slots will not survive a restart until this is fixed", err);
   else if (store_load(&d, err, sizeof(err)) != 0)
     log_error("%s", err);

@@ -50,9 +50,17 @@ struct config {
 struct runwayd_store {
   bool enabled; /* the directory exists and was usable */
   bool dirty;
+  bool frozen;  /* slots.json could not be read nor kept aside: never overwrite it */
+  int lock_fd;  /* flock on <state dir>/runwayd.lock: one daemon per directory */
   uint64_t last_try_ms;
-  char error[512]; /* the last write error, "" when the last write succeeded */
-  json_t *orphans; /* entries of slots.json that could not be restored, kept as they were */
+  char error[1024];   /* the last write error, "" when the last write succeeded */
+  char damaged[4300]; /* where an unreadable slots.json was kept aside, or "" */
+  /*
+   * Entries of slots.json that could not be restored (an unknown plugin),
+   * kept as they were: [{"entry": {...}, "reason": "..."}]. status shows
+   * them; slot.remove NAME drops one; a new slot of the same name replaces it.
+   */
+  json_t *orphans;
 };
 
 struct runwayd {

@@ -118,6 +118,10 @@ static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
 static json_t *cmd_slot_remove(struct runwayd *d, struct control_conn *conn,
                                const struct proto_request *req) {
   json_t *resp = NULL;
+  const char *name = arg_string(req, "name");
+  /* A slot slots.json named but that could not be restored (status lists them). */
+  if (slots_find(d, name ?: "") == NULL && store_forget_orphan(d, name))
+    return proto_response_ok(req->id, json_pack("{s:s, s:b}", "removed", name, "unrestored", 1));
   struct slot *s = find_slot(d, req, "name", &resp);
   if (s == NULL)
     return resp;

@@ -104,15 +104,10 @@ static int write_atomic(const char *path, const char *previous, const void *data
    * The file being replaced stays as `previous`: a hard link made before the
    * rename, so at every moment path holds one complete generation or the other.
    */
-  if (previous != NULL) {
-    if (unlink(previous) != 0 && errno != ENOENT) {
-      rc = fail(errno, err, errlen, "cannot remove the old backup", previous);
-      goto fail_closed;
-    }
-    if (link(path, previous) != 0 && errno != ENOENT) {
-      rc = fail(errno, err, errlen, "cannot keep the previous file as", previous);
-      goto fail_closed;
-    }
+  if (previous != NULL && link(path, previous) != 0 && errno == EEXIST &&
+      (unlink(previous) != 0 || link(path, previous) != 0)) {
+    rc = fail(errno, err, errlen, "cannot keep the previous file as", previous);
+    goto fail_closed;
   }
   if (rename(tmp, path) != 0) {
     rc = fail(errno, err, errlen, "cannot replace", path);
