@@ -361,6 +361,14 @@ json_t *proto_response_ok(json_t *id, json_t *result) {
   return json_pack("{s:O,s:b,s:o}", "id", id ? id : json_null(), "ok", 1, "result", result);
 }
 
+json_t *proto_response_built(json_t *id, json_t *result) {
+  if (result == NULL)
+    return proto_response_error(id, PROTO_E_INTERNAL,
+                                "runwayd could not build this answer (out of memory, or text "
+                                "that is not UTF-8)");
+  return proto_response_ok(id, result);
+}
+
 json_t *proto_response_error(json_t *id, enum proto_err code, const char *fmt, ...) {
   char msg[1024];
   va_list ap;

@@ -83,6 +83,13 @@ enum proto_err proto_check_args(const struct proto_command *cmd, const json_t *a
 /* Builds {"id":id,"ok":true,"result":result}; steals result (NULL: {}). id may be NULL. */
 json_t *proto_response_ok(json_t *id, json_t *result);
 
+/*
+ * For a result built with json_pack, which returns NULL when it cannot (out
+ * of memory, a string that is not UTF-8): the ok response, or an internal
+ * error saying so, never an ok with an empty result.
+ */
+json_t *proto_response_built(json_t *id, json_t *result);
+
 /* Builds {"id":id,"ok":false,"error":{"code":...,"message":...}}. */
 json_t *proto_response_error(json_t *id, enum proto_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -48,13 +48,13 @@ static json_t *cmd_status(struct runwayd *d, struct control_conn *conn,
       (json_int_t)d->n_slots, "uptime_s", (json_int_t)((base_mono_ms() - d->started_ms) / 1000),
       "socket", d->opt.socket_path, "latency_ms", d->opt.latency_ms);
   json_object_set_new(result, "state", store_status_json(d));
-  return proto_response_ok(req->id, result);
+  return proto_response_built(req->id, result);
 }
 
 static json_t *cmd_plugins(struct runwayd *d, struct control_conn *conn,
                            const struct proto_request *req) {
   json_t *result = d->catalog.json ? json_deep_copy(d->catalog.json) : json_pack("{s:[]}", "plugins");
-  return proto_response_ok(req->id, result);
+  return proto_response_built(req->id, result);
 }
 
 static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
@@ -112,7 +112,7 @@ static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
   enum proto_err code = slots_add(d, &spec, &s, err, sizeof(err));
   if (code != PROTO_OK)
     return error(req, code, err);
-  return proto_response_ok(req->id, slot_to_json(s));
+  return proto_response_built(req->id, slot_to_json(s));
 }
 
 static json_t *cmd_slot_remove(struct runwayd *d, struct control_conn *conn,
@@ -121,13 +121,13 @@ static json_t *cmd_slot_remove(struct runwayd *d, struct control_conn *conn,
   const char *name = arg_string(req, "name");
   /* A slot slots.json named but that could not be restored (status lists them). */
   if (slots_find(d, name ?: "") == NULL && store_forget_orphan(d, name))
-    return proto_response_ok(req->id, json_pack("{s:s, s:b}", "removed", name, "unrestored", 1));
+    return proto_response_built(req->id, json_pack("{s:s, s:b}", "removed", name, "unrestored", 1));
   struct slot *s = find_slot(d, req, "name", &resp);
   if (s == NULL)
     return resp;
   json_t *result = json_pack("{s:s}", "removed", s->name);
   slots_remove(d, s);
-  return proto_response_ok(req->id, result);
+  return proto_response_built(req->id, result);
 }
 
 static json_t *cmd_slot_list(struct runwayd *d, struct control_conn *conn,
@@ -135,7 +135,7 @@ static json_t *cmd_slot_list(struct runwayd *d, struct control_conn *conn,
   json_t *list = json_array();
   for (uint32_t i = 0; i < d->n_slots; i++)
     json_array_append_new(list, slot_to_json(d->slots[i]));
-  return proto_response_ok(req->id, json_pack("{s:o}", "slots", list));
+  return proto_response_built(req->id, json_pack("{s:o}", "slots", list));
 }
 
 static json_t *cmd_slot_restart(struct runwayd *d, struct control_conn *conn,
@@ -148,7 +148,7 @@ static json_t *cmd_slot_restart(struct runwayd *d, struct control_conn *conn,
   enum proto_err code = slots_restart(d, s, err, sizeof(err));
   if (code != PROTO_OK)
     return error(req, code, err);
-  return proto_response_ok(req->id, slot_to_json(s));
+  return proto_response_built(req->id, slot_to_json(s));
 }
 
 static json_t *daemon_stats(struct runwayd *d) {
@@ -179,7 +179,7 @@ static json_t *cmd_stats(struct runwayd *d, struct control_conn *conn,
     for (uint32_t i = 0; i < d->n_slots; i++)
       json_array_append_new(slots, slot_stats_json(d->slots[i]));
   }
-  return proto_response_ok(req->id, json_pack("{s:o, s:o}", "daemon", daemon_stats(d), "slots", slots));
+  return proto_response_built(req->id, json_pack("{s:o, s:o}", "daemon", daemon_stats(d), "slots", slots));
 }
 
 static json_t *cmd_worker_attach(struct runwayd *d, struct control_conn *conn,

@@ -439,7 +439,7 @@ enum proto_err slots_attach(struct runwayd *d, struct slot *s, struct control_co
                              "latency_frames", (json_int_t)s->latency, "inputs",
                              (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi,
                              "generation", (json_int_t)s->generation);
-  json_t *resp = proto_response_ok(id, result);
+  json_t *resp = proto_response_built(id, result);
   int rc = resp ? control_conn_send_with_fd(conn, resp, s->gen->segment.fd) : -ENOMEM;
   json_decref(resp);
   if (rc != 0) {

@@ -146,7 +146,7 @@ static json_t *write_state_file(struct slot *s, json_t *id, const char *file) {
   free(text);
   if (rc != 0)
     return proto_response_error(id, PROTO_E_IO, "%s", err);
-  return proto_response_ok(id, json_pack("{s:s, s:s, s:I, s:o}", "slot", s->name, "file", file,
+  return proto_response_built(id, json_pack("{s:s, s:s, s:I, s:o}", "slot", s->name, "file", file,
                                           "state_bytes", (json_int_t)s->state_len, "params",
                                           slots_param_values(s)));
 }
@@ -276,7 +276,7 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
 
   if (blob_len == 0 || !slot_running(s)) {
     free(blob);
-    return proto_response_ok(req->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
+    return proto_response_built(req->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
                                                 file, "state_bytes", (json_int_t)blob_len, "applied",
                                                 slot_running(s) ? "now" : "at the next start"));
   }
@@ -305,7 +305,7 @@ static json_t *finish_load(struct slot *s, struct slot_state_request *r) {
     return proto_response_error(r->id, PROTO_E_INVALID_ARGUMENT,
                                 "the plugin refused the state in %s (status %d)", r->file,
                                 (int)status);
-  return proto_response_ok(r->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
+  return proto_response_built(r->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
                                             r->file, "state_bytes", (json_int_t)s->state_len,
                                             "applied", "now"));
 }
