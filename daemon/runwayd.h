@@ -36,6 +36,10 @@ struct runwayd_options {
   char worker_path[4096];      /* runway-worker */
   const char *worker_user;     /* workers' user when runwayd runs as root, or NULL */
   const char *worker_env;      /* more environment names workers get, or NULL */
+  /* Quotas: slots and locked segment memory per user of the socket group, and in total. */
+  uint32_t max_slots_per_user;
+  uint64_t max_memory_mb_per_user;
+  uint64_t max_memory_mb;
   uint64_t stall_timeout_ms;   /* no progress with input pending for this long: restart */
   bool user_instance;          /* not root: socket 0600 */
 };

@@ -77,7 +77,8 @@ static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
       .outputs = -1,
       .midi = -1,
       /* DESIGN.md's trust model: starting programs is for root and the daemon's user. */
-      .may_exec = control_conn_uid(conn) == 0 || control_conn_uid(conn) == geteuid(),
+      .privileged = control_conn_uid(conn) == 0 || control_conn_uid(conn) == geteuid(),
+      .owner = control_conn_uid(conn),
   };
   json_t *v;
   if ((v = json_object_get(args, "inputs")) != NULL) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -80,6 +81,14 @@ static int daemon_key(struct parse *p, const char *name, const char *value) {
     if (!parse_number(value, &d) || d <= 0 || d > 2000)
       return bad(p, "[daemon] latency_ms wants milliseconds in (0, 2000], not \"%s\"%s", value, "");
     json_object_set_new(p->c->daemon, name, json_real(d));
+    return 1;
+  }
+  if (strcmp(name, "max_slots_per_user") == 0 || strcmp(name, "max_memory_mb_per_user") == 0 ||
+      strcmp(name, "max_memory_mb") == 0) {
+    long long max = strcmp(name, "max_slots_per_user") == 0 ? ENGINE_MAX_SLOTS : 1ll << 20;
+    if (!parse_integer(value, &i) || i < 1 || i > max)
+      return bad(p, "[daemon] %s wants a whole number from 1 on, not \"%s\"", name, value);
+    json_object_set_new(p->c->daemon, name, json_integer(i));
     return 1;
   }
   if (strcmp(name, "stall_timeout_ms") == 0) {
@@ -229,6 +238,12 @@ int config_apply_options(const struct config *c, struct runwayd_options *opt, co
       opt->latency_ms = json_number_value(v);
     else if (strcmp(key, "stall_timeout_ms") == 0)
       opt->stall_timeout_ms = (uint64_t)json_integer_value(v);
+    else if (strcmp(key, "max_slots_per_user") == 0)
+      opt->max_slots_per_user = (uint32_t)json_integer_value(v);
+    else if (strcmp(key, "max_memory_mb_per_user") == 0)
+      opt->max_memory_mb_per_user = (uint64_t)json_integer_value(v);
+    else if (strcmp(key, "max_memory_mb") == 0)
+      opt->max_memory_mb = (uint64_t)json_integer_value(v);
     else if (strcmp(key, "worker") == 0)
       snprintf(opt->worker_path, sizeof(opt->worker_path), "%s", json_string_value(v));
     else if (strcmp(key, "worker_user") == 0)
@@ -286,7 +301,8 @@ static struct slot *add_declared(struct runwayd *d, json_t *def, const json_t *c
     return NULL;
   }
   /* The configuration file is root's or the daemon's own to write. */
-  spec.may_exec = true;
+  spec.privileged = true;
+  spec.owner = geteuid();
   if (slots_add(d, &spec, &s, err, sizeof(err)) != PROTO_OK) {
     log_error("configuration: cannot add slot %s: %s", spec.name, err);
     return NULL;
@@ -394,6 +410,12 @@ int config_reload(struct runwayd *d, char *err, size_t errlen) {
     } else if (strcmp(key, "stall_timeout_ms") == 0) {
       d->opt.stall_timeout_ms = (uint64_t)json_integer_value(v);
       d->supervise.stall_timeout_ms = d->opt.stall_timeout_ms;
+    } else if (strcmp(key, "max_slots_per_user") == 0) {
+      d->opt.max_slots_per_user = (uint32_t)json_integer_value(v);
+    } else if (strcmp(key, "max_memory_mb_per_user") == 0) {
+      d->opt.max_memory_mb_per_user = (uint64_t)json_integer_value(v);
+    } else if (strcmp(key, "max_memory_mb") == 0) {
+      d->opt.max_memory_mb = (uint64_t)json_integer_value(v);
     } else if (!json_equal(v, json_object_get(d->config.daemon, key))) {
       log_warn("configuration: [daemon] %s changed; it takes effect when runwayd restarts", key);
     }

@@ -189,7 +189,8 @@ static int restore_entry(struct runwayd *d, json_t *e, char *err, size_t errlen)
   if (slot_spec_from_json(e, &spec, err, errlen) != 0)
     return -EINVAL;
   /* slots.json holds only what the configuration or a privileged asker made. */
-  spec.may_exec = true;
+  spec.privileged = true;
+  spec.owner = geteuid();
   struct slot *s;
   enum proto_err code = slots_add(d, &spec, &s, err, errlen);
   if (code != PROTO_OK)

@@ -242,6 +242,70 @@ static int activate(struct slot *s, char *err, size_t errlen) {
   return slot__generation_new(s, err, errlen);
 }
 
+/*
+ * The locked memory a slot's segment takes (every mapping of runwayd is
+ * locked): at the server's rate and period, or at 48 kHz and 1024 frames
+ * while no server is there.
+ */
+static uint64_t segment_bytes(const struct runwayd *d, const struct slot_spec *spec,
+                              uint32_t latency) {
+  bool up = slot__backend_up(d);
+  struct proto_segment_params p = {
+      .sample_rate = up ? backend_sample_rate(d->backend) : 48000,
+      .n_inputs = (uint32_t)spec->inputs,
+      .n_outputs = (uint32_t)spec->outputs,
+      .flags = spec->midi ? RW_SEGMENT_F_MIDI : 0,
+      .latency = latency > 0 ? latency : 1,
+      .max_period = up ? backend_period(d->backend) : 1024,
+      .generation = 1,
+  };
+  struct rw_segment_header h;
+  char err[128];
+  return proto_segment_layout(&p, &h, err, sizeof(err)) == 0 ? h.segment_size : 0;
+}
+
+/* Per-user and total quotas of slots and locked memory (DESIGN.md: trust model). */
+static enum proto_err check_quotas(const struct runwayd *d, const struct slot_spec *spec,
+                                   char *err, size_t errlen) {
+  uint32_t rate = slot__backend_up(d) ? backend_sample_rate(d->backend) : 48000;
+  double ms = spec->latency_ms > 0 ? spec->latency_ms : d->opt.latency_ms;
+  uint32_t latency = spec->latency_frames > 0 ? (uint32_t)spec->latency_frames
+                                              : (uint32_t)llround(ms * rate / 1000.0);
+  uint64_t bytes = segment_bytes(d, spec, latency), total = bytes, mine = bytes;
+  uint32_t my_slots = 1;
+  for (uint32_t i = 0; i < d->n_slots; i++) {
+    total += d->slots[i]->segment_bytes;
+    if (!d->slots[i]->privileged && d->slots[i]->owner == spec->owner) {
+      mine += d->slots[i]->segment_bytes;
+      my_slots++;
+    }
+  }
+  const uint64_t mib = 1024 * 1024;
+  if (total > d->opt.max_memory_mb * mib) {
+    snprintf(err, errlen,
+             "with this slot runwayd's segments would lock %llu MiB, over max_memory_mb = %llu; "
+             "remove slots, or use shorter latencies or fewer channels",
+             (unsigned long long)((total + mib - 1) / mib), (unsigned long long)d->opt.max_memory_mb);
+    return PROTO_E_LIMIT;
+  }
+  if (spec->privileged)
+    return PROTO_OK;
+  if (my_slots > d->opt.max_slots_per_user) {
+    snprintf(err, errlen, "uid %u already has %u slots, max_slots_per_user; remove one first",
+             (unsigned)spec->owner, my_slots - 1);
+    return PROTO_E_LIMIT;
+  }
+  if (mine > d->opt.max_memory_mb_per_user * mib) {
+    snprintf(err, errlen,
+             "with this slot uid %u's segments would lock %llu MiB, over max_memory_mb_per_user "
+             "= %llu; remove slots, or use shorter latencies or fewer channels",
+             (unsigned)spec->owner, (unsigned long long)((mine + mib - 1) / mib),
+             (unsigned long long)d->opt.max_memory_mb_per_user);
+    return PROTO_E_LIMIT;
+  }
+  return PROTO_OK;
+}
+
 /* Checks a spec against the catalog and the limits; fills in the plugin's channel counts. */
 static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec,
                                  struct slot_spec *out, const struct catalog_plugin **cp,
@@ -271,7 +335,7 @@ static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec
   } else if (spec->kind == SLOT_EXEC && (spec->exec == NULL || spec->exec[0] == '\0')) {
     snprintf(err, errlen, "--exec needs a command line");
     return PROTO_E_INVALID_ARGUMENT;
-  } else if (spec->kind == SLOT_EXEC && !spec->may_exec) {
+  } else if (spec->kind == SLOT_EXEC && !spec->privileged) {
     snprintf(err, errlen,
              "only root and runwayd's own user may start programs (--exec); use a plugin "
              "(`runwayctl plugins` lists them), or declare the slot in runwayd's configuration");
@@ -302,7 +366,7 @@ static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec
     snprintf(err, errlen, "latency_frames must be between 1 and %d", SLOT_MAX_LATENCY_FRAMES);
     return PROTO_E_INVALID_ARGUMENT;
   }
-  return PROTO_OK;
+  return check_quotas(d, out, err, errlen);
 }
 
 static struct slot *slot_new(struct runwayd *d, const struct slot_spec *spec,
@@ -314,6 +378,8 @@ static struct slot *slot_new(struct runwayd *d, const struct slot_spec *spec,
   s->refs = 1;
   snprintf(s->name, sizeof(s->name), "%s", spec->name);
   s->kind = spec->kind;
+  s->owner = spec->owner;
+  s->privileged = spec->privileged;
   s->n_in = (uint32_t)spec->inputs;
   s->n_out = (uint32_t)spec->outputs;
   s->midi = spec->midi != 0;

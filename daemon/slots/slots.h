@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -65,6 +66,9 @@ struct slot {
   uint32_t n_in;
   uint32_t n_out;
   bool midi;
+  uid_t owner;             /* who added it (quotas) */
+  bool privileged;         /* added by root, the daemon's user or its files: no per-user quota */
+  uint64_t segment_bytes;  /* locked memory of its segment (quotas) */
   double latency_ms;       /* > 0 when L was given in ms (kept in time across rate changes) */
   uint32_t latency_frames; /* > 0 when L was given in frames */
   uint32_t latency;        /* L in effect, frames */
@@ -108,10 +112,12 @@ struct slot_spec {
   double latency_ms;      /* 0: not given */
   int64_t latency_frames; /* 0: not given */
   /*
-   * The asker may start programs (SLOT_EXEC): root, the daemon's own user,
-   * the configuration file, slots.json. Not members of the socket group.
+   * The asker is root, the daemon's own user, the configuration file or
+   * slots.json: it may start programs (SLOT_EXEC), and only the daemon's
+   * totals limit it. Members of the socket group are not.
    */
-  bool may_exec;
+  bool privileged;
+  uid_t owner; /* who asked: per-user quotas count the slot against this uid */
 };
 
 /*
