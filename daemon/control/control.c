@@ -18,7 +18,7 @@
 #endif
 
 #define DEFAULT_MAX_CONNECTIONS 64
-#define DEFAULT_MAX_PER_UID 32
+#define DEFAULT_MAX_PER_UID 16
 #define DEFAULT_MAX_OUTPUT_QUEUE (1024 * 1024)
 #define LISTEN_BACKLOG 64
 #define IN_BUF_INITIAL 4096
@@ -49,7 +49,6 @@ struct control_conn {
   int counted; /* accepted within the limits; refused connections are not */
   pid_t pid;
   uid_t uid;
-  gid_t gid;
   char *in; /* the unfinished request line(s) read so far */
   size_t in_len, in_cap;
   uint64_t last_activity; /* uv_now() of the last byte read, or of the start of draining */
@@ -67,6 +66,7 @@ struct control_server {
   void *user;
   uint32_t max_connections;
   uint32_t max_per_uid;
+  uint32_t reserved_privileged;
   size_t max_output_queue;
   uint64_t idle_timeout_ms;
   uint64_t drain_timeout_ms;
@@ -75,6 +75,7 @@ struct control_server {
   uint32_t handles;           /* uv handles not yet closed; s is freed at 0 after stop */
   int stopping;
   /* Who may connect: root, euid, and members of group (see peer_allowed). */
+  bool (*refuse_peer)(void *user, pid_t pid, char *why, size_t len);
   uid_t euid;
   gid_t group;
   char user_name[NAME_MAX_LEN];  /* euid's name for messages, or empty */
@@ -177,7 +178,11 @@ static void write_cb(uv_write_t *req, int status) {
   }
 }
 
-/* Queues bytes in order; over the output cap the connection is dropped instead. */
+/*
+ * Queues bytes in order. A peer whose unread output would go over the cap is
+ * dropped instead; one answer longer than the cap still goes to a peer that
+ * has taken everything before it.
+ */
 static int conn_queue(struct control_conn *conn, const char *data, size_t len) {
   struct control_server *s = conn->server;
   struct write_req *wr;
@@ -186,7 +191,8 @@ static int conn_queue(struct control_conn *conn, const char *data, size_t len) {
 
   if (conn->state == CONN_CLOSED)
     return -EPIPE;
-  if (uv_stream_get_write_queue_size(conn_stream(conn)) + len > s->max_output_queue) {
+  size_t queued = uv_stream_get_write_queue_size(conn_stream(conn));
+  if (queued > 0 && queued + len > s->max_output_queue) {
     conn_close_now(conn);
     return -ENOBUFS;
   }
@@ -211,7 +217,7 @@ static char *dump_checked(const json_t *msg, size_t *len, int replace_oversize) 
   char *line = proto_dump_line(msg, len);
   json_t *e;
 
-  if (line == NULL || *len <= (size_t)PROTO_MAX_LINE + 1)
+  if (line == NULL || *len <= (size_t)PROTO_MAX_ANSWER_LINE + 1)
     return line;
   free(line);
   if (!replace_oversize)
@@ -219,7 +225,7 @@ static char *dump_checked(const json_t *msg, size_t *len, int replace_oversize) 
   e = proto_response_error(json_object_get(msg, "id"), PROTO_E_TOO_LARGE,
                            "the answer of %zu bytes is over the %d-byte line limit; ask for less "
                            "at a time",
-                           *len - 1, PROTO_MAX_LINE);
+                           *len - 1, PROTO_MAX_ANSWER_LINE);
   line = proto_dump_line(e, len);
   json_decref(e);
   return line;
@@ -450,7 +456,6 @@ static void connection_cb(uv_stream_t *listener, int status) {
   conn->refs = 1;
   conn->pid = 0;
   conn->uid = (uid_t)-1;
-  conn->gid = (gid_t)-1;
   uv_pipe_init(s->loop, &conn->pipe, 0);
   conn->pipe.data = conn;
   s->handles++;
@@ -468,7 +473,6 @@ static void connection_cb(uv_stream_t *listener, int status) {
   }
   conn->pid = cred.pid;
   conn->uid = cred.uid;
-  conn->gid = cred.gid;
 
   /*
    * The socket's mode and group already keep strangers out; this check also
@@ -483,10 +487,25 @@ static void connection_cb(uv_stream_t *listener, int status) {
     return;
   }
 
-  if (s->nconns >= s->max_connections) {
-    snprintf(msg, sizeof(msg),
-             "runwayd has %u connections, its limit; close idle clients and try again",
-             s->nconns);
+  if (s->refuse_peer != NULL && s->refuse_peer(s->user, cred.pid, msg, sizeof(msg))) {
+    conn_fail(conn, PROTO_E_PERMISSION, msg);
+    return;
+  }
+  /* The last few connections are kept for root and the daemon's user, who can then clean up. */
+  bool privileged = cred.uid == 0 || cred.uid == s->euid;
+  uint32_t room = privileged || s->reserved_privileged >= s->max_connections
+                      ? s->max_connections
+                      : s->max_connections - s->reserved_privileged;
+  if (s->nconns >= room) {
+    if (privileged || s->reserved_privileged == 0)
+      snprintf(msg, sizeof(msg),
+               "runwayd has %u connections, its limit; close idle clients and try again",
+               s->nconns);
+    else
+      snprintf(msg, sizeof(msg),
+               "runwayd has %u connections; the other %u are kept for root and its own user; "
+               "close idle clients and try again",
+               s->nconns, s->max_connections - room);
     conn_fail(conn, PROTO_E_LIMIT, msg);
     return;
   }
@@ -687,6 +706,8 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
   s->user = user;
   s->max_connections = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
   s->max_per_uid = cfg->max_per_uid ? cfg->max_per_uid : DEFAULT_MAX_PER_UID;
+  s->reserved_privileged = cfg->reserved_privileged;
+  s->refuse_peer = cfg->refuse_peer;
   s->max_output_queue = cfg->max_output_queue ? cfg->max_output_queue : DEFAULT_MAX_OUTPUT_QUEUE;
   s->idle_timeout_ms = cfg->idle_timeout_ms;
   s->drain_timeout_ms = DRAIN_TIMEOUT_MS;
@@ -821,7 +842,7 @@ int control_conn_send(struct control_conn *conn, const json_t *msg) {
     return -EPIPE;
   line = dump_checked(msg, &len, 0);
   if (line == NULL)
-    return len > (size_t)PROTO_MAX_LINE + 1 ? -EMSGSIZE : -ENOMEM;
+    return len > (size_t)PROTO_MAX_ANSWER_LINE + 1 ? -EMSGSIZE : -ENOMEM;
   rc = conn_queue(conn, line, len);
   free(line);
   return rc;
@@ -852,7 +873,7 @@ int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int 
     return -EBADF;
   line = dump_checked(msg, &len, 0);
   if (line == NULL)
-    return len > (size_t)PROTO_MAX_LINE + 1 ? -EMSGSIZE : -ENOMEM;
+    return len > (size_t)PROTO_MAX_ANSWER_LINE + 1 ? -EMSGSIZE : -ENOMEM;
 
   memset(&mh, 0, sizeof(mh));
   memset(&cbuf, 0, sizeof(cbuf));
@@ -896,20 +917,20 @@ uid_t control_conn_uid(const struct control_conn *conn) {
   return conn->uid;
 }
 
-gid_t control_conn_gid(const struct control_conn *conn) {
-  return conn->gid;
-}
-
 size_t control_conn_queued(const struct control_conn *conn) {
   return uv_stream_get_write_queue_size((const uv_stream_t *)&conn->pipe);
 }
 
-void control_conn_set_owner(struct control_conn *conn, void *owner,
-                            void (*on_close)(struct control_conn *conn, void *owner)) {
+int control_conn_set_owner(struct control_conn *conn, void *owner,
+                           void (*on_close)(struct control_conn *conn, void *owner)) {
   if (conn == NULL || conn->state == CONN_CLOSED)
-    return;
+    return -EPIPE;
+  /* One owner per connection: a second one would leave the first holding a freed conn. */
+  if (owner != NULL && conn->owner != NULL && conn->owner != owner)
+    return -EBUSY;
   conn->owner = owner;
   conn->on_close = on_close;
+  return 0;
 }
 
 void *control_conn_owner(const struct control_conn *conn) {
