@@ -24,8 +24,9 @@ extern char **environ;
 #define OUTPUT_LINE_MAX 400
 #define OUTPUT_LINES_PER_S 20
 
+/* LV2_PATH: where runway-worker --lv2 (lilv) looks for plugins, as every LV2 host does. */
 const char *const worker_env_default[] = {
-    "PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME",
+    "PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME", "LV2_PATH",
     "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", NULL,
 };
 

@@ -72,7 +72,7 @@ void worker_proc_detach(struct worker_proc *proc);
 
 /*
  * The environment names a worker gets besides its own RUNWAY_ ones (PATH,
- * HOME, locale, TZ, TMPDIR, sanitizer options...). For --help and tests.
+ * HOME, locale, TZ, TMPDIR, LV2_PATH, sanitizer options...). For --help and tests.
  */
 extern const char *const worker_env_default[];
 
