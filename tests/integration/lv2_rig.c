@@ -21,12 +21,13 @@ void lv2rig_daemon_start(struct h_daemon *d, const struct h_jack *j, const char 
 
 json_t *lv2rig_add_slot(struct h_conn *c, const char *name, const char *uri, unsigned n_in,
                         unsigned n_out, bool midi, uint32_t latency) {
-  char exec[1024];
-  snprintf(exec, sizeof(exec), "exec '%s' --lv2 '%s'", RWT_WORKER, uri);
-  json_t *args = json_pack("{s:s, s:I, s:I, s:b, s:I}", "exec", exec, "inputs", (json_int_t)n_in,
+  json_t *args = json_pack("{s:s, s:I, s:I, s:b, s:I}", "lv2", uri, "inputs", (json_int_t)n_in,
                            "outputs", (json_int_t)n_out, "midi", midi, "latency_frames",
                            (json_int_t)latency);
-  return h_add_slot(c, name, args, 15000);
+  json_t *slot = h_add_slot(c, name, args, 15000);
+  H_CHECK(strcmp(h_str(slot, "kind"), "lv2") == 0 && strcmp(h_str(slot, "lv2"), uri) == 0,
+          "slot %s runs <%s> as kind %s", name, h_str(slot, "lv2"), h_str(slot, "kind"));
+  return slot;
 }
 
 void lv2rig_set(struct h_conn *c, const char *slot, const char *param, double value) {

@@ -27,7 +27,7 @@ const char *lv2rig_env(void);
 void lv2rig_daemon_start(struct h_daemon *d, const struct h_jack *j, const char *const *args);
 
 /*
- * Adds slot `name` running `runway-worker --lv2 uri` (an --exec slot) with
+ * Adds slot `name` running LV2 plugin uri (`slot add NAME --lv2 URI`) with
  * n_in / n_out channels, MIDI when midi, L = latency frames; waits until it
  * runs. Returns the slot object (new reference).
  */

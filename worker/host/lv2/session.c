@@ -147,15 +147,16 @@ int lv2host_session_main(const char *uri, const rw_worker_options *base) {
     if (rc == 0)
       continue;
     lv2host_process(&host, &b);
-    rw_worker_done(w, &b);
-    /* The daemon's parameter table shows what the plugin uses: snapped values go back. */
-    for (uint32_t i = 0; i < host.n_reports; i++)
-      rw_worker_send_param(w, host.reports[i].id, host.reports[i].value);
+    /* Before the block is published: the daemon sees the latency with the audio it belongs to. */
     if (host.latency != reported_latency) {
       fprintf(stderr, "runway-worker: <%s> reports a latency of %u frames\n", uri, host.latency);
       rw_worker_set_latency(w, host.latency);
       reported_latency = host.latency;
     }
+    rw_worker_done(w, &b);
+    /* The daemon's parameter table shows what the plugin uses: snapped values go back. */
+    for (uint32_t i = 0; i < host.n_reports; i++)
+      rw_worker_send_param(w, host.reports[i].id, host.reports[i].value);
   }
   if (rc == RW_ERR_CLOSED)
     status = 0;

@@ -331,7 +331,10 @@ RW_API int rw_worker_send_meter(rw_worker *w, uint32_t channel, float peak);
  * blocks and events does not change. 0 (the default) for none. Call it
  * whenever the plugin's latency changes, inside or between blocks; the
  * daemon picks the new value up within its housekeeping period (about
- * 100 ms) and ignores one above 2^20 frames. Returns 0 or RW_ERR_INVALID.
+ * 100 ms) and ignores one above 2^20 frames. A new worker's latency counts
+ * from its first rw_worker_done() on (until then the slot keeps reporting
+ * what the previous worker said), so set it before that call when it is
+ * known only once the plugin ran. Returns 0 or RW_ERR_INVALID.
  */
 RW_API int rw_worker_set_latency(rw_worker *w, uint32_t frames);
 
