@@ -10,9 +10,13 @@
  *      option, the dynamic linker's reason or the URI.
  *   2. runway-worker --list-lv2 URI --json says the same ("supported":
  *      false, "unsupported": the reason); an unknown URI exits 3.
- *   3. A slot running the unloadable plugin keeps failing (its reason in
- *      runwayd's log) while a passthrough slot beside it plays its impulses
- *      exactly L later and runwayd answers.
+ *   3. runwayd refuses `slot add NAME --lv2 URI` for each of them, with
+ *      invalid_argument and the reason (not_found for the URI nothing is
+ *      installed under), and makes no slot; `plugins --lv2 URI` too.
+ *   4. An --exec slot running the unloadable plugin keeps failing (its
+ *      reason in runwayd's log).
+ *   Throughout 3 and 4 a passthrough slot plays its impulses exactly L
+ *   later, and runwayd answers.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,13 +119,39 @@ int main(void) {
   json_decref(pt);
   h_probe_path_latency(p, L);
 
+  uint64_t checked = h_probe_now(p);
+  uint32_t first = h_probe_n_events(p);
+  uint64_t last = h_impulse_train(p, &zero, 1, 8, 2400, 2400);
+
+  for (size_t i = 0; i < N_REFUSALS; i++) {
+    const struct refusal *r = &refusals[i];
+    bool absent = strstr(r->uri, "absent") != NULL;
+    const char *code = absent ? "not_found" : "invalid_argument";
+    json_t *resp = h_call_error(&c, "slot.add", json_pack("{s:s, s:s}", "name", "bad", "lv2", r->uri),
+                                code);
+    const char *msg = json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
+    if (msg == NULL || strstr(msg, r->says) == NULL)
+      h_error("slot add --lv2 %s: \"%s\" does not say \"%s\"", r->uri, msg ? msg : "", r->says);
+    h_log("slot add --lv2 %s: %s", r->uri, code);
+    json_decref(resp);
+    json_t *args = json_pack("{s:b, s:s}", "lv2", 1, "uri", r->uri);
+    if (absent) {
+      json_decref(h_call_error(&c, "plugins", args, "not_found"));
+    } else {
+      json_t *one = h_call(&c, "plugins", args);
+      H_CHECK(json_is_false(json_object_get(json_object_get(one, "plugin"), "supported")),
+              "plugins --lv2 %s: supported", r->uri);
+      json_decref(one);
+    }
+    H_CHECK(h_slot(&c, "bad") == NULL, "a slot was made for %s", r->uri);
+  }
+  json_decref(h_call_error(&c, "slot.add", json_pack("{s:s, s:s}", "name", "bad", "lv2", "Delay"),
+                           "invalid_argument"));
+
   char exec[1024];
   snprintf(exec, sizeof(exec), "exec '%s' --lv2 urn:runway:test:unloadable", RWT_WORKER);
   json_decref(h_call(&c, "slot.add", json_pack("{s:s, s:s, s:i, s:i}", "name", "bad", "exec", exec,
                                                "inputs", 1, "outputs", 1)));
-  uint64_t checked = h_probe_now(p);
-  uint32_t first = h_probe_n_events(p);
-  uint64_t last = h_impulse_train(p, &zero, 1, 8, 2400, 2400);
   h_probe_wait_frame(p, last + L + 2 * PERIOD, 10000);
   if (!h_check_impulses(p, 0, 0, L, first, checked, last + L + 1, false, "beside the bad slot",
                         NULL))

@@ -19,8 +19,15 @@ add_dependencies(runway_it_lv2_rig runway_test_lv2 runway_test_lv2_unloadable)
 
 # it_lv2_<name>.c -> ctest it_lv2_<name>, labels integration and lv2.
 function(runway_lv2_test name timeout)
+  cmake_parse_arguments(IT "" "" "DEFS;DEPS" ${ARGN})
   add_executable(it_lv2_${name} it_lv2_${name}.c)
   target_link_libraries(it_lv2_${name} PRIVATE runway_it_lv2_rig)
+  if(IT_DEFS)
+    target_compile_definitions(it_lv2_${name} PRIVATE ${IT_DEFS})
+  endif()
+  if(IT_DEPS)
+    add_dependencies(it_lv2_${name} ${IT_DEPS})
+  endif()
   add_test(NAME it_lv2_${name} COMMAND it_lv2_${name})
   set_tests_properties(it_lv2_${name} PROPERTIES
     TIMEOUT ${timeout}
@@ -40,3 +47,9 @@ if(NOT RUNWAY_ASAN AND NOT RUNWAY_TSAN)
   runway_lv2_test(crash 120)
 endif()
 runway_lv2_test(refusal 90)
+runway_lv2_test(latency 120)
+if(TARGET runwayctl)
+  runway_lv2_test(slots 120
+    DEFS RWT_RUNWAYCTL="$<TARGET_FILE:runwayctl>"
+    DEPS runwayctl)
+endif()

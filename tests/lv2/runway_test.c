@@ -266,6 +266,8 @@ static const LV2_Descriptor descriptors[] = {
      NULL},
     {"urn:runway:test:refuses", copy_instantiate, copy_connect, NULL, copy_run, NULL,
      copy_cleanup, NULL},
+    {"urn:runway:test:a-plugin-whose-uri-is-longer-than-the-63-bytes-a-segment-once-held",
+     copy_instantiate, copy_connect, NULL, copy_run, NULL, copy_cleanup, NULL},
 };
 
 LV2_SYMBOL_EXPORT const LV2_Descriptor *lv2_descriptor(uint32_t index) {
