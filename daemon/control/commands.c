@@ -55,6 +55,19 @@ static json_t *cmd_status(struct runwayd *d, struct control_conn *conn,
 }
 
 /*
+ * Who asks: the peer's uid, or the daemon's own for a request that comes from
+ * no connection (the fuzzer drives the handlers that way).
+ */
+static uid_t asker(const struct control_conn *conn) {
+  return conn != NULL ? control_conn_uid(conn) : geteuid();
+}
+
+/* DESIGN.md's trust model: starting programs is for root and the daemon's user. */
+static bool privileged(const struct control_conn *conn) {
+  return asker(conn) == 0 || asker(conn) == geteuid();
+}
+
+/*
  * Answers that come later: an LV2 plugin is described by runway-worker in a
  * process of its own (slots/lv2.h), and the request is answered when it
  * has. The connection is held until then.
@@ -73,8 +86,8 @@ static struct deferred *defer(struct control_conn *conn, const struct proto_requ
     return NULL;
   r->id = json_incref(req->id);
   r->args = json_deep_copy(req->args);
-  r->privileged = control_conn_uid(conn) == 0 || control_conn_uid(conn) == geteuid();
-  r->owner = control_conn_uid(conn);
+  r->privileged = privileged(conn);
+  r->owner = asker(conn);
   if (r->args == NULL) {
     json_decref(r->id);
     free(r);
@@ -221,9 +234,8 @@ static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
   /* An LV2 plugin must be described first: whether runway can host it, its channels. */
   if (spec.kind == SLOT_LV2)
     return ask_lv2(d, conn, req, spec.plugin, lv2_slot_described);
-  /* DESIGN.md's trust model: starting programs is for root and the daemon's user. */
-  spec.privileged = control_conn_uid(conn) == 0 || control_conn_uid(conn) == geteuid();
-  spec.owner = control_conn_uid(conn);
+  spec.privileged = privileged(conn);
+  spec.owner = asker(conn);
   return add_slot(d, req->id, &spec);
 }
 

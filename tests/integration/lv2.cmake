@@ -53,3 +53,14 @@ if(TARGET runwayctl)
     DEFS RWT_RUNWAYCTL="$<TARGET_FILE:runwayctl>"
     DEPS runwayctl)
 endif()
+
+# The LV2 benchmark (tests/bench/bench_lv2.c) is built on this rig: worker CPU
+# against jalv hosting the same plugin in the same run. ctest only smoke-runs it.
+add_executable(runway-bench-lv2 ${PROJECT_SOURCE_DIR}/tests/bench/bench_lv2.c)
+target_link_libraries(runway-bench-lv2 PRIVATE runway_it_lv2_rig PkgConfig::JACK)
+add_test(NAME bench_lv2_smoke
+         COMMAND ${CMAKE_COMMAND} -DBENCH=$<TARGET_FILE:runway-bench-lv2>
+                 -P ${PROJECT_SOURCE_DIR}/tests/bench/check_lv2_json.cmake)
+set_tests_properties(bench_lv2_smoke PROPERTIES LABELS "bench;lv2" TIMEOUT 180
+                     ENVIRONMENT "JACK_NO_AUDIO_RESERVATION=1"
+                     SKIP_REGULAR_EXPRESSION "runway-bench-skip")
