@@ -13,6 +13,10 @@
  *   - after SIGKILL of the worker the ports never report less (the new
  *     worker's plugin has not run yet when it starts), and the impulses are
  *     exactly L + 300 later again.
+ *
+ * And a worker that writes a latency of 0xFFFFFFFF into its info block
+ * (worker_latency_liar) is not believed: its ports keep reporting L, the log
+ * says so once; when it then says 77, they report L + 77.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -113,6 +117,30 @@ int main(void) {
   /* A new connection makes JACK ask every client for its latencies again. */
   h_connect(r.p, h_probe_out(r.p, 0), "system:playback_1");
   expect_delay(&r, 300, "after SIGKILL of the worker");
+
+  /* The liar. */
+  json_t *liar = h_add_slot(&r.c, "liar",
+                            json_pack("{s:s, s:i, s:i, s:i}", "exec", RWT_LATENCY_LIAR, "inputs",
+                                      1, "outputs", 1, "latency_frames", L),
+                            15000);
+  const json_t *liar_ports = json_object_get(json_object_get(liar, "ports"), "outputs");
+  const char *liar_out = json_string_value(json_array_get(liar_ports, 0));
+  for (uint64_t until = h_now_ms() + 1000; h_now_ms() < until; h_sleep_ms(20)) {
+    uint32_t mn, mx;
+    h_port_latency(r.p, liar_out, false, &mn, &mx);
+    H_CHECK(mn == L && mx == L, "the liar's output reports [%u %u], not L = %u", mn, mx, L);
+  }
+  H_CHECK(h_file_count(d.proc.log, 0, "plugin latency of 4294967295 frames") == 1,
+          "runwayd's log does not say once that it ignored the liar's latency");
+  json_t *lj = h_slot(&r.c, "liar");
+  H_CHECK(h_int(lj, "plugin_latency_frames") == 0, "slot list believes the liar");
+  H_CHECK(kill((pid_t)h_int(lj, "pid"), SIGUSR1) == 0, "SIGUSR1 to the liar");
+  json_decref(lj);
+  uint32_t mn, mx;
+  H_CHECK(h_wait_port_latency(r.p, liar_out, false, L + 77, 5000, &mn, &mx),
+          "the honest liar's output reports [%u %u], not L + 77", mn, mx);
+  h_log("a worker reporting a latency of 2^32 - 1: ignored, ports at L; then 77: L + 77");
+  json_decref(liar);
 
   json_decref(slot);
   h_probe_close(r.p);

@@ -47,7 +47,12 @@ if(NOT RUNWAY_ASAN AND NOT RUNWAY_TSAN)
   runway_lv2_test(crash 120)
 endif()
 runway_lv2_test(refusal 90)
-runway_lv2_test(latency 120)
+# A worker that writes an absurd plugin latency into its segment.
+add_executable(runway-it-worker-latency-liar worker_latency_liar.c)
+target_link_libraries(runway-it-worker-latency-liar PRIVATE runway-worker runway_segment)
+runway_lv2_test(latency 120
+  DEFS RWT_LATENCY_LIAR="$<TARGET_FILE:runway-it-worker-latency-liar>"
+  DEPS runway-it-worker-latency-liar)
 if(TARGET runwayctl)
   runway_lv2_test(slots 120
     DEFS RWT_RUNWAYCTL="$<TARGET_FILE:runwayctl>"
