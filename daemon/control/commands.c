@@ -122,7 +122,10 @@ static json_t *ask_lv2(struct runwayd *d, struct control_conn *conn,
   int rc = lv2_query(d, d->loop, uri, done, r, err, sizeof(err));
   if (rc != 0) {
     deferred_free(r);
-    return error(req, rc == -EINVAL ? PROTO_E_INVALID_ARGUMENT : PROTO_E_INTERNAL, err);
+    return error(req, rc == -EINVAL  ? PROTO_E_INVALID_ARGUMENT
+                      : rc == -EBUSY ? PROTO_E_BUSY
+                                     : PROTO_E_INTERNAL,
+                 err);
   }
   /* The answer comes from the loop, later: never from inside this call. */
   r->conn = control_conn_hold(conn);

@@ -11,6 +11,8 @@
 
 /* The longest answer read: every plugin of a large collection is a few hundred KiB. */
 #define LV2_ANSWER_MAX (8u * 1024u * 1024u)
+/* Queries at once: each is a process reading plugin data, seconds of CPU for a full list. */
+#define LV2_QUERIES_MAX 4
 /* runway-worker --list-lv2's exit status for a URI nothing is installed under. */
 #define LV2_EXIT_NOT_INSTALLED 3
 
@@ -118,6 +120,14 @@ int lv2_query(struct runwayd *d, uv_loop_t *loop, const char *uri, lv2_query_fn 
              uri);
     return -EINVAL;
   }
+  unsigned running = 0;
+  for (struct lv2_query *o = d->lv2_queries; o != NULL; o = o->next)
+    running++;
+  if (running >= LV2_QUERIES_MAX) {
+    snprintf(err, errlen, "runway-worker is describing %u LV2 plugins already; try again when "
+                          "they are done", running);
+    return -EBUSY;
+  }
   struct lv2_query *q = calloc(1, sizeof(*q));
   if (q == NULL || (uri != NULL && (q->uri = strdup(uri)) == NULL)) {
     free(q);
@@ -187,7 +197,7 @@ enum proto_err lv2_query_wait(struct runwayd *d, const char *uri, json_t **answe
   }
   uv_loop_close(&loop);
   if (rc != 0)
-    return rc == -EINVAL ? PROTO_E_INVALID_ARGUMENT : PROTO_E_INTERNAL;
+    return rc == -EINVAL ? PROTO_E_INVALID_ARGUMENT : rc == -EBUSY ? PROTO_E_BUSY : PROTO_E_INTERNAL;
   if (w.code != PROTO_OK) {
     snprintf(err, errlen, "%s", w.err);
     return w.code;

@@ -37,7 +37,8 @@ typedef void (*lv2_query_fn)(struct runwayd *d, enum proto_err code, const json_
  * Starts a query about uri (NULL: every installed plugin) on loop; done
  * runs once, later, from that loop. Ranges relative to the sample rate are
  * given for the server's rate (48 kHz while none is connected). Returns 0,
- * or a negative errno with err (done does not run then).
+ * or a negative errno with err (done does not run then): -EINVAL for
+ * something that is not a URI, -EBUSY when LV2_QUERIES_MAX are running.
  */
 int lv2_query(struct runwayd *d, uv_loop_t *loop, const char *uri, lv2_query_fn done, void *user,
               char *err, size_t errlen);

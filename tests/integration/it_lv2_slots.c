@@ -5,7 +5,7 @@
  *      DX10 with MIDI, No Delay Line reporting latency, a test plugin runway
  *      cannot host marked so); `plugins --lv2 URI` gives one plugin's
  *      parameters (integer, scale points); runwayctl prints both, and the
- *      same as JSON.
+ *      same as JSON. Five lists asked at once: four answered, one busy.
  *   2. `slot add --lv2 URI` gives a slot the plugin's channel counts and
  *      MIDI unless told otherwise; a URI of 82 bytes works (plugin names
  *      held 63 before segment ABI 2).
@@ -132,6 +132,27 @@ int main(void) {
           json_array_size(json_object_get(doc, "plugins")), n_installed);
   json_decref(doc);
   free(text);
+
+  /* Describing every plugin is a process reading seconds of data: at most four at once. */
+  struct h_conn many[5];
+  const char req[] = "{\"id\":1,\"cmd\":\"plugins\",\"args\":{\"lv2\":true}}\n";
+  for (int i = 0; i < 5; i++) {
+    H_CHECK(h_conn_open(&many[i], d.socket) == 0, "connect");
+    H_CHECK(h_conn_send(&many[i], req, strlen(req)) == 0, "send");
+    if (i == 3)
+      h_sleep_ms(200); /* the first four are surely running before the fifth asks */
+  }
+  int busy = 0, ok = 0;
+  for (int i = 0; i < 5; i++) {
+    int e = 0;
+    char *line = h_conn_read_line(&many[i], 60000, &e);
+    H_CHECK(line != NULL, "no answer to plugins --lv2 (%d)", e);
+    busy += strstr(line, "\"busy\"") != NULL;
+    ok += strncmp(line, "{\"id\":1,\"ok\":true", 17) == 0;
+    free(line);
+    h_conn_close(&many[i]);
+  }
+  H_CHECK(ok == 4 && busy == 1, "five at once: %d answered, %d busy", ok, busy);
 
   /* 2. Slots, their channels from the plugin unless given. */
   add(&c, "dly", json_pack("{s:s}", "lv2", LV2RIG_MDA "Delay"));
