@@ -19,12 +19,14 @@
 #include "engine.h"
 #include "events.h"
 #include "log.h"
+#include "supervisor.h"
 
 struct slot;
 
 struct runwayd_options {
-  const char *backend;     /* "jack" */
-  const char *name;        /* JACK client name */
+  const char *backend;     /* --backend: "jack", "auto" */
+  const char *name;        /* client name in the graph */
+  const char *socket_arg;  /* --socket, or NULL */
   char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   const char *config_path; /* --config */
   const char *state_dir;   /* --state-dir */
@@ -66,13 +68,15 @@ struct runwayd {
   struct events *events; /* subscribers of the event stream (`subscribe`) */
   struct catalog catalog;
 
-  struct slot *slots[ENGINE_MAX_SLOTS];
+  struct slot *slots[ENGINE_MAX_SLOTS]; /* in the RT table's order */
   uint32_t n_slots;
+  struct supervisor_env supervise; /* what every slot's supervisor shares */
+  uv_timer_t reclaim_timer;        /* frees what the RT thread handed back */
+  uint64_t housekeeping_passes;
 
   uv_timer_t housekeeping;
   uv_timer_t reconnect;
   uint64_t reconnect_delay_ms;
-  uint64_t housekeeping_ticks;
   uv_signal_t sig_term;
   uv_signal_t sig_int;
   uv_signal_t sig_hup;

@@ -192,9 +192,10 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen) {
       config_free(c);
       return -EINVAL;
     }
-    json_object_set_new(e, "kind", json_string(json_object_get(e, "plugin")  ? "plugin"
-                                               : json_object_get(e, "exec") ? "exec"
-                                                                            : "external"));
+    enum slot_kind kind = json_object_get(e, "plugin") ? SLOT_PLUGIN
+                          : json_object_get(e, "exec") ? SLOT_EXEC
+                                                       : SLOT_EXTERNAL;
+    json_object_set_new(e, "kind", json_string(slot_kind_name(kind)));
   }
   return 0;
 }
@@ -252,9 +253,9 @@ static json_t *definition_of(const json_t *def) {
  */
 static bool matches(const struct slot *s, const json_t *want) {
   json_t *v;
-  const char *kind = json_string_value(json_object_get(want, "kind"));
-  enum slot_kind k = !strcmp(kind, "plugin") ? SLOT_PLUGIN : !strcmp(kind, "exec") ? SLOT_EXEC
-                                                                                   : SLOT_EXTERNAL;
+  enum slot_kind k;
+  if (slot_kind_parse(json_string_value(json_object_get(want, "kind")), &k) != 0)
+    return false;
   const char *plugin = json_string_value(json_object_get(want, "plugin"));
   const char *exec = json_string_value(json_object_get(want, "exec"));
   if (s->kind != k || (plugin && (!s->plugin || strcmp(plugin, s->plugin))) ||
@@ -274,22 +275,11 @@ static struct slot *add_declared(struct runwayd *d, json_t *def, const json_t *c
                                  const unsigned char *blob, size_t blob_len) {
   char err[512];
   struct slot *s;
-  json_t *inputs = json_object_get(def, "inputs");
-  json_t *outputs = json_object_get(def, "outputs");
-  json_t *midi = json_object_get(def, "midi");
-  struct slot_spec spec = {
-      .name = json_string_value(json_object_get(def, "name")),
-      .plugin = json_string_value(json_object_get(def, "plugin")),
-      .exec = json_string_value(json_object_get(def, "exec")),
-      .inputs = json_is_integer(inputs) ? json_integer_value(inputs) : -1,
-      .outputs = json_is_integer(outputs) ? json_integer_value(outputs) : -1,
-      .midi = json_is_boolean(midi) ? json_is_true(midi) : -1,
-      .latency_ms = json_number_value(json_object_get(def, "latency_ms")),
-      .latency_frames = json_integer_value(json_object_get(def, "latency_frames")),
-  };
-  const char *kind = json_string_value(json_object_get(def, "kind"));
-  spec.kind = !strcmp(kind, "plugin") ? SLOT_PLUGIN : !strcmp(kind, "exec") ? SLOT_EXEC
-                                                                            : SLOT_EXTERNAL;
+  struct slot_spec spec;
+  if (slot_spec_from_json(def, &spec, err, sizeof(err)) != 0) {
+    log_error("configuration: %s", err);
+    return NULL;
+  }
   if (slots_add(d, &spec, &s, err, sizeof(err)) != PROTO_OK) {
     log_error("configuration: cannot add slot %s: %s", spec.name, err);
     return NULL;

@@ -93,41 +93,9 @@ int store_flush(struct runwayd *d, bool force) {
 }
 
 static int restore_entry(struct runwayd *d, json_t *e, char *err, size_t errlen) {
-  const char *kind = json_string_value(json_object_get(e, "kind"));
-  json_t *v;
-  struct slot_spec spec = {
-      .name = json_string_value(json_object_get(e, "name")),
-      .plugin = json_string_value(json_object_get(e, "plugin")),
-      .exec = json_string_value(json_object_get(e, "exec")),
-      .inputs = -1,
-      .outputs = -1,
-      .midi = -1,
-  };
-  if (spec.name == NULL || kind == NULL) {
-    snprintf(err, errlen, "an entry has no name or kind");
+  struct slot_spec spec;
+  if (slot_spec_from_json(e, &spec, err, errlen) != 0)
     return -EINVAL;
-  }
-  if (strcmp(kind, "plugin") == 0)
-    spec.kind = SLOT_PLUGIN;
-  else if (strcmp(kind, "exec") == 0)
-    spec.kind = SLOT_EXEC;
-  else if (strcmp(kind, "external") == 0)
-    spec.kind = SLOT_EXTERNAL;
-  else {
-    snprintf(err, errlen, "slot %s has an unknown kind \"%s\"", spec.name, kind);
-    return -EINVAL;
-  }
-  if (json_is_integer(v = json_object_get(e, "inputs")))
-    spec.inputs = json_integer_value(v);
-  if (json_is_integer(v = json_object_get(e, "outputs")))
-    spec.outputs = json_integer_value(v);
-  if (json_is_boolean(v = json_object_get(e, "midi")))
-    spec.midi = json_is_true(v);
-  if (json_is_number(v = json_object_get(e, "latency_ms")))
-    spec.latency_ms = json_number_value(v);
-  if (json_is_integer(v = json_object_get(e, "latency_frames")))
-    spec.latency_frames = json_integer_value(v);
-
   struct slot *s;
   enum proto_err code = slots_add(d, &spec, &s, err, errlen);
   if (code != PROTO_OK)

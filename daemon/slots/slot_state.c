@@ -104,10 +104,6 @@ static json_t *check_worker(struct slot *s, json_t *id) {
   return NULL;
 }
 
-static bool worker_ready(const struct slot *s) {
-  return s->gen != NULL && s->state == SLOT_RUNNING;
-}
-
 /* Posts a request into the mailbox of the slot's generation and wakes the worker. */
 static void post(struct runwayd *d, struct slot *s, struct slot_state_request *r) {
   struct rw_state_box *box = s->gen->segment.state;
@@ -165,7 +161,7 @@ json_t *slot_state_save(struct runwayd *d, struct slot *s, struct control_conn *
     resp = check_worker(s, req->id);
   if (resp != NULL)
     return resp;
-  if (!worker_ready(s)) {
+  if (!slot_running(s)) {
     /* Nobody to ask: what the daemon keeps is the slot's state. */
     return write_state_file(s, req->id, file);
   }
@@ -271,11 +267,11 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
   }
   store_mark_dirty(d);
 
-  if (blob_len == 0 || !worker_ready(s)) {
+  if (blob_len == 0 || !slot_running(s)) {
     free(blob);
     return proto_response_ok(req->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
                                                 file, "state_bytes", (json_int_t)blob_len, "applied",
-                                                worker_ready(s) ? "now" : "at the next start"));
+                                                slot_running(s) ? "now" : "at the next start"));
   }
   struct slot_state_request *r = calloc(1, sizeof(*r));
   if (r == NULL || (r->file = strdup(file)) == NULL) {
