@@ -77,8 +77,10 @@ int shm_wake_wait(struct rw_segment_control *ctl, uint64_t pos, uint32_t want,
 
 void shm_clock_publish(struct rw_segment_control *ctl, uint32_t *seq, const struct shm_clock *clk) {
   struct rw_clock_ref *r = &ctl->clock;
-  /* Odd while writing; never 0 again once written, which means "no reference yet". */
+  /* Odd while writing, even after; never 0 again once written, which means "no reference yet". */
   uint32_t s = (*seq + 1) | 1u;
+  if (s == UINT32_MAX)
+    s = 1;
   atomic_store_explicit(&r->seq, s, memory_order_relaxed);
   /* Release fence: the odd sequence is visible before any of the new values. */
   atomic_thread_fence(memory_order_release);
