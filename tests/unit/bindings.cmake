@@ -27,3 +27,19 @@ if(RUNWAY_PYTHON3)
 else()
   message(STATUS "python3 not found: the Python binding's tests are not registered")
 endif()
+
+# go vet, and go test with the rig (build tag runway_rig: internal/testrig
+# links runway-test-rig), in the Go environment of clients/go/CMakeLists.txt.
+if(RUNWAY_GO AND RUNWAY_GO_ENV)
+  set(rig_dir $<TARGET_FILE_DIR:runway-test-rig>)
+  add_test(NAME go_vet
+    COMMAND ${CMAKE_COMMAND} -E env ${RUNWAY_GO_ENV} CGO_CFLAGS=-I${CMAKE_CURRENT_LIST_DIR}
+      "CGO_LDFLAGS=-L${rig_dir} -Wl,-rpath,${rig_dir}" ${RUNWAY_GO} vet -tags runway_rig ./...
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/clients/go)
+  add_test(NAME go_test
+    COMMAND ${CMAKE_COMMAND} -E env ${RUNWAY_GO_ENV} CGO_CFLAGS=-I${CMAKE_CURRENT_LIST_DIR}
+      "CGO_LDFLAGS=-L${rig_dir} -Wl,-rpath,${rig_dir}" ${RUNWAY_GO} test -count=1 -v
+      -tags runway_rig ./...
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/clients/go)
+  set_tests_properties(go_vet go_test PROPERTIES LABELS "unit;go" TIMEOUT 300)
+endif()
