@@ -26,3 +26,15 @@ if(TARGET runway-go-gain)
   set_tests_properties(it_go_worker PROPERTIES TIMEOUT 200 LABELS "integration;go"
     ENVIRONMENT "JACK_NO_AUDIO_RESERVATION=1")
 endif()
+
+# Every stated size and offset of <runway/worker.h>, against the installed
+# header and library (abi_install.cmake, abi_check.c).
+find_program(RUNWAY_CXX NAMES c++ g++ clang++)
+if(TARGET runway-worker)
+  add_test(NAME sdk_abi
+    COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${CMAKE_BINARY_DIR}
+      -DSOURCE=${CMAKE_CURRENT_SOURCE_DIR}/abi_check.c -DCC=${CMAKE_C_COMPILER}
+      -DCXX=${RUNWAY_CXX} -DWORK=${CMAKE_BINARY_DIR}/sdk-abi-test
+      -P ${CMAKE_CURRENT_SOURCE_DIR}/abi_install.cmake)
+  set_tests_properties(sdk_abi PROPERTIES LABELS integration TIMEOUT 120)
+endif()
