@@ -79,6 +79,7 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
     return rc;
   s->generation++;
   g->owner = s;
+  g->key = s->ports;
   g->release = generation_released;
   s->refs++;
   memcpy(g->in_ports, s->ports->in, sizeof(g->in_ports));
@@ -92,6 +93,7 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
     engine_slot_unref(s->gen);
   s->gen = g;
   s->gen_used = false;
+  s->segment_bytes = g->segment.layout.segment_size;
   if (latency != s->latency) {
     if (s->latency != 0)
       log_info("slot %s: latency is now %u frames", s->name, latency);

@@ -3,6 +3,7 @@
  * and stats, and definitions as slots.json and the configuration keep them.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -103,6 +104,13 @@ json_t *slot_to_json(const struct slot *s) {
       "last_error", s->sv.error[0] ? json_string(s->sv.error) : json_null());
 }
 
+static json_t *meters_json(const struct slot *s) {
+  json_t *a = json_array();
+  for (uint32_t i = 0; i < s->n_out; i++)
+    json_array_append_new(a, isnan(s->meters[i]) ? json_null() : json_real(s->meters[i]));
+  return a;
+}
+
 json_t *slot_stats_json(const struct slot *s) {
   struct slot_totals t = s->base;
   if (s->gen != NULL)
@@ -117,8 +125,8 @@ json_t *slot_stats_json(const struct slot *s) {
     int64_t now = atomic_load(&s->gen->counters.lead_min_now);
     recent = last < now ? last : now;
   }
-  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:s, "
-                   "s:I, s:o, s:o}",
+  json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:s, "
+                        "s:I, s:o, s:o}",
                    "name", s->name, "underruns", (json_int_t)t.underruns, "underrun_frames",
                    (json_int_t)t.underrun_frames, "skipped_frames", (json_int_t)t.skipped_frames,
                    "overruns", (json_int_t)t.overruns, "nonfinite_samples",
@@ -132,4 +140,6 @@ json_t *slot_stats_json(const struct slot *s) {
                    worker_state_name(s->sv.state), "no_worker_frames",
                    (json_int_t)t.no_worker_frames, "lead_histogram", hist,
                    "lead_min_recent_frames", recent == INT64_MAX ? json_null() : json_integer(recent));
+  json_object_set_new(o, "meters", meters_json(s));
+  return o;
 }

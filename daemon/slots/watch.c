@@ -3,6 +3,7 @@
  * the RT thread detected, corrupted segments, the worker's messages, workers
  * announcing themselves, stalls, and underrun events for subscribers.
  */
+#include <math.h>
 #include <stdio.h>
 
 #include "slot_internal.h"
@@ -16,9 +17,16 @@ void slot__fault(struct slot *s, const char *why) {
   supervisor_fail(&s->sv, WORKER_FAULTED, "%s", why);
 }
 
+/* The worker's peak level of an output (stats "meters"); nonsense is dropped. */
+static void take_meter(struct slot *s, uint32_t channel, float peak) {
+  if (channel < s->n_out && isfinite(peak) && peak >= 0.0f)
+    s->meters[channel] = peak < 1000.0f ? peak : 1000.0f;
+}
+
 /*
  * Drains the worker's message ring: parameter values the plugin reports (its
- * own automation) update the daemon's values. A corrupt ring is a fault.
+ * own automation) update the daemon's values, meters go to the stats. A
+ * corrupt ring is a fault.
  */
 static int drain_messages(struct slot *s) {
   struct rw_record ev;
@@ -28,6 +36,8 @@ static int drain_messages(struct slot *s) {
       return rc;
     if (ev.type == RW_EVENT_PARAM_OUT)
       slot__param_from_worker(s, ev.u.param.id, ev.u.param.value);
+    else if (ev.type == RW_EVENT_METER)
+      take_meter(s, ev.u.meter.channel, ev.u.meter.peak);
   }
   return 0;
 }
