@@ -54,14 +54,14 @@ static struct h_conn c;
 static struct h_probe *p;
 static char env_socket[600];
 
-/* The --exec command line; `exec`, so that the slot's pid is the worker's even through sh -c. */
+/* The --exec command line: plain words, which runwayd runs without a shell (env execs). */
 static void exec_cmd(char *buf, size_t len, const char *extra) {
 #if defined(RWT_PYTHON)
-  snprintf(buf, len, "exec env PYTHONPATH=%s/clients/python RUNWAY_WORKER_LIB=%s %s "
+  snprintf(buf, len, "env PYTHONPATH=%s/clients/python RUNWAY_WORKER_LIB=%s %s "
                      "%s/clients/python/examples/gain.py %s",
            RWT_SOURCE_DIR, RWT_WORKER_LIB, RWT_PYTHON, RWT_SOURCE_DIR, extra);
 #else
-  snprintf(buf, len, "exec %s %s", RWT_GO_GAIN, extra);
+  snprintf(buf, len, "%s %s", RWT_GO_GAIN, extra);
 #endif
 }
 
