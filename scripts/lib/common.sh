@@ -10,11 +10,16 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # clang and libclang-rt-dev build the libFuzzer targets: Debian's clang only
 # recommends the runtime (libFuzzer, the sanitizers), and recommendations are
 # not installed here.
+# python3 and golang-go (Go 1.19) build and test the worker SDK's bindings
+# (clients/python, clients/go); python3-pip installs the Python package as a
+# user would, python3-numpy tests its zero-copy numpy views (the binding
+# itself needs neither).
 RUNWAY_PACKAGES=(
   build-essential cmake pkg-config
   jackd2 libjack-jackd2-dev
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
   clang libclang-rt-dev
+  python3 python3-pip python3-numpy golang-go
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
