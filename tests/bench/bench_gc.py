@@ -26,7 +26,7 @@ L - one period and to the sleep baseline's), and the costs
 stderr at the end.
 
 usage: bench_gc.py [--bin-dir build/bin] [--latency-ms 20,50] [--runtimes python,go]
-                   [--steps 30] [--quick]
+                   [--steps 30] [--phases sweep,cost] [--cost-seconds 5] [--quick]
 """
 
 import argparse
@@ -351,6 +351,7 @@ def main():
     ap.add_argument("--runtimes", default="python,go")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--cost-seconds", type=float, default=5.0)
+    ap.add_argument("--phases", default="sweep,cost", help="sweep, cost or both")
     ap.add_argument("--quick", action="store_true", help="a smoke run: few pauses, short costs")
     args = ap.parse_args()
     build = os.path.dirname(os.path.abspath(args.bin_dir))
@@ -364,12 +365,13 @@ def main():
     b = Bench(args)
     try:
         b.start()
+        phases = args.phases.split(",")
         for lat in latencies:
-            for rt in runtimes:
+            for rt in runtimes if "sweep" in phases else []:
                 for mode in ("sleep", "gc"):
                     log(f"{rt}, L = {lat} ms, {mode} sweep")
                     b.sweep(rt, lat, mode)
-            for rt in ["c"] + runtimes:
+            for rt in ["c"] + runtimes if "cost" in phases else []:
                 for wake in (0, lat * RATE // 1000 // 4):
                     if rt == "c" and wake:
                         continue

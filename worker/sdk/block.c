@@ -245,8 +245,9 @@ static int plan_chunk(rw_worker *w) {
  * the daemon to wake it only a period later (wake_frames + period): while
  * the timer is on time the daemon's RT thread never pays for a FUTEX_WAKE
  * (about 7 us on a VM, per slot and cycle). A timer that finds the input not
- * there yet (the cycle came late) is early: the worker then asks to be woken
- * the moment it arrives, and so it does without a fresh reference (a new
+ * there yet (the cycle came later than predicted) is early: the worker looks
+ * again a slack later, RW__LATE_RETRIES times, and only then asks to be woken
+ * the moment the input arrives; so it does without a fresh reference (a new
  * slot, a stopped graph), in slices that bound how late it notices a stop.
  *
  * The slack after the predicted cycle covers the daemon's jitter from cycle
@@ -255,6 +256,7 @@ static int plan_chunk(rw_worker *w) {
  * work) before the output it owes is due.
  */
 #define RW__TIMER_SLACK_MIN_NS (100 * 1000LL)
+#define RW__LATE_RETRIES 2
 /* A reference older than this many periods (plus 100 ms) means the graph stopped. */
 #define RW__CLOCK_STALE_PERIODS 64
 
@@ -271,12 +273,10 @@ static void plan_sleep(rw_worker *w, int64_t now, struct sleep_plan *p) {
   p->want = w->wake_frames;
   p->until_ns = now + RW__WAIT_SLICE_NS;
   p->timer = 0;
-  if (w->timer_armed && now >= w->timer_due_ns) {
-    /* The timer went off and nothing came: the daemon wakes us when it does. */
-    w->timer_armed = 0;
+  int early = w->timer_armed && now >= w->timer_due_ns;
+  w->timer_armed = 0;
+  if (early)
     w->early_wakes++;
-    return;
-  }
   if (shm_clock_read(w->seg.control, &clk) != 0)
     return;
   int64_t period_ns = (int64_t)clk.period * 1000000000LL / h->sample_rate;
@@ -285,8 +285,13 @@ static void plan_sleep(rw_worker *w, int64_t now, struct sleep_plan *p) {
     return;
   int64_t slack = period_ns / 4 > RW__TIMER_SLACK_MIN_NS ? period_ns / 4 : RW__TIMER_SLACK_MIN_NS;
   int64_t due = shm_clock_due_ns(&clk, h->sample_rate, w->tl.pos + w->wake_frames) + slack;
-  if (due <= now)
-    return; /* the cycle should have come already: the daemon wakes us when it does */
+  if (early || due <= now) {
+    /* The cycle is later than predicted: look again a slack later, a few times. */
+    if (w->late_retries >= RW__LATE_RETRIES)
+      return; /* the daemon wakes us when the input arrives */
+    w->late_retries++;
+    due = now + slack;
+  }
   uint64_t fallback = (uint64_t)w->wake_frames + clk.period;
   p->want = fallback < h->capacity ? (uint32_t)fallback : h->capacity;
   p->timer = 1;
@@ -295,6 +300,7 @@ static void plan_sleep(rw_worker *w, int64_t now, struct sleep_plan *p) {
   w->timer_armed = 1;
   w->timer_due_ns = due;
 }
+
 int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
   if (w == NULL || block == NULL)
     return RW_ERR_INVALID;
@@ -335,6 +341,7 @@ int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
       return rc;
     if (rc > 0) {
       w->timer_armed = 0;
+      w->late_retries = 0;
       break;
     }
 

@@ -69,6 +69,7 @@ struct rw_worker {
   /* The worker's own timer (block.c): set for timer_due_ns, cleared when a block is planned. */
   int timer_armed;
   int64_t timer_due_ns;
+  uint32_t late_retries; /* timer wake-ups since the last block that found no input */
 
   /* Planar block buffers, allocated once at open. */
   float *in_data;

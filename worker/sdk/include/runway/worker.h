@@ -262,7 +262,7 @@ enum rw_stat {
   RW_STAT_MESSAGES_DROPPED = 7,
   RW_STAT_SLEEPS = 8,       /* times rw_worker_next slept for input */
   RW_STAT_TIMER_WAKES = 9,  /* of those, ended by the worker's own timer */
-  RW_STAT_EARLY_WAKES = 10, /* timer wakes that found the input not there yet */
+  RW_STAT_EARLY_WAKES = 10, /* timer wakes that found the input not there yet (looked again) */
   RW_STAT_COUNT = 11
 };
 
