@@ -45,7 +45,10 @@ endif()
 set(RUNWAY_CONFIG "${sysconfdir}/runway/runwayd.conf")
 
 set(src "${RUNWAY_SYSTEMD_SOURCE_DIR}")
-set(work "${RUNWAY_SYSTEMD_WORK_DIR}")
+# One directory per destination: installs of one build to two prefixes may run
+# at the same time (the tests do).
+string(MD5 dest "$ENV{DESTDIR}|${CMAKE_INSTALL_PREFIX}")
+set(work "${RUNWAY_SYSTEMD_WORK_DIR}/${dest}")
 configure_file("${src}/runwayd.service.in" "${work}/system/runwayd.service" @ONLY)
 configure_file("${src}/runwayd.user.service.in" "${work}/user/runwayd.service" @ONLY)
 configure_file("${src}/runway-sysusers.conf" "${work}/sysusers/runway.conf" COPYONLY)
