@@ -27,8 +27,8 @@ function(runway_unit_dir var)
   set(${var}_FULL "${dir}" PARENT_SCOPE)
 endfunction()
 
-foreach(var RUNWAY_SYSTEMD_SYSTEM_UNIT_DIR RUNWAY_SYSTEMD_USER_UNIT_DIR RUNWAY_SYSUSERS_DIR
-            RUNWAY_TMPFILES_DIR)
+foreach(var RUNWAY_SYSTEM_UNIT_DIR RUNWAY_USER_UNIT_DIR RUNWAY_SYSUSERS_D
+            RUNWAY_TMPFILES_D)
   runway_unit_dir(${var})
 endforeach()
 
@@ -54,10 +54,10 @@ configure_file("${src}/runwayd.user.service.in" "${work}/user/runwayd.service" @
 configure_file("${src}/runway-sysusers.conf" "${work}/sysusers/runway.conf" COPYONLY)
 configure_file("${src}/runway-tmpfiles.conf" "${work}/tmpfiles/runway.conf" COPYONLY)
 
-file(INSTALL "${work}/system/runwayd.service" DESTINATION "${RUNWAY_SYSTEMD_SYSTEM_UNIT_DIR_FULL}")
-file(INSTALL "${work}/user/runwayd.service" DESTINATION "${RUNWAY_SYSTEMD_USER_UNIT_DIR_FULL}")
-file(INSTALL "${work}/sysusers/runway.conf" DESTINATION "${RUNWAY_SYSUSERS_DIR_FULL}")
-file(INSTALL "${work}/tmpfiles/runway.conf" DESTINATION "${RUNWAY_TMPFILES_DIR_FULL}")
+file(INSTALL "${work}/system/runwayd.service" DESTINATION "${RUNWAY_SYSTEM_UNIT_DIR_FULL}")
+file(INSTALL "${work}/user/runwayd.service" DESTINATION "${RUNWAY_USER_UNIT_DIR_FULL}")
+file(INSTALL "${work}/sysusers/runway.conf" DESTINATION "${RUNWAY_SYSUSERS_D_FULL}")
+file(INSTALL "${work}/tmpfiles/runway.conf" DESTINATION "${RUNWAY_TMPFILES_D_FULL}")
 
 # The configuration file is the administrator's once installed: an existing one
 # is kept (a package manager handles it as a conffile instead).
