@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The man pages (label unit):
 #
-#   man_test.sh GENERATOR PAGE...
+#   man_test.sh GENERATOR RUNWAYD PAGE...
 #
 # 1. Every built page formats without a warning, as lintian checks it
 #    (man --warnings; skipped when man is not installed).
-# 2. The generator (man/man_from_help.awk) follows a --help text it has never
+# 2. runwayd.conf(5), written by hand, documents a [daemon] key for every
+#    option of `runwayd --help` that the configuration file takes (all but
+#    --config and --backend): a new option cannot be missed there.
+# 3. The generator (man/man_from_help.awk) follows a --help text it has never
 #    seen: a command added to the table shows up with its arguments, sections
 #    of commands become subsections, continued descriptions are joined, roff
 #    characters are escaped; and it refuses a help text it cannot read.
 set -uo pipefail
 
 generator=$1
-shift
+runwayd=$2
+shift 2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failed=0
@@ -36,6 +40,31 @@ if command -v man >/dev/null; then
   done
 else
   echo "man is not installed: the pages are not formatted"
+fi
+
+conf=""
+for page in "$@"; do
+  [[ $page == */runwayd.conf.5 ]] && conf=$page
+done
+if [ -z "$conf" ]; then
+  fail "runwayd.conf.5 is not among the pages"
+else
+  keys=0
+  for option in $("$runwayd" --help | awk '/^  --[a-z]/ { print substr($1, 3) }'); do
+    case $option in
+    config | backend | help,) continue ;;
+    esac
+    key=${option//-/_}
+    keys=$((keys + 1))
+    if ! grep -q "^\.BI \"$key = \"" "$conf"; then
+      fail "runwayd --$option has no [daemon] key $key in runwayd.conf(5)"
+    fi
+  done
+  if [ $keys -lt 10 ]; then
+    fail "only $keys options read from runwayd --help"
+  else
+    echo "ok: runwayd.conf(5) documents the $keys [daemon] keys of runwayd's options"
+  fi
 fi
 
 # A program with a help text of the usual shape and one command more.
