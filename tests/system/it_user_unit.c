@@ -436,7 +436,10 @@ int main(void) {
   make_cgroups();
   capture_console();
 
-  /* 1. The build, installed to a prefix it was not configured with. */
+  /* 1. The build, installed to a prefix it was not configured with. runwayd
+   *    running as root (as here) runs its workers as an unprivileged user, who
+   *    must reach the installed runway-worker. */
+  H_CHECK(chmod(h_tmpdir(), 0755) == 0, "chmod %s: %s", h_tmpdir(), strerror(errno));
   path(T.prefix, "%s/prefix", h_tmpdir());
   const char *install[] = {RWT_CMAKE, "--install", RWT_BUILD_DIR, "--prefix", T.prefix, NULL};
   const char *no_destdir[] = {"DESTDIR", NULL};
