@@ -93,15 +93,16 @@ json_t *slot_to_json(const struct slot *s) {
                             p && p->midi_name ? json_string(p->midi_name) : json_null());
   const char *kind = slot_kind_name(s->kind);
   return json_pack(
-      "{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:b, s:o, s:I, s:I, s:o}", "name",
-      s->name, "plugin", s->plugin ? s->plugin : kind, "kind", kind, "exec",
+      "{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:b, s:o, s:I, s:I, s:o, s:o}", "name",
+      s->name, "plugin", slot_plugin_name(s) ? slot_plugin_name(s) : kind, "kind", kind, "exec",
       s->exec ? json_string(s->exec) : json_null(), "state", worker_state_name(s->sv.state),
       "pid", s->sv.pid > 0 ? json_integer(s->sv.pid) : json_null(), "latency_frames",
       (json_int_t)s->latency, "latency_ms",
       rate > 0 && s->latency > 0 ? json_real(s->latency * 1000.0 / rate) : json_null(), "inputs",
       (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi, "ports", ports,
       "restarts", (json_int_t)s->sv.restarts, "generation", (json_int_t)s->generation,
-      "last_error", s->sv.error[0] ? json_string(s->sv.error) : json_null());
+      "last_error", s->sv.error[0] ? json_string(s->sv.error) : json_null(), "declared_plugin",
+      s->declared_plugin ? json_string(s->declared_plugin) : json_null());
 }
 
 static json_t *meters_json(const struct slot *s) {
