@@ -10,6 +10,12 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # clang and libclang-rt-dev build the libFuzzer targets: Debian's clang only
 # recommends the runtime (libFuzzer, the sanitizers), and recommendations are
 # not installed here.
+# bash-completion runs the completion test under its framework, as an
+# interactive shell would; man-db formats the man pages as lintian does.
+# python3 and golang-go (Go 1.19) build and test the worker SDK's bindings
+# (clients/python, clients/go); python3-pip installs the Python package as a
+# user would, python3-numpy tests its zero-copy numpy views (the binding
+# itself needs neither).
 # liblilv-dev (which brings lv2-dev and its spec bundles) hosts LV2 plugins;
 # the LV2 tests run Debian's mda-lv2 and x42-plugins against lv2apply
 # (lilv-utils), and the LV2 benchmark compares with jalv and an LSP plugin.
@@ -18,7 +24,16 @@ RUNWAY_PACKAGES=(
   jackd2 libjack-jackd2-dev
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
   clang libclang-rt-dev
+  bash-completion man-db
+  python3 python3-pip python3-numpy golang-go
   liblilv-dev lilv-utils mda-lv2 x42-plugins lsp-plugins-lv2 jalv
+)
+
+# scripts/test-system.sh, besides the above: the Debian packaging tools, a
+# Debian 12 tree (debootstrap) and the container to boot it in.
+RUNWAY_SYSTEM_TEST_PACKAGES=(
+  debhelper dpkg-dev fakeroot lintian
+  debootstrap systemd-container
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

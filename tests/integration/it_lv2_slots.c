@@ -8,7 +8,7 @@
  *      same as JSON. Five lists asked at once: four answered, one busy.
  *   2. `slot add --lv2 URI` gives a slot the plugin's channel counts and
  *      MIDI unless told otherwise; a URI of 82 bytes works (plugin names
- *      held 63 before segment ABI 2).
+ *      held 63 before segment ABI 3).
  *   3. A state file of one LV2 plugin is refused by a slot of another.
  *   4. runwayd restarted on its state directory brings the LV2 slots back
  *      (slots.json), running, with their URIs and channel counts.
