@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "fpu.h"
@@ -469,6 +470,10 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
     counter_add(&s->counters.nonfinite_samples, nonfinite);
 }
 
+void engine_rt_thread_started(struct engine *e) {
+  atomic_store_explicit(&e->rt_thread_id, (int)gettid(), memory_order_relaxed);
+}
+
 void engine_reset_clock(struct engine *e) {
   atomic_store_explicit(&e->clock_valid, 0, memory_order_relaxed);
 }
@@ -527,9 +532,26 @@ static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes
   return e->rt_state;
 }
 
+/* 1024 ns and up: the octave's exponent and the three bits below the leading one. */
+static inline uint32_t cycle_bucket(uint64_t ns) {
+  if (ns < 1024)
+    return 0;
+  uint32_t e = 63u - (uint32_t)__builtin_clzll(ns);
+  uint32_t b = 1u + (e - 10u) * 8u + (uint32_t)((ns >> (e - 3u)) & 7u);
+  return b < ENGINE_CYCLE_BUCKETS ? b : ENGINE_CYCLE_BUCKETS - 1;
+}
+
+uint64_t engine_cycle_bucket_floor(uint32_t bucket) {
+  if (bucket == 0)
+    return 0;
+  uint32_t e = 10u + (bucket - 1u) / 8u;
+  return (uint64_t)(8u + (bucket - 1u) % 8u) << (e - 3u);
+}
+
 static void stats_add(struct engine_stats *stats, uint64_t dt) {
   counter_add(&stats->cycles, 1);
   counter_add(&stats->cycle_ns_sum, dt);
+  counter_add(&stats->cycle_hist[cycle_bucket(dt)], 1);
   if (dt > atomic_load_explicit(&stats->cycle_ns_max, memory_order_relaxed))
     atomic_store_explicit(&stats->cycle_ns_max, dt, memory_order_relaxed);
 }
