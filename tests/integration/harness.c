@@ -34,7 +34,7 @@ extern char **environ;
 
 /* ---- test life ----------------------------------------------------------------- */
 
-#define MAX_PROCS 64
+#define MAX_PROCS 192 /* runway-bench-scale runs up to 128 reference clients */
 #define MAX_PROBES 4
 
 #define MAX_LOGS 32
