@@ -1,5 +1,5 @@
 # Smoke check for runway-bench-scale: runs ${BENCH} --quick (1 and 2 slots,
-# 1 s windows, a latency check and a short search) and requires exit status
+# 0.8 s windows, a latency check and a short search) and requires exit status
 # 0 and JSON objects, one per line: env, idle (before), plain and runwayd for
 # 1 and 2 slots chained and in parallel, idle (between), a latency_probe
 # with check true, latency probes of the search and its min_latency. The
@@ -44,7 +44,7 @@ foreach(line IN LISTS lines)
     list(APPEND seen min_latency)
     continue()
   endif()
-  bench_require_type("${line}" NUMBER seconds xruns xruns_logged jackd_cpu_pct machine_busy_pct)
+  bench_require_type("${line}" NUMBER seconds xruns xruns_driver_late jackd_cpu_pct machine_busy_pct)
   require_number_or_null("${line}" dsp_load_avg dsp_load_max)
   if(kind STREQUAL "idle")
     string(JSON when GET "${line}" when)

@@ -9,13 +9,6 @@ const char *graph_topology_name(enum graph_topology t) {
   return t == GRAPH_CHAINED ? "chained" : "parallel";
 }
 
-/* On a JACK notification thread. */
-static int on_xrun(void *arg) {
-  struct graph *g = arg;
-  atomic_fetch_add_explicit(&g->xruns, 1, memory_order_relaxed);
-  return 0;
-}
-
 void graph_open(struct graph *g, const struct h_jack *j) {
   jack_status_t st = 0;
   char name[64];
@@ -25,9 +18,6 @@ void graph_open(struct graph *g, const struct h_jack *j) {
                             j->name);
   if (g->mon == NULL)
     H_FAIL("cannot open the monitor client on %s (status 0x%x)", j->name, (unsigned)st);
-  /* Never activated: the server tells every client of an xrun, in the graph or not. */
-  if (jack_set_xrun_callback(g->mon, on_xrun, g) != 0)
-    H_FAIL("cannot set the xrun callback");
   g->rate = jack_get_sample_rate(g->mon);
   g->period = jack_get_buffer_size(g->mon);
 }
@@ -36,10 +26,6 @@ void graph_close(struct graph *g) {
   if (g->mon != NULL)
     jack_client_close(g->mon);
   g->mon = NULL;
-}
-
-uint64_t graph_xruns(struct graph *g) {
-  return atomic_load_explicit(&g->xruns, memory_order_relaxed);
 }
 
 double graph_dsp_load(struct graph *g) { return jack_cpu_load(g->mon); }
@@ -138,15 +124,17 @@ unsigned plain_grow(struct graph *g, struct plain_clients *p, unsigned n) {
 
 void plain_stop(struct graph *g, struct plain_clients *p) {
   char last[64];
-  for (unsigned i = 0; i < p->n; i++)
-    kill(p->procs[i].pid, SIGTERM);
-  for (unsigned i = 0; i < p->n; i++)
+  /*
+   * One at a time, newest first: a hundred clients closing at once while the
+   * graph still runs them all left them waiting in jack_client_close for more
+   * than 5 s each.
+   */
+  while (p->n > 0) {
+    unsigned i = --p->n;
     h_proc_stop(&p->procs[i], SIGTERM, 5000);
-  for (unsigned i = 0; i < p->n; i++) {
     plain_port(p, i, 0, false, last, sizeof(last));
     uint64_t deadline = h_now_ms() + 10000;
     while (graph_has_port(g, last) && h_now_ms() < deadline)
       h_sleep_ms(10);
   }
-  p->n = 0;
 }

@@ -1,7 +1,7 @@
 /*
  * The JACK side of runway-bench-scale: a monitor client that is never
  * activated (so it is not part of the graph it measures) and samples the
- * server's DSP load, counts xruns and makes connections; the plain reference
+ * server's DSP load and makes connections; the plain reference
  * clients (runway-bench-jack-passthrough, one process each); and the wiring
  * of N stereo units, chained or in parallel, between system:capture and
  * system:playback.
@@ -9,7 +9,6 @@
 #ifndef RUNWAY_BENCH_SCALE_GRAPH_H
 #define RUNWAY_BENCH_SCALE_GRAPH_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +26,6 @@ const char *graph_topology_name(enum graph_topology t);
 
 struct graph {
   jack_client_t *mon;
-  _Atomic uint64_t xruns;
   uint32_t rate;
   uint32_t period;
 };
@@ -36,8 +34,6 @@ struct graph {
 void graph_open(struct graph *g, const struct h_jack *j);
 void graph_close(struct graph *g);
 
-/* Xruns the server reported since graph_open. */
-uint64_t graph_xruns(struct graph *g);
 /* The server's DSP load now, in percent of the period. */
 double graph_dsp_load(struct graph *g);
 /* The server's frame counter now (estimated between cycles). */
@@ -78,7 +74,7 @@ void plain_port(const void *ctx, unsigned i, unsigned ch, bool output, char *buf
  */
 unsigned plain_grow(struct graph *g, struct plain_clients *p, unsigned n);
 
-/* Stops every client (SIGTERM) and waits until their ports are gone. */
+/* Stops the clients one by one (SIGTERM), each until its ports are gone. */
 void plain_stop(struct graph *g, struct plain_clients *p);
 
 #endif
