@@ -533,7 +533,7 @@ static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes
 }
 
 /* 1024 ns and up: the octave's exponent and the three bits below the leading one. */
-static inline uint32_t cycle_bucket(uint64_t ns) {
+uint32_t engine_cycle_bucket(uint64_t ns) {
   if (ns < 1024)
     return 0;
   uint32_t e = 63u - (uint32_t)__builtin_clzll(ns);
@@ -551,7 +551,7 @@ uint64_t engine_cycle_bucket_floor(uint32_t bucket) {
 static void stats_add(struct engine_stats *stats, uint64_t dt) {
   counter_add(&stats->cycles, 1);
   counter_add(&stats->cycle_ns_sum, dt);
-  counter_add(&stats->cycle_hist[cycle_bucket(dt)], 1);
+  counter_add(&stats->cycle_hist[engine_cycle_bucket(dt)], 1);
   if (dt > atomic_load_explicit(&stats->cycle_ns_max, memory_order_relaxed))
     atomic_store_explicit(&stats->cycle_ns_max, dt, memory_order_relaxed);
 }

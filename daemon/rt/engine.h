@@ -164,6 +164,8 @@ struct engine_stats {
   _Atomic uint64_t skipped_frames; /* graph frames that passed without a cycle of ours */
 };
 
+/* The bucket of a cycle time in ns. RT safe. */
+uint32_t engine_cycle_bucket(uint64_t ns);
 /* The lower edge of a cycle-time bucket in ns (the upper edge is the next one's). */
 uint64_t engine_cycle_bucket_floor(uint32_t bucket);
 
