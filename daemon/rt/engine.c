@@ -391,17 +391,28 @@ static void publish_clock(struct engine_slot *s, uint64_t t, uint32_t n) {
   s->clock_due = CLOCK_EVERY - 1;
 }
 
+/*
+ * The slot's port buffers for this cycle. In JACK2 each call reads the
+ * port's bookkeeping in the server's shared memory, a page per port that
+ * nothing else touched since the last cycle: a cache and TLB miss or three.
+ * Asked for every slot in a row, before any slot is processed, the misses
+ * of neighbouring calls overlap instead of each waiting behind a slot's copies.
+ */
+static void slot_ports(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
+  for (uint32_t c = 0; c < s->n_in; c++)
+    s->in_buf[c] = io->audio_buffer(s->in_ports[c], n);
+  for (uint32_t c = 0; c < s->n_out; c++)
+    s->out_buf[c] = io->audio_buffer(s->out_ports[c], n);
+}
+
+/* One cycle of a slot, over the buffers slot_ports() fetched. */
 static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
-  const float *in[RW_MAX_CHANNELS];
-  float *out[RW_MAX_CHANNELS];
+  const float *const *in = s->in_buf;
+  float *const *out = s->out_buf;
   const float *src[RW_MAX_CHANNELS];
   float *dst[RW_MAX_CHANNELS];
   const struct shm_tl_geom *g = &s->tl.g;
 
-  for (uint32_t c = 0; c < s->n_in; c++)
-    in[c] = io->audio_buffer(s->in_ports[c], n);
-  for (uint32_t c = 0; c < s->n_out; c++)
-    out[c] = io->audio_buffer(s->out_ports[c], n);
   counter_add(&s->counters.cycles, 1);
   /* Relaxed: only a flag for counting; the control thread reads the worker's declaration. */
   if (!s->worker_seen && atomic_load_explicit(&g->ctl->worker_pid, memory_order_relaxed) != 0)
@@ -478,6 +489,30 @@ void engine_reset_clock(struct engine *e) {
   atomic_store_explicit(&e->clock_valid, 0, memory_order_relaxed);
 }
 
+/*
+ * A port buffer of the last cycle, most likely this cycle's too: its lines,
+ * and for a port of our own (an output) the server's bookkeeping of it just
+ * before the buffer, which jack_port_get_buffer reads (in JACK2 the in-use
+ * flag sits in the line before the buffer and the port's flags about 1 KB
+ * before it). These were last touched a period ago; a prefetch of a stale
+ * address costs nothing more than the line.
+ */
+static inline void port_prefetch(const float *buf, uint32_t n, bool own) {
+  if (buf == NULL)
+    return;
+  const char *p = (const char *)buf;
+  if (own) {
+    __builtin_prefetch(p - 1024, 0, 3);
+    __builtin_prefetch(p - 64, 0, 3);
+  }
+  for (uint32_t k = 0; k < n * sizeof(float); k += 64) {
+    if (own)
+      __builtin_prefetch(p + k, 1, 3);
+    else
+      __builtin_prefetch(p + k, 0, 3);
+  }
+}
+
 static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
   const struct shm_tl_geom *g = &s->tl.g;
   uint32_t idx = (uint32_t)(s->tl.pos & (g->capacity - 1));
@@ -500,6 +535,10 @@ static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
     for (uint32_t k = 0; k < len; k += 16)
       __builtin_prefetch(ring + k, 1, 3);
   }
+  for (uint32_t c = 0; c < s->n_in; c++)
+    port_prefetch(s->in_buf[c], n, false);
+  for (uint32_t c = 0; c < s->n_out; c++)
+    port_prefetch(s->out_buf[c], n, true);
 }
 
 /*
@@ -573,6 +612,8 @@ static void process(struct engine *e, const struct engine_io *io, uint32_t nfram
     for (uint32_t i = 0; i < st->n_slots; i++)
       slot_prefetch(st->slots[i], nframes);
     for (uint32_t i = 0; i < st->n_slots; i++)
+      slot_ports(st->slots[i], io, nframes);
+    for (uint32_t i = 0; i < st->n_slots; i++)
       slot_cycle(st->slots[i], io, nframes);
   }
 
@@ -625,6 +666,7 @@ void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
   struct engine_slot *s = st != NULL && nframes > 0 ? find_slot(st, key, hint) : NULL;
   if (s != NULL) {
     slot_prefetch(s, nframes);
+    slot_ports(s, io, nframes);
     slot_cycle(s, io, nframes);
   }
 

@@ -128,6 +128,12 @@ struct engine_slot {
   uint32_t clock_seq;   /* the clock reference's private sequence (shm_clock_publish) */
   uint32_t clock_due;   /* cycles until the clock reference is refreshed */
   uint32_t lead_window; /* frames into the lead window in progress */
+  /*
+   * This cycle's port buffers, asked for before any slot is processed, and
+   * kept to the next cycle, whose buffers are almost always the same.
+   */
+  const float *in_buf[RW_MAX_CHANNELS];
+  float *out_buf[RW_MAX_CHANNELS];
 
   /* Control thread -> RT thread. */
   struct shm_queue commands;
