@@ -153,12 +153,15 @@ int main(int argc, char **argv) {
   d.exit_status = 1;
   d.cli_set = json_object();
   rc = options_parse(argc, argv, &d.opt, d.cli_set);
-  if (rc != 0)
+  if (rc != 0) {
+    json_decref(d.cli_set);
     return rc == 1 ? 0 : rc;
+  }
   if (d.opt.config_path != NULL) {
     if (config_load(d.opt.config_path, &d.config, err, sizeof(err)) != 0 ||
         config_apply_options(&d.config, &d.opt, d.cli_set, err, sizeof(err)) != 0) {
       fprintf(stderr, "runwayd: %s\n", err);
+      json_decref(d.cli_set);
       return 2;
     }
   }
@@ -176,6 +179,7 @@ int main(int argc, char **argv) {
   rc = catalog_load(&d.catalog, d.opt.worker_path, err, sizeof(err));
   if (rc != 0) {
     log_error("cannot learn the built-in plugins: %s", err);
+    json_decref(d.cli_set);
     return 1;
   }
 

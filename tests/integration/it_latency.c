@@ -71,15 +71,28 @@ static bool underran(struct run *r, unsigned i) {
   return more;
 }
 
-static void check_slot(struct run *r, unsigned i, uint64_t to, const char *label) {
+/*
+ * Checks slot i's output since the last check. Returns false only when the
+ * slot underran and nothing came through, which the caller may retry; a
+ * misplaced impulse is always an error.
+ */
+static bool check_slot(struct run *r, unsigned i, uint64_t to, const char *label,
+                       bool may_retry) {
   struct h_check c;
   bool tolerant = underran(r, i);
+  bool came = true;
   if (!h_check_impulses(r->p, i, i, r->cfg->cases[i].expect, 0, r->checked_to[i], to, tolerant,
                         label, &c))
     h_error("%s: impulses not delayed by exactly L", label);
-  else if (tolerant && c.optional_exact == 0)
-    h_error("%s: no impulse came through at all", label);
+  else if (tolerant && c.exact + c.optional_exact == 0) {
+    came = false;
+    if (!may_retry)
+      h_error("%s: no impulse came through at all", label);
+    else
+      h_log("%s: the impulse was lost to an underrun; measuring again", label);
+  }
   r->checked_to[i] = to;
+  return came;
 }
 
 static void check_port_latencies(struct run *r, const char *when) {
@@ -126,40 +139,54 @@ static void impulses(struct run *r, const char *when) {
     char label[128];
     snprintf(label, sizeof(label), "period %u slot %s L=%u %s", r->cfg->period, lc->slot,
              lc->expect, when);
-    check_slot(r, i, to, label);
+    check_slot(r, i, to, label, false);
   }
 }
 
-/* Measured delay of each slot: first output sample after one lone impulse per port. */
+/*
+ * Measured delay of each slot: first output sample after one lone impulse per
+ * port. An impulse lost to an underrun (a worker late on a loaded machine) is
+ * sent again, a few times at most; one that arrives anywhere but L is an error.
+ */
+#define MEASURE_ATTEMPTS 5
 static void measure(struct run *r, const char *when) {
   uint32_t max_l = 0;
   for (unsigned i = 0; i < N_SLOTS; i++)
     if (r->cfg->cases[i].expect > max_l)
       max_l = r->cfg->cases[i].expect;
-  uint64_t f = h_probe_now(r->p) + 2400;
-  if (f <= h_probe_last_scheduled(r->p))
-    f = h_probe_last_scheduled(r->p) + 1;
-  uint32_t ids[N_SLOTS];
-  for (unsigned i = 0; i < N_SLOTS; i++)
-    ids[i] = h_probe_impulse(r->p, i, f, 1.0f);
-  uint64_t to = f + max_l + 4 * r->cfg->period;
-  h_probe_wait_frame(r->p, to, 20000);
-  for (unsigned i = 0; i < N_SLOTS; i++) {
-    const struct lcase *lc = &r->cfg->cases[i];
-    if (h_probe_status(r->p, ids[i]) != H_EV_EMITTED)
-      continue;
-    uint64_t out = h_first_record(r->p, i, f, to);
-    if (out == UINT64_MAX)
-      h_log("period %u slot %s %s: measured: nothing came out", r->cfg->period, lc->slot, when);
-    else
-      h_log("period %u slot %s %s: measured delay %llu frames, reported L %u", r->cfg->period,
-            lc->slot, when, (unsigned long long)(out - f), lc->expect);
-  }
-  char label[64];
-  for (unsigned i = 0; i < N_SLOTS; i++) {
-    snprintf(label, sizeof(label), "period %u slot %s %s (single)", r->cfg->period,
-             r->cfg->cases[i].slot, when);
-    check_slot(r, i, to, label);
+  bool done[N_SLOTS] = {false};
+  for (unsigned attempt = 1; attempt <= MEASURE_ATTEMPTS; attempt++) {
+    uint64_t f = h_probe_now(r->p) + 2400;
+    if (f <= h_probe_last_scheduled(r->p))
+      f = h_probe_last_scheduled(r->p) + 1;
+    uint32_t ids[N_SLOTS];
+    for (unsigned i = 0; i < N_SLOTS; i++)
+      ids[i] = h_probe_impulse(r->p, i, f, 1.0f);
+    uint64_t to = f + max_l + 4 * r->cfg->period;
+    h_probe_wait_frame(r->p, to, 20000);
+    for (unsigned i = 0; i < N_SLOTS; i++) {
+      const struct lcase *lc = &r->cfg->cases[i];
+      if (done[i] || h_probe_status(r->p, ids[i]) != H_EV_EMITTED)
+        continue;
+      uint64_t out = h_first_record(r->p, i, f, to);
+      if (out == UINT64_MAX)
+        h_log("period %u slot %s %s: measured: nothing came out", r->cfg->period, lc->slot,
+              when);
+      else
+        h_log("period %u slot %s %s: measured delay %llu frames, reported L %u",
+              r->cfg->period, lc->slot, when, (unsigned long long)(out - f), lc->expect);
+    }
+    bool all = true;
+    for (unsigned i = 0; i < N_SLOTS; i++) {
+      char label[96];
+      snprintf(label, sizeof(label), "period %u slot %s %s (single, attempt %u)",
+               r->cfg->period, r->cfg->cases[i].slot, when, attempt);
+      bool came = check_slot(r, i, to, label, done[i] || attempt < MEASURE_ATTEMPTS);
+      done[i] = done[i] || came;
+      all = all && done[i];
+    }
+    if (all)
+      return;
   }
 }
 
