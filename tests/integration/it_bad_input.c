@@ -74,16 +74,59 @@ static bool catches(pid_t pid, int sig) {
   return yes;
 }
 
+struct handler {
+  pid_t pid;
+  int sig;
+};
+
+static bool handler_installed(void *arg, char *seen, size_t len) {
+  const struct handler *h = arg;
+  (void)seen;
+  (void)len;
+  return catches(h->pid, h->sig);
+}
+
 /* Sends sig once the worker has installed its handler (a fresh process may not have yet). */
 static void signal_worker(pid_t pid, int sig, const char *slot) {
-  uint64_t deadline = h_now_ms() + 10000;
-  while (!catches(pid, sig)) {
-    if (h_now_ms() > deadline)
-      H_FAIL("the worker of %s (pid %d) never installed its handler for signal %d", slot,
-             (int)pid, sig);
-    h_sleep_ms(2);
-  }
+  struct handler h = {pid, sig};
+  H_WAIT_UNTIL(handler_installed, &h, 10000, "the worker of %s (pid %d) to handle signal %d",
+               slot, (int)pid, sig);
   H_CHECK(kill(pid, sig) == 0, "signal %d to the worker of %s", sig, slot);
+}
+
+struct restarted {
+  struct h_conn *c;
+  const struct hostile *hw;
+  json_t *slot;
+};
+
+/* The slot has a new worker, and last_error says why the old one went. */
+static bool slot_restarted(void *arg, char *seen, size_t len) {
+  struct restarted *w = arg;
+  json_t *s = h_slot(w->c, w->hw->slot);
+  H_CHECK(s != NULL, "slot %s vanished", w->hw->slot);
+  json_int_t pid = h_int(s, "pid");
+  if (pid > 0 && pid != w->hw->pid && h_str(s, "last_error") != NULL) {
+    w->slot = s;
+    return true;
+  }
+  char *text = json_dumps(s, JSON_COMPACT);
+  snprintf(seen, len, "%s", text);
+  free(text);
+  json_decref(s);
+  return false;
+}
+
+struct nonfinite {
+  struct h_conn *c;
+  json_int_t count;
+};
+
+static bool nonfinite_counted(void *arg, char *seen, size_t len) {
+  struct nonfinite *w = arg;
+  w->count = h_slot_stat(w->c, "g_nan", "nonfinite_samples");
+  snprintf(seen, len, "nonfinite_samples %lld", (long long)w->count);
+  return w->count > 1000;
 }
 
 static const char *port_of(json_t *slot, const char *dir, size_t i) {
@@ -135,7 +178,8 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
     }
     last = f;
   }
-  h_sleep_ms(300); /* the scenario starts with everything running normally */
+  /* The scenario starts with everything running normally: a few impulses through pt first. */
+  h_probe_wait_frame(p, h_probe_frame(p, first_id) + L + 4 * 900, 10000);
 
   for (size_t i = 0; i < N_HOSTILE; i++)
     signal_worker((pid_t)hostiles[i].pid, SIGUSR1, hostiles[i].slot);
@@ -146,21 +190,10 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
     struct hostile *hw = &hostiles[i];
     if (!hw->faults)
       continue;
-    uint64_t deadline = h_now_ms() + 10000;
-    for (;;) {
-      s = h_slot(c, hw->slot);
-      H_CHECK(s != NULL, "slot %s vanished", hw->slot);
-      json_int_t pid = h_int(s, "pid");
-      const char *err = h_str(s, "last_error");
-      if (pid > 0 && pid != hw->pid && err != NULL)
-        break;
-      if (h_now_ms() > deadline) {
-        char *text = json_dumps(s, JSON_COMPACT);
-        H_FAIL("slot %s (%s) was not restarted within 10 s: %s", hw->slot, hw->mode, text);
-      }
-      json_decref(s);
-      h_sleep_ms(5);
-    }
+    struct restarted w = {c, hw, NULL};
+    H_WAIT_UNTIL(slot_restarted, &w, 10000, "slot %s (%s) to be restarted, saying why",
+                 hw->slot, hw->mode);
+    s = w.slot;
     H_CHECK(h_proc_alive(&d->proc), "runwayd died");
     const char *state = h_str(s, "state");
     json_t *st = h_slot_stats(c, hw->slot);
@@ -185,16 +218,9 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
   }
 
   /* The NaN writer: counted and replaced, never faulted. */
-  uint64_t deadline = h_now_ms() + 5000;
-  json_int_t nonfinite = 0;
-  for (;;) {
-    json_t *st = h_slot_stats(c, "g_nan");
-    nonfinite = h_int(st, "nonfinite_samples");
-    json_decref(st);
-    if (nonfinite > 1000 || h_now_ms() > deadline)
-      break;
-    h_sleep_ms(10);
-  }
+  struct nonfinite nf = {c, 0};
+  h_wait_for(nonfinite_counted, &nf, 5000);
+  json_int_t nonfinite = nf.count;
   s = h_slot(c, "g_nan");
   h_log("g_nan: nonfinite_samples %lld, state %s, restarts %lld; at the sink: %llu non-zero "
         "samples, %llu non-finite",
@@ -220,11 +246,11 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
   h_log("pt: underruns %lld, restarts %lld, state %s", (long long)h_int(st, "underruns"),
         (long long)h_int(st, "restarts"), h_str(s, "state"));
   struct h_check ck;
-  if (!h_check_impulses(p, 0, 0, L, first_id, 0, last + L + 1, false, "pt beside the hostile workers",
-                        &ck))
-    h_error("pt: impulses not exactly L later while hostile workers were faulted");
-  if (ck.exact + ck.optional_exact < 120)
-    h_error("pt: only %u impulses checked", ck.exact + ck.optional_exact);
+  struct h_impulses pt = {.out = 0, .in = 0, .delay = L, .first_id = first_id, .from = 0,
+                          .to = last + L + 1, .min_exact = 120};
+  if (!h_check(p, &pt, "pt beside the hostile workers", &ck))
+    h_error("pt: impulses not exactly L later while hostile workers were faulted (%s)",
+            h_verdict_str(ck.verdict));
   if (h_int(st, "underruns") != 0)
     h_error("pt: %lld underruns while other slots faulted", (long long)h_int(st, "underruns"));
   if (h_int(st, "restarts") != 0 || strcmp(h_str(s, "state"), "running") != 0)

@@ -88,8 +88,9 @@ static json_int_t underruns_of(struct h_conn *c) {
   return u;
 }
 
-static void round_of_events(struct h_probe *p, struct h_conn *c, uint64_t *checked,
-                            const char *label) {
+/* One round of events; returns the check's verdict. */
+static enum h_verdict one_round(struct h_probe *p, struct h_conn *c, uint64_t *checked,
+                                const char *label) {
   struct sent *sent = calloc(CYCLES * 4, sizeof(*sent));
   json_int_t u0 = underruns_of(c);
   uint64_t last = 0;
@@ -117,13 +118,36 @@ static void round_of_events(struct h_probe *p, struct h_conn *c, uint64_t *check
   if (late > 0)
     h_log("%s: %u event(s) were scheduled too late to be sent; skipped", label, late);
   struct h_check ck;
-  if (!h_check_port_delay(p, 0, ex, k, *checked, last + L + 1, L, label, &ck))
-    h_error("%s: MIDI events not answered at exactly frame + L", label);
-  if (u1 == u0 && ck.exact + ck.optional_exact < 150)
-    h_error("%s: only %u events checked", label, ck.exact + ck.optional_exact);
+  h_check_port_delay(p, 0, ex, k, *checked, last + L + 1, L, 150, label, &ck);
   *checked = last + L + 1;
   free(ex);
   free(sent);
+  return ck.verdict;
+}
+
+/*
+ * A round of events, answered exactly: at least 150 answers exact, none out
+ * of place. A round that a disturbance of the graph or an underrun spoiled is
+ * sent again.
+ */
+static void round_of_events(struct h_probe *p, struct h_conn *c, uint64_t *checked,
+                            const char *name) {
+  char label[96];
+  for (unsigned attempt = 1;; attempt++) {
+    snprintf(label, sizeof(label), "%s, attempt %u", name, attempt);
+    enum h_verdict v = one_round(p, c, checked, label);
+    if (v == H_EXACT)
+      return;
+    if (v == H_MISALIGNED) {
+      h_error("%s: MIDI events not answered at exactly frame + L", name);
+      return;
+    }
+    if (attempt == 4) {
+      h_error("%s: too few answers exact in %u rounds, each disturbed (xruns, late runs of "
+              "the graph or underruns): the machine is too busy to measure", name, attempt);
+      return;
+    }
+  }
 }
 
 int main(void) {

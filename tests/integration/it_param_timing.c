@@ -71,25 +71,33 @@ static json_int_t underruns(struct run *r) {
  * Waits until the output is the steady level `want` over a whole stretch of
  * 2 periods + ramp frames (the DC has reached the output).
  */
-static void wait_steady(struct run *r, float want) {
-  uint64_t deadline = h_now_ms() + 10000;
-  const uint32_t span = 2 * r->period + RAMP;
-  float *buf = malloc(span * sizeof(float));
-  for (;;) {
-    uint64_t now = h_probe_cycle(r->p);
-    h_probe_wait_frame(r->p, now, 5000);
-    h_probe_samples(r->p, 0, now - span, now, buf);
-    bool steady = true;
-    for (uint32_t k = 0; k < span && steady; k++)
-      steady = buf[k] == want;
-    if (steady)
-      break;
-    if (h_now_ms() > deadline)
-      H_FAIL("period %u: the output never settled at %.9g (last sample %.9g)", r->period,
-             (double)want, (double)buf[span - 1]);
-    h_sleep_ms(20);
+struct steady {
+  struct run *r;
+  float want;
+  float *buf;
+};
+
+static bool output_steady(void *arg, char *seen, size_t len) {
+  struct steady *w = arg;
+  const uint32_t span = 2 * w->r->period + RAMP;
+  uint64_t now = h_probe_cycle(w->r->p);
+  h_probe_wait_frame(w->r->p, now, 5000);
+  h_probe_samples(w->r->p, 0, now - span, now, w->buf);
+  for (uint32_t k = 0; k < span; k++) {
+    if (w->buf[k] != w->want) {
+      snprintf(seen, len, "%.9g at frame %llu", (double)w->buf[k],
+               (unsigned long long)(now - span + k));
+      return false;
+    }
   }
-  free(buf);
+  return true;
+}
+
+static void wait_steady(struct run *r, float want) {
+  struct steady w = {r, want, malloc((2 * r->period + RAMP) * sizeof(float))};
+  H_WAIT_UNTIL(output_steady, &w, 10000, "period %u: the output to settle at %.9g", r->period,
+               (double)want);
+  free(w.buf);
 }
 
 /* Problems found in one change, reported only once the change is known to be undisturbed. */
@@ -237,7 +245,8 @@ static bool change(struct run *r, unsigned k, double old_db, double db) {
           (unsigned long long)c_send, (unsigned long long)c_resp);
   bool disturbed = disturbed_since(r, xruns0, gaps0) || skewed;
   if (!disturbed && pr.n > 0) {
-    h_sleep_ms(300);
+    /* JACK may report an xrun late: let the graph run 200 ms further and ask again. */
+    h_probe_wait_frame(r->p, h_probe_cycle(r->p) + RATE / 5, 5000);
     disturbed = disturbed_since(r, xruns0, gaps0);
   }
   if (disturbed) {
