@@ -45,7 +45,8 @@
  * Starts a test called tag: cleanup handlers, a temporary directory (also
  * $XDG_STATE_HOME, so no runwayd the test starts touches a shared state
  * directory), and a watchdog that fails the test (killing its children)
- * after timeout_s.
+ * after timeout_s. In instrumented builds (TSan) the watchdog and every
+ * deadline of the waits below stretch by the build's RWT_TIMEOUT_SCALE.
  */
 void h_init(const char *tag, unsigned timeout_s);
 

@@ -24,10 +24,10 @@ jack_client_t *h__open_client(const char *server, const char *name, jack_status_
 
 static void silent_jack_error(const char *msg) { (void)msg; }
 
-static void stderr_jack_error(const char *msg) { fprintf(stderr, "[jack] %s\n", msg); }
+static void print_jack_error(const char *msg) { fprintf(stderr, "[jack] %s\n", msg); }
 
 void h__jack_errors(bool quiet) {
-  jack_set_error_function(quiet ? silent_jack_error : stderr_jack_error);
+  jack_set_error_function(quiet ? silent_jack_error : print_jack_error);
 }
 
 static const char *jackd_program(void) {
@@ -95,7 +95,15 @@ static int start_server(struct h_jack *j, const char *name, uint32_t rate, uint3
     H_FAIL("path too long");
   snprintf(r, sizeof(r), "%u", rate);
   snprintf(per, sizeof(per), "%u", period);
-  const char *argv[] = {jackd_program(), "-n", j->name, "-d", "dummy", "-r", r, "-p", per, NULL};
+  /*
+   * RUNWAY_TEST_NO_REALTIME=1: jackd and its clients without real-time
+   * scheduling, as on machines that refuse SCHED_FIFO (CI's virtual
+   * machines): any load then delays the whole graph.
+   */
+  const char *no_rt = getenv("RUNWAY_TEST_NO_REALTIME");
+  bool realtime = no_rt == NULL || no_rt[0] == '\0' || strcmp(no_rt, "0") == 0;
+  const char *argv[] = {jackd_program(), realtime ? "--realtime" : "--no-realtime", "-n", j->name,
+                        "-d", "dummy", "-r", r, "-p", per, NULL};
   const char *set[] = {"JACK_NO_AUDIO_RESERVATION=1", NULL};
   h__spawn(&j->proc, "jackd", argv, set, NULL, log, true);
 

@@ -20,6 +20,10 @@
 
 #define MAX_LOGS 32
 
+#ifndef RWT_TIMEOUT_SCALE
+#define RWT_TIMEOUT_SCALE 1
+#endif
+
 static struct {
   char tag[64];
   char tmpdir[PATH_MAX];
@@ -80,7 +84,7 @@ bool h_wait_for(h_cond_fn *cond, void *arg, unsigned timeout_ms) {
 }
 
 bool h_wait_seen(h_cond_fn *cond, void *arg, unsigned timeout_ms, char *seen, size_t seen_len) {
-  uint64_t deadline = h_now_ms() + timeout_ms;
+  uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms * RWT_TIMEOUT_SCALE;
   unsigned pause_ms = 1;
   for (;;) {
     seen[0] = '\0';
@@ -220,7 +224,7 @@ void h_init(const char *tag, unsigned timeout_s) {
    */
   setenv("XDG_STATE_HOME", T.tmpdir, 1);
   h__jack_errors(false);
-  alarm(timeout_s);
+  alarm(timeout_s * RWT_TIMEOUT_SCALE);
   h_log("temporary directory %s", T.tmpdir);
 }
 

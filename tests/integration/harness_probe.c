@@ -61,16 +61,19 @@ struct h_probe {
   uint64_t last_frame; /* test thread only */
 
   /*
-   * The probe's frame clock (RT thread only but the atomics): it starts at
-   * JACK's frame time and moves on by the period every run, as runway's
-   * timeline does, so a run that JACK started late or skipped moves both
-   * ends of a measurement alike.
+   * The probe's frame clock (RT thread only but the atomics), kept by
+   * runway's own rule (engine_process_at): it starts at JACK's frame time,
+   * moves on by the period every run, and jumps ahead when JACK's frame time
+   * at a run's start is ahead of where the previous run ended (cycles the
+   * graph skipped), never back. A skip the whole graph saw then moves the
+   * probe and every slot alike, and only a run one of them alone started
+   * late or missed can put them out of step.
    */
   bool started;
   uint64_t pos;          /* start of the next run */
   uint64_t prev_start;   /* start of the previous run: what the inputs carry now */
   uint32_t prev_n;       /* its length */
-  jack_nframes_t prev_jack; /* JACK's frame time at its start */
+  jack_nframes_t next_jack; /* JACK's frame time the next run should start at */
   _Atomic uint64_t cycle_start; /* start of the latest run */
   _Atomic int64_t offset;       /* probe clock - JACK frame time at the latest run */
   _Atomic uint64_t cycles;      /* runs so far */
@@ -79,14 +82,14 @@ struct h_probe {
 
   /*
    * Disturbances of the graph: runs where JACK's frame time did not move on
-   * by the previous run's length (the probe ran late, after the next cycle
-   * had begun, or not at all), and xruns JACK reported. Around one, JACK may
+   * by the previous run's length (cycles skipped, or the probe ran late,
+   * after the next cycle had begun), and xruns JACK reported. Around one, JACK may
    * have lost or repeated a cycle's data between clients; h_check_port is
    * lenient there.
    */
   struct {
     uint64_t at;  /* the run, on the probe's clock */
-    int64_t by;   /* frames JACK's clock moved beyond the previous run's length */
+    int64_t by;   /* frames JACK's clock was ahead (+: skipped) or behind where expected */
   } jumps[MAX_LOG];
   _Atomic uint32_t n_jumps;
   uint64_t xrun_at[MAX_LOG]; /* probe clock when the xrun callback ran */
@@ -214,16 +217,20 @@ static int probe_process(jack_nframes_t n, void *arg) {
   if (first) {
     p->pos = jack_f0;
     p->started = true;
-  } else if ((jack_nframes_t)(jack_f0 - p->prev_jack) != p->prev_n) {
-    note_jump(p, p->pos, (int64_t)(int32_t)(jack_f0 - p->prev_jack - p->prev_n));
+  } else if (jack_f0 != p->next_jack) {
+    /* jack_nframes_t wraps; the difference does not. Beyond 10 s it is a new clock. */
+    jack_nframes_t gap = jack_f0 - p->next_jack;
+    if (gap < 480000u)
+      p->pos += gap;
+    note_jump(p, p->pos, (int64_t)(int32_t)gap);
   }
+  p->next_jack = jack_f0 + n;
   uint64_t f0 = p->pos;
   if (!first)
     record_inputs(p, n);
   send_outputs(p, f0, n);
   p->prev_start = f0;
   p->prev_n = n;
-  p->prev_jack = jack_f0;
   p->pos += n;
   atomic_store_explicit(&p->offset, (int64_t)f0 - (int64_t)jack_f0, memory_order_relaxed);
   atomic_store_explicit(&p->cycle_start, f0, memory_order_relaxed);

@@ -18,9 +18,15 @@
 #define RATE 48000
 #define PERIOD 128
 
+/*
+ * The check must fail with verdict `want`. Next to a JACK xrun (a busy
+ * machine) expectations become optional, and a strict check may then say
+ * "measure again" instead of "misaligned": never "exact".
+ */
 static void expect_fail(bool passed, const struct h_check *ck, enum h_verdict want,
                         const char *what) {
-  if (passed || ck->verdict != want)
+  bool excused = want == H_MISALIGNED && ck->verdict == H_DISTURBED && ck->disturbed > 0;
+  if (passed || ck->verdict == H_EXACT || (ck->verdict != want && !excused))
     h_error("%s: the check %s (verdict: %s), it must fail as %s", what,
             passed ? "passed" : "failed differently", h_verdict_str(ck->verdict),
             h_verdict_str(want));
