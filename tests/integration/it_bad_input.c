@@ -164,8 +164,12 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
     json_decref(s);
   }
 
-  /* Impulses into pt, MIDI into g_rings, for the whole scenario (in frame order). */
-  uint64_t f = h_probe_now(p) + 4800, last = f;
+  /*
+   * Impulses into pt, MIDI into g_rings, for the whole scenario (in frame
+   * order), from half a second ahead: on a busy machine the test thread may
+   * lose the CPU that long while it schedules them.
+   */
+  uint64_t f = h_probe_now(p) + RATE / 2, last = f;
   uint32_t first_id = h_probe_n_events(p);
   for (unsigned k = 0; k < 150; k++) {
     f += 900 + (k * 53u) % 101u;
