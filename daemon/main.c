@@ -1,290 +1,67 @@
 /*
  * runwayd: hosts slots whose DSP runs in worker processes, a fixed latency
- * ahead of the audio graph. main() reads top to bottom: options, loop,
- * engine, backend, control server, signals, run, teardown.
+ * ahead of the audio graph. main() reads top to bottom: the worker launcher
+ * (runwayd's executable starts every worker), options and
+ * configuration, memory, the plugin catalog, the loop and the engine, the
+ * audio server's backend, the control server, signals, the state directory,
+ * connecting, housekeeping, run, teardown.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <grp.h>
-#include <libgen.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "config.h"
+#include "connection.h"
 #include "notify.h"
-#include "runwayd.h"
+#include "options.h"
 #include "persist.h"
+#include "runwayd.h"
 #include "slot_state.h"
 #include "slots.h"
 #include "store.h"
-#include "version.h"
 
 #define HOUSEKEEPING_MS 100
-#define RECONNECT_MIN_MS 500
-#define RECONNECT_MAX_MS 5000
 
-static void usage(FILE *out) {
-  fprintf(out,
-          "usage: runwayd [OPTIONS]\n"
-          "\n"
-          "Hosts runway slots on the audio graph; runs in the foreground.\n"
-          "\n"
-          "  --backend jack          audio server backend (only jack for now)\n"
-          "  --name NAME             JACK client name (default: runway)\n"
-          "  --socket PATH           control socket (default: $RUNWAY_SOCKET, else\n"
-          "                          $XDG_RUNTIME_DIR/runway/control.sock, else\n"
-          "                          /run/runway/control.sock)\n"
-          "  --config FILE           configuration file\n"
-          "  --state-dir DIR         where slots and their state are kept\n"
-          "  --latency-ms X          default write-ahead of new slots (default: 50)\n"
-          "  --log-level LEVEL       error, warn, info or debug (default: info)\n"
-          "  --worker PATH           runway-worker to run built-in plugins with\n"
-          "                          (default: $RUNWAY_WORKER, else beside runwayd)\n"
-          "  --stall-timeout-ms N    restart a worker that makes no progress for N ms\n"
-          "                          while input waits (default: 2000)\n"
-          "  --socket-group GROUP    members of GROUP may use the control socket (mode 0660)\n"
-          "  --help, --version\n");
-}
+/*
+ * Control socket limits: a few connections always left for root and our own
+ * user; no uid may take more than a quarter; a connection that is nobody's
+ * (not a subscriber or worker) and sends nothing for a minute is closed.
+ */
+#define CONTROL_MAX_CONNECTIONS 64
+#define CONTROL_MAX_PER_UID 16
+#define CONTROL_RESERVED_PRIVILEGED 8
+#define CONTROL_IDLE_TIMEOUT_MS 60000
 
-/* runway-worker: $RUNWAY_WORKER, else beside our own executable, else $PATH. */
-static void find_worker(char *buf, size_t len) {
-  const char *env = getenv("RUNWAY_WORKER");
-  if (env != NULL && env[0] != '\0') {
-    snprintf(buf, len, "%s", env);
-    return;
-  }
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n > 0) {
-    self[n] = '\0';
-    char candidate[PATH_MAX + 32];
-    int m = snprintf(candidate, sizeof(candidate), "%s/runway-worker", dirname(self));
-    if (m > 0 && (size_t)m < len && access(candidate, X_OK) == 0) {
-      memcpy(buf, candidate, (size_t)m + 1);
-      return;
-    }
-  }
-  snprintf(buf, len, "runway-worker");
-}
+/* True once every `ms` milliseconds of housekeeping passes. */
+#define run_every(d, ms) ((d)->housekeeping_passes % ((ms) / HOUSEKEEPING_MS) == 0)
 
-static int parse_options(int argc, char **argv, struct runwayd_options *opt, json_t *cli_set) {
-  enum { O_BACKEND = 256, O_NAME, O_SOCKET, O_CONFIG, O_STATE_DIR, O_LATENCY, O_LOG, O_WORKER,
-         O_STALL, O_GROUP, O_HELP, O_VERSION };
-  static const struct option longopts[] = {
-      {"backend", required_argument, NULL, O_BACKEND},
-      {"name", required_argument, NULL, O_NAME},
-      {"socket", required_argument, NULL, O_SOCKET},
-      {"config", required_argument, NULL, O_CONFIG},
-      {"state-dir", required_argument, NULL, O_STATE_DIR},
-      {"latency-ms", required_argument, NULL, O_LATENCY},
-      {"log-level", required_argument, NULL, O_LOG},
-      {"worker", required_argument, NULL, O_WORKER},
-      {"stall-timeout-ms", required_argument, NULL, O_STALL},
-      {"socket-group", required_argument, NULL, O_GROUP},
-      {"help", no_argument, NULL, O_HELP},
-      {"version", no_argument, NULL, O_VERSION},
-      {NULL, 0, NULL, 0},
-  };
-  const char *socket = NULL;
-  char *end;
-  int c;
-
-  opt->backend = "jack";
-  opt->name = "runway";
-  opt->latency_ms = 50.0;
-  opt->log_level = LOG_INFO;
-  opt->stall_timeout_ms = 2000;
-  opt->user_instance = geteuid() != 0;
-  find_worker(opt->worker_path, sizeof(opt->worker_path));
-
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    switch (c) {
-    case O_BACKEND:
-      opt->backend = optarg;
-      if (strcmp(optarg, "jack") != 0) {
-        fprintf(stderr, "runwayd: backend \"%s\" is not available; use --backend jack\n", optarg);
-        return 2;
-      }
-      break;
-    case O_NAME:
-      json_object_set_new(cli_set, "name", json_true());
-      opt->name = optarg;
-      break;
-    case O_SOCKET:
-      json_object_set_new(cli_set, "socket", json_true());
-      socket = optarg;
-      break;
-    case O_CONFIG:
-      opt->config_path = optarg;
-      break;
-    case O_STATE_DIR:
-      json_object_set_new(cli_set, "state_dir", json_true());
-      opt->state_dir = optarg;
-      break;
-    case O_LATENCY:
-      json_object_set_new(cli_set, "latency_ms", json_true());
-      opt->latency_ms = strtod(optarg, &end);
-      if (*end != '\0' || !(opt->latency_ms > 0 && opt->latency_ms <= 2000)) {
-        fprintf(stderr, "runwayd: --latency-ms wants a number of milliseconds in (0, 2000]\n");
-        return 2;
-      }
-      break;
-    case O_LOG:
-      json_object_set_new(cli_set, "log_level", json_true());
-      if (log_parse_level(optarg, &opt->log_level) != 0) {
-        fprintf(stderr, "runwayd: --log-level is one of error, warn, info, debug\n");
-        return 2;
-      }
-      break;
-    case O_WORKER:
-      json_object_set_new(cli_set, "worker", json_true());
-      snprintf(opt->worker_path, sizeof(opt->worker_path), "%s", optarg);
-      break;
-    case O_STALL:
-      json_object_set_new(cli_set, "stall_timeout_ms", json_true());
-      opt->stall_timeout_ms = strtoull(optarg, &end, 10);
-      if (*end != '\0' || opt->stall_timeout_ms < 100) {
-        fprintf(stderr, "runwayd: --stall-timeout-ms wants at least 100\n");
-        return 2;
-      }
-      break;
-    case O_GROUP:
-      json_object_set_new(cli_set, "socket_group", json_true());
-      opt->socket_group = optarg;
-      break;
-    case O_HELP:
-      usage(stdout);
-      return 1;
-    case O_VERSION:
-      printf("runwayd %s\n", RUNWAY_VERSION);
-      return 1;
-    default:
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "runwayd: unexpected argument \"%s\"\n", argv[optind]);
-    return 2;
-  }
-  if (proto_socket_path(socket, opt->socket_path, sizeof(opt->socket_path)) != 0) {
-    fprintf(stderr, "runwayd: the control socket path is too long for a Unix socket\n");
-    return 2;
-  }
-  return 0;
-}
-
-/* ---- the audio server connection -------------------------------------------- */
-
-static void on_reconnect(uv_timer_t *t);
-static void schedule_reconnect(struct runwayd *d);
-
-/* The line `systemctl status runwayd` shows (sd_notify STATUS=). */
-static const char *describe(const struct runwayd *d, char *buf, size_t len) {
-  if (backend_is_open(d->backend))
-    snprintf(buf, len, "JACK active, %u Hz, %u frames per period; slots: %u",
-             backend_sample_rate(d->backend), backend_period(d->backend), d->n_slots);
-  else
-    snprintf(buf, len, "waiting for the JACK server; slots: %u", d->n_slots);
-  return buf;
-}
-
-static void schedule_reconnect(struct runwayd *d) {
-  uv_timer_start(&d->reconnect, on_reconnect, d->reconnect_delay_ms, 0);
-  d->reconnect_delay_ms *= 2;
-  if (d->reconnect_delay_ms > RECONNECT_MAX_MS)
-    d->reconnect_delay_ms = RECONNECT_MAX_MS;
-}
-
-/* Starts a connection attempt; connected() or schedule_reconnect() follows. */
-static void try_connect(struct runwayd *d) {
-  int rc = backend_connect(d->backend);
-  if (rc != 0 && rc != -EALREADY) {
-    log_error("cannot start connecting to JACK: %s", strerror(-rc));
-    schedule_reconnect(d);
-  }
-}
-
-/* A connection attempt ended (BACKEND_EV_CONNECTED). */
-static void connected(struct runwayd *d) {
-  char err[256], status[256];
-  int rc = backend_finish_connect(d->backend, err, sizeof(err));
-  if (rc == -EINPROGRESS)
-    return;
-  if (rc == 0) {
-    log_info("connected to JACK as \"%s\": %u Hz, %u frames per period",
-             backend_client_name(d->backend), backend_sample_rate(d->backend),
-             backend_period(d->backend));
-    d->reconnect_delay_ms = RECONNECT_MIN_MS;
-    slots_backend_up(d);
-    /* The control socket already listens (main starts it first): now we are ready. */
-    notify_ready(describe(d, status, sizeof(status)));
-    return;
-  }
-  if (d->reconnect_delay_ms <= RECONNECT_MIN_MS)
-    log_warn("%s; retrying in the background", err);
-  notify_status("%s", describe(d, status, sizeof(status)));
-  schedule_reconnect(d);
-}
-
-static void on_reconnect(uv_timer_t *t) {
+/*
+ * Housekeeping: the one periodic job for everything not driven by an event
+ * (Redis's serverCron). Every pass: slot checks (faults, attachment, stalls,
+ * worker messages), saving slots.json when due (the store paces itself) and
+ * the service manager's status line; every second, the deep segment checks.
+ */
+static void on_housekeeping(uv_timer_t *t) {
   struct runwayd *d = t->data;
-  if (!d->stopping)
-    try_connect(d);
+  char status[256];
+  d->housekeeping_passes++;
+  slots_housekeeping(d, base_mono_ms(), run_every(d, 1000));
+  store_flush(d, false);
+  notify_status("%s", connection_describe(d, status, sizeof(status)));
 }
 
-static void on_backend_event(void *user) {
-  struct runwayd *d = user;
-  uint32_t ev = backend_take_events(d->backend);
-  if (d->stopping)
-    return;
-  if (ev & BACKEND_EV_CONNECTED)
-    connected(d);
-  if (!backend_is_open(d->backend))
-    return;
-  if (ev & BACKEND_EV_SHUTDOWN) {
-    log_warn("the JACK server went away; slots wait until it is back");
-    /* Its RT thread has stopped; closing may wait on the dying server, so not here. */
-    backend_abandon(d->backend);
-    slots_backend_down(d);
-    d->reconnect_delay_ms = RECONNECT_MIN_MS;
-    schedule_reconnect(d);
-    return;
-  }
-  if (ev & BACKEND_EV_GRAPH)
-    slots_reorder(d);
-  if (ev & (BACKEND_EV_PERIOD | BACKEND_EV_RATE)) {
-    char why[128];
-    snprintf(why, sizeof(why), "JACK now runs at %u Hz, %u frames per period",
-             backend_sample_rate(d->backend), backend_period(d->backend));
-    slots_rebuild_all(d, why);
-  }
-}
-
-/* ---- loop callbacks ------------------------------------------------------------ */
-
-/* Housekeeping: one periodic timer for everything that is not driven by an event. */
 /* Runs every few ms while a state.save or state.load waits for a worker. */
 static void on_state_timer(uv_timer_t *t) {
   struct runwayd *d = t->data;
   if (!slot_state_poll(d, base_mono_ms()))
     uv_timer_stop(t);
-}
-
-static void on_housekeeping(uv_timer_t *t) {
-  struct runwayd *d = t->data;
-  char status[256];
-  d->housekeeping_ticks++;
-  slots_housekeeping(d, base_mono_ms());
-  store_flush(d, false);
-  notify_status("%s", describe(d, status, sizeof(status)));
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum) {
@@ -306,6 +83,49 @@ static void on_sighup(uv_signal_t *h, int signum) {
   notify_reloaded();
 }
 
+/*
+ * Managed workers have their segment and no business on the control socket;
+ * with runwayd's own uid (a user instance) only their session tells them.
+ */
+static bool refuse_workers(void *user, pid_t pid, char *why, size_t len) {
+  struct runwayd *d = user;
+  pid_t sid = getsid(pid);
+  for (uint32_t i = 0; sid > 0 && i < d->n_slots; i++) {
+    const struct supervisor *sv = &d->slots[i]->sv;
+    if (sv->proc != NULL && sv->pid == sid) {
+      snprintf(why, len, "pid %d is the worker of slot %s (or one of its processes); workers have "
+                         "their segment and may not use the control socket",
+               (int)pid, d->slots[i]->name);
+      return true;
+    }
+  }
+  return false;
+}
+
+static int start_control(struct runwayd *d, char *err, size_t errlen) {
+  struct control_config cc = {
+      .path = d->opt.socket_path,
+      /* A user instance keeps the socket to itself unless a group was named for it. */
+      .mode = d->opt.user_instance && d->opt.socket_group == NULL ? 0600 : 0660,
+      .group = (gid_t)-1,
+      .max_connections = CONTROL_MAX_CONNECTIONS,
+      .max_per_uid = CONTROL_MAX_PER_UID,
+      .reserved_privileged = CONTROL_RESERVED_PRIVILEGED,
+      .idle_timeout_ms = CONTROL_IDLE_TIMEOUT_MS,
+      .refuse_peer = refuse_workers,
+  };
+  if (d->opt.socket_group != NULL) {
+    struct group *gr = getgrnam(d->opt.socket_group);
+    if (gr == NULL) {
+      snprintf(err, errlen, "socket_group \"%s\" is not a group on this system",
+               d->opt.socket_group);
+      return -ENOENT;
+    }
+    cc.group = gr->gr_gid;
+  }
+  return control_server_start(d->loop, &cc, commands_dispatch, d, &d->control, err, errlen);
+}
+
 static void close_walk(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h))
@@ -317,10 +137,22 @@ int main(int argc, char **argv) {
   char err[512];
   int rc;
 
+  /* A worker being spawned: runwayd's executable is its launcher (supervise/launch.c). */
+  if (argc > 1 && strcmp(argv[1], "--launch-worker") == 0)
+    return worker_launch_main(argc, argv);
+
+  /*
+   * Not dumpable: no process of our uid (a worker, above all) may open our
+   * /proc/PID/fd, and with it another slot's segment, or ptrace us.
+   */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    log_warn("cannot make runwayd non-dumpable (%s); processes of its uid could read its memory",
+             strerror(errno));
+
   memset(&d, 0, sizeof(d));
   d.exit_status = 1;
   d.cli_set = json_object();
-  rc = parse_options(argc, argv, &d.opt, d.cli_set);
+  rc = options_parse(argc, argv, &d.opt, d.cli_set);
   if (rc != 0)
     return rc == 1 ? 0 : rc;
   if (d.opt.config_path != NULL) {
@@ -350,9 +182,8 @@ int main(int argc, char **argv) {
   d.loop = uv_default_loop();
   d.started_ms = base_mono_ms();
   engine_init(&d.engine);
-  rc = backend_create(d.loop, &d.engine, d.opt.name, on_backend_event, &d, &d.backend);
-  if (rc != 0) {
-    log_error("cannot create the backend: %s", strerror(-rc));
+  if (slots_init(&d, err, sizeof(err)) != 0 || connection_init(&d, err, sizeof(err)) != 0) {
+    log_error("%s", err);
     goto out;
   }
 
@@ -361,23 +192,7 @@ int main(int argc, char **argv) {
     log_error("out of memory");
     goto out;
   }
-
-  struct control_config cc = {
-      .path = d.opt.socket_path,
-      /* A user instance keeps the socket to itself unless a group was named for it. */
-      .mode = d.opt.user_instance && d.opt.socket_group == NULL ? 0600 : 0660,
-      .group = (gid_t)-1,
-  };
-  if (d.opt.socket_group != NULL) {
-    struct group *gr = getgrnam(d.opt.socket_group);
-    if (gr == NULL) {
-      log_error("socket_group \"%s\" is not a group on this system", d.opt.socket_group);
-      goto out;
-    }
-    cc.group = gr->gr_gid;
-  }
-  rc = control_server_start(d.loop, &cc, commands_dispatch, &d, &d.control, err, sizeof(err));
-  if (rc != 0) {
+  if (start_control(&d, err, sizeof(err)) != 0) {
     log_error("%s", err);
     goto out;
   }
@@ -391,12 +206,17 @@ int main(int argc, char **argv) {
   uv_signal_start(&d.sig_int, on_stop_signal, SIGINT);
   uv_signal_start(&d.sig_hup, on_sighup, SIGHUP);
 
-  /* Slots from the state directory come back before JACK: their first workers get their state. */
+  /* Slots come back before the server connects: their first workers get their state. */
   if (persist_state_dir(d.opt.state_dir, d.state_dir, sizeof(d.state_dir)) != 0) {
     log_error("the state directory path is too long");
     goto out;
   }
-  if (store_open(&d, err, sizeof(err)) != 0)
+  rc = store_open(&d, err, sizeof(err));
+  if (rc == -EBUSY) {
+    log_error("%s", err);
+    goto out;
+  }
+  if (rc != 0)
     log_error("%s; slots will not survive a restart until this is fixed", err);
   else if (store_load(&d, err, sizeof(err)) != 0)
     log_error("%s", err);
@@ -408,10 +228,7 @@ int main(int argc, char **argv) {
   uv_timer_start(&d.state_timer, on_state_timer, 2, 2);
   uv_timer_stop(&d.state_timer);
 
-  uv_timer_init(d.loop, &d.reconnect);
-  d.reconnect.data = &d;
-  d.reconnect_delay_ms = RECONNECT_MIN_MS;
-  try_connect(&d);
+  connection_start(&d);
 
   uv_timer_init(d.loop, &d.housekeeping);
   d.housekeeping.data = &d;
@@ -432,8 +249,7 @@ out:
     control_server_stop(d.control);
   events_destroy(d.events);
   d.events = NULL;
-  if (d.backend != NULL)
-    backend_close(d.backend);
+  connection_stop(&d);
   store_flush(&d, true);
   slots_shutdown(&d);
   store_close(&d);
@@ -449,7 +265,6 @@ out:
    */
   if (d.loop != NULL) {
     uv_timer_stop(&d.housekeeping);
-    uv_timer_stop(&d.reconnect);
     uv_signal_stop(&d.sig_term);
     uv_signal_stop(&d.sig_int);
     uv_signal_stop(&d.sig_hup);

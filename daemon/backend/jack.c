@@ -1,16 +1,17 @@
 /*
- * JACK backend. One client; its process callback is engine_process() and
- * nothing else. Server notifications (shutdown, period and rate changes) come
- * on JACK's own threads and are forwarded to the control thread through a
- * uv_async; the latency callback reads a mutex-protected copy of each slot's
- * ports and L, which the control thread updates without holding the mutex
- * across any JACK call (JACK may call back into us synchronously).
+ * JACK backend. One client for every slot; its process callback runs the
+ * engine over the whole slot table and nothing else. Because all slots share
+ * the client, JACK cannot order slots that feed each other: the table is put
+ * in graph order here (jb_order). Server notifications (shutdown, period
+ * and rate changes, graph order) come on JACK's own threads and reach the
+ * control thread through a uv_async; the latency callback reads the slot list
+ * under a mutex, which the control thread never holds across a JACK call
+ * (JACK may call back into us synchronously).
  */
 #include "backend.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +23,9 @@
 #include "log.h"
 #include "signals.h"
 
-struct latency_entry {
-  const void *key;
-  uint32_t n_in;
-  uint32_t n_out;
-  uint32_t latency;
-  jack_port_t *in[RW_MAX_CHANNELS + 1]; /* audio inputs, then the MIDI input */
-  jack_port_t *out[RW_MAX_CHANNELS];
+struct jack_slot {
+  struct backend_slot pub;
+  uint32_t latency; /* under the backend's latency_lock */
 };
 
 /*
@@ -48,7 +45,8 @@ struct connect_job {
   bool done;
 };
 
-struct backend {
+struct jack_backend {
+  struct backend base;
   uv_loop_t *loop;
   struct connect_job *job; /* the attempt in flight, or NULL */
   struct engine *engine;
@@ -68,10 +66,15 @@ struct backend {
   _Atomic uint32_t pending_period;
 
   pthread_mutex_t latency_lock; /* never taken by the RT thread */
-  struct latency_entry *entries;
-  uint32_t n_entries;
-  uint32_t cap_entries;
+  struct jack_slot **slots;     /* the open slots, for the latency callback */
+  uint32_t n_slots;
+  uint32_t cap_slots;
 };
+
+static struct jack_backend *jb(struct backend *b) { return (struct jack_backend *)b; }
+static const struct jack_backend *cjb(const struct backend *b) {
+  return (const struct jack_backend *)b;
+}
 
 /* ---- RT thread ------------------------------------------------------------ */
 
@@ -101,14 +104,14 @@ static const struct engine_io jack_io = {
 };
 
 static int on_process(jack_nframes_t nframes, void *arg) {
-  struct backend *b = arg;
+  struct jack_backend *b = arg;
   engine_process_at(b->engine, &jack_io, nframes, jack_last_frame_time(b->client));
   return 0;
 }
 
 /* ---- JACK notification threads -------------------------------------------- */
 
-static void post_event(struct backend *b, uint32_t ev) {
+static void post_event(struct jack_backend *b, uint32_t ev) {
   atomic_fetch_or_explicit(&b->events, ev, memory_order_release);
   uv_async_send(&b->async);
 }
@@ -119,13 +122,13 @@ static int on_graph_order(void *arg) {
 }
 
 static int on_xrun(void *arg) {
-  struct backend *b = arg;
+  struct jack_backend *b = arg;
   atomic_fetch_add_explicit(&b->engine->stats.xruns, 1, memory_order_relaxed);
   return 0;
 }
 
 static int on_buffer_size(jack_nframes_t nframes, void *arg) {
-  struct backend *b = arg;
+  struct jack_backend *b = arg;
   uint32_t old = atomic_exchange_explicit(&b->pending_period, nframes, memory_order_acq_rel);
   if (old != nframes)
     post_event(b, BACKEND_EV_PERIOD);
@@ -133,7 +136,7 @@ static int on_buffer_size(jack_nframes_t nframes, void *arg) {
 }
 
 static int on_sample_rate(jack_nframes_t rate, void *arg) {
-  struct backend *b = arg;
+  struct jack_backend *b = arg;
   uint32_t old = atomic_exchange_explicit(&b->pending_rate, rate, memory_order_acq_rel);
   if (old != rate)
     post_event(b, BACKEND_EV_RATE);
@@ -141,10 +144,9 @@ static int on_sample_rate(jack_nframes_t rate, void *arg) {
 }
 
 static void on_shutdown(jack_status_t code, const char *reason, void *arg) {
-  struct backend *b = arg;
   (void)code;
   (void)reason; /* logged by the control thread; no stdio here */
-  post_event(b, BACKEND_EV_SHUTDOWN);
+  post_event(arg, BACKEND_EV_SHUTDOWN);
 }
 
 static void merge_range(jack_latency_range_t *acc, const jack_latency_range_t *r, int *first) {
@@ -162,62 +164,72 @@ static void merge_range(jack_latency_range_t *acc, const jack_latency_range_t *r
 /*
  * DESIGN.md: every output's capture latency is the inputs' capture latency
  * plus L, every input's playback latency is the outputs' playback latency
- * plus L. A slot without inputs (a synth) reports L alone.
+ * plus L. A slot without inputs (a synth) reports L alone. The MIDI input
+ * counts as an input.
  */
-static void on_latency(jack_latency_callback_mode_t mode, void *arg) {
-  struct backend *b = arg;
-  pthread_mutex_lock(&b->latency_lock);
-  for (uint32_t i = 0; i < b->n_entries; i++) {
-    const struct latency_entry *e = &b->entries[i];
-    jack_latency_range_t acc = {0, 0}, r;
-    int first = 1;
-    if (mode == JackCaptureLatency) {
-      for (uint32_t k = 0; k < e->n_in; k++) {
-        jack_port_get_latency_range(e->in[k], JackCaptureLatency, &r);
-        merge_range(&acc, &r, &first);
-      }
-      acc.min += e->latency;
-      acc.max += e->latency;
-      for (uint32_t k = 0; k < e->n_out; k++)
-        jack_port_set_latency_range(e->out[k], JackCaptureLatency, &acc);
-    } else {
-      for (uint32_t k = 0; k < e->n_out; k++) {
-        jack_port_get_latency_range(e->out[k], JackPlaybackLatency, &r);
-        merge_range(&acc, &r, &first);
-      }
-      acc.min += e->latency;
-      acc.max += e->latency;
-      for (uint32_t k = 0; k < e->n_in; k++)
-        jack_port_set_latency_range(e->in[k], JackPlaybackLatency, &acc);
+static void slot_latency_callback(const struct jack_slot *js, jack_latency_callback_mode_t mode) {
+  const struct backend_slot *p = &js->pub;
+  jack_latency_range_t acc = {0, 0}, r;
+  int first = 1;
+  if (mode == JackCaptureLatency) {
+    for (uint32_t k = 0; k < p->n_in; k++) {
+      jack_port_get_latency_range(p->in[k], JackCaptureLatency, &r);
+      merge_range(&acc, &r, &first);
     }
+    if (p->midi_in != NULL) {
+      jack_port_get_latency_range(p->midi_in, JackCaptureLatency, &r);
+      merge_range(&acc, &r, &first);
+    }
+    acc.min += js->latency;
+    acc.max += js->latency;
+    for (uint32_t k = 0; k < p->n_out; k++)
+      jack_port_set_latency_range(p->out[k], JackCaptureLatency, &acc);
+  } else {
+    for (uint32_t k = 0; k < p->n_out; k++) {
+      jack_port_get_latency_range(p->out[k], JackPlaybackLatency, &r);
+      merge_range(&acc, &r, &first);
+    }
+    acc.min += js->latency;
+    acc.max += js->latency;
+    for (uint32_t k = 0; k < p->n_in; k++)
+      jack_port_set_latency_range(p->in[k], JackPlaybackLatency, &acc);
+    if (p->midi_in != NULL)
+      jack_port_set_latency_range(p->midi_in, JackPlaybackLatency, &acc);
   }
+}
+
+static void on_latency(jack_latency_callback_mode_t mode, void *arg) {
+  struct jack_backend *b = arg;
+  pthread_mutex_lock(&b->latency_lock);
+  for (uint32_t i = 0; i < b->n_slots; i++)
+    slot_latency_callback(b->slots[i], mode);
   pthread_mutex_unlock(&b->latency_lock);
 }
 
-/* ---- control thread ------------------------------------------------------- */
+/* ---- connecting (control thread and the connector thread) ------------------ */
 
 static void on_async(uv_async_t *handle) {
-  struct backend *b = handle->data;
+  struct jack_backend *b = handle->data;
   if (b->on_event != NULL)
     b->on_event(b->user);
 }
 
-int backend_create(uv_loop_t *loop, struct engine *engine, const char *client_name,
-                   backend_event_fn on_event, void *user, struct backend **out) {
-  struct backend *b = calloc(1, sizeof(*b));
+static int jb_create(const struct backend_config *cfg, struct backend **out) {
+  struct jack_backend *b = calloc(1, sizeof(*b));
   if (b == NULL)
     return -ENOMEM;
-  b->loop = loop;
-  b->engine = engine;
-  b->on_event = on_event;
-  b->user = user;
-  b->requested_name = strdup(client_name);
+  b->base.ops = &backend_jack_ops;
+  b->loop = cfg->loop;
+  b->engine = cfg->engine;
+  b->on_event = cfg->on_event;
+  b->user = cfg->user;
+  b->requested_name = strdup(cfg->client_name);
   if (b->requested_name == NULL) {
     free(b);
     return -ENOMEM;
   }
   pthread_mutex_init(&b->latency_lock, NULL);
-  int rc = uv_async_init(loop, &b->async, on_async);
+  int rc = uv_async_init(cfg->loop, &b->async, on_async);
   if (rc != 0) {
     pthread_mutex_destroy(&b->latency_lock);
     free(b->requested_name);
@@ -225,37 +237,8 @@ int backend_create(uv_loop_t *loop, struct engine *engine, const char *client_na
     return rc;
   }
   b->async.data = b;
-  *out = b;
+  *out = &b->base;
   return 0;
-}
-
-static void job_unref(struct connect_job *job);
-
-static void free_after_close(uv_handle_t *h) {
-  struct backend *b = h->data;
-  pthread_mutex_destroy(&b->latency_lock);
-  free(b->entries);
-  free(b->requested_name);
-  free(b);
-}
-
-void backend_destroy(struct backend *b) {
-  if (b == NULL)
-    return;
-  if (b->job != NULL) {
-    /* The connector thread may still wait on a server; it cleans up after itself. */
-    pthread_mutex_lock(&b->job->lock);
-    b->job->orphaned = true;
-    if (b->job->client != NULL) {
-      jack_client_close(b->job->client);
-      b->job->client = NULL;
-    }
-    pthread_mutex_unlock(&b->job->lock);
-    job_unref(b->job);
-    b->job = NULL;
-  }
-  backend_close(b);
-  uv_close((uv_handle_t *)&b->async, free_after_close);
 }
 
 static void job_unref(struct connect_job *job) {
@@ -289,12 +272,13 @@ static void *connect_thread(void *arg) {
 }
 
 /*
- * Runs fn with every signal blocked: JACK's threads (created by
- * jack_client_open on the connector thread and by jack_activate) inherit the
- * mask, so signals only ever reach the loop thread and a signal handler can
- * never run on the RT thread.
+ * jack_client_open may block for as long as a dying server keeps its socket
+ * open, so it runs on a thread of its own. Created with every signal blocked:
+ * JACK's threads (created by jack_client_open there and by jack_activate)
+ * inherit the mask, so signals only ever reach the loop thread.
  */
-int backend_connect(struct backend *b) {
+static int jb_connect(struct backend *base) {
+  struct jack_backend *b = jb(base);
   sigset_t saved;
   pthread_attr_t attr;
   pthread_t thread;
@@ -323,9 +307,10 @@ int backend_connect(struct backend *b) {
   return 0;
 }
 
-bool backend_is_connecting(const struct backend *b) { return b->job != NULL; }
+static void jb_close(struct backend *base);
 
-int backend_finish_connect(struct backend *b, char *err, size_t errlen) {
+static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
+  struct jack_backend *b = jb(base);
   struct connect_job *job = b->job;
   sigset_t saved;
   if (job == NULL) {
@@ -355,7 +340,8 @@ int backend_finish_connect(struct backend *b, char *err, size_t errlen) {
   b->period = jack_get_buffer_size(b->client);
   atomic_store(&b->pending_rate, b->sample_rate);
   atomic_store(&b->pending_period, b->period);
-  atomic_fetch_and(&b->events, ~(uint32_t)(BACKEND_EV_PERIOD | BACKEND_EV_RATE | BACKEND_EV_SHUTDOWN));
+  atomic_fetch_and(&b->events,
+                   ~(uint32_t)(BACKEND_EV_PERIOD | BACKEND_EV_RATE | BACKEND_EV_SHUTDOWN));
   engine_reset_clock(b->engine);
 
   if (jack_set_process_callback(b->client, on_process, b) != 0 ||
@@ -379,15 +365,15 @@ int backend_finish_connect(struct backend *b, char *err, size_t errlen) {
   return 0;
 
 fail:
-  backend_close(b);
+  jb_close(base);
   return -EIO;
 }
 
-/* The connection is gone: its ports, and the latencies declared for them, with it. */
-static void forget_client(struct backend *b) {
+/* The connection is gone: its ports go with it; slots still open are only freed later. */
+static void forget_client(struct jack_backend *b) {
   b->client = NULL;
   pthread_mutex_lock(&b->latency_lock);
-  b->n_entries = 0;
+  b->n_slots = 0;
   pthread_mutex_unlock(&b->latency_lock);
 }
 
@@ -396,7 +382,8 @@ static void *close_thread(void *arg) {
   return NULL;
 }
 
-void backend_abandon(struct backend *b) {
+static void jb_abandon(struct backend *base) {
+  struct jack_backend *b = jb(base);
   pthread_attr_t attr;
   pthread_t thread;
   sigset_t saved;
@@ -412,15 +399,16 @@ void backend_abandon(struct backend *b) {
   forget_client(b);
 }
 
-void backend_close(struct backend *b) {
+static void jb_close(struct backend *base) {
+  struct jack_backend *b = jb(base);
   sigset_t mine;
   if (b->client == NULL)
     return;
   /*
    * jack_client_close deactivates first: after it returns no process
    * callback runs. libjack also restores the signal mask it saw in
-   * jack_client_open, which is the all-blocked one backend_connect set up for
-   * JACK's threads; the loop thread keeps its own.
+   * jack_client_open, which is the all-blocked one of the connector thread;
+   * the loop thread keeps its own.
    */
   pthread_sigmask(SIG_SETMASK, NULL, &mine);
   jack_client_close(b->client);
@@ -428,16 +416,43 @@ void backend_close(struct backend *b) {
   forget_client(b);
 }
 
-bool backend_is_open(const struct backend *b) { return b->client != NULL; }
-const char *backend_name(const struct backend *b) { return "jack"; }
-const char *backend_client_name(const struct backend *b) {
+static void free_after_close(uv_handle_t *h) {
+  struct jack_backend *b = h->data;
+  pthread_mutex_destroy(&b->latency_lock);
+  free(b->slots);
+  free(b->requested_name);
+  free(b);
+}
+
+static void jb_destroy(struct backend *base) {
+  struct jack_backend *b = jb(base);
+  if (b->job != NULL) {
+    /* The connector thread may still wait on a server; it cleans up after itself. */
+    pthread_mutex_lock(&b->job->lock);
+    b->job->orphaned = true;
+    if (b->job->client != NULL) {
+      jack_client_close(b->job->client);
+      b->job->client = NULL;
+    }
+    pthread_mutex_unlock(&b->job->lock);
+    job_unref(b->job);
+    b->job = NULL;
+  }
+  jb_close(base);
+  uv_close((uv_handle_t *)&b->async, free_after_close);
+}
+
+static bool jb_is_open(const struct backend *b) { return cjb(b)->client != NULL; }
+static const char *jb_client_name(const struct backend *base) {
+  const struct jack_backend *b = cjb(base);
   return b->client != NULL ? b->client_name : b->requested_name;
 }
-uint32_t backend_sample_rate(const struct backend *b) { return b->sample_rate; }
-uint32_t backend_period(const struct backend *b) { return b->period; }
-uint64_t backend_epoch(const struct backend *b) { return b->epoch; }
+static uint32_t jb_sample_rate(const struct backend *b) { return cjb(b)->sample_rate; }
+static uint32_t jb_period(const struct backend *b) { return cjb(b)->period; }
+static uint64_t jb_epoch(const struct backend *b) { return cjb(b)->epoch; }
 
-uint32_t backend_take_events(struct backend *b) {
+static uint32_t jb_take_events(struct backend *base) {
+  struct jack_backend *b = jb(base);
   uint32_t ev = atomic_exchange_explicit(&b->events, 0, memory_order_acq_rel);
   if (ev & BACKEND_EV_PERIOD)
     b->period = atomic_load_explicit(&b->pending_period, memory_order_acquire);
@@ -446,86 +461,234 @@ uint32_t backend_take_events(struct backend *b) {
   return ev;
 }
 
-int backend_port_register(struct backend *b, const char *name, enum backend_port_kind kind,
-                          void **port, char *full, size_t full_len, char *err, size_t errlen) {
-  if (b->client == NULL) {
-    snprintf(err, errlen, "the JACK server is not connected");
-    return -ENOTCONN;
+/* ---- slots ---------------------------------------------------------------- */
+
+static int register_port(struct jack_backend *b, const char *slot, const char *suffix,
+                         uint32_t index, bool midi, bool output, void **port, char **full,
+                         char *err, size_t errlen) {
+  char name[128];
+  if (backend_port_name(name, sizeof(name), slot, suffix, index) != 0) {
+    snprintf(err, errlen, "port name too long for slot %s", slot);
+    return -ENAMETOOLONG;
   }
-  const char *type = kind == BACKEND_MIDI_IN ? JACK_DEFAULT_MIDI_TYPE : JACK_DEFAULT_AUDIO_TYPE;
-  unsigned long flags = kind == BACKEND_AUDIO_OUT ? JackPortIsOutput : JackPortIsInput;
-  jack_port_t *p = jack_port_register(b->client, name, type, flags, 0);
+  jack_port_t *p = jack_port_register(b->client, name,
+                                      midi ? JACK_DEFAULT_MIDI_TYPE : JACK_DEFAULT_AUDIO_TYPE,
+                                      output ? JackPortIsOutput : JackPortIsInput, 0);
   if (p == NULL) {
     snprintf(err, errlen, "JACK refused to register port %s:%s (name in use or too long?)",
              b->client_name, name);
     return -EEXIST;
   }
-  snprintf(full, full_len, "%s", jack_port_name(p));
   *port = p;
+  *full = strdup(jack_port_name(p));
+  return *full != NULL ? 0 : -ENOMEM;
+}
+
+static void unregister_ports(struct jack_backend *b, struct backend_slot *p) {
+  for (uint32_t i = 0; i < p->n_in; i++)
+    if (p->in[i] != NULL)
+      jack_port_unregister(b->client, p->in[i]);
+  for (uint32_t i = 0; i < p->n_out; i++)
+    if (p->out[i] != NULL)
+      jack_port_unregister(b->client, p->out[i]);
+  if (p->midi_in != NULL)
+    jack_port_unregister(b->client, p->midi_in);
+}
+
+static int jb_slot_open(struct backend *base, const char *name, uint32_t n_in, uint32_t n_out,
+                          bool midi, struct backend_slot **out, char *err, size_t errlen) {
+  struct jack_backend *b = jb(base);
+  if (b->client == NULL) {
+    snprintf(err, errlen, "the JACK server is not connected");
+    return -ENOTCONN;
+  }
+  if (n_in > RW_MAX_CHANNELS || n_out > RW_MAX_CHANNELS)
+    return -EINVAL;
+  struct jack_slot *js = calloc(1, sizeof(*js));
+  if (js == NULL)
+    return -ENOMEM;
+  struct backend_slot *p = &js->pub;
+  p->n_in = n_in;
+  p->n_out = n_out;
+  p->midi = midi;
+  p->epoch = b->epoch;
+  int rc = 0;
+  for (uint32_t i = 0; i < n_in && rc == 0; i++)
+    rc = register_port(b, name, "in", i + 1, false, false, &p->in[i], &p->in_names[i], err,
+                       errlen);
+  for (uint32_t i = 0; i < n_out && rc == 0; i++)
+    rc = register_port(b, name, "out", i + 1, false, true, &p->out[i], &p->out_names[i], err,
+                       errlen);
+  if (midi && rc == 0)
+    rc = register_port(b, name, "midi_in", 0, true, false, &p->midi_in, &p->midi_name, err,
+                       errlen);
+  if (rc == 0) {
+    pthread_mutex_lock(&b->latency_lock);
+    if (b->n_slots == b->cap_slots) {
+      uint32_t cap = b->cap_slots ? b->cap_slots * 2 : 16;
+      struct jack_slot **grown = realloc(b->slots, cap * sizeof(*grown));
+      if (grown == NULL)
+        rc = -ENOMEM;
+      else {
+        b->slots = grown;
+        b->cap_slots = cap;
+      }
+    }
+    if (rc == 0)
+      b->slots[b->n_slots++] = js;
+    pthread_mutex_unlock(&b->latency_lock);
+  }
+  if (rc != 0) {
+    if (rc == -ENOMEM)
+      snprintf(err, errlen, "out of memory opening the ports of slot %s", name);
+    unregister_ports(b, p);
+    backend_slot_clear(p);
+    free(js);
+    return rc;
+  }
+  *out = p;
   return 0;
 }
 
-void backend_port_unregister(struct backend *b, void *port) {
-  if (b->client != NULL && port != NULL)
-    jack_port_unregister(b->client, port);
-}
-
-void backend_latency_set(struct backend *b, const void *key, void *const *in, uint32_t n_in,
-                         void *const *out, uint32_t n_out, void *midi, uint32_t latency) {
-  struct latency_entry e = {.key = key, .latency = latency};
-  for (uint32_t i = 0; i < n_in && e.n_in < RW_MAX_CHANNELS; i++)
-    e.in[e.n_in++] = in[i];
-  if (midi != NULL)
-    e.in[e.n_in++] = midi;
-  for (uint32_t i = 0; i < n_out && i < RW_MAX_CHANNELS; i++)
-    e.out[e.n_out++] = out[i];
-
-  pthread_mutex_lock(&b->latency_lock);
-  uint32_t i;
-  for (i = 0; i < b->n_entries; i++)
-    if (b->entries[i].key == key)
-      break;
-  if (i == b->n_entries) {
-    if (b->n_entries == b->cap_entries) {
-      uint32_t cap = b->cap_entries ? b->cap_entries * 2 : 16;
-      struct latency_entry *grown = realloc(b->entries, cap * sizeof(*grown));
-      if (grown == NULL) {
-        pthread_mutex_unlock(&b->latency_lock);
-        log_error("out of memory recording latency for a slot");
-        return;
+static void jb_slot_close(struct backend *base, struct backend_slot *p) {
+  struct jack_backend *b = jb(base);
+  struct jack_slot *js = (struct jack_slot *)p;
+  if (backend_slot_live(base, p)) {
+    pthread_mutex_lock(&b->latency_lock);
+    for (uint32_t i = 0; i < b->n_slots; i++) {
+      if (b->slots[i] == js) {
+        memmove(&b->slots[i], &b->slots[i + 1], (b->n_slots - i - 1) * sizeof(b->slots[0]));
+        b->n_slots--;
+        break;
       }
-      b->entries = grown;
-      b->cap_entries = cap;
     }
-    b->n_entries++;
+    pthread_mutex_unlock(&b->latency_lock);
+    unregister_ports(b, p);
   }
-  b->entries[i] = e;
-  pthread_mutex_unlock(&b->latency_lock);
+  backend_slot_clear(p);
+  free(js);
 }
 
-void backend_latency_remove(struct backend *b, const void *key) {
+/*
+ * Renames the ports out of the way ("fx.in_1" becomes "fx.in_1~removed2"):
+ * they stay registered, and valid for the RT thread, until closed.
+ */
+static void jb_slot_retire(struct backend *base, struct backend_slot *p) {
+  struct jack_backend *b = jb(base);
+  static uint32_t serial; /* control thread only */
+  char name[320];
+  serial++;
+  void *const *groups[] = {p->in, p->out, &p->midi_in};
+  const uint32_t counts[] = {p->n_in, p->n_out, p->midi_in != NULL};
+  for (int g = 0; g < 3; g++) {
+    for (uint32_t i = 0; i < counts[g]; i++) {
+      jack_port_t *port = groups[g][i];
+      snprintf(name, sizeof(name), "%s~removed%u", jack_port_short_name(port), serial);
+      if (jack_port_rename(b->client, port, name) != 0)
+        log_warn("cannot rename port %s out of the way of a new slot", jack_port_name(port));
+    }
+  }
+}
+
+static void jb_slot_latency(struct backend *base, struct backend_slot *p, uint32_t latency) {
+  struct jack_backend *b = jb(base);
   pthread_mutex_lock(&b->latency_lock);
-  for (uint32_t i = 0; i < b->n_entries; i++) {
-    if (b->entries[i].key == key) {
-      b->entries[i] = b->entries[--b->n_entries];
-      break;
-    }
-  }
+  ((struct jack_slot *)p)->latency = latency;
   pthread_mutex_unlock(&b->latency_lock);
 }
 
-const char **backend_port_connections(struct backend *b, void *port) {
-  if (b->client == NULL || port == NULL)
-    return NULL;
-  return jack_port_get_all_connections(b->client, port);
-}
-
-void backend_free_names(const char **names) {
-  if (names != NULL)
-    jack_free(names);
-}
-
-void backend_latency_update(struct backend *b) {
+static void jb_latency_update(struct backend *base) {
+  struct jack_backend *b = jb(base);
   if (b->client != NULL)
     jack_recompute_total_latencies(b->client);
 }
+
+/* Index of the slot owning input port `name` (audio or MIDI), or -1. */
+static int slot_of_input(struct backend_slot *const *slots, uint32_t n, const char *name) {
+  for (uint32_t i = 0; i < n; i++) {
+    const struct backend_slot *p = slots[i];
+    for (uint32_t k = 0; k < p->n_in; k++)
+      if (p->in_names[k] != NULL && strcmp(p->in_names[k], name) == 0)
+        return (int)i;
+    if (p->midi_name != NULL && strcmp(p->midi_name, name) == 0)
+      return (int)i;
+  }
+  return -1;
+}
+
+/*
+ * Slots connected to each other share this one client, so JACK cannot order
+ * them: the callback runs the table in order, so the table is sorted
+ * topologically along those connections (a slot after the slots that feed
+ * it). Slots in a feedback loop keep their order. Stable: slots that do not
+ * feed each other keep the order they were given in.
+ */
+static bool jb_order(struct backend *base, struct backend_slot *const *slots, uint32_t n,
+                       uint32_t *order) {
+  struct jack_backend *b = jb(base);
+  static bool feeds[ENGINE_MAX_SLOTS][ENGINE_MAX_SLOTS]; /* control thread only */
+  uint32_t indegree[ENGINE_MAX_SLOTS] = {0};
+  bool placed[ENGINE_MAX_SLOTS] = {false};
+  if (n > ENGINE_MAX_SLOTS || b->client == NULL)
+    return false;
+  memset(feeds, 0, sizeof(feeds));
+  for (uint32_t a = 0; a < n; a++) {
+    const struct backend_slot *p = slots[a];
+    if (!backend_slot_live(base, p))
+      continue;
+    for (uint32_t k = 0; k < p->n_out; k++) {
+      const char **names = jack_port_get_all_connections(b->client, p->out[k]);
+      for (size_t j = 0; names != NULL && names[j] != NULL; j++) {
+        int t = slot_of_input(slots, n, names[j]);
+        if (t >= 0 && (uint32_t)t != a && !feeds[a][t]) {
+          feeds[a][t] = true;
+          indegree[t]++;
+        }
+      }
+      if (names != NULL)
+        jack_free(names);
+    }
+  }
+  bool moved = false;
+  for (uint32_t m = 0; m < n; m++) {
+    /* The first slot in the given order that nobody unplaced feeds; in a loop, the first left. */
+    uint32_t pick = n;
+    for (uint32_t i = 0; i < n && pick == n; i++)
+      if (!placed[i] && indegree[i] == 0)
+        pick = i;
+    for (uint32_t i = 0; i < n && pick == n; i++)
+      if (!placed[i])
+        pick = i;
+    placed[pick] = true;
+    order[m] = pick;
+    moved |= pick != m;
+    for (uint32_t t = 0; t < n; t++)
+      if (feeds[pick][t] && indegree[t] > 0)
+        indegree[t]--;
+  }
+  return moved;
+}
+
+const struct backend_ops backend_jack_ops = {
+    .name = "jack",
+    .server_name = "JACK",
+    .available = NULL, /* the fallback of --backend auto: never probed */
+    .create = jb_create,
+    .destroy = jb_destroy,
+    .connect = jb_connect,
+    .finish_connect = jb_finish_connect,
+    .close = jb_close,
+    .abandon = jb_abandon,
+    .is_open = jb_is_open,
+    .client_name = jb_client_name,
+    .sample_rate = jb_sample_rate,
+    .period = jb_period,
+    .epoch = jb_epoch,
+    .take_events = jb_take_events,
+    .slot_open = jb_slot_open,
+    .slot_retire = jb_slot_retire,
+    .slot_close = jb_slot_close,
+    .slot_latency = jb_slot_latency,
+    .latency_update = jb_latency_update,
+    .order = jb_order,
+};

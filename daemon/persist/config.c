@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -66,8 +67,8 @@ static int bad(struct parse *p, const char *fmt, const char *a, const char *b) {
 }
 
 static int daemon_key(struct parse *p, const char *name, const char *value) {
-  static const char *const strings[] = {"name", "socket", "socket_group", "state_dir",
-                                        "log_level", "worker"};
+  static const char *const strings[] = {"name",   "socket",      "socket_group", "state_dir",
+                                        "log_level", "worker", "worker_user", "worker_env"};
   double d;
   long long i;
   for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
@@ -82,9 +83,18 @@ static int daemon_key(struct parse *p, const char *name, const char *value) {
     json_object_set_new(p->c->daemon, name, json_real(d));
     return 1;
   }
+  if (strcmp(name, "max_slots_per_user") == 0 || strcmp(name, "max_memory_mb_per_user") == 0 ||
+      strcmp(name, "max_memory_mb") == 0) {
+    long long max = strcmp(name, "max_slots_per_user") == 0 ? ENGINE_MAX_SLOTS : 1ll << 20;
+    if (!parse_integer(value, &i) || i < 1 || i > max)
+      return bad(p, "[daemon] %s wants a whole number from 1 on, not \"%s\"", name, value);
+    json_object_set_new(p->c->daemon, name, json_integer(i));
+    return 1;
+  }
   if (strcmp(name, "stall_timeout_ms") == 0) {
-    if (!parse_integer(value, &i) || i < 100)
-      return bad(p, "[daemon] stall_timeout_ms wants at least 100, not \"%s\"%s", value, "");
+    if (!parse_integer(value, &i) || i < 100 || i > 3600000)
+      return bad(p, "[daemon] stall_timeout_ms wants milliseconds in [100, 3600000], not \"%s\"%s",
+                 value, "");
     json_object_set_new(p->c->daemon, name, json_integer(i));
     return 1;
   }
@@ -192,9 +202,10 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen) {
       config_free(c);
       return -EINVAL;
     }
-    json_object_set_new(e, "kind", json_string(json_object_get(e, "plugin")  ? "plugin"
-                                               : json_object_get(e, "exec") ? "exec"
-                                                                            : "external"));
+    enum slot_kind kind = json_object_get(e, "plugin") ? SLOT_PLUGIN
+                          : json_object_get(e, "exec") ? SLOT_EXEC
+                                                       : SLOT_EXTERNAL;
+    json_object_set_new(e, "kind", json_string(slot_kind_name(kind)));
   }
   return 0;
 }
@@ -227,8 +238,18 @@ int config_apply_options(const struct config *c, struct runwayd_options *opt, co
       opt->latency_ms = json_number_value(v);
     else if (strcmp(key, "stall_timeout_ms") == 0)
       opt->stall_timeout_ms = (uint64_t)json_integer_value(v);
+    else if (strcmp(key, "max_slots_per_user") == 0)
+      opt->max_slots_per_user = (uint32_t)json_integer_value(v);
+    else if (strcmp(key, "max_memory_mb_per_user") == 0)
+      opt->max_memory_mb_per_user = (uint64_t)json_integer_value(v);
+    else if (strcmp(key, "max_memory_mb") == 0)
+      opt->max_memory_mb = (uint64_t)json_integer_value(v);
     else if (strcmp(key, "worker") == 0)
       snprintf(opt->worker_path, sizeof(opt->worker_path), "%s", json_string_value(v));
+    else if (strcmp(key, "worker_user") == 0)
+      opt->worker_user = json_string_value(v);
+    else if (strcmp(key, "worker_env") == 0)
+      opt->worker_env = json_string_value(v);
     else if (strcmp(key, "log_level") == 0 &&
              log_parse_level(json_string_value(v), &opt->log_level) != 0) {
       snprintf(err, errlen, "log_level is one of error, warn, info, debug; not \"%s\"",
@@ -252,9 +273,9 @@ static json_t *definition_of(const json_t *def) {
  */
 static bool matches(const struct slot *s, const json_t *want) {
   json_t *v;
-  const char *kind = json_string_value(json_object_get(want, "kind"));
-  enum slot_kind k = !strcmp(kind, "plugin") ? SLOT_PLUGIN : !strcmp(kind, "exec") ? SLOT_EXEC
-                                                                                   : SLOT_EXTERNAL;
+  enum slot_kind k;
+  if (slot_kind_parse(json_string_value(json_object_get(want, "kind")), &k) != 0)
+    return false;
   const char *plugin = json_string_value(json_object_get(want, "plugin"));
   const char *exec = json_string_value(json_object_get(want, "exec"));
   if (s->kind != k || (plugin && (!s->plugin || strcmp(plugin, s->plugin))) ||
@@ -274,22 +295,14 @@ static struct slot *add_declared(struct runwayd *d, json_t *def, const json_t *c
                                  const unsigned char *blob, size_t blob_len) {
   char err[512];
   struct slot *s;
-  json_t *inputs = json_object_get(def, "inputs");
-  json_t *outputs = json_object_get(def, "outputs");
-  json_t *midi = json_object_get(def, "midi");
-  struct slot_spec spec = {
-      .name = json_string_value(json_object_get(def, "name")),
-      .plugin = json_string_value(json_object_get(def, "plugin")),
-      .exec = json_string_value(json_object_get(def, "exec")),
-      .inputs = json_is_integer(inputs) ? json_integer_value(inputs) : -1,
-      .outputs = json_is_integer(outputs) ? json_integer_value(outputs) : -1,
-      .midi = json_is_boolean(midi) ? json_is_true(midi) : -1,
-      .latency_ms = json_number_value(json_object_get(def, "latency_ms")),
-      .latency_frames = json_integer_value(json_object_get(def, "latency_frames")),
-  };
-  const char *kind = json_string_value(json_object_get(def, "kind"));
-  spec.kind = !strcmp(kind, "plugin") ? SLOT_PLUGIN : !strcmp(kind, "exec") ? SLOT_EXEC
-                                                                            : SLOT_EXTERNAL;
+  struct slot_spec spec;
+  if (slot_spec_from_json(def, &spec, err, sizeof(err)) != 0) {
+    log_error("configuration: %s", err);
+    return NULL;
+  }
+  /* The configuration file is root's or the daemon's own to write. */
+  spec.privileged = true;
+  spec.owner = geteuid();
   if (slots_add(d, &spec, &s, err, sizeof(err)) != PROTO_OK) {
     log_error("configuration: cannot add slot %s: %s", spec.name, err);
     return NULL;
@@ -396,6 +409,13 @@ int config_reload(struct runwayd *d, char *err, size_t errlen) {
       d->opt.latency_ms = json_number_value(v);
     } else if (strcmp(key, "stall_timeout_ms") == 0) {
       d->opt.stall_timeout_ms = (uint64_t)json_integer_value(v);
+      d->supervise.stall_timeout_ms = d->opt.stall_timeout_ms;
+    } else if (strcmp(key, "max_slots_per_user") == 0) {
+      d->opt.max_slots_per_user = (uint32_t)json_integer_value(v);
+    } else if (strcmp(key, "max_memory_mb_per_user") == 0) {
+      d->opt.max_memory_mb_per_user = (uint64_t)json_integer_value(v);
+    } else if (strcmp(key, "max_memory_mb") == 0) {
+      d->opt.max_memory_mb = (uint64_t)json_integer_value(v);
     } else if (!json_equal(v, json_object_get(d->config.daemon, key))) {
       log_warn("configuration: [daemon] %s changed; it takes effect when runwayd restarts", key);
     }

@@ -409,24 +409,6 @@ void engine_reset_clock(struct engine *e) {
   atomic_store_explicit(&e->clock_valid, 0, memory_order_relaxed);
 }
 
-void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nframes,
-                       uint32_t frame_time) {
-  const struct engine_state *st = e->rt_state;
-  if (atomic_load_explicit(&e->clock_valid, memory_order_relaxed) && st != NULL) {
-    /* jack_nframes_t wraps; the difference does not. Beyond 10 s it is a new clock. */
-    uint32_t gap = frame_time - e->next_frame_time;
-    if (gap > 0 && gap < 480000u) {
-      counter_add(&e->stats.skipped_frames, gap);
-      for (uint32_t i = 0; i < st->n_slots; i++)
-        if (!atomic_load_explicit(&st->slots[i]->faulted, memory_order_relaxed))
-          shm_tl_daemon_skip(&st->slots[i]->tl, gap);
-    }
-  }
-  e->next_frame_time = frame_time + nframes;
-  atomic_store_explicit(&e->clock_valid, 1, memory_order_relaxed);
-  engine_process(e, io, nframes);
-}
-
 static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
   const struct shm_tl_geom *g = &s->tl.g;
   uint32_t idx = (uint32_t)(s->tl.pos & (g->capacity - 1));
@@ -451,14 +433,49 @@ static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
   }
 }
 
-void engine_process(struct engine *e, const struct engine_io *io, uint32_t nframes) {
+/*
+ * The start of a graph cycle. When the server let frames go by without
+ * calling us (it may skip a late client after an xrun), every slot's
+ * timeline first advances by them, so each slot's output at graph frame F
+ * stays the answer to its input at F - L. Then a new table is adopted.
+ */
+static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes,
+                                              uint32_t frame_time, bool clocked) {
+  /* The gap belongs to the slots that missed it: the table before adopting a new one. */
+  const struct engine_state *st = e->rt_state;
+  if (clocked) {
+    if (atomic_load_explicit(&e->clock_valid, memory_order_relaxed) && st != NULL) {
+      /* Frame times wrap; the difference does not. Beyond 10 s it is a new clock. */
+      uint32_t gap = frame_time - e->next_frame_time;
+      if (gap > 0 && gap < 480000u) {
+        counter_add(&e->stats.skipped_frames, gap);
+        for (uint32_t i = 0; i < st->n_slots; i++)
+          if (!atomic_load_explicit(&st->slots[i]->faulted, memory_order_relaxed))
+            shm_tl_daemon_skip(&st->slots[i]->tl, gap);
+      }
+    }
+    e->next_frame_time = frame_time + nframes;
+    atomic_store_explicit(&e->clock_valid, 1, memory_order_relaxed);
+  }
+  e->rt_state = shm_handover_adopt(&e->handover, e->rt_state);
+  return e->rt_state;
+}
+
+static void stats_add(struct engine_stats *stats, uint64_t dt) {
+  counter_add(&stats->cycles, 1);
+  counter_add(&stats->cycle_ns_sum, dt);
+  if (dt > atomic_load_explicit(&stats->cycle_ns_max, memory_order_relaxed))
+    atomic_store_explicit(&stats->cycle_ns_max, dt, memory_order_relaxed);
+}
+
+static void process(struct engine *e, const struct engine_io *io, uint32_t nframes,
+                    uint32_t frame_time, bool clocked) {
   if (e->hooks.enter != NULL)
     e->hooks.enter();
   struct fpu_state fpu = fpu_enter_ftz();
   uint64_t start = cycle_clock();
 
-  e->rt_state = shm_handover_adopt(&e->handover, e->rt_state);
-  const struct engine_state *st = e->rt_state;
+  const struct engine_state *st = cycle_begin(e, nframes, frame_time, clocked);
   if (st != NULL && nframes > 0) {
     /*
      * The rings' lines were last touched by the workers, on other cores:
@@ -471,13 +488,59 @@ void engine_process(struct engine *e, const struct engine_io *io, uint32_t nfram
       slot_cycle(st->slots[i], io, nframes);
   }
 
-  uint64_t dt = cycle_clock_ns(cycle_clock() - start);
-  struct engine_stats *stats = &e->stats;
-  counter_add(&stats->cycles, 1);
-  counter_add(&stats->cycle_ns_sum, dt);
-  if (dt > atomic_load_explicit(&stats->cycle_ns_max, memory_order_relaxed))
-    atomic_store_explicit(&stats->cycle_ns_max, dt, memory_order_relaxed);
+  stats_add(&e->stats, cycle_clock_ns(cycle_clock() - start));
+  fpu_leave(fpu);
+  if (e->hooks.leave != NULL)
+    e->hooks.leave();
+}
 
+void engine_process(struct engine *e, const struct engine_io *io, uint32_t nframes) {
+  process(e, io, nframes, 0, false);
+}
+
+void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nframes,
+                       uint32_t frame_time) {
+  process(e, io, nframes, frame_time, true);
+}
+
+/* The slot of the current table whose key is key, starting the search at *hint. */
+static struct engine_slot *find_slot(const struct engine_state *st, const void *key,
+                                     uint32_t *hint) {
+  if (*hint < st->n_slots && st->slots[*hint]->key == key)
+    return st->slots[*hint];
+  for (uint32_t i = 0; i < st->n_slots; i++) {
+    if (st->slots[i]->key == key) {
+      *hint = i;
+      return st->slots[i];
+    }
+  }
+  return NULL;
+}
+
+void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
+                         const struct engine_io *io, uint32_t nframes, uint32_t frame_time) {
+  if (e->hooks.enter != NULL)
+    e->hooks.enter();
+  struct fpu_state fpu = fpu_enter_ftz();
+  uint64_t start = cycle_clock();
+
+  if (!e->node_cycle_open || frame_time != e->node_cycle_frame) {
+    /* The first of our nodes in this graph cycle: the last cycle's time is complete. */
+    if (e->node_cycle_open)
+      stats_add(&e->stats, cycle_clock_ns(e->node_cycle_ticks));
+    cycle_begin(e, nframes, frame_time, true);
+    e->node_cycle_open = true;
+    e->node_cycle_frame = frame_time;
+    e->node_cycle_ticks = 0;
+  }
+  const struct engine_state *st = e->rt_state;
+  struct engine_slot *s = st != NULL && nframes > 0 ? find_slot(st, key, hint) : NULL;
+  if (s != NULL) {
+    slot_prefetch(s, nframes);
+    slot_cycle(s, io, nframes);
+  }
+
+  e->node_cycle_ticks += cycle_clock() - start;
   fpu_leave(fpu);
   if (e->hooks.leave != NULL)
     e->hooks.leave();

@@ -82,6 +82,7 @@ struct engine_slot {
   /* Set by the control thread before the slot is published; then immutable. */
   int refs; /* control thread only */
   void *owner;
+  const void *key; /* what a one-node-per-slot backend finds it by (its ports) */
   void (*release)(struct engine_slot *slot); /* runs when refs drops to 0 */
   struct shm_segment segment;
   uint32_t n_in;
@@ -136,6 +137,10 @@ struct engine {
   struct engine_rt_hooks hooks;
   /* RT thread only: where the graph clock should be at the next cycle. */
   uint32_t next_frame_time;
+  /* RT thread only: the graph cycle engine_process_slot is in, and its time so far. */
+  bool node_cycle_open;
+  uint32_t node_cycle_frame;
+  uint64_t node_cycle_ticks;
   _Atomic int clock_valid; /* cleared by the control thread between connections */
 
   /* Control thread only. */
@@ -181,7 +186,7 @@ void engine_destroy(struct engine *e);
 /* Queues a command for the slot's next cycle. 0 or -ENOSPC. Control thread. */
 int engine_slot_command(struct engine_slot *slot, const struct engine_cmd *cmd);
 
-/* The RT callback: one cycle of nframes for every slot. RT safe. */
+/* The RT callback: one cycle of nframes for every slot of the table. RT safe. */
 void engine_process(struct engine *e, const struct engine_io *io, uint32_t nframes);
 
 /*
@@ -189,10 +194,22 @@ void engine_process(struct engine *e, const struct engine_io *io, uint32_t nfram
  * server let frames go by without calling us (it may skip a late client
  * after an xrun), every slot's timeline first advances by them, so each
  * slot's output at graph frame F stays the answer to its input at F - L.
- * Gaps are counted in stats.skipped_cycles. RT safe.
+ * Gaps are counted in stats.skipped_frames. RT safe.
  */
 void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nframes,
                        uint32_t frame_time);
+
+/*
+ * For backends that run one graph node per slot, on one RT thread: one
+ * cycle of the slot whose key is key (engine_slot.key), at graph frame time
+ * frame_time. The first call of a graph cycle (a new frame_time) adopts a
+ * new table, follows the clock as engine_process_at does, and completes the
+ * last cycle's statistics, so those stay once per graph cycle. *hint caches
+ * where the slot was found (start with 0). A key not in the table plays
+ * nothing. RT safe.
+ */
+void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
+                         const struct engine_io *io, uint32_t nframes, uint32_t frame_time);
 
 /* The next engine_process_at starts a new clock (a new server connection). Control thread. */
 void engine_reset_clock(struct engine *e);

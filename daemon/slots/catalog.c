@@ -167,13 +167,6 @@ const struct catalog_plugin *catalog_find(const struct catalog *c, const char *n
   return NULL;
 }
 
-const struct catalog_param *catalog_find_param(const struct catalog_plugin *p, const char *name) {
-  for (uint32_t i = 0; i < p->n_params; i++)
-    if (strcmp(p->params[i].name, name) == 0)
-      return &p->params[i];
-  return NULL;
-}
-
 void catalog_free(struct catalog *c) {
   for (uint32_t i = 0; i < c->n_plugins; i++) {
     struct catalog_plugin *p = &c->plugins[i];

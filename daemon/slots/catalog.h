@@ -42,7 +42,6 @@ int catalog_load(struct catalog *c, const char *worker_path, char *err, size_t e
 int catalog_parse(struct catalog *c, json_t *doc, char *err, size_t errlen);
 
 const struct catalog_plugin *catalog_find(const struct catalog *c, const char *name);
-const struct catalog_param *catalog_find_param(const struct catalog_plugin *p, const char *name);
 
 void catalog_free(struct catalog *c);
 

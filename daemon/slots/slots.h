@@ -2,12 +2,19 @@
  * Slots: the daemon's model of what it hosts, and each slot's life.
  *
  * A slot has a name, ports that live as long as it does (while the server is
- * connected), a latency L fixed for its life, and a current generation: an
- * engine slot over a fresh segment, with the worker that fills it. Every
- * worker (re)start gets a new generation, so a crashed or hostile worker's
- * leftovers never reach the next one; the RT thread switches generations at
- * a cycle boundary through the state ping-pong, and the new timeline keeps
- * the exact alignment (output at p is the answer to input at p - L).
+ * connected), a latency L fixed for its life, a supervisor that keeps its
+ * worker running (supervise/), and a current generation: an engine slot over
+ * a fresh segment. Every worker (re)start gets a new generation, so a crashed
+ * or hostile worker's leftovers never reach the next one; the RT thread
+ * switches generations at a cycle boundary through the state ping-pong, and
+ * the new timeline keeps the exact alignment (output at p is the answer to
+ * input at p - L).
+ *
+ * The files of this folder: slot.c (records and life), generation.c
+ * (segments, the RT table), watch.c (housekeeping: faults, stalls, worker
+ * messages), param_commands.c (parameter values and commands), views.c (JSON
+ * views and definitions), slot_state.c (plugin state), params.c (parameter
+ * tables), catalog.c (built-in plugins).
  *
  * Control thread only.
  */
@@ -16,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -26,9 +34,10 @@
 
 enum slot_kind { SLOT_PLUGIN, SLOT_EXEC, SLOT_EXTERNAL };
 
-enum slot_state { SLOT_STARTING, SLOT_RUNNING, SLOT_RESTARTING, SLOT_FAULTED, SLOT_STOPPED };
-
-const char *slot_state_name(enum slot_state state);
+/* "plugin", "exec", "external": the names in the protocol and the files. */
+const char *slot_kind_name(enum slot_kind kind);
+/* 0, or -EINVAL for an unknown name. */
+int slot_kind_parse(const char *name, enum slot_kind *kind);
 
 /* Counters carried over from generations that are gone. */
 struct slot_totals {
@@ -57,37 +66,24 @@ struct slot {
   uint32_t n_in;
   uint32_t n_out;
   bool midi;
+  uid_t owner;             /* who added it (quotas) */
+  bool privileged;         /* added by root, the daemon's user or its files: no per-user quota */
+  uint64_t segment_bytes;  /* locked memory of its segment (quotas) */
   double latency_ms;       /* > 0 when L was given in ms (kept in time across rate changes) */
   uint32_t latency_frames; /* > 0 when L was given in frames */
   uint32_t latency;        /* L in effect, frames */
-  enum slot_state state;
-  char last_error[256];
 
-  /* Ports, valid while port_epoch == backend_epoch() and the backend is open. */
-  uint64_t port_epoch;
-  bool has_ports;
-  void *in_ports[RW_MAX_CHANNELS];
-  void *out_ports[RW_MAX_CHANNELS];
-  void *midi_port;
-  char *in_names[RW_MAX_CHANNELS];
-  char *out_names[RW_MAX_CHANNELS];
-  char *midi_name;
+  struct backend_slot *ports; /* NULL while the server is away */
 
   struct engine_slot *gen;
   uint64_t generation;
-  bool gen_used; /* a worker has attached to the current generation */
+  bool gen_used; /* a worker has been given the current generation */
 
-  struct worker_proc *proc; /* managed worker, or NULL */
-  struct control_conn *attached; /* external worker's connection, or NULL */
-  pid_t pid;
-  uint32_t restarts;
-  uint32_t failures; /* failures in a row, for the backoff */
-  uint64_t started_ms;
-  uv_timer_t restart_timer;
-  struct stall_watch stall;
+  struct supervisor sv;
 
   struct slot_totals base;
   uint64_t underruns_reported; /* the count the last "underrun" event carried */
+  float meters[RW_MAX_CHANNELS]; /* the worker's last peak per output (NAN: none) */
 
   /* Parameters: declared by the catalog or by the worker, values kept here. */
   struct param_table params;
@@ -104,6 +100,7 @@ struct slot {
   json_t *config_def;
 };
 
+/* What slot.add, the configuration file and slots.json ask for. */
 struct slot_spec {
   const char *name;
   enum slot_kind kind;
@@ -114,7 +111,28 @@ struct slot_spec {
   int midi;        /* -1: the plugin's; 0 or 1 */
   double latency_ms;      /* 0: not given */
   int64_t latency_frames; /* 0: not given */
+  /*
+   * The asker is root, the daemon's own user, the configuration file or
+   * slots.json: it may start programs (SLOT_EXEC), and only the daemon's
+   * totals limit it. Members of the socket group are not.
+   */
+  bool privileged;
+  uid_t owner; /* who asked: per-user quotas count the slot against this uid */
 };
+
+/*
+ * Reads a slot definition as slots.json and the configuration keep it
+ * ({"name", "kind", "plugin" | "exec", "inputs", "outputs", "midi",
+ * "latency_ms", "latency_frames"}). The strings point into def. 0 or -EINVAL
+ * with a message.
+ */
+int slot_spec_from_json(const json_t *def, struct slot_spec *spec, char *err, size_t errlen);
+
+/*
+ * The supervisors' shared settings, from the daemon's options: who workers
+ * run as, what environment they get. 0 or -errno with a message.
+ */
+int slots_init(struct runwayd *d, char *err, size_t errlen);
 
 /*
  * Adds a slot. With the server connected it gets ports, a segment and a
@@ -124,13 +142,17 @@ struct slot_spec {
 enum proto_err slots_add(struct runwayd *d, const struct slot_spec *spec, struct slot **out,
                          char *err, size_t errlen);
 
-/* Stops the worker, removes the ports once the RT thread let go of them. */
+/* Stops the worker; the ports go once the RT thread let go of them. */
 void slots_remove(struct runwayd *d, struct slot *s);
 
 /* Replaces the worker at once (a new generation). */
 enum proto_err slots_restart(struct runwayd *d, struct slot *s, char *err, size_t errlen);
 
 struct slot *slots_find(struct runwayd *d, const char *name);
+
+static inline bool slot_running(const struct slot *s) {
+  return s->gen != NULL && s->sv.state == WORKER_RUNNING;
+}
 
 /*
  * Hands the slot's segment to an attaching external worker on conn (answers
@@ -142,8 +164,14 @@ enum proto_err slots_attach(struct runwayd *d, struct slot *s, struct control_co
 json_t *slot_to_json(const struct slot *s);
 json_t *slot_stats_json(const struct slot *s);
 
-/* Periodic checks: faults, attachment, stalls, corrupted segments, reclaiming tables. */
-void slots_housekeeping(struct runwayd *d, uint64_t now_ms);
+/* Definition of a slot as the state directory and the configuration see it. */
+json_t *slot_definition_json(const struct slot *s);
+
+/*
+ * Periodic checks: faults, attachment, stalls, the worker's messages,
+ * reclaiming tables; deep: the whole segment header too.
+ */
+void slots_housekeeping(struct runwayd *d, uint64_t now_ms, bool deep);
 
 /* The server connected: ports, generations and workers for every slot. */
 void slots_backend_up(struct runwayd *d);
@@ -151,14 +179,13 @@ void slots_backend_up(struct runwayd *d);
 void slots_backend_down(struct runwayd *d);
 /* The period or rate changed: every slot gets a new generation and worker. */
 void slots_rebuild_all(struct runwayd *d, const char *why);
-
-/* Connections changed: runs slots that feed others before them (see slots.c). */
+/* Connections changed: the RT table follows the graph's order (backend_order). */
 void slots_reorder(struct runwayd *d);
 
 /* Stops every worker and frees every slot. The backend must be closed. */
 void slots_shutdown(struct runwayd *d);
 
-/* ---- parameters ------------------------------------------------------------ */
+/* ---- parameters (param_commands.c) ------------------------------------------ */
 
 /* Parameter commands; they answer with a complete response (ok or error). */
 json_t *slots_param_list(struct slot *s, json_t *id);
@@ -176,8 +203,5 @@ void slots_resend_params(struct slot *s);
 
 /* {"name": value} of every known and pending parameter. */
 json_t *slots_param_values(const struct slot *s);
-
-/* Definition of a slot as the state directory and the configuration see it. */
-json_t *slot_definition_json(const struct slot *s);
 
 #endif

@@ -1,254 +1,236 @@
 #include "supervisor.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
+#include "clock.h"
+#include "log.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3 /* <linux/wait.h>; glibc's <sys/wait.h> does not define it yet */
-#endif
+const char *worker_state_name(enum worker_state state) {
+  switch (state) {
+  case WORKER_STARTING:
+    return "starting";
+  case WORKER_RUNNING:
+    return "running";
+  case WORKER_RESTARTING:
+    return "restarting";
+  case WORKER_FAULTED:
+    return "faulted";
+  case WORKER_STOPPED:
+    return "stopped";
+  }
+  return "unknown";
+}
 
-/*
- * Workers are started with posix_spawn (glibc: clone with CLONE_VM |
- * CLONE_VFORK), not fork: fork would copy the daemon's page tables under
- * its mmap lock and turn its private pages copy-on-write, and the RT thread
- * could then stall on a page fault. The child is watched through a pidfd on
- * the loop, which also makes signalling it race-free.
- */
-struct worker_proc {
-  uv_poll_t poll;
-  uv_timer_t kill_timer;
-  worker_exit_fn on_exit;
-  void *user;
-  pid_t pid;
-  int pidfd;
-  bool exited;
-  bool detached;
-  bool released;
-  int open_handles;
-};
-
-const struct restart_policy supervisor_default_policy = {
-    .first_delay_ms = 0,
-    .max_delay_ms = 5000,
-    .stable_after_ms = 5000,
-};
-
-static void handle_closed(uv_handle_t *h) {
-  struct worker_proc *p = h->data;
-  if (--p->open_handles > 0)
+static void set_state(struct supervisor *sv, enum worker_state state, const char *reason) {
+  if (reason != sv->error)
+    snprintf(sv->error, sizeof(sv->error), "%s", reason);
+  if (sv->state == state)
     return;
-  close(p->pidfd);
-  free(p);
+  sv->state = state;
+  sv->ops->changed(sv->owner, state, reason);
 }
 
-static void close_all(struct worker_proc *p) {
-  uv_close((uv_handle_t *)&p->kill_timer, handle_closed);
-  uv_close((uv_handle_t *)&p->poll, handle_closed);
+void supervisor_init(struct supervisor *sv, const struct supervisor_env *env,
+                     const struct supervisor_ops *ops, void *owner, const char *name) {
+  memset(sv, 0, sizeof(*sv));
+  sv->env = env;
+  sv->ops = ops;
+  sv->owner = owner;
+  sv->name = name;
+  sv->state = WORKER_STOPPED;
+  uv_timer_init(env->loop, &sv->restart_timer);
+  sv->restart_timer.data = sv;
 }
 
-static void on_pidfd(uv_poll_t *h, int status, int events) {
-  struct worker_proc *p = h->data;
-  siginfo_t si;
-  memset(&si, 0, sizeof(si));
-  if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) != 0 || si.si_pid == 0)
-    return; /* not exited yet (a spurious wake-up) */
-  p->exited = true;
-  uv_poll_stop(&p->poll);
-  uv_timer_stop(&p->kill_timer);
-  if (p->detached) {
-    p->released = true;
-    close_all(p);
+/* Forgets the worker: it is not ours to watch any more. */
+static void let_go(struct supervisor *sv, uint64_t grace_ms) {
+  sv->active = false;
+  if (sv->proc != NULL) {
+    worker_proc_stop(sv->proc, grace_ms);
+    worker_proc_detach(sv->proc);
+    sv->proc = NULL;
+  }
+  if (sv->attached != NULL) {
+    struct control_conn *conn = sv->attached;
+    sv->attached = NULL;
+    control_conn_set_owner(conn, NULL, NULL);
+    control_conn_close(conn);
+  }
+  sv->pid = 0;
+}
+
+void supervisor_close(struct supervisor *sv, uv_close_cb done) {
+  let_go(sv, 0);
+  uv_timer_stop(&sv->restart_timer);
+  uv_close((uv_handle_t *)&sv->restart_timer, done);
+}
+
+static void on_restart_timer(uv_timer_t *t) {
+  struct supervisor *sv = t->data;
+  sv->restarts++;
+  sv->ops->restart(sv->owner, sv->error);
+}
+
+/* A failure (exit, stall, fault, no start): restart after the backoff. */
+static void schedule_restart(struct supervisor *sv, enum worker_state state) {
+  uint64_t now = base_mono_ms();
+  if (sv->started_ms != 0 && now - sv->started_ms >= sv->env->policy.stable_after_ms)
+    sv->failures = 0;
+  sv->failures++;
+  uint64_t delay = supervisor_restart_delay(&sv->env->policy, sv->failures);
+  set_state(sv, state, sv->error);
+  uv_timer_start(&sv->restart_timer, on_restart_timer, delay, 0);
+  log_warn("slot %s: %s; restarting in %llu ms", sv->name, sv->error, (unsigned long long)delay);
+}
+
+void supervisor_fail(struct supervisor *sv, enum worker_state state, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sv->error, sizeof(sv->error), fmt, ap);
+  va_end(ap);
+  let_go(sv, 0);
+  uv_timer_stop(&sv->restart_timer);
+  schedule_restart(sv, state);
+}
+
+static void on_worker_exit(struct worker_proc *proc, int64_t status, int sig, void *user) {
+  struct supervisor *sv = user;
+  worker_proc_detach(proc);
+  sv->proc = NULL;
+  sv->pid = 0;
+  if (!sv->active)
     return;
-  }
-  int64_t status_code = si.si_code == CLD_EXITED ? si.si_status : 0;
-  int term_signal = si.si_code == CLD_EXITED ? 0 : si.si_status;
-  if (p->on_exit != NULL)
-    p->on_exit(p, status_code, term_signal, p->user);
+  sv->active = false;
+  if (sig != 0)
+    snprintf(sv->error, sizeof(sv->error), "worker was killed by signal %d", sig);
+  else
+    snprintf(sv->error, sizeof(sv->error), "worker exited with status %lld", (long long)status);
+  schedule_restart(sv, WORKER_RESTARTING);
 }
 
-/* Our environment minus the RUNWAY_* variables we set (and systemd's), plus ours. */
-static char **build_env(const struct worker_spawn *spec) {
-  size_t n = 0;
-  while (environ[n] != NULL)
-    n++;
-  char **env = calloc(n + 4, sizeof(char *));
-  if (env == NULL)
-    return NULL;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    /* Ours to set; and systemd's notification and watchdog belong to the daemon alone. */
-    if (strncmp(environ[i], "RUNWAY_SEGMENT_FD=", 18) == 0 ||
-        strncmp(environ[i], "RUNWAY_SLOT=", 12) == 0 ||
-        strncmp(environ[i], "RUNWAY_SOCKET=", 14) == 0 ||
-        strncmp(environ[i], "NOTIFY_SOCKET=", 14) == 0 ||
-        strncmp(environ[i], "WATCHDOG_", 9) == 0)
-      continue;
-    env[k++] = environ[i];
-  }
-  char *mine[3] = {NULL, NULL, NULL};
-  if (asprintf(&mine[0], "RUNWAY_SEGMENT_FD=%d", SUPERVISOR_SEGMENT_FD) < 0 ||
-      asprintf(&mine[1], "RUNWAY_SLOT=%s", spec->slot ? spec->slot : "") < 0 ||
-      asprintf(&mine[2], "RUNWAY_SOCKET=%s", spec->socket ? spec->socket : "") < 0) {
-    for (int i = 0; i < 3; i++)
-      free(mine[i]);
-    free(env);
-    return NULL;
-  }
-  for (int i = 0; i < 3; i++)
-    env[k++] = mine[i];
-  env[k] = NULL;
-  return env;
-}
+int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, int segment_fd) {
+  char err[256];
+  uv_timer_stop(&sv->restart_timer);
+  sv->started_ms = base_mono_ms();
+  sv->active = true;
+  stall_watch_reset(&sv->stall, 0, sv->started_ms);
+  set_state(sv, WORKER_STARTING,
+            cmd->external ? "waiting for a worker to attach" : "starting its worker");
+  if (cmd->external)
+    return 0;
 
-static void free_env(char **env) {
-  size_t n = 0;
-  while (env[n] != NULL)
-    n++;
-  /* Only the last three entries are ours. */
-  for (size_t i = n >= 3 ? n - 3 : 0; i < n; i++)
-    free(env[i]);
-  free(env);
-}
-
-/*
- * The child gets: stdin from /dev/null; stdout and stderr on our stderr, so a
- * worker's messages reach the daemon's log and never its stdout; the segment
- * at fd 3; nothing else of ours (JACK's sockets, the control socket); default
- * signal dispositions and an empty mask (we ignore SIGPIPE, it should not).
- */
-static int spawn(const struct worker_spawn *spec, char **env, pid_t *pid) {
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  sigset_t none, all;
-  int rc;
-
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&attr);
-  sigemptyset(&none);
-  sigfillset(&all);
-  rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  if (rc == 0)
-    rc = posix_spawn_file_actions_adddup2(&fa, 2, 1);
-  /* dup2 onto itself clears close-on-exec (glibc >= 2.29), so fd 3 works too. */
-  if (rc == 0)
-    rc = posix_spawn_file_actions_adddup2(&fa, spec->segment_fd, SUPERVISOR_SEGMENT_FD);
-  if (rc == 0)
-    rc = posix_spawn_file_actions_addclosefrom_np(&fa, SUPERVISOR_SEGMENT_FD + 1);
-  if (rc == 0)
-    rc = posix_spawnattr_setsigmask(&attr, &none);
-  if (rc == 0)
-    rc = posix_spawnattr_setsigdefault(&attr, &all);
-  if (rc == 0)
-    rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  if (rc == 0)
-    rc = posix_spawnp(pid, spec->file, &fa, &attr, spec->argv, env);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  return -rc;
-}
-
-int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct worker_proc **out,
-                      char *err, size_t errlen) {
-  struct worker_proc *p = calloc(1, sizeof(*p));
-  char **env = NULL;
-  int rc = -ENOMEM;
-  if (p == NULL)
-    goto fail;
-  env = build_env(spec);
-  if (env == NULL)
-    goto fail;
-  rc = spawn(spec, env, &p->pid);
+  struct worker_spawn spec = {
+      .launch = &sv->env->launch,
+      .file = cmd->file,
+      .argv = cmd->argv,
+      .segment_fd = segment_fd,
+      .slot = sv->name,
+      .on_exit = on_worker_exit,
+      .user = sv,
+  };
+  int rc = worker_proc_spawn(sv->env->loop, &spec, &sv->proc, err, sizeof(err));
   if (rc != 0) {
-    snprintf(err, errlen, "cannot start %s: %s", spec->file, strerror(-rc));
-    goto fail;
+    sv->proc = NULL;
+    sv->active = false;
+    snprintf(sv->error, sizeof(sv->error), "%s", err);
+    schedule_restart(sv, WORKER_RESTARTING);
+    return rc;
   }
-  p->pidfd = pidfd_open(p->pid, 0);
-  if (p->pidfd < 0) {
-    rc = -errno;
-    snprintf(err, errlen, "pidfd_open: %s", strerror(errno));
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, NULL, 0);
-    goto fail;
-  }
-  free_env(env);
-  p->on_exit = spec->on_exit;
-  p->user = spec->user;
-  uv_poll_init(loop, &p->poll, p->pidfd);
-  uv_timer_init(loop, &p->kill_timer);
-  p->poll.data = p->kill_timer.data = p;
-  p->open_handles = 2;
-  uv_poll_start(&p->poll, UV_READABLE, on_pidfd);
-  *out = p;
+  sv->pid = worker_proc_pid(sv->proc);
   return 0;
-
-fail:
-  if (env != NULL)
-    free_env(env);
-  free(p);
-  return rc;
 }
 
-pid_t worker_proc_pid(const struct worker_proc *proc) { return proc->pid; }
-
-static void send_signal(struct worker_proc *p, int sig) {
-  if (!p->exited)
-    (void)pidfd_send_signal(p->pidfd, sig, NULL, 0);
+void supervisor_stop(struct supervisor *sv, uint64_t grace_ms, enum worker_state state,
+                     const char *reason) {
+  let_go(sv, grace_ms);
+  uv_timer_stop(&sv->restart_timer);
+  if (reason != NULL)
+    set_state(sv, state, reason);
 }
 
-static void on_kill_timer(uv_timer_t *t) { send_signal(t->data, SIGKILL); }
+void supervisor_restart_now(struct supervisor *sv, const char *reason) {
+  uv_timer_stop(&sv->restart_timer);
+  sv->restarts++;
+  sv->failures = 0;
+  sv->ops->restart(sv->owner, reason);
+}
 
-void worker_proc_stop(struct worker_proc *proc, uint64_t grace_ms) {
-  if (proc->exited)
+void supervisor_running(struct supervisor *sv) {
+  if (sv->state != WORKER_STARTING)
     return;
-  if (grace_ms == 0) {
-    send_signal(proc, SIGKILL);
+  sv->error[0] = '\0';
+  set_state(sv, WORKER_RUNNING, "worker attached");
+}
+
+bool supervisor_restart_pending(const struct supervisor *sv) {
+  return uv_is_active((const uv_handle_t *)&sv->restart_timer);
+}
+
+bool supervisor_has_worker(const struct supervisor *sv) {
+  return sv->proc != NULL || sv->attached != NULL;
+}
+
+static void on_attached_closed(struct control_conn *conn, void *owner) {
+  struct supervisor *sv = owner;
+  (void)conn;
+  sv->attached = NULL;
+  sv->pid = 0;
+  if (!sv->active)
     return;
-  }
-  /* SIGCONT too: a stopped worker must be able to act on SIGTERM. */
-  send_signal(proc, SIGTERM);
-  send_signal(proc, SIGCONT);
-  uv_timer_start(&proc->kill_timer, on_kill_timer, grace_ms, 0);
+  sv->active = false;
+  snprintf(sv->error, sizeof(sv->error), "the attached worker disconnected");
+  log_info("slot %s: %s", sv->name, sv->error);
+  sv->ops->detached(sv->owner);
 }
 
-void worker_proc_detach(struct worker_proc *proc) {
-  proc->detached = true;
-  if (proc->exited && !proc->released) {
-    proc->released = true;
-    close_all(proc);
-  }
-}
-
-uint64_t supervisor_restart_delay(const struct restart_policy *p, uint32_t failures) {
-  if (failures <= 1)
-    return p->first_delay_ms;
-  /* 100 ms, 200 ms, 400 ms ... after the first immediate retry, capped. */
-  uint64_t delay = 100;
-  for (uint32_t i = 2; i < failures && delay < p->max_delay_ms; i++)
-    delay *= 2;
-  return delay < p->max_delay_ms ? delay : p->max_delay_ms;
-}
-
-void stall_watch_reset(struct stall_watch *w, uint64_t pos, uint64_t now_ms) {
-  w->pos = pos;
-  w->since_ms = now_ms;
-  w->armed = true;
-}
-
-bool stall_watch_check(struct stall_watch *w, uint64_t in_read, uint64_t pending,
-                       uint64_t threshold, uint64_t now_ms, uint64_t timeout_ms) {
-  if (!w->armed || in_read != w->pos || pending <= threshold) {
-    stall_watch_reset(w, in_read, now_ms);
+bool supervisor_can_attach(const struct supervisor *sv, const struct control_conn *conn,
+                           char *err, size_t errlen) {
+  if (sv->attached != NULL) {
+    snprintf(err, errlen, "a worker (pid %d) is already attached to slot \"%s\"", (int)sv->pid,
+             sv->name);
     return false;
   }
-  return now_ms - w->since_ms >= timeout_ms;
+  if (control_conn_owner(conn) != NULL) {
+    snprintf(err, errlen,
+             "this connection already serves a worker or a subscription; attach on a "
+             "connection of its own");
+    return false;
+  }
+  return true;
+}
+
+int supervisor_attach(struct supervisor *sv, struct control_conn *conn) {
+  char err[256];
+  if (!supervisor_can_attach(sv, conn, err, sizeof(err)) ||
+      control_conn_set_owner(conn, sv, on_attached_closed) != 0)
+    return -EBUSY;
+  sv->attached = conn;
+  sv->active = true;
+  sv->pid = control_conn_pid(conn);
+  sv->started_ms = base_mono_ms();
+  stall_watch_reset(&sv->stall, 0, sv->started_ms);
+  return 0;
+}
+
+enum supervisor_progress supervisor_check_progress(struct supervisor *sv, uint64_t in_read,
+                                                   uint64_t pending, uint64_t threshold,
+                                                   uint64_t now_ms, char *why, size_t whylen) {
+  if (sv->state != WORKER_RUNNING || !supervisor_has_worker(sv))
+    return SUPERVISOR_PROGRESS_OK;
+  if (!stall_watch_check(&sv->stall, in_read, pending, threshold, now_ms,
+                         sv->env->stall_timeout_ms))
+    return SUPERVISOR_PROGRESS_OK;
+  snprintf(why, whylen, "worker made no progress for %llu ms with input pending",
+           (unsigned long long)sv->env->stall_timeout_ms);
+  if (sv->attached == NULL)
+    return SUPERVISOR_PROGRESS_STALLED;
+  /* Not ours to kill: disconnect it; the owner waits for a new one. */
+  snprintf(sv->error, sizeof(sv->error), "%s; disconnected it", why);
+  log_warn("slot %s: %s", sv->name, sv->error);
+  stall_watch_reset(&sv->stall, in_read, now_ms);
+  control_conn_close(sv->attached);
+  return SUPERVISOR_PROGRESS_DISCONNECTED;
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "connection.h"
 #include "runwayd.h"
 #include "slot_state.h"
 #include "slots.h"
@@ -64,20 +65,9 @@ static int ready;
 static int print_answers; /* RUNWAY_FUZZ_PRINT=1: each answer to stderr, to see what an input does */
 static unsigned long inputs;
 
-/* main.c defines this for runwayd; the harness links the daemon without main.c. */
-uint64_t runwayd_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void on_backend_event(void *user) {
-  (void)user; /* never opened: no events */
-}
-
 /* As main.c's: polls state requests that wait for workers (none do without a backend). */
 static void on_state_timer(uv_timer_t *t) {
-  if (!slot_state_poll(t->data, runwayd_now_ms()))
+  if (!slot_state_poll(t->data, base_mono_ms()))
     uv_timer_stop(t);
 }
 
@@ -91,20 +81,23 @@ static void setup(void) {
   json_error_t jerr;
 
   memset(&d, 0, sizeof(d));
-  log_set_level(LOG_ERROR);
+  log_set_level(LOG_LEVEL_ERROR);
   if (uv_loop_init(&loop) != 0)
     die("uv_loop_init failed");
   d.loop = &loop;
   d.opt.backend = "jack";
   d.opt.name = "runway-fuzz";
   d.opt.latency_ms = 50.0;
-  d.opt.log_level = LOG_ERROR;
+  d.opt.log_level = LOG_LEVEL_ERROR;
   d.opt.stall_timeout_ms = 2000;
+  d.opt.max_slots_per_user = 32;
+  d.opt.max_memory_mb_per_user = 512;
+  d.opt.max_memory_mb = 4096;
   d.opt.user_instance = true;
   snprintf(d.opt.socket_path, sizeof(d.opt.socket_path), "/nonexistent/runway-fuzz.sock");
   /* Never run: workers start only once the backend is open. */
   snprintf(d.opt.worker_path, sizeof(d.opt.worker_path), "/nonexistent/runway-worker");
-  d.started_ms = runwayd_now_ms();
+  d.started_ms = base_mono_ms();
 
   json_t *doc = json_loads(catalog_json, 0, &jerr);
   if (doc == NULL || catalog_parse(&d.catalog, doc, err, sizeof(err)) != 0)
@@ -112,8 +105,11 @@ static void setup(void) {
   json_decref(doc);
 
   engine_init(&d.engine);
-  if (backend_create(d.loop, &d.engine, d.opt.name, on_backend_event, &d, &d.backend) != 0)
-    die("backend_create failed");
+  if (slots_init(&d, err, sizeof(err)) != 0)
+    die(err);
+  /* The backend is created and never connected. */
+  if (connection_init(&d, err, sizeof(err)) != 0)
+    die(err);
   d.events = events_create();
   if (d.events == NULL)
     die("events_create failed");

@@ -363,7 +363,7 @@ static void test_garbage_records_dropped(void **state) {
   rw_worker *w = open_worker(&d, &o);
 
   struct rw_record rec;
-  uint16_t bad_types[] = {RW_EVENT_NONE, RW_EVENT_PARAM_OUT, RW_EVENT_METER, RW_EVENT_ACK, 9, 63,
+  uint16_t bad_types[] = {RW_EVENT_NONE, RW_EVENT_PARAM_OUT, RW_EVENT_METER, 5, 9, 63,
                           0xFFFF};
   for (size_t i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++) {
     memset(&rec, 0xA5, sizeof(rec));

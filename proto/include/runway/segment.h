@@ -138,8 +138,7 @@ enum rw_event_type {
   RW_EVENT_MIDI = 1,      /* daemon -> worker: 1..3 MIDI bytes */
   RW_EVENT_PARAM = 2,     /* daemon -> worker: parameter change */
   RW_EVENT_PARAM_OUT = 3, /* worker -> daemon: parameter value report */
-  RW_EVENT_METER = 4,     /* worker -> daemon: peak level of one channel */
-  RW_EVENT_ACK = 5,       /* worker -> daemon: acknowledges a request id */
+  RW_EVENT_METER = 4,     /* worker -> daemon: peak level of one channel (stats "meters") */
   RW_EVENT_TYPE_MAX = 63
 };
 

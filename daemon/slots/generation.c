@@ -1,0 +1,166 @@
+/*
+ * Generations: a slot's segment and engine slot for one worker, and the RT
+ * table that carries them to the RT thread.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "slot_internal.h"
+#include "slot_state.h"
+
+#define RECLAIM_POLL_MS 2
+
+void slot__totals_add(struct slot_totals *t, const struct engine_slot *g) {
+  const struct engine_slot_counters *c = &g->counters;
+  const struct rw_worker_counters *w = &g->segment.control->worker;
+  t->cycles += atomic_load(&c->cycles);
+  t->underruns += atomic_load(&c->underruns);
+  t->underrun_frames += atomic_load(&c->underrun_frames);
+  t->overruns += atomic_load(&c->overruns);
+  t->nonfinite_samples += atomic_load(&c->nonfinite_samples);
+  t->events_dropped += atomic_load(&c->events_dropped);
+  t->wakeups += atomic_load(&c->wakeups);
+  t->faults += atomic_load(&c->faults);
+  /* Worker-side counters live in the segment: informational, clamp what looks absurd. */
+  uint64_t skipped = atomic_load(&w->skipped_frames);
+  t->skipped_frames += skipped < (UINT64_C(1) << 48) ? skipped : 0;
+  uint64_t disc = atomic_load(&w->discontinuities);
+  t->discontinuities += disc < (UINT64_C(1) << 48) ? disc : 0;
+  int64_t h = atomic_load(&c->headroom_min_frames);
+  if (h < t->headroom_min_frames)
+    t->headroom_min_frames = h;
+}
+
+/* An engine slot died (the RT thread let go of its last table): keep its counts. */
+static void generation_released(struct engine_slot *g) {
+  struct slot *s = g->owner;
+  slot__totals_add(&s->base, g);
+  slot__unref(s);
+}
+
+static uint32_t effective_latency(const struct slot *s) {
+  const struct runwayd *d = s->d;
+  uint32_t rate = backend_sample_rate(d->backend);
+  uint32_t period = backend_period(d->backend);
+  uint64_t l;
+  if (s->latency_frames > 0) {
+    l = s->latency_frames;
+  } else {
+    double ms = s->latency_ms > 0 ? s->latency_ms : d->opt.latency_ms;
+    l = (uint64_t)llround(ms * rate / 1000.0);
+  }
+  /* DESIGN.md: L is never smaller than one period. */
+  if (l < period)
+    l = period;
+  if (l > SLOT_MAX_LATENCY_FRAMES)
+    l = SLOT_MAX_LATENCY_FRAMES;
+  return (uint32_t)l;
+}
+
+int slot__generation_new(struct slot *s, char *err, size_t errlen) {
+  struct runwayd *d = s->d;
+  uint32_t latency = effective_latency(s);
+  struct proto_segment_params p = {
+      .sample_rate = backend_sample_rate(d->backend),
+      .n_inputs = s->n_in,
+      .n_outputs = s->n_out,
+      .flags = s->midi ? RW_SEGMENT_F_MIDI : 0,
+      .latency = latency,
+      .max_period = backend_period(d->backend),
+      .generation = s->generation + 1,
+  };
+  struct engine_slot *g;
+  int rc = engine_slot_create(&p, s->name, &g, err, errlen);
+  if (rc != 0)
+    return rc;
+  s->generation++;
+  g->owner = s;
+  g->key = s->ports;
+  g->release = generation_released;
+  s->refs++;
+  memcpy(g->in_ports, s->ports->in, sizeof(g->in_ports));
+  memcpy(g->out_ports, s->ports->out, sizeof(g->out_ports));
+  g->midi_port = s->ports->midi_in;
+
+  slot__push_params(s, g);
+  slot_state_prepare(s, g);
+
+  if (s->gen != NULL)
+    engine_slot_unref(s->gen);
+  s->gen = g;
+  s->gen_used = false;
+  s->segment_bytes = g->segment.layout.segment_size;
+  if (latency != s->latency) {
+    if (s->latency != 0)
+      log_info("slot %s: latency is now %u frames", s->name, latency);
+    s->latency = latency;
+  }
+  backend_slot_latency(d->backend, s->ports, latency);
+  return 0;
+}
+
+void slot__generation_drop(struct slot *s) {
+  if (s->gen != NULL) {
+    engine_slot_unref(s->gen);
+    s->gen = NULL;
+  }
+}
+
+/* Frees what the RT thread handed back; polls again while tables are still moving. */
+static void on_reclaim(uv_timer_t *t) {
+  struct runwayd *d = t->data;
+  if (engine_reclaim(&d->engine) == 0)
+    uv_timer_stop(t);
+}
+
+/*
+ * The RT thread adopts the new table at its next cycle and hands the old one
+ * back; a short poll frees it then (and with it the generations and ports
+ * nothing uses any more). The loop never waits for the RT thread: a stalled
+ * graph only delays the freeing. Without an RT thread the table takes
+ * effect at once.
+ */
+void slot__publish(struct runwayd *d) {
+  struct engine_slot *gens[ENGINE_MAX_SLOTS];
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < d->n_slots; i++)
+    if (d->slots[i]->gen != NULL)
+      gens[n++] = d->slots[i]->gen;
+  if (engine_publish(&d->engine, gens, n) != 0) {
+    log_error("out of memory publishing the slot table");
+    return;
+  }
+  if (!slot__backend_up(d)) {
+    engine_settle(&d->engine);
+    return;
+  }
+  if (!uv_is_active((uv_handle_t *)&d->reclaim_timer))
+    uv_timer_start(&d->reclaim_timer, on_reclaim, RECLAIM_POLL_MS, RECLAIM_POLL_MS);
+}
+
+void slots_reorder(struct runwayd *d) {
+  struct backend_slot *ports[ENGINE_MAX_SLOTS];
+  struct slot *with[ENGINE_MAX_SLOTS], *order[ENGINE_MAX_SLOTS];
+  uint32_t perm[ENGINE_MAX_SLOTS], n = 0;
+  if (d->n_slots < 2 || !slot__backend_up(d))
+    return;
+  for (uint32_t i = 0; i < d->n_slots; i++) {
+    if (d->slots[i]->ports != NULL) {
+      with[n] = d->slots[i];
+      ports[n++] = d->slots[i]->ports;
+    }
+  }
+  if (!backend_order(d->backend, ports, n, perm))
+    return;
+  /* The slots with ports take their new order; the others keep their places at the end. */
+  uint32_t m = 0;
+  for (uint32_t i = 0; i < n; i++)
+    order[m++] = with[perm[i]];
+  for (uint32_t i = 0; i < d->n_slots; i++)
+    if (d->slots[i]->ports == NULL)
+      order[m++] = d->slots[i];
+  memcpy(d->slots, order, d->n_slots * sizeof(order[0]));
+  log_debug("slots reordered to follow their connections");
+  slot__publish(d);
+}

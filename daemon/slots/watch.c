@@ -1,0 +1,112 @@
+/*
+ * Housekeeping of slots (every HOUSEKEEPING_MS, from main's timer): faults
+ * the RT thread detected, corrupted segments, the worker's messages, workers
+ * announcing themselves, stalls, and underrun events for subscribers.
+ */
+#include <math.h>
+#include <stdio.h>
+
+#include "slot_internal.h"
+
+void slot__fault(struct slot *s, const char *why) {
+  s->base.faults++; /* the RT thread counts what it detects; this is what we detect */
+  slot__emit(s, "fault", json_pack("{s:s, s:s}", "slot", s->name, "reason", why));
+  log_error("slot %s: faulted: %s", s->name, why);
+  /* Stop the RT thread from touching the segment until the next generation. */
+  atomic_store(&s->gen->faulted, 1);
+  supervisor_fail(&s->sv, WORKER_FAULTED, "%s", why);
+}
+
+/* The worker's peak level of an output (stats "meters"); nonsense is dropped. */
+static void take_meter(struct slot *s, uint32_t channel, float peak) {
+  if (channel < s->n_out && isfinite(peak) && peak >= 0.0f)
+    s->meters[channel] = peak < 1000.0f ? peak : 1000.0f;
+}
+
+/*
+ * Drains the worker's message ring: parameter values the plugin reports (its
+ * own automation) update the daemon's values, meters go to the stats. A
+ * corrupt ring is a fault.
+ */
+static int drain_messages(struct slot *s) {
+  struct rw_record ev;
+  for (int i = 0; i < 4096; i++) {
+    int rc = shm_spsc_pop(&s->gen->messages, &ev);
+    if (rc <= 0)
+      return rc;
+    if (ev.type == RW_EVENT_PARAM_OUT)
+      slot__param_from_worker(s, ev.u.param.id, ev.u.param.value);
+    else if (ev.type == RW_EVENT_METER)
+      take_meter(s, ev.u.meter.channel, ev.u.meter.peak);
+  }
+  return 0;
+}
+
+/* How much pending input a running worker may leave before it counts as stalled. */
+static uint64_t stall_threshold(const struct slot *s, const struct rw_segment_control *ctl) {
+  uint64_t threshold = atomic_load(&ctl->wake_frames) + backend_period(s->d->backend);
+  uint64_t half = s->gen->segment.layout.capacity / 2;
+  return threshold < half ? threshold : half;
+}
+
+static void check_slot(struct slot *s, uint64_t now, bool deep) {
+  struct engine_slot *g = s->gen;
+  char why[256];
+  if (g == NULL || supervisor_restart_pending(&s->sv))
+    return;
+  struct rw_segment_control *ctl = g->segment.control;
+
+  if (atomic_load(&g->faulted)) {
+    slot__fault(s, "the worker published impossible ring positions");
+    return;
+  }
+  if (deep && shm_segment_check(&g->segment, why, sizeof(why)) != 0) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "the worker corrupted its segment: %s", why);
+    slot__fault(s, msg);
+    return;
+  }
+  if (drain_messages(s) < 0) {
+    slot__fault(s, "the worker corrupted its message ring");
+    return;
+  }
+  if (!supervisor_has_worker(&s->sv))
+    return;
+  /* Acquire: pairs with the worker's release of worker_pid; its info block is complete. */
+  if (s->sv.state == WORKER_STARTING &&
+      atomic_load_explicit(&ctl->worker_pid, memory_order_acquire) != 0) {
+    supervisor_running(&s->sv);
+    log_info("slot %s: worker running", s->name);
+    slot__adopt_declared_params(s, g);
+  }
+
+  uint64_t in_write = atomic_load(&ctl->in_write.value);
+  uint64_t in_read = atomic_load(&ctl->in_read.value);
+  uint64_t pending = in_write >= in_read ? in_write - in_read : 0;
+  if (supervisor_check_progress(&s->sv, in_read, pending, stall_threshold(s, ctl), now, why,
+                                sizeof(why)) == SUPERVISOR_PROGRESS_STALLED)
+    slot__fault(s, why);
+}
+
+/* At most one "underrun" event per slot and housekeeping pass, with the totals. */
+static void report_underruns(struct slot *s) {
+  struct slot_totals t = s->base;
+  if (s->gen != NULL)
+    slot__totals_add(&t, s->gen);
+  if (t.underruns <= s->underruns_reported)
+    return;
+  s->underruns_reported = t.underruns;
+  slot__emit(s, "underrun", json_pack("{s:s, s:I, s:I}", "slot", s->name, "underruns",
+                                      (json_int_t)t.underruns, "underrun_frames",
+                                      (json_int_t)t.underrun_frames));
+}
+
+void slots_housekeeping(struct runwayd *d, uint64_t now_ms, bool deep) {
+  engine_reclaim(&d->engine);
+  bool listened = d->events != NULL && events_subscribers(d->events) > 0;
+  for (uint32_t i = 0; i < d->n_slots; i++) {
+    check_slot(d->slots[i], now_ms, deep);
+    if (listened)
+      report_underruns(d->slots[i]);
+  }
+}

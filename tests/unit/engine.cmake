@@ -1,0 +1,7 @@
+# daemon/rt: the engine's whole-table and per-slot entries (included from tests/CMakeLists.txt).
+if(TARGET runwayd_rt)
+  add_executable(test_engine ${CMAKE_CURRENT_LIST_DIR}/test_engine.c)
+  target_link_libraries(test_engine PRIVATE runwayd_rt PkgConfig::CMOCKA)
+  add_test(NAME test_engine COMMAND test_engine)
+  set_tests_properties(test_engine PROPERTIES LABELS unit TIMEOUT 60)
+endif()
