@@ -249,6 +249,12 @@ json_t *h_slot_stats(struct h_conn *c, const char *name);
 json_int_t h_slot_stat(struct h_conn *c, const char *name, const char *key);
 /* The daemon's stats object (new reference). */
 json_t *h_daemon_stats(struct h_conn *c);
+/*
+ * Frames runwayd's engine skipped so far (stats: skipped_frames): each time
+ * its clock jumped ahead with JACK's frame time, after cycles the graph
+ * skipped or a run that began late.
+ */
+uint64_t h_daemon_skipped(struct h_conn *c);
 
 /*
  * Waits until slot.list shows the slot in `state` (and, when not 0, with a
@@ -404,6 +410,15 @@ bool h_wait_port_latency(struct h_probe *p, const char *port, bool playback, uin
 /* Registers a slot latency on a path from the probe back to itself. */
 void h_probe_path_latency(struct h_probe *p, uint32_t frames);
 
+/*
+ * Marks output frames [from, to) as near a disturbance the probe cannot see
+ * by itself: runwayd's engine skipped frames (h_daemon_skipped moved) while
+ * they were in flight. Its clock then jumped where the probe's did not, and
+ * what was in flight through a slot comes out whole periods off. Checks are
+ * lenient there, as near an xrun (h_measure marks its trains by itself).
+ */
+void h_probe_mark_disturbed(struct h_probe *p, uint64_t from, uint64_t to);
+
 /* ---- checking --------------------------------------------------------------------------- */
 
 struct h_expect {
@@ -455,9 +470,11 @@ const char *h_verdict_str(enum h_verdict v);
  * repeat one cycle's data between clients; what was in flight through a slot
  * then comes out a cycle off. Expectations near a disturbance (the window
  * stretched by the longest path latency registered with h_probe_path_latency
- * or `delay`) are optional, and stray samples there are tolerated; both are
- * counted and logged. Too few exact next to one is H_DISTURBED: measure
- * again, never pass.
+ * or `delay`) are optional, and stray samples there are tolerated when they
+ * lie within a few periods of an expected one (a displaced or repeated
+ * impulse, never a sample where nothing was sent); both are counted and
+ * logged. Too few exact next to one is H_DISTURBED: measure again, never
+ * pass.
  */
 bool h_check_port_delay(struct h_probe *p, unsigned port, const struct h_expect *ex, size_t n,
                         uint64_t from, uint64_t to, uint32_t delay, unsigned min_exact,

@@ -141,6 +141,15 @@ json_t *h_daemon_stats(struct h_conn *c) {
   return d;
 }
 
+uint64_t h_daemon_skipped(struct h_conn *c) {
+  json_t *d = h_daemon_stats(c);
+  json_int_t v = h_int(d, "skipped_frames");
+  json_decref(d);
+  if (v < 0)
+    H_FAIL("runwayd's stats have no skipped_frames");
+  return (uint64_t)v;
+}
+
 struct slot_wait {
   struct h_conn *c;
   const char *name;

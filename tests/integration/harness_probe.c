@@ -99,6 +99,11 @@ struct h_probe {
   _Atomic uint64_t skips;
   uint32_t path_latency[8]; /* slot latencies on paths from the probe to itself */
   unsigned n_path_latency;
+  /* Stretches of output a disturbance the probe cannot see touched (test thread only). */
+  struct {
+    uint64_t from, to;
+  } marked[64];
+  unsigned n_marked;
 
   /* Records appended by the RT thread below n_records. */
   struct h_record *records;
@@ -584,8 +589,23 @@ static bool in_shifted_window(const struct h_probe *p, uint64_t frame, uint64_t 
   return frame >= lo && frame < hi + longest;
 }
 
+void h_probe_mark_disturbed(struct h_probe *p, uint64_t from, uint64_t to) {
+  unsigned n = sizeof(p->marked) / sizeof(p->marked[0]);
+  if (p->n_marked == n) { /* full: the oldest stretch merges into the next */
+    p->marked[1].from = p->marked[0].from;
+    memmove(&p->marked[0], &p->marked[1], (n - 1) * sizeof(p->marked[0]));
+    p->n_marked--;
+  }
+  p->marked[p->n_marked].from = from;
+  p->marked[p->n_marked].to = to;
+  p->n_marked++;
+}
+
 bool h__probe_disturbed(const struct h_probe *p, uint64_t frame, uint32_t delay) {
   const uint64_t per = p->jack->period;
+  for (unsigned i = 0; i < p->n_marked; i++)
+    if (frame >= p->marked[i].from && frame < p->marked[i].to)
+      return true;
   uint32_t nj = atomic_load_explicit(&p->n_jumps, memory_order_acquire);
   for (uint32_t i = 0; i < nj; i++) {
     uint64_t at = p->jumps[i].at;

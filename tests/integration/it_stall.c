@@ -61,10 +61,24 @@ static void sleep_us(uint64_t us) {
 
 static json_int_t stat_of(struct h_conn *c, const char *key) { return h_slot_stat(c, "st", key); }
 
+/*
+ * When runwayd's clock skipped frames while [from, to) was in flight, the
+ * check is lenient there (h_probe_mark_disturbed): a busy graph, not the slot.
+ */
+static void mark_if_skipped(struct stall *x, uint64_t skipped0, uint64_t from, uint64_t to) {
+  uint64_t skipped = h_daemon_skipped(&x->c) - skipped0;
+  if (skipped == 0)
+    return;
+  h_log("runwayd's clock skipped %llu frames meanwhile (late runs of a busy graph)",
+        (unsigned long long)skipped);
+  h_probe_mark_disturbed(x->p, from, to);
+}
+
 /* ---- 1: short stops ------------------------------------------------------------- */
 
 static enum h_verdict short_stops(struct stall *x, unsigned attempt) {
   const unsigned port0 = 0;
+  uint64_t skipped0 = h_daemon_skipped(&x->c), start = h_probe_cycle(x->p);
   uint32_t first_id = h_probe_n_events(x->p);
   uint64_t last = h_impulse_train(x->p, &port0, 1, 150, 700, 2400); /* ~2.2 s of impulses */
   unsigned excused = 0;
@@ -102,6 +116,7 @@ static enum h_verdict short_stops(struct stall *x, unsigned attempt) {
         SHORT_STOPS, SHORT_STOP_MS, longest_us / 1000.0, most_waited_us / 1000.0,
         (long long)stat_of(&x->c, "underruns"), excused);
   h_probe_wait_frame(x->p, last + L + 2 * PERIOD, 15000);
+  mark_if_skipped(x, skipped0, start, last + L + 1);
   char label[64];
   snprintf(label, sizeof(label), "short stops, attempt %u", attempt);
   /* Every impulse exactly L later; an excused stop may cost a few, never 50 of 150. */
@@ -118,6 +133,7 @@ static enum h_verdict short_stops(struct stall *x, unsigned attempt) {
 
 static enum h_verdict long_stop(struct stall *x, unsigned attempt) {
   const unsigned port0 = 0;
+  uint64_t skipped0 = h_daemon_skipped(&x->c), start = h_probe_cycle(x->p);
   uint32_t first_id = h_probe_n_events(x->p);
   uint64_t last = h_impulse_train(x->p, &port0, 1, 100, 700, 4800); /* ~1.5 s of impulses */
   /* The stop begins once part of the train has come through. */
@@ -136,6 +152,7 @@ static enum h_verdict long_stop(struct stall *x, unsigned attempt) {
   json_int_t u_settled = stat_of(&x->c, "underruns");
   h_probe_wait_frame(x->p, last + L + 2 * PERIOD, 15000);
   json_int_t u_end = stat_of(&x->c, "underruns");
+  mark_if_skipped(x, skipped0, start, last + L + 1);
   bool late_again = u_end > u_settled;
   if (late_again)
     h_log("long stop: %lld more underrun(s) after the worker had caught up (loaded machine?); "
