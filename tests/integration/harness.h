@@ -156,6 +156,9 @@ const char *h_status_str(int status, char *buf, size_t len);
 int h_run_capture(const char *const *argv, const char *const *set, const char *const *unset,
                   const char *log, unsigned timeout_ms, char **out);
 
+/* True when some thread of the process runs with a real-time policy (SCHED_FIFO, SCHED_RR). */
+bool h_proc_realtime(pid_t pid);
+
 /* True when name (a path, or searched in $PATH) is an executable file. */
 bool h_find_program(const char *name);
 

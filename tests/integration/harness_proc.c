@@ -308,6 +308,37 @@ uint64_t h_sched_delay_ns(pid_t pid) {
   return sum;
 }
 
+bool h_proc_realtime(pid_t pid) {
+  char dir[64], path[384], buf[1024];
+  bool rt = false;
+  snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return false;
+  struct dirent *e;
+  while (!rt && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+      continue;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* After "(comm)", which may hold spaces: field 41 is the policy (1 FIFO, 2 RR). */
+    const char *p = strrchr(buf, ')');
+    for (int field = 2; p != NULL && field < 41; field++)
+      p = strchr(p + 1, ' ');
+    if (p != NULL) {
+      int policy = atoi(p + 1);
+      rt = policy == 1 || policy == 2;
+    }
+  }
+  closedir(d);
+  return rt;
+}
+
 bool h_find_program(const char *name) {
   if (strchr(name, '/') != NULL)
     return access(name, X_OK) == 0;
