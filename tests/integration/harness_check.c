@@ -338,7 +338,7 @@ static json_int_t underruns_of(struct h_conn *c, const struct h_path *path) {
 
 bool h_measure(struct h_probe *p, struct h_conn *c, struct h_path *paths, unsigned n,
                const struct h_train *train) {
-  struct h_train t = {6, 1100, 2400, 0, 8};
+  struct h_train t = {6, 1100, 2400, 0, 12};
   if (train != NULL) {
     t.count = train->count ? train->count : t.count;
     t.gap = train->gap ? train->gap : t.gap;

@@ -147,7 +147,7 @@ static void round_of_events(struct h_probe *p, struct h_conn *c, uint64_t *check
       h_error("%s: MIDI events not answered at exactly frame + L", name);
       return;
     }
-    if (attempt == 4) {
+    if (attempt == 8) {
       h_error("%s: too few answers exact in %u rounds, each disturbed (xruns, late runs of "
               "the graph or underruns): the machine is too busy to measure", name, attempt);
       return;

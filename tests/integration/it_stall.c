@@ -37,7 +37,7 @@
 #define LONG_STOP_MS 300
 /* A short stop that the scheduler stretched past this is excused from the no-underrun rule. */
 #define EXCUSE_MS 32
-#define STAGE_ATTEMPTS 3
+#define STAGE_ATTEMPTS 5
 
 struct stall {
   struct h_conn c;
