@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds runway and runs every test through ctest:
-# the normal build (warnings are errors) runs all tests, then the integration
+# the normal build (warnings are errors) runs all tests (the Python and Go
+# bindings' unit tests and example workers among them), then the integration
 # tests once more under load (below), an ASan/UBSan build runs the unit,
 # stress and bad-input tests again, a TSan build runs the ring and hand-over
 # stress tests and a daemon scenario against a TSan-built runwayd, and a clang

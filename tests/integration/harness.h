@@ -558,4 +558,13 @@ struct h_train {
 bool h_measure(struct h_probe *p, struct h_conn *c, struct h_path *paths, unsigned n,
                const struct h_train *train);
 
+/*
+ * h_measure of one path with no slot to ask about underruns: six impulses
+ * about `gap` frames apart, the first at least `lead` ahead, on a server of
+ * `period` frames; *checked_to moves on. Reports an error when not exact.
+ */
+void h_check_train(struct h_probe *p, unsigned out, unsigned in, uint32_t delay, float gain,
+                   uint32_t gap, uint32_t lead, uint32_t period, uint64_t *checked_to,
+                   const char *label);
+
 #endif

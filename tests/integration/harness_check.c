@@ -440,3 +440,17 @@ bool h_measure(struct h_probe *p, struct h_conn *c, struct h_path *paths, unsign
   }
   return !failed;
 }
+
+void h_check_train(struct h_probe *p, unsigned out, unsigned in, uint32_t delay, float gain,
+                   uint32_t gap, uint32_t lead, uint32_t period, uint64_t *checked_to,
+                   const char *label) {
+  if (period != h_probe_period(p))
+    H_FAIL("%s: a train for a period of %u frames on a server of %u", label, period,
+           h_probe_period(p));
+  struct h_path path = {.out = out, .in = in, .delay = delay, .gain = gain,
+                        .checked_to = *checked_to};
+  snprintf(path.label, sizeof(path.label), "%s", label);
+  struct h_train train = {.gap = gap, .lead = lead};
+  h_measure(p, NULL, &path, 1, &train);
+  *checked_to = path.checked_to;
+}
