@@ -89,7 +89,7 @@ static const char *port_of(json_t *slot, const char *dir, unsigned i) {
   return json_string_value(json_array_get(json_object_get(json_object_get(slot, "ports"), dir), i));
 }
 
-/* Adds a stereo slot (args stolen), wires it between the probe's source and sink, waits for it. */
+/* Adds a stereo slot (args stolen), wires it from the probe's outputs to its inputs, waits for it. */
 static json_t *add_slot(const char *name, json_t *args) {
   json_object_set_new(args, "inputs", json_integer(2));
   json_object_set_new(args, "outputs", json_integer(2));
@@ -121,51 +121,53 @@ static const char *comm_of(pid_t pid, char *buf, size_t len) {
   return buf;
 }
 
-/* Ten impulses on each channel: each exactly L later, scaled by exactly `gain`. */
+/*
+ * Ten impulses on each channel: each exactly L later, scaled by exactly
+ * `gain` (measured again when a disturbance of the graph or an underrun
+ * spoiled them).
+ */
 static void impulses(const char *slot, float gain, uint64_t *checked, const char *label) {
-  const unsigned ports[] = {0, 1};
-  json_int_t u0 = stat_of(slot, "underruns");
-  uint32_t first = h_probe_n_events(p);
-  uint64_t last = h_impulse_train(p, ports, 2, 10, 1100, 4800);
-  h_probe_wait_frame(p, last + L + 2 * PERIOD, 15000);
-  bool tolerant = stat_of(slot, "underruns") > u0;
-  if (tolerant)
-    h_log("%s: the worker underran (a loaded machine?); missing impulses tolerated", label);
+  struct h_path paths[2];
   for (unsigned i = 0; i < 2; i++) {
-    char what[160];
-    snprintf(what, sizeof(what), "%s, channel %u", label, i + 1);
-    struct h_check ck;
-    if (!h_check_impulses_gain(p, i, i, L, gain, first, *checked, last + L + 1, tolerant, what,
-                               &ck))
-      h_error("%s: impulses not exactly L later, scaled by exactly %.9g", what, (double)gain);
-    else if (tolerant && ck.optional_exact == 0)
-      h_error("%s: nothing came through", what);
+    paths[i] = (struct h_path){.out = i, .in = i, .delay = L, .gain = gain, .slots = {slot},
+                               .checked_to = *checked};
+    snprintf(paths[i].label, sizeof(paths[i].label), "%s, channel %u", label, i + 1);
   }
-  *checked = last + L + 1;
+  struct h_train train = {.count = 10, .gap = 1100, .lead = 4800};
+  if (!h_measure(p, &c, paths, 2, &train))
+    h_error("%s: impulses not exactly L later, scaled by exactly %.9g", label, (double)gain);
+  *checked = paths[0].checked_to > paths[1].checked_to ? paths[0].checked_to : paths[1].checked_to;
 }
 
 static float level_of(double db) { return (float)pow(10.0, db / 20.0); }
 
-/* Waits until sink port 0 has played `want` for two periods and a ramp. */
-static void wait_steady(float want) {
+struct steady {
+  float want;
+  float buf[2 * PERIOD + RAMP];
+};
+
+static bool output_steady(void *arg, char *seen, size_t len) {
+  struct steady *w = arg;
   const uint32_t span = 2 * PERIOD + RAMP;
-  float *buf = malloc(span * sizeof(float));
-  uint64_t deadline = h_now_ms() + 15000;
-  for (;;) {
-    uint64_t now = h_probe_cycle(p);
-    h_probe_wait_frame(p, now, 5000);
-    h_probe_samples(p, 0, now - span, now, buf);
-    bool steady = true;
-    for (uint32_t k = 0; k < span && steady; k++)
-      steady = buf[k] == want;
-    if (steady)
-      break;
-    if (h_now_ms() > deadline)
-      H_FAIL("the output never settled at %.9g (last sample %.9g)", (double)want,
-             (double)buf[span - 1]);
-    h_sleep_ms(20);
+  uint64_t now = h_probe_cycle(p);
+  h_probe_wait_frame(p, now, 5000);
+  h_probe_samples(p, 0, now - span, now, w->buf);
+  for (uint32_t k = 0; k < span; k++) {
+    if (w->buf[k] != w->want) {
+      snprintf(seen, len, "%.9g at frame %llu", (double)w->buf[k],
+               (unsigned long long)(now - span + k));
+      return false;
+    }
   }
-  free(buf);
+  return true;
+}
+
+/* Waits until input 0 has played `want` for two periods and a ramp. */
+static void wait_steady(float want) {
+  struct steady *w = malloc(sizeof(*w));
+  w->want = want;
+  H_WAIT_UNTIL(output_steady, w, 15000, "the output to settle at %.9g", (double)want);
+  free(w);
 }
 
 /*
@@ -256,7 +258,8 @@ static void exec_slot(uint64_t *checked) {
     wait_steady(DC);
   }
   h_probe_dc(p, 0, 0.0f);
-  h_sleep_ms(200);
+  /* The level stops from the probe's next run on: nothing of it is due after that + L. */
+  h_probe_wait_frame(p, h_probe_cycle(p) + 2 * PERIOD, 5000);
   *checked = h_probe_cycle(p) + L + PERIOD;
 
   H_CHECK(kill(pid, SIGKILL) == 0, "SIGKILL the worker");
@@ -265,7 +268,6 @@ static void exec_slot(uint64_t *checked) {
   h_log("A. after SIGKILL a new worker runs (pid %d); gain_db is %g", (int)again,
         json_number_value(json_object_get(v, "value")));
   json_decref(v);
-  h_sleep_ms(100);
   h_probe_wait_frame(p, *checked, 10000);
   impulses("ex", level_of(-6.0), checked, "A. after SIGKILL, -6 dB kept");
   remove_slot("ex");
@@ -298,7 +300,7 @@ static void external_slot(uint64_t *checked) {
 
   json_decref(h_call(&c, "param.set", json_pack("{s:s, s:s, s:f}", "name", "ext", "param",
                                                  "gain_db", "value", -6.0)));
-  h_sleep_ms(200);
+  /* runwayd holds the value from its answer on: the next worker gets it from runwayd. */
   kill(w1.pid, SIGKILL);
   h_proc_wait(&w1, 5000);
   spawn_external(&w2, "ext", RUNTIME "-gain-2");
@@ -328,7 +330,7 @@ static void short_pauses(void) {
   json_int_t u_prev = stat_of("pz", "underruns");
   uint64_t w_prev = h_sched_delay_ns(pid), most_waited = 0;
   for (uint64_t end = h_now_ms() + seconds * 1000; h_now_ms() < end; windows++) {
-    h_sleep_ms(100);
+    h_sleep_ms(100); /* paces the windows */
     json_int_t u = stat_of("pz", "underruns");
     uint64_t w = h_sched_delay_ns(pid);
     uint64_t waited_us = (w - w_prev) / 1000;
@@ -369,53 +371,68 @@ static void short_pauses(void) {
 
 /* ---- D: pauses of 2 L: the silence counted is the silence played ----------------------------- */
 
-/* Waits until sink port 0 played DC for the last 4 periods; returns that frame, after stats. */
-static uint64_t quiet_point(json_int_t *underrun_frames) {
+struct quiet {
+  json_int_t underrun_frames;
+  uint64_t at;
+};
+
+/* Input 0 played DC for the last 4 periods, and still does through a read of the stats. */
+static bool quiet_now(void *arg, char *seen, size_t len) {
+  struct quiet *q = arg;
   const uint32_t span = 4 * PERIOD;
   float buf[4 * PERIOD];
-  uint64_t deadline = h_now_ms() + 15000;
-  for (;;) {
-    uint64_t before = h_probe_cycle(p);
-    h_probe_wait_frame(p, before, 5000);
-    h_probe_samples(p, 0, before - span, before, buf);
-    bool quiet = true;
-    for (uint32_t k = 0; k < span && quiet; k++)
-      quiet = buf[k] == DC;
-    if (quiet) {
-      json_int_t u = stat_of("gap", "underrun_frames");
-      uint64_t after = h_probe_cycle(p) + PERIOD;
-      h_probe_wait_frame(p, after, 5000);
-      /* Still quiet through the stats read: the count belongs to what came before `after`. */
-      uint32_t n = (uint32_t)(after - before);
-      float *y = malloc(n * sizeof(float));
-      h_probe_samples(p, 0, before, after, y);
-      for (uint32_t k = 0; k < n && quiet; k++)
-        quiet = y[k] == DC;
-      free(y);
-      if (quiet) {
-        *underrun_frames = u;
-        return after;
-      }
+  uint64_t before = h_probe_cycle(p);
+  h_probe_wait_frame(p, before, 5000);
+  h_probe_samples(p, 0, before - span, before, buf);
+  for (uint32_t k = 0; k < span; k++) {
+    if (buf[k] != DC) {
+      snprintf(seen, len, "%.9g at frame %llu", (double)buf[k],
+               (unsigned long long)(before - span + k));
+      return false;
     }
-    H_CHECK(h_now_ms() < deadline, "D. the output never stayed quiet for 4 periods");
-    h_sleep_ms(10);
   }
+  json_int_t u = stat_of("gap", "underrun_frames");
+  uint64_t after = h_probe_cycle(p) + PERIOD;
+  h_probe_wait_frame(p, after, 5000);
+  /* Still quiet through the stats read: the count belongs to what came before `after`. */
+  uint32_t n = (uint32_t)(after - before);
+  float *y = malloc(n * sizeof(float));
+  h_probe_samples(p, 0, before, after, y);
+  bool quiet = true;
+  for (uint32_t k = 0; k < n && quiet; k++)
+    quiet = y[k] == DC;
+  free(y);
+  if (!quiet) {
+    snprintf(seen, len, "a gap while the stats were read");
+    return false;
+  }
+  q->underrun_frames = u;
+  q->at = after;
+  return true;
+}
+
+/* Waits until input 0 played DC for the last 4 periods; returns that frame, after stats. */
+static uint64_t quiet_point(json_int_t *underrun_frames) {
+  struct quiet q;
+  H_WAIT_UNTIL(quiet_now, &q, 15000, "D. the output to stay quiet for 4 periods");
+  *underrun_frames = q.underrun_frames;
+  return q.at;
 }
 
 /*
  * One window between two quiet points: returns false when JACK disturbed the
- * recording meanwhile (an xrun, a cycle the probe's sink missed: its frames
+ * recording meanwhile (an xrun, a run the probe missed or began late: its frames
  * read as zeros), so the window says nothing and is measured again.
  */
 static bool gap_window(pid_t pid, unsigned pause_ms, unsigned every) {
   json_int_t u0, u1;
   uint64_t xruns0 = h_probe_xruns(p), holes0 = h_probe_gaps(p);
   uint64_t t0 = quiet_point(&u0), w0 = h_sched_delay_ns(pid);
-  h_sleep_ms(2500); /* four or five pauses */
+  h_sleep_ms(2500); /* the window's length: four or five pauses */
   uint64_t t1 = quiet_point(&u1), waited_us = (h_sched_delay_ns(pid) - w0) / 1000;
   if (h_probe_xruns(p) != xruns0 || h_probe_gaps(p) != holes0) {
-    h_log("D. JACK disturbed the recording of [%llu, %llu) (xruns %llu -> %llu, sink "
-          "discontinuities %llu -> %llu); measuring again",
+    h_log("D. JACK disturbed the recording of [%llu, %llu) (xruns %llu -> %llu, late "
+          "or skipped probe runs %llu -> %llu); measuring again",
           (unsigned long long)t0, (unsigned long long)t1, (unsigned long long)xruns0,
           (unsigned long long)h_probe_xruns(p), (unsigned long long)holes0,
           (unsigned long long)h_probe_gaps(p));
