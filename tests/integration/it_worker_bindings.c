@@ -22,7 +22,9 @@
  *      within a few periods, and no longer.
  *
  * A pause the scheduler stretched (the worker then waited for a CPU; see
- * h_sched_delay_ns) is excused from C's rule and D's bound, and logged.
+ * h_sched_delay_ns), or one while the graph itself ran late (xruns, late
+ * runs, frames runwayd skipped), is excused from C's rule, a worker's CPU
+ * wait from D's bound, and both are logged.
  */
 #include <math.h>
 #include <signal.h>
@@ -172,7 +174,8 @@ static void wait_steady(float want) {
 
 /*
  * param.set gain_db db while the level DC flows (old level `old`). Returns
- * false when JACK or the slot was disturbed meanwhile (the caller repeats).
+ * false when it found a problem while JACK or the slot was disturbed (the
+ * caller repeats).
  */
 static bool gain_change(const char *slot, double db, float old, uint64_t phase) {
   const float want = level_of(db) * DC;
@@ -211,7 +214,8 @@ static bool gain_change(const char *slot, double db, float old, uint64_t phase) 
   free(y);
   bool disturbed = h_probe_xruns(p) != xruns0 || h_probe_gaps(p) != gaps0 ||
                    stat_of(slot, "underruns") != u0;
-  if (disturbed) {
+  /* A change that checked out exactly counts, disturbed or not. */
+  if (disturbed && why[0]) {
     h_log("gain change to %+g dB disturbed by an xrun or an underrun (%s); repeating", db,
           why[0] ? why : "no finding");
     return false;
@@ -252,7 +256,7 @@ static void exec_slot(uint64_t *checked) {
   wait_steady(DC);
   unsigned tries = 0;
   while (!gain_change("ex", -6.0, DC, phase)) {
-    H_CHECK(++tries < 6, "six gain changes disturbed: the machine is too busy to measure");
+    H_CHECK(++tries < 12, "twelve gain changes disturbed: the machine is too busy to measure");
     json_decref(h_call(&c, "param.set", json_pack("{s:s, s:s, s:f}", "name", "ex", "param",
                                                    "gain_db", "value", 0.0)));
     wait_steady(DC);
@@ -329,19 +333,29 @@ static void short_pauses(void) {
   unsigned windows = 0, excused = 0;
   json_int_t u_prev = stat_of("pz", "underruns");
   uint64_t w_prev = h_sched_delay_ns(pid), most_waited = 0;
+  uint64_t graph_prev = h_probe_xruns(p) + h_probe_gaps(p) + h_daemon_skipped(&c);
   for (uint64_t end = h_now_ms() + seconds * 1000; h_now_ms() < end; windows++) {
     h_sleep_ms(100); /* paces the windows */
     json_int_t u = stat_of("pz", "underruns");
     uint64_t w = h_sched_delay_ns(pid);
     uint64_t waited_us = (w - w_prev) / 1000;
+    /* xruns, late runs, frames runwayd skipped: the graph itself ran late meanwhile. */
+    uint64_t graph = h_probe_xruns(p) + h_probe_gaps(p) + h_daemon_skipped(&c);
+    bool graph_late = graph != graph_prev;
+    graph_prev = graph;
     if (waited_us > most_waited)
       most_waited = waited_us;
     if (u > u_prev) {
-      /* The pause leaves 2 periods less the timer's slack: 9 ms of CPU waits eat it. */
-      if (waited_us > 5000) {
+      /*
+       * The pause leaves 2 periods less the timer's slack: 9 ms of CPU waits
+       * eat it, and so does a graph that runs late (a busy machine without
+       * real-time scheduling), which delays the worker's wake-ups.
+       */
+      if (waited_us > 5000 || graph_late) {
         excused++;
-        h_log("C. %lld underrun(s) while the worker waited %.1f ms for a CPU: excused",
-              (long long)(u - u_prev), waited_us / 1000.0);
+        h_log("C. %lld underrun(s) while the worker waited %.1f ms for a CPU%s: excused",
+              (long long)(u - u_prev), waited_us / 1000.0,
+              graph_late ? " and the graph ran late" : "");
       } else {
         h_error("C. %lld underrun(s) with pauses of L - 2 periods (%.1f ms; the worker waited "
                 "%.1f ms for a CPU)",
@@ -358,7 +372,7 @@ static void short_pauses(void) {
         pause_ms, every, seconds, (long long)h_int(st, "underruns"), excused, (long long)head, L,
         (long long)h_int(st, "cycles"), most_waited / 1000.0);
   /* The pauses really ate the write-ahead: without them the lead stays near L - period. */
-  if (head < 0 && excused == 0)
+  if (head < 0 && h_int(st, "underruns") == 0)
     h_error("C. the lead went negative with no underrun counted");
   if (head > 4 * PERIOD)
     h_error("C. the smallest lead was %lld frames: the worker did not pause as asked",
@@ -516,7 +530,7 @@ static void long_pauses(void) {
   h_probe_dc(p, 0, DC);
   unsigned tries = 0;
   while (!gap_window(pid, pause_ms, every))
-    H_CHECK(++tries < 4, "D. four windows disturbed by JACK: the machine is too busy to measure");
+    H_CHECK(++tries < 8, "D. eight windows disturbed by JACK: the machine is too busy to measure");
   h_probe_dc(p, 0, 0.0f);
   remove_slot("gap");
 }
