@@ -244,13 +244,26 @@ int main(void) {
   h_connect(x.p, h_slot_port(s, "outputs", 0), h_probe_in(x.p, 0));
   json_decref(s);
 
-  /* Settle: one train through the running slot, before any stop. */
+  /*
+   * Settle: a train through the running slot, before any stop, with no
+   * underrun. A busy machine may keep even this worker from its CPU for
+   * longer than L now and then: settle again until a train passes without.
+   */
   struct h_path path = {.out = 0, .in = 0, .delay = L, .slots = {"st"}, .label = "settle"};
   struct h_train settle = {.count = 6, .gap = 700};
-  H_CHECK(h_measure(x.p, &x.c, &path, 1, &settle), "impulses before any stop");
-  x.checked = path.checked_to;
   json_int_t u_start = stat_of(&x.c, "underruns");
-  H_CHECK(u_start == 0, "underruns before any stop: %lld", (long long)u_start);
+  for (unsigned tries = 1;; tries++) {
+    H_CHECK(h_measure(x.p, &x.c, &path, 1, &settle), "impulses before any stop");
+    json_int_t u = stat_of(&x.c, "underruns");
+    if (u == u_start)
+      break;
+    H_CHECK(tries < 5, "underruns before any stop in %u settling trains: the machine is too busy "
+            "for this worker", tries);
+    h_log("settle: %lld underrun(s) with no stop (a busy machine); settling again",
+          (long long)(u - u_start));
+    u_start = u;
+  }
+  x.checked = path.checked_to;
 
   stage(&x, short_stops, "short stops");
   json_int_t u_short = stat_of(&x.c, "underruns");
