@@ -13,7 +13,9 @@
  *     slot's last_error says why, restarts rise); a fifth worker writes NaN
  *     and infinities with valid positions: they are replaced by 0 and counted
  *     in nonfinite_samples, and none reaches JACK. The passthrough slot
- *     plays on exactly: every impulse L later, no underrun, no restart.
+ *     plays on exactly: every impulse L later, no underrun (unless its own
+ *     worker was kept from the CPU for L in all, or the graph skipped
+ *     cycles), no restart.
  *
  * (b) Invalid control requests get the documented error codes and the
  *     connection stays usable; a line over 64 KiB gets too_large and the
@@ -145,6 +147,7 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
   h_probe_count_only(p, 1); /* the NaN writer's output: counted, not recorded */
   h_connect(p, h_probe_out(p, 0), port_of(s, "inputs", 0));
   h_connect(p, port_of(s, "outputs", 0), h_probe_in(p, 0));
+  pid_t pt_pid = (pid_t)h_int(s, "pid");
   json_decref(s);
 
   for (size_t i = 0; i < N_HOSTILE; i++) {
@@ -170,6 +173,7 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
    * lose the CPU that long while it schedules them.
    */
   uint64_t skipped0 = h_daemon_skipped(c), start = h_probe_cycle(p);
+  uint64_t pt_waited0 = h_sched_delay_ns(pt_pid);
   uint64_t f = h_probe_now(p) + RATE / 2, last = f;
   uint32_t first_id = h_probe_n_events(p);
   for (unsigned k = 0; k < 150; k++) {
@@ -246,23 +250,38 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
 
   /* The passthrough slot played on, exactly. */
   h_probe_wait_frame(p, last + L + 2 * PERIOD, 30000);
-  if (h_daemon_skipped(c) != skipped0) {
+  bool skipped = h_daemon_skipped(c) != skipped0;
+  if (skipped) {
     /* runwayd's clock jumped where the probe's may not have: a busy graph, not the slot. */
     h_log("pt: runwayd's clock skipped frames meanwhile; checked leniently");
     h_probe_mark_disturbed(p, start, last + L + 1);
   }
+  /*
+   * pt must not underrun because other slots fault. It may when its own
+   * worker was kept from the CPU for as long as L in all (a busy machine
+   * without real-time scheduling), or the graph itself skipped cycles: such
+   * underruns are excused (impulses may then be lost, never moved).
+   */
+  double pt_waited_ms = (double)(h_sched_delay_ns(pt_pid) - pt_waited0) / 1e6;
+  json_int_t pt_underruns = h_slot_stat(c, "pt", "underruns");
+  bool excused = pt_underruns > 0 && (pt_waited_ms >= L * 1000.0 / RATE || skipped);
+  if (excused)
+    h_log("pt: %lld underrun(s), excused: its worker waited %.1f ms for a CPU in all%s",
+          (long long)pt_underruns, pt_waited_ms,
+          skipped ? " and runwayd's clock skipped frames" : "");
   json_t *st = h_slot_stats(c, "pt");
   s = h_slot(c, "pt");
   h_log("pt: underruns %lld, restarts %lld, state %s", (long long)h_int(st, "underruns"),
         (long long)h_int(st, "restarts"), h_str(s, "state"));
   struct h_check ck;
   struct h_impulses pt = {.out = 0, .in = 0, .delay = L, .first_id = first_id, .from = 0,
-                          .to = last + L + 1, .min_exact = 120};
+                          .to = last + L + 1, .tolerant = excused, .min_exact = 120};
   if (!h_check(p, &pt, "pt beside the hostile workers", &ck))
     h_error("pt: impulses not exactly L later while hostile workers were faulted (%s)",
             h_verdict_str(ck.verdict));
-  if (h_int(st, "underruns") != 0)
-    h_error("pt: %lld underruns while other slots faulted", (long long)h_int(st, "underruns"));
+  if (h_int(st, "underruns") != 0 && !excused)
+    h_error("pt: %lld underruns while other slots faulted (its worker waited %.1f ms for a CPU)",
+            (long long)h_int(st, "underruns"), pt_waited_ms);
   if (h_int(st, "restarts") != 0 || strcmp(h_str(s, "state"), "running") != 0)
     h_error("pt: disturbed (state %s, restarts %lld)", h_str(s, "state"),
             (long long)h_int(st, "restarts"));
