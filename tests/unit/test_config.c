@@ -210,6 +210,21 @@ static void test_slot_kind_exactly_one(void **state) {
   expect_refused("[slot a]\nexternal = no\n", 0, "needs exactly one");
 }
 
+static void test_long_line_named_by_its_own_number(void **state) {
+  (void)state;
+  /*
+   * inih reads at most INI_MAX_LINE (200) bytes at a time: a longer line
+   * comes in pieces and counts as several in inih's own numbering. config.c
+   * counts lines itself so that a problem is reported with its own line:
+   * this one is on line 2.
+   */
+  char text[512];
+  int k = snprintf(text, sizeof(text), "[daemon]\nstate_dir = /");
+  memset(text + k, 'd', 300);
+  snprintf(text + k + 300, sizeof(text) - (size_t)k - 300, "\nname = ok\n");
+  expect_refused(text, 2, "");
+}
+
 /* ---- config_apply_options -------------------------------------------------------------- */
 
 static void test_apply_options(void **state) {
@@ -278,6 +293,7 @@ int main(void) {
       cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_refused_files),
       cmocka_unit_test(test_slot_kind_exactly_one),
+      cmocka_unit_test(test_long_line_named_by_its_own_number),
       cmocka_unit_test(test_apply_options),
       cmocka_unit_test(test_apply_bad_options),
   };

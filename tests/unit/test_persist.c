@@ -104,6 +104,19 @@ static void test_decode_refuses_what_is_not_base64(void **state) {
   expect_invalid("Zm\x80v");   /* non-ASCII */
 }
 
+static void test_decode_refuses_nonzero_pad_bits(void **state) {
+  (void)state;
+  /*
+   * persist.h promises -EINVAL for anything that is not canonical base64.
+   * RFC 4648 3.5: the bits a final group leaves over are zero; otherwise two
+   * texts decode to the same bytes, and a state file is not one text per
+   * blob. "f" is "Zg==", never "Zh=="; "fo" is "Zm8=", never "Zm9=".
+   */
+  expect_invalid("Zh==");
+  expect_invalid("Zm9=");
+  expect_invalid("Zm9vYh==");
+}
+
 /* ---- the state directory ------------------------------------------------------------ */
 
 static void test_state_dir_explicit_wins(void **state) {
@@ -144,6 +157,7 @@ int main(void) {
       cmocka_unit_test(test_decode_rfc4648_vectors),
       cmocka_unit_test(test_every_byte_round_trips),
       cmocka_unit_test(test_decode_refuses_what_is_not_base64),
+      cmocka_unit_test(test_decode_refuses_nonzero_pad_bits),
       cmocka_unit_test(test_state_dir_explicit_wins),
       cmocka_unit_test(test_state_dir_ignores_a_relative_xdg),
       cmocka_unit_test(test_state_dir_too_long),
