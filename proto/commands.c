@@ -31,6 +31,8 @@ static const struct proto_arg args_slot_add[] = {
      .help = "slot name: 1 to 32 of A-Z a-z 0-9 _ -"},
     {.name = "plugin", .type = PROTO_T_STRING,
      .help = "built-in plugin that runway-worker runs (see `runwayctl plugins`)"},
+    {.name = "lv2", .type = PROTO_T_STRING,
+     .help = "URI of an LV2 plugin that runway-worker hosts (see `runwayctl plugins --lv2`)"},
     {.name = "exec", .type = PROTO_T_STRING,
      .help = "command line of a worker program built on librunway-worker"},
     {.name = "external", .type = PROTO_T_BOOL,
@@ -41,6 +43,13 @@ static const struct proto_arg args_slot_add[] = {
     {.name = "latency_ms", .type = PROTO_T_NUMBER,
      .help = "write-ahead latency in milliseconds (default: runwayd --latency-ms)"},
     {.name = "latency_frames", .type = PROTO_T_INT, .help = "write-ahead latency in frames"},
+    ARGS_END};
+
+static const struct proto_arg args_plugins[] = {
+    {.name = "lv2", .type = PROTO_T_BOOL,
+     .help = "the installed LV2 plugins instead of the built-in ones"},
+    {.name = "uri", .type = PROTO_T_STRING, .positional = 1,
+     .help = "one LV2 plugin: its ports, parameters and whether runway can host it"},
     ARGS_END};
 
 static const struct proto_arg args_slot_name[] = {
@@ -95,11 +104,11 @@ static const struct proto_arg args_subscribe[] = {
 const struct proto_command proto_commands[PROTO_CMD_COUNT + 1] = {
     COMMAND(STATUS, .name = "status", .args = args_none, .usage = "status",
             .help = "daemon, backend, rate, period, slots"),
-    COMMAND(PLUGINS, .name = "plugins", .args = args_none, .usage = "plugins",
-            .help = "built-in plugins and their parameters"),
+    COMMAND(PLUGINS, .name = "plugins", .args = args_plugins, .usage = "plugins [--lv2 [URI]]",
+            .help = "built-in plugins and their parameters; installed LV2 plugins, or one"),
     COMMAND(SLOT_ADD, .name = "slot.add", .args = args_slot_add,
-            .usage = "slot add NAME (--plugin P | --exec CMD | --external) [--inputs N] "
-                     "[--outputs M] [--midi] [--latency-ms X | --latency-frames F]",
+            .usage = "slot add NAME (--plugin P | --lv2 URI | --exec CMD | --external) "
+                     "[--inputs N] [--outputs M] [--midi] [--latency-ms X | --latency-frames F]",
             .help = "add a slot and start (or wait for) its worker"),
     COMMAND(SLOT_REMOVE, .name = "slot.remove", .args = args_slot_name,
             .usage = "slot remove NAME", .help = "stop a slot's worker and remove its ports"),

@@ -6,8 +6,11 @@
  */
 #include "commands.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <unistd.h>
 
+#include "lv2.h"
 #include "slot_state.h"
 #include "slots.h"
 #include "store.h"
@@ -51,69 +54,192 @@ static json_t *cmd_status(struct runwayd *d, struct control_conn *conn,
   return proto_response_built(req->id, result);
 }
 
+/*
+ * Who asks: the peer's uid, or the daemon's own for a request that comes from
+ * no connection (the fuzzer drives the handlers that way).
+ */
+static uid_t asker(const struct control_conn *conn) {
+  return conn != NULL ? control_conn_uid(conn) : geteuid();
+}
+
+/* DESIGN.md's trust model: starting programs is for root and the daemon's user. */
+static bool privileged(const struct control_conn *conn) {
+  return asker(conn) == 0 || asker(conn) == geteuid();
+}
+
+/*
+ * Answers that come later: an LV2 plugin is described by runway-worker in a
+ * process of its own (slots/lv2.h), and the request is answered when it
+ * has. The connection is held until then.
+ */
+struct deferred {
+  struct control_conn *conn;
+  json_t *id;
+  json_t *args;    /* slot.add's, kept to build the slot from */
+  bool privileged; /* the asker's rights, taken when it asked */
+  uid_t owner;
+};
+
+static struct deferred *defer(struct control_conn *conn, const struct proto_request *req) {
+  struct deferred *r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return NULL;
+  r->id = json_incref(req->id);
+  r->args = json_deep_copy(req->args);
+  r->privileged = privileged(conn);
+  r->owner = asker(conn);
+  if (r->args == NULL) {
+    json_decref(r->id);
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+static void deferred_free(struct deferred *r) {
+  json_decref(r->id);
+  json_decref(r->args);
+  free(r);
+}
+
+/* A connection that closed meanwhile (conn NULL) just gets nothing. */
+static void deferred_answer(struct deferred *r, json_t *resp) {
+  if (r->conn != NULL)
+    control_conn_reply(r->conn, resp);
+  json_decref(resp);
+  deferred_free(r);
+}
+
+/* Starts describing uri (NULL: every plugin); answers at once only when that cannot start. */
+static json_t *ask_lv2(struct runwayd *d, struct control_conn *conn,
+                       const struct proto_request *req, const char *uri, lv2_query_fn done) {
+  char err[512];
+  if (conn == NULL)
+    return error(req, PROTO_E_INTERNAL, "LV2 plugins are described over a connection");
+  struct deferred *r = defer(conn, req);
+  if (r == NULL)
+    return error(req, PROTO_E_INTERNAL, "out of memory");
+  int rc = lv2_query(d, d->loop, uri, done, r, err, sizeof(err));
+  if (rc != 0) {
+    deferred_free(r);
+    return error(req, rc == -EINVAL  ? PROTO_E_INVALID_ARGUMENT
+                      : rc == -EBUSY ? PROTO_E_BUSY
+                                     : PROTO_E_INTERNAL,
+                 err);
+  }
+  /* The answer comes from the loop, later: never from inside this call. */
+  r->conn = control_conn_hold(conn);
+  return NULL;
+}
+
+static void plugins_described(struct runwayd *d, enum proto_err code, const json_t *answer,
+                              const char *err, void *user) {
+  struct deferred *r = user;
+  (void)d;
+  deferred_answer(r, code == PROTO_OK ? proto_response_built(r->id, json_deep_copy(answer))
+                                      : proto_response_error(r->id, code, "%s", err));
+}
+
 static json_t *cmd_plugins(struct runwayd *d, struct control_conn *conn,
                            const struct proto_request *req) {
+  const char *uri = arg_string(req, "uri");
+  if (json_is_true(json_object_get(req->args, "lv2")) || uri != NULL)
+    return ask_lv2(d, conn, req, uri, plugins_described);
   json_t *result = d->catalog.json ? json_deep_copy(d->catalog.json) : json_pack("{s:[]}", "plugins");
   return proto_response_built(req->id, result);
 }
 
-static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
-                            const struct proto_request *req) {
-  json_t *args = req->args;
-  const char *plugin = arg_string(req, "plugin");
-  const char *exec = arg_string(req, "exec");
+/* A slot_spec from slot.add's arguments (strings point into args); NULL, or an error answer. */
+static json_t *spec_from_args(const json_t *args, json_t *id, struct slot_spec *spec) {
+  const char *plugin = json_string_value(json_object_get(args, "plugin"));
+  const char *lv2 = json_string_value(json_object_get(args, "lv2"));
+  const char *exec = json_string_value(json_object_get(args, "exec"));
   bool external = json_is_true(json_object_get(args, "external"));
-  int kinds = (plugin != NULL) + (exec != NULL) + external;
+  int kinds = (plugin != NULL) + (lv2 != NULL) + (exec != NULL) + external;
   if (kinds != 1)
-    return error(req, PROTO_E_INVALID_ARGUMENT,
-                 "give exactly one of plugin, exec or external (e.g. --plugin gain)");
-
-  struct slot_spec spec = {
-      .name = arg_string(req, "name"),
-      .kind = plugin ? SLOT_PLUGIN : exec ? SLOT_EXEC : SLOT_EXTERNAL,
-      .plugin = plugin,
+    return proto_response_error(id, PROTO_E_INVALID_ARGUMENT,
+                                "give exactly one of plugin, lv2, exec or external (e.g. "
+                                "--plugin gain)");
+  *spec = (struct slot_spec){
+      .name = json_string_value(json_object_get(args, "name")),
+      .kind = plugin ? SLOT_PLUGIN : lv2 ? SLOT_LV2 : exec ? SLOT_EXEC : SLOT_EXTERNAL,
+      .plugin = plugin ? plugin : lv2,
       .exec = exec,
       .inputs = -1,
       .outputs = -1,
       .midi = -1,
-      /* DESIGN.md's trust model: starting programs is for root and the daemon's user. */
-      .privileged = control_conn_uid(conn) == 0 || control_conn_uid(conn) == geteuid(),
-      .owner = control_conn_uid(conn),
   };
   json_t *v;
   if ((v = json_object_get(args, "inputs")) != NULL) {
     json_int_t n = json_integer_value(v);
     if (n < 0 || n > RW_MAX_CHANNELS)
-      return proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
-                                  "inputs must be between 0 and %u", RW_MAX_CHANNELS);
-    spec.inputs = n;
+      return proto_response_error(id, PROTO_E_INVALID_ARGUMENT, "inputs must be between 0 and %u",
+                                  RW_MAX_CHANNELS);
+    spec->inputs = n;
   }
   if ((v = json_object_get(args, "outputs")) != NULL) {
     json_int_t n = json_integer_value(v);
     if (n < 0 || n > RW_MAX_CHANNELS)
-      return proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
+      return proto_response_error(id, PROTO_E_INVALID_ARGUMENT,
                                   "outputs must be between 0 and %u", RW_MAX_CHANNELS);
-    spec.outputs = n;
+    spec->outputs = n;
   }
   if ((v = json_object_get(args, "midi")) != NULL)
-    spec.midi = json_is_true(v);
+    spec->midi = json_is_true(v);
   if ((v = json_object_get(args, "latency_ms")) != NULL) {
-    spec.latency_ms = json_number_value(v);
-    if (!(spec.latency_ms > 0))
-      return error(req, PROTO_E_INVALID_ARGUMENT, "latency_ms must be greater than 0");
+    spec->latency_ms = json_number_value(v);
+    if (!(spec->latency_ms > 0))
+      return proto_response_error(id, PROTO_E_INVALID_ARGUMENT,
+                                  "latency_ms must be greater than 0");
   }
   if ((v = json_object_get(args, "latency_frames")) != NULL) {
-    spec.latency_frames = json_integer_value(v);
-    if (spec.latency_frames < 1)
-      return error(req, PROTO_E_INVALID_ARGUMENT, "latency_frames must be at least 1");
+    spec->latency_frames = json_integer_value(v);
+    if (spec->latency_frames < 1)
+      return proto_response_error(id, PROTO_E_INVALID_ARGUMENT,
+                                  "latency_frames must be at least 1");
   }
+  return NULL;
+}
 
+static json_t *add_slot(struct runwayd *d, json_t *id, const struct slot_spec *spec) {
   struct slot *s;
   char err[512];
-  enum proto_err code = slots_add(d, &spec, &s, err, sizeof(err));
+  enum proto_err code = slots_add(d, spec, &s, err, sizeof(err));
   if (code != PROTO_OK)
-    return error(req, code, err);
-  return proto_response_built(req->id, slot_to_json(s));
+    return proto_response_error(id, code, "%s", err);
+  return proto_response_built(id, slot_to_json(s));
+}
+
+/* The LV2 plugin is described: its channel counts complete the slot, or it is refused. */
+static void lv2_slot_described(struct runwayd *d, enum proto_err code, const json_t *answer,
+                               const char *err, void *user) {
+  struct deferred *r = user;
+  struct slot_spec spec;
+  char why[600];
+  json_t *resp = spec_from_args(r->args, r->id, &spec);
+  if (resp == NULL && code != PROTO_OK)
+    resp = proto_response_error(r->id, code, "%s", err);
+  if (resp == NULL) {
+    spec.privileged = r->privileged;
+    spec.owner = r->owner;
+    code = lv2_fill_spec(answer, spec.plugin, &spec, why, sizeof(why));
+    resp = code == PROTO_OK ? add_slot(d, r->id, &spec) : proto_response_error(r->id, code, "%s", why);
+  }
+  deferred_answer(r, resp);
+}
+
+static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
+                            const struct proto_request *req) {
+  struct slot_spec spec;
+  json_t *resp = spec_from_args(req->args, req->id, &spec);
+  if (resp != NULL)
+    return resp;
+  /* An LV2 plugin must be described first: whether runway can host it, its channels. */
+  if (spec.kind == SLOT_LV2)
+    return ask_lv2(d, conn, req, spec.plugin, lv2_slot_described);
+  spec.privileged = privileged(conn);
+  spec.owner = asker(conn);
+  return add_slot(d, req->id, &spec);
 }
 
 static json_t *cmd_slot_remove(struct runwayd *d, struct control_conn *conn,

@@ -99,7 +99,8 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
       log_info("slot %s: latency is now %u frames", s->name, latency);
     s->latency = latency;
   }
-  backend_slot_latency(d->backend, s->ports, latency);
+  /* The plugin's own latency stays what its last worker reported, until the new one says. */
+  backend_slot_latency(d->backend, s->ports, latency + s->plugin_latency);
   return 0;
 }
 
@@ -135,11 +136,18 @@ void slot__publish(struct runwayd *d) {
     return;
   }
   if (!slot__backend_up(d)) {
-    engine_settle(&d->engine);
+    /* A dying server's RT thread may still be in its last cycle: not before it is gone. */
+    if (backend_rt_stopped(d->backend))
+      engine_settle(&d->engine);
     return;
   }
   if (!uv_is_active((uv_handle_t *)&d->reclaim_timer))
     uv_timer_start(&d->reclaim_timer, on_reclaim, RECLAIM_POLL_MS, RECLAIM_POLL_MS);
+}
+
+void slots_rt_stopped(struct runwayd *d) {
+  if (!slot__backend_up(d) && backend_rt_stopped(d->backend))
+    engine_settle(&d->engine);
 }
 
 void slots_reorder(struct runwayd *d) {

@@ -113,7 +113,7 @@ check 'slot re' 'remove restart'
 check 'param ' 'get list set'
 check '-' '--help --json --socket --timeout --version'
 check '--json slot ' 'add list remove restart'
-check 'slot add fx --' '--exec --external --help --inputs --json --latency-frames --latency-ms --midi --outputs --plugin'
+check 'slot add fx --' '--exec --external --help --inputs --json --latency-frames --latency-ms --lv2 --midi --outputs --plugin'
 # Slot names from the daemon, in either layout; escaped quotes inside values
 # and nested "name"-free objects do not confuse the reader.
 check 'slot remove ' 'fx synth_2'

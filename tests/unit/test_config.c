@@ -203,7 +203,7 @@ static void test_refused_files(void **state) {
 
 static void test_slot_kind_exactly_one(void **state) {
   (void)state;
-  expect_refused("[slot a]\ninputs = 1\n", 0, "[slot a] needs exactly one of plugin, exec");
+  expect_refused("[slot a]\ninputs = 1\n", 0, "[slot a] needs exactly one of plugin");
   expect_refused("[slot a]\nplugin = gain\nexec = /bin/true\n", 0, "needs exactly one");
   expect_refused("[slot a]\nplugin = gain\nexternal = yes\n", 0, "needs exactly one");
   /* external = no is no source at all. */

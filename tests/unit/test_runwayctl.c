@@ -222,11 +222,12 @@ static void test_usage_errors(void **state) {
   expect_usage("slot remove needs NAME; usage: runwayctl slot remove NAME", "slot", "remove",
                NULL);
   expect_usage("slot restart needs NAME", "slot", "restart", NULL);
-  expect_usage("exactly one of --plugin P, --exec \"CMD\" or --external", "slot", "add", "fx",
-               NULL);
+  expect_usage("exactly one of --plugin P, --lv2 URI, --exec \"CMD\" or --external", "slot",
+               "add", "fx", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--external", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--exec", "x", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--external=false", NULL);
+  expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--lv2", "urn:x", NULL);
   expect_usage("--latency-ms or --latency-frames, not both", "slot", "add", "fx", "--plugin", "g",
                "--latency-ms", "5", "--latency-frames", "240", NULL);
   expect_usage("--inputs expects an integer, not \"abc\"", "slot", "add", "fx", "--plugin", "g",
