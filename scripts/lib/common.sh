@@ -64,6 +64,29 @@ install_packages() {
     "${missing[@]}" >/dev/null
 }
 
+# start_busy_loops N: N shell loops that keep a CPU busy at normal priority
+# (load for the integration tests); stop_busy_loops ends them by pid, and so
+# does the script's exit.
+RUNWAY_BUSY_PIDS=()
+start_busy_loops() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    sh -c 'while :; do :; done' &
+    RUNWAY_BUSY_PIDS+=($!)
+  done
+  trap stop_busy_loops EXIT
+  log "started $1 busy loop(s): ${RUNWAY_BUSY_PIDS[*]}"
+}
+
+stop_busy_loops() {
+  local pid
+  for pid in "${RUNWAY_BUSY_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  RUNWAY_BUSY_PIDS=()
+}
+
 # configure_and_build DIR [cmake options...]
 configure_and_build() {
   local dir=$1
