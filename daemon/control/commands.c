@@ -36,6 +36,11 @@ static struct slot *find_slot(struct runwayd *d, const struct proto_request *req
   return s;
 }
 
+/* The asker may start programs: root and the daemon's own user (DESIGN.md's trust model). */
+static bool privileged(const struct control_conn *conn) {
+  return control_conn_uid(conn) == 0 || control_conn_uid(conn) == geteuid();
+}
+
 static json_t *cmd_status(struct runwayd *d, struct control_conn *conn,
                           const struct proto_request *req) {
   bool up = backend_is_open(d->backend);
@@ -70,14 +75,16 @@ static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
 
   struct slot_spec spec = {
       .name = arg_string(req, "name"),
-      .kind = plugin ? SLOT_PLUGIN : exec ? SLOT_EXEC : SLOT_EXTERNAL,
+      .kind = plugin ? SLOT_PLUGIN
+              : exec ? SLOT_EXEC
+                     : SLOT_EXTERNAL,
       .plugin = plugin,
       .exec = exec,
       .inputs = -1,
       .outputs = -1,
       .midi = -1,
       /* DESIGN.md's trust model: starting programs is for root and the daemon's user. */
-      .privileged = control_conn_uid(conn) == 0 || control_conn_uid(conn) == geteuid(),
+      .privileged = privileged(conn),
       .owner = control_conn_uid(conn),
   };
   json_t *v;
@@ -107,6 +114,9 @@ static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
     if (spec.latency_frames < 1)
       return error(req, PROTO_E_INVALID_ARGUMENT, "latency_frames must be at least 1");
   }
+  if ((v = json_object_get(args, "on_fault")) != NULL &&
+      slot_on_fault_parse(json_string_value(v), &spec.on_fault) != 0)
+    return error(req, PROTO_E_INVALID_ARGUMENT, "on_fault is silence or bypass");
 
   struct slot *s;
   char err[512];
@@ -139,30 +149,105 @@ static json_t *cmd_slot_list(struct runwayd *d, struct control_conn *conn,
   return proto_response_built(req->id, json_pack("{s:o}", "slots", list));
 }
 
+/* crossfade_ms as given, or -1 for the default; a message when out of range. */
+static json_t *crossfade_arg(const struct proto_request *req, double *ms) {
+  const json_t *v = json_object_get(req->args, "crossfade_ms");
+  *ms = v != NULL ? json_number_value(v) : -1;
+  if (v != NULL && !(*ms >= 0 && *ms <= 1000))
+    return error(req, PROTO_E_INVALID_ARGUMENT, "crossfade_ms must be between 0 and 1000");
+  return NULL;
+}
+
+/* Answers itself when the replacement is under way (NULL), else the error now. */
+static json_t *replace(struct runwayd *d, struct control_conn *conn,
+                       const struct proto_request *req, struct slot *s,
+                       const struct slot_replace_spec *spec) {
+  char err[512];
+  enum proto_err code = slots_replace(d, s, spec, conn, req->id, err, sizeof(err));
+  return code == PROTO_OK ? NULL : error(req, code, err);
+}
+
 static json_t *cmd_slot_restart(struct runwayd *d, struct control_conn *conn,
                                 const struct proto_request *req) {
   json_t *resp = NULL;
   struct slot *s = find_slot(d, req, "name", &resp);
   if (s == NULL)
     return resp;
+  bool seamless = json_is_true(json_object_get(req->args, "seamless"));
+  double ms;
+  if ((resp = crossfade_arg(req, &ms)) != NULL)
+    return resp;
+  if (!seamless && ms >= 0)
+    return error(req, PROTO_E_INVALID_ARGUMENT, "crossfade_ms goes with seamless");
   char err[512];
+  if (seamless && slot_running(s) && s->kind != SLOT_EXTERNAL) {
+    /* The same worker again, beside the old one: its state carries over. */
+    struct slot_replace_spec spec = {.kind = s->kind,
+                                     .plugin = s->plugin,
+                                     .exec = s->exec,
+                                     .on_fault = -1,
+                                     .crossfade_ms = ms,
+                                     .restart = true,
+                                     .privileged = true};
+    return replace(d, conn, req, s, &spec);
+  }
+  /* A worker that is not running has nothing to hand over: a plain restart. */
   enum proto_err code = slots_restart(d, s, err, sizeof(err));
   if (code != PROTO_OK)
     return error(req, code, err);
   return proto_response_built(req->id, slot_to_json(s));
 }
 
+static json_t *cmd_slot_replace(struct runwayd *d, struct control_conn *conn,
+                                const struct proto_request *req) {
+  json_t *resp = NULL;
+  struct slot *s = find_slot(d, req, "name", &resp);
+  if (s == NULL)
+    return resp;
+  const char *plugin = arg_string(req, "plugin");
+  const char *exec = arg_string(req, "exec");
+  if ((plugin != NULL) + (exec != NULL) != 1)
+    return error(req, PROTO_E_INVALID_ARGUMENT,
+                 "give exactly one of plugin or exec (e.g. --plugin gain)");
+  struct slot_replace_spec spec = {.kind = plugin ? SLOT_PLUGIN : SLOT_EXEC,
+                                   .plugin = plugin,
+                                   .exec = exec,
+                                   .on_fault = -1,
+                                   .privileged = privileged(conn)};
+  const json_t *v = json_object_get(req->args, "on_fault");
+  enum slot_on_fault mode;
+  if (v != NULL) {
+    if (slot_on_fault_parse(json_string_value(v), &mode) != 0)
+      return error(req, PROTO_E_INVALID_ARGUMENT, "on_fault is silence or bypass");
+    spec.on_fault = (int)mode;
+  }
+  if ((resp = crossfade_arg(req, &spec.crossfade_ms)) != NULL)
+    return resp;
+  return replace(d, conn, req, s, &spec);
+}
+
+static json_t *cmd_slot_advise(struct runwayd *d, struct control_conn *conn,
+                               const struct proto_request *req) {
+  json_t *resp = NULL;
+  struct slot *s = find_slot(d, req, "name", &resp);
+  return s != NULL ? proto_response_built(req->id, slot_advice_json(s)) : resp;
+}
+
 static json_t *daemon_stats(struct runwayd *d) {
   const struct engine_stats *st = &d->engine.stats;
   uint64_t cycles = atomic_load(&st->cycles);
   uint64_t sum = atomic_load(&st->cycle_ns_sum);
-  return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "xruns", (json_int_t)atomic_load(&st->xruns),
-                   "rt_cycle_ns_max", (json_int_t)atomic_load(&st->cycle_ns_max),
-                   "rt_cycle_ns_avg", (json_int_t)(cycles ? sum / cycles : 0), "cycles",
-                   (json_int_t)cycles, "backend_state",
-                   backend_is_open(d->backend) ? "active" : "disconnected", "slots",
-                   (json_int_t)d->n_slots, "skipped_frames",
-                   (json_int_t)atomic_load(&st->skipped_frames));
+  bool up = backend_is_open(d->backend);
+  return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "xruns",
+                   (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
+                   (json_int_t)atomic_load(&st->cycle_ns_max), "rt_cycle_ns_avg",
+                   (json_int_t)(cycles ? sum / cycles : 0), "cycles", (json_int_t)cycles,
+                   "backend_state", up ? "active" : "disconnected", "slots", (json_int_t)d->n_slots,
+                   "skipped_frames", (json_int_t)atomic_load(&st->skipped_frames),
+                   "rt_cycle_ns_sum", (json_int_t)sum, "rt_cycle_ns_max_recent",
+                   (json_int_t)atomic_load(&st->cycle_ns_max_recent), "sample_rate",
+                   up ? json_integer(backend_sample_rate(d->backend)) : json_null(), "period",
+                   up ? json_integer(backend_period(d->backend)) : json_null());
 }
 
 static json_t *cmd_stats(struct runwayd *d, struct control_conn *conn,
@@ -242,7 +327,9 @@ static json_t *cmd_subscribe(struct runwayd *d, struct control_conn *conn,
 /* cmd_<stem> for every command: one that has no handler does not compile. */
 static const command_fn handlers[PROTO_CMD_COUNT] = {
 #define HANDLER(ID, stem) [PROTO_CMD_##ID] = cmd_##stem,
-    PROTO_COMMAND_MAP(HANDLER, HANDLER)
+#define NO_HANDLER(ID, stem)
+    PROTO_COMMAND_MAP(HANDLER, HANDLER, NO_HANDLER)
+#undef NO_HANDLER
 #undef HANDLER
 };
 

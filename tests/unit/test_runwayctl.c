@@ -352,9 +352,10 @@ static void test_every_command_printed(void **state) {
     assert_non_null(f);
     ctl_print_result(f, request, result);
     assert_int_equal(fclose(f), 0);
-    if (c->usage != NULL && strstr(out, "no_printer_shows_this") != NULL)
+    /* A local command (top) has a runner instead: it never gets an answer to print. */
+    if (c->usage != NULL && !c->local && strstr(out, "no_printer_shows_this") != NULL)
       fail_msg("runwayctl has no printer for %s: it printed %s", c->name, out);
-    if (c->usage == NULL && strstr(out, "no_printer_shows_this") == NULL)
+    if ((c->usage == NULL || c->local) && strstr(out, "no_printer_shows_this") == NULL)
       fail_msg("%s is not a runwayctl command, yet something printed it: %s", c->name, out);
     free(out);
     json_decref(request);
