@@ -8,3 +8,8 @@ if(NOT RUNWAY_ASAN AND NOT RUNWAY_TSAN)
     DEFS RWT_RTCHECK="$<TARGET_FILE:runway-rtcheck>"
     DEPS runway-rtcheck)
 endif()
+if(NOT RUNWAY_ASAN AND NOT RUNWAY_TSAN)
+  runway_integration_test(bypass 120
+    DEFS RWT_RTCHECK="$<TARGET_FILE:runway-rtcheck>"
+    DEPS runway-rtcheck)
+endif()
