@@ -100,6 +100,8 @@ int engine_slot_create(const struct proto_segment_params *params, const char *na
   shm_spsc_consumer_init(&s->messages, &ctl->msg_write.value, &ctl->msg_read.value,
                          s->segment.messages, sizeof(struct rw_record), h->message_capacity, 0);
   atomic_init(&s->counters.headroom_min_frames, INT64_MAX);
+  atomic_init(&s->counters.lead_min_last, INT64_MAX);
+  atomic_init(&s->counters.lead_min_now, INT64_MAX);
   s->bp_run_start = ENGINE_NO_RUN;
   *out = s;
   return 0;
@@ -354,6 +356,16 @@ static void shape_edges(struct engine_slot *s, float *const *dst, uint32_t valid
   }
 }
 
+/* Silence played in a cycle: the worker's fault once it attached, else it has no worker yet. */
+static void count_silence(struct engine_slot *s, uint32_t missing) {
+  if (!s->worker_seen) {
+    counter_add(&s->counters.no_worker_frames, missing);
+    return;
+  }
+  counter_add(&s->counters.underruns, 1);
+  counter_add(&s->counters.underrun_frames, missing);
+}
+
 /* Frames [from, n) of the cycle have nothing from the worker: silence, or bypass. */
 static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, uint32_t n) {
   float *dst[RW_MAX_CHANNELS];
@@ -368,8 +380,56 @@ static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, ui
     return;
   }
   shape_edges(s, dst, 0, n - from);
-  counter_add(&s->counters.underrun_frames, n - from);
-  counter_add(&s->counters.underruns, 1);
+  count_silence(s, n - from);
+}
+
+/*
+ * The worker's lead left after a piece of k frames (fill: out_write - t
+ * before it), into the lifetime minimum, the histogram and the one-second
+ * window.
+ */
+static void note_lead(struct engine_slot *s, int64_t fill, uint32_t k) {
+  struct engine_slot_counters *c = &s->counters;
+  const uint32_t latency = s->tl.g.latency;
+  /* fill comes from the worker: clamp before subtracting, so nothing can overflow. */
+  int64_t lead = (fill < -(INT64_C(1) << 40) ? -(INT64_C(1) << 40) : fill) - (int64_t)k;
+  if (lead < atomic_load_explicit(&c->headroom_min_frames, memory_order_relaxed))
+    atomic_store_explicit(&c->headroom_min_frames, lead, memory_order_relaxed);
+  uint32_t bucket = 0;
+  if (lead >= 0)
+    bucket = lead >= latency ? ENGINE_LEAD_BUCKETS - 1 : 1 + (uint32_t)(lead * 8 / latency);
+  if (bucket >= ENGINE_LEAD_BUCKETS)
+    bucket = ENGINE_LEAD_BUCKETS - 1;
+  counter_add(&c->lead_histogram[bucket], 1);
+  if (lead < atomic_load_explicit(&c->lead_min_now, memory_order_relaxed))
+    atomic_store_explicit(&c->lead_min_now, lead, memory_order_relaxed);
+  s->lead_window += k;
+  if (s->lead_window >= s->segment.layout.sample_rate) {
+    s->lead_window = 0;
+    atomic_store_explicit(&c->lead_min_last,
+                          atomic_load_explicit(&c->lead_min_now, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->lead_min_now, INT64_MAX, memory_order_relaxed);
+  }
+}
+
+/*
+ * Every CLOCK_EVERY cycles (and in a generation's first, and after frames
+ * went by without us) the slot's clock reference gets the time this cycle
+ * published its input, for workers that wake themselves (shm/wake.h).
+ * Reading the clock costs about 30 ns, so not every cycle: between two
+ * refreshes the prediction drifts by the audio clock's error only (ppm).
+ */
+#define CLOCK_EVERY 16
+
+static void publish_clock(struct engine_slot *s, uint64_t t, uint32_t n) {
+  if (s->clock_due > 0) {
+    s->clock_due--;
+    return;
+  }
+  struct shm_clock clk = {.pos = t, .ns = base_mono_ns(), .period = n};
+  shm_clock_publish(s->tl.g.ctl, &s->clock_seq, &clk);
+  s->clock_due = CLOCK_EVERY - 1;
 }
 
 void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
@@ -385,6 +445,9 @@ void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint3
   for (uint32_t c = 0; c < s->n_out; c++)
     out[c] = into != NULL ? into[c] : io->audio_buffer(s->out_ports[c], n);
   counter_add(&s->counters.cycles, 1);
+  /* Relaxed: only a flag for counting; the control thread reads the worker's declaration. */
+  if (!s->worker_seen && atomic_load_explicit(&g->ctl->worker_pid, memory_order_relaxed) != 0)
+    s->worker_seen = true;
 
   if (atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
     play_gap(s, out, 0, n);
@@ -413,6 +476,8 @@ void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint3
       play_gap(s, out, off, n);
       return;
     }
+    if (off == 0)
+      publish_clock(s, t, n);
     if (backlog > (int64_t)(g->capacity - g->max_period))
       overrun = true;
     if (shm_wake_worker_if_due(g->ctl, s->tl.pos + k, g->capacity))
@@ -425,11 +490,8 @@ void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint3
       play_gap(s, out, off, n);
       return;
     }
-    /* fill comes from the worker: compare before subtracting, so nothing can overflow. */
-    int64_t lead = s->tl.fill >= (int64_t)k ? s->tl.fill - (int64_t)k : -1;
-    if (lead >= 0 &&
-        lead < atomic_load_explicit(&s->counters.headroom_min_frames, memory_order_relaxed))
-      atomic_store_explicit(&s->counters.headroom_min_frames, lead, memory_order_relaxed);
+    if (s->worker_seen)
+      note_lead(s, s->tl.fill, k);
 
     for (uint32_t c = 0; c < s->n_out; c++)
       nonfinite += sanitize(dst[c], (uint32_t)valid);
@@ -449,7 +511,10 @@ void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint3
       counter_add(&s->counters.bypass_frames, bypassed);
     engine__bypass_note_drained(s);
   }
-  if (underrun) {
+  if (!s->worker_seen) {
+    if (s->bypass == NULL) /* with bypass those frames were not silent */
+      counter_add(&s->counters.no_worker_frames, n);
+  } else if (underrun) {
     counter_add(&s->counters.underruns, 1);
     counter_add(&s->counters.underrun_frames, missing);
   }
@@ -479,6 +544,8 @@ void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint3
       slot_fault(s);
       return;
     }
+    if (off == 0)
+      publish_clock(s, t, n); /* its worker wakes itself by it, as any */
     if (shm_wake_worker_if_due(g->ctl, s->tl.pos + k, g->capacity))
       counter_add(&s->counters.wakeups, 1);
     shm_tl_daemon_pass(&s->tl, k);
@@ -548,11 +615,15 @@ static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes
         for (uint32_t i = 0; i < st->n_slots; i++) {
           struct engine_slot *s = st->slots[i], *next = st->incoming[i];
           struct engine_bypass *bp = next != NULL && next->bypass ? next->bypass : s->bypass;
-          if (!atomic_load_explicit(&s->faulted, memory_order_relaxed))
+          if (!atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
             shm_tl_daemon_skip(&s->tl, gap);
+            s->clock_due = 0; /* the timeline jumped: the reference is stale */
+          }
           if (next != NULL && next->to_begun &&
-              !atomic_load_explicit(&next->faulted, memory_order_relaxed))
+              !atomic_load_explicit(&next->faulted, memory_order_relaxed)) {
             shm_tl_daemon_skip(&next->tl, gap);
+            next->clock_due = 0;
+          }
           if (bp != NULL)
             engine__bypass_skip(bp, gap);
         }

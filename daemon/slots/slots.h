@@ -66,6 +66,8 @@ struct slot_totals {
   uint64_t discontinuities;
   int64_t headroom_min_frames; /* INT64_MAX: none */
   uint64_t bypass_frames;
+  uint64_t no_worker_frames;
+  uint64_t lead_histogram[ENGINE_LEAD_BUCKETS];
 };
 
 struct slot_replace;

@@ -148,7 +148,18 @@ json_t *slot_stats_json(const struct slot *s) {
     slot__totals_add(&t, s->gen);
   if (s->outgoing != NULL)
     slot__totals_add(&t, s->outgoing);
-  json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:s}",
+  /* The lead's recent minimum: the current generation's last one to two seconds. */
+  int64_t recent = INT64_MAX;
+  json_t *hist = json_array();
+  for (int i = 0; i < ENGINE_LEAD_BUCKETS; i++)
+    json_array_append_new(hist, json_integer((json_int_t)t.lead_histogram[i]));
+  if (s->gen != NULL) {
+    int64_t last = atomic_load(&s->gen->counters.lead_min_last);
+    int64_t now = atomic_load(&s->gen->counters.lead_min_now);
+    recent = last < now ? last : now;
+  }
+  json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:s, "
+                        "s:I, s:o, s:o}",
                    "name", s->name, "underruns", (json_int_t)t.underruns, "underrun_frames",
                    (json_int_t)t.underrun_frames, "skipped_frames", (json_int_t)t.skipped_frames,
                    "overruns", (json_int_t)t.overruns, "nonfinite_samples",
@@ -159,7 +170,9 @@ json_t *slot_stats_json(const struct slot *s) {
                    "cycles", (json_int_t)t.cycles, "events_dropped", (json_int_t)t.events_dropped,
                    "wakeups", (json_int_t)t.wakeups, "faults", (json_int_t)t.faults,
                    "discontinuities", (json_int_t)t.discontinuities, "state",
-                   worker_state_name(s->sv.state));
+                   worker_state_name(s->sv.state), "no_worker_frames",
+                   (json_int_t)t.no_worker_frames, "lead_histogram", hist,
+                   "lead_min_recent_frames", recent == INT64_MAX ? json_null() : json_integer(recent));
   json_object_set_new(o, "meters", meters_json(s));
   /* For top: whose CPU time, and how much of it so far. */
   uint64_t cpu_ms = 0;
