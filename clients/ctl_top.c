@@ -95,7 +95,10 @@ json_t *ctl_top_view(const json_t *prev, const json_t *cur, double dt_ms) {
   double cycles = num(daemon, "cycles", 0) - num(pd, "cycles", 0);
   if (pd != NULL && cycles > 0 && json_is_integer(json_object_get(daemon, "rt_cycle_ns_sum")))
     avg_ns = (num(daemon, "rt_cycle_ns_sum", 0) - num(pd, "rt_cycle_ns_sum", 0)) / cycles;
-  double max_ns = num(daemon, "rt_cycle_ns_max_recent", num(daemon, "rt_cycle_ns_max", NAN));
+  /* The largest in the last whole second; the lifetime's until a second has passed. */
+  double max_ns = num(daemon, "rt_cycle_ns_max_recent", 0);
+  if (!(max_ns > 0))
+    max_ns = num(daemon, "rt_cycle_ns_max", NAN);
   json_t *d = json_pack(
       "{s:O*, s:O*, s:O*, s:O*, s:O*, s:O*}", "sample_rate", json_object_get(daemon, "sample_rate"),
       "period", json_object_get(daemon, "period"), "xruns", json_object_get(daemon, "xruns"),

@@ -647,7 +647,9 @@ static void stats_add(struct engine *e, uint64_t dt, uint64_t now) {
     atomic_store_explicit(&stats->cycle_ns_max, dt, memory_order_relaxed);
   if (dt > e->window_max)
     e->window_max = dt;
-  if (now - e->window_start >= cycle_clock_second()) {
+  if (e->window_start == 0) {
+    e->window_start = now; /* the first window starts with the first cycle */
+  } else if (now - e->window_start >= cycle_clock_second()) {
     atomic_store_explicit(&stats->cycle_ns_max_recent, e->window_max, memory_order_relaxed);
     e->window_max = 0;
     e->window_start = now;

@@ -220,7 +220,7 @@ struct engine_stats {
   _Atomic uint64_t cycles;
   _Atomic uint64_t cycle_ns_max;
   _Atomic uint64_t cycle_ns_sum;
-  _Atomic uint64_t cycle_ns_max_recent; /* the largest in the last complete second */
+  _Atomic uint64_t cycle_ns_max_recent; /* the largest in the last complete second; 0: none yet */
   _Atomic uint64_t xruns; /* counted by the backend */
   _Atomic uint64_t skipped_frames; /* graph frames that passed without a cycle of ours */
 };

@@ -13,3 +13,19 @@ if(NOT RUNWAY_ASAN AND NOT RUNWAY_TSAN)
     DEFS RWT_RTCHECK="$<TARGET_FILE:runway-rtcheck>"
     DEPS runway-rtcheck)
 endif()
+
+# A worker that stops for a while once per second of audio (the advisor's subject).
+add_executable(runway-it-worker-pauser worker_pauser.c)
+target_link_libraries(runway-it-worker-pauser PRIVATE runway-worker)
+if(TARGET runwayctl)
+  runway_integration_test(advise 90
+    DEFS RWT_PAUSER="$<TARGET_FILE:runway-it-worker-pauser>" RWT_RUNWAYCTL="$<TARGET_FILE:runwayctl>"
+    DEPS runway-it-worker-pauser runwayctl)
+endif()
+# runwayctl top in a terminal: tmux draws it.
+find_program(RUNWAY_TMUX tmux)
+if(TARGET runwayctl AND RUNWAY_TMUX)
+  runway_integration_test(top 90
+    DEFS RWT_RUNWAYCTL="$<TARGET_FILE:runwayctl>"
+    DEPS runwayctl)
+endif()
