@@ -1,6 +1,9 @@
 /*
  * it_top: `runwayctl top` as people and scripts see it.
  *
+ * Two slots: alpha added over the socket, beta declared in the configuration
+ * file (with on_fault = bypass).
+ *
  *   1. --once --json: one JSON document with the daemon's period and RT
  *      cycle, and per slot its state, worker pid and CPU share, lead, L,
  *      counters and lead histogram.
@@ -90,14 +93,22 @@ int main(void) {
   char guard[256];
   snprintf(guard, sizeof(guard), "tmux -L %s kill-server", tmux_socket);
   h_guard(guard);
+  /* beta comes from the configuration file, on_fault included. */
+  char conf[4200];
+  snprintf(conf, sizeof(conf), "%s/runwayd.conf", h_tmpdir());
+  FILE *f = fopen(conf, "w");
+  H_CHECK(f != NULL, "cannot write %s", conf);
+  fprintf(f, "[slot beta]\nplugin = delay\non_fault = bypass\nlatency_frames = 4800\n");
+  H_CHECK(fclose(f) == 0, "cannot write %s", conf);
+  const char *args[] = {"--config", conf, NULL};
   h_jack_start(&jack, RATE, PERIOD);
-  h_daemon_start(&d, &jack, NULL, NULL);
+  h_daemon_start(&d, &jack, args, NULL);
   H_CHECK(h_conn_open(&c, d.socket) == 0, "connect to runwayd");
   json_decref(h_add_slot(&c, "alpha", json_pack("{s:s}", "plugin", "gain"), 10000));
-  json_decref(h_add_slot(
-      &c, "beta",
-      json_pack("{s:s, s:s, s:i}", "plugin", "delay", "on_fault", "bypass", "latency_frames", 4800),
-      10000));
+  json_t *beta = h_wait_slot(&c, "beta", "running", 0, 10000);
+  H_CHECK(strcmp(h_str(beta, "on_fault"), "bypass") == 0, "beta from the file: on_fault %s",
+          h_str(beta, "on_fault"));
+  json_decref(beta);
   json_t *alpha = h_slot(&c, "alpha");
   json_int_t alpha_pid = h_int(alpha, "pid");
   json_decref(alpha);
