@@ -626,6 +626,11 @@ void ctl_print_event(FILE *f, const json_t *event) {
   } else if (strcmp(type, "fault") == 0) {
     field(a, sizeof(a), event, "reason");
     fprintf(f, "fault %s: %s\n", slot, a);
+  } else if (strcmp(type, "replace") == 0) {
+    field(a, sizeof(a), event, "phase");
+    field(b, sizeof(b), event, "plugin");
+    field(c, sizeof(c), event, "generation");
+    fprintf(f, "replace %s: %s, %s on generation %s%s\n", slot, a, b, c, why);
   } else {
     /* A type this runwayctl does not know yet: its fields as JSON beat nothing. */
     json_t *rest = json_deep_copy(event);

@@ -115,11 +115,12 @@ static void answer(struct slot_replace *r, json_t *resp) {
   json_decref(resp);
 }
 
-static void emit(struct slot *s, const char *phase, const char *reason) {
-  const struct slot_replace *r = s->replacing;
+/* The replace event: phase, what comes in, the generation it comes in on (0: none yet). */
+static void emit(struct slot *s, const struct slot_replace *r, uint64_t generation,
+                 const char *phase, const char *reason) {
   json_t *ev = json_pack("{s:s, s:s, s:s, s:I}", "slot", s->name, "phase", phase, "plugin",
-                         r->plugin ? r->plugin : slot_kind_name(r->kind), "generation",
-                         (json_int_t)(r->gen != NULL ? s->generation : s->generation + 1));
+                         r->plugin ? r->plugin : r->exec ? r->exec : slot_kind_name(r->kind),
+                         "generation", (json_int_t)generation);
   if (reason != NULL)
     json_object_set_new(ev, "reason", json_string(reason));
   slot__emit(s, "replace", ev);
@@ -129,7 +130,7 @@ static void emit(struct slot *s, const char *phase, const char *reason) {
 static void fail(struct slot *s, enum proto_err code, const char *why) {
   struct slot_replace *r = s->replacing;
   log_warn("slot %s: %s failed: %s; the old worker plays on", s->name, what(r), why);
-  emit(s, "failed", why);
+  emit(s, r, r->gen ? r->gen->segment.layout.generation : 0, "failed", why);
   supervisor_drop_next(&s->sv);
   s->replacing = NULL;
   slot__publish(s->d);
@@ -289,9 +290,7 @@ static void finish(struct slot *s) {
            "worker pid %d",
            s->name, what(r), (unsigned long long)(r->switch_ms - r->asked_ms),
            g->takeover_crossfade, atomic_load(&g->takeover_history_frames), (int)s->sv.pid);
-  s->replacing = r; /* for the event's fields */
-  emit(s, "done", NULL);
-  s->replacing = NULL;
+  emit(s, r, g->segment.layout.generation, "done", NULL);
   json_t *result = slot_to_json(s);
   json_object_set_new(result, "switch", sw);
   answer(r, proto_response_ok(r->id, result));
@@ -320,7 +319,7 @@ static void poll_replace(struct slot *s, uint64_t now) {
   if (phase >= ENGINE_TAKEOVER_FADING && r->phase == REPLACE_WARMING) {
     r->phase = REPLACE_FADING;
     r->switch_ms = now;
-    emit(s, "switching", NULL);
+    emit(s, r, g->segment.layout.generation, "switching", NULL);
   }
   if (phase == ENGINE_TAKEOVER_DONE) {
     finish(s);
@@ -453,7 +452,7 @@ enum proto_err slots_replace(struct runwayd *d, struct slot *s,
     r->id = json_incref(id);
   }
   log_info("slot %s: %s asked: %s", s->name, what(r), r->plugin ? r->plugin : r->exec);
-  emit(s, "started", NULL);
+  emit(s, r, r->gen ? r->gen->segment.layout.generation : 0, "started", NULL);
   poll_soon(d);
   return PROTO_OK;
 
