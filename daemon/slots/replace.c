@@ -194,11 +194,26 @@ void slot__worker_command(struct runwayd *d, enum slot_kind kind, const char *pl
   }
 }
 
+/*
+ * The input history a new generation starts on: what a slot's ring holds
+ * (2 (L + period), rounded up to a power of two), but at most
+ * REPLACE_HISTORY_SAMPLES samples over all channels, because the RT thread
+ * copies it in one cycle (16384 frames of a stereo slot, 128 KiB, a few
+ * microseconds).
+ */
+#define REPLACE_HISTORY_SAMPLES 32768u
+
+static uint32_t history_for(const struct slot *s) {
+  uint32_t h = proto_segment_capacity(s->latency, backend_period(s->d->backend));
+  uint32_t most = REPLACE_HISTORY_SAMPLES / (s->n_in > 0 ? s->n_in : 1);
+  return h < most ? h : most;
+}
+
 /* Frames of the new generation's rings: the history, L on both sides, start-up time. */
-static uint32_t ring_for(const struct slot *s) {
+static uint32_t ring_for(const struct slot *s, uint32_t history) {
   uint32_t rate = backend_sample_rate(s->d->backend);
-  uint64_t need = 2 * ((uint64_t)s->latency + backend_period(s->d->backend)) +
-                  s->gen->tl.g.capacity + (uint64_t)rate * REPLACE_STARTUP_ALLOWANCE_MS / 1000;
+  uint64_t need = 2 * ((uint64_t)s->latency + backend_period(s->d->backend)) + history +
+                  (uint64_t)rate * REPLACE_STARTUP_ALLOWANCE_MS / 1000;
   uint64_t cap = 256;
   while (cap < need)
     cap <<= 1;
@@ -209,8 +224,9 @@ static uint32_t ring_for(const struct slot *s) {
 static enum proto_err begin(struct slot *s, char *err, size_t errlen) {
   struct slot_replace *r = s->replacing;
   char why[256];
+  uint32_t history = history_for(s);
   struct slot_gen_opts o = {
-      .capacity = ring_for(s),
+      .capacity = ring_for(s, history),
       .params = r->same ? NULL : &r->params,
       .state = r->same,
       .on_fault = r->on_fault,
@@ -218,7 +234,7 @@ static enum proto_err begin(struct slot *s, char *err, size_t errlen) {
   r->state_carried = r->same && s->state_len > 0;
   why[0] = '\0';
   if (slot__generation_create(s, &o, &r->gen, why, sizeof(why)) != 0 ||
-      engine_slot_prepare_takeover(r->gen, s->gen->tl.g.capacity, r->crossfade) != 0) {
+      engine_slot_prepare_takeover(r->gen, history, r->crossfade) != 0) {
     snprintf(err, errlen, "cannot prepare the new worker's segment: %s",
              why[0] ? why : "out of memory");
     return PROTO_E_INTERNAL;
