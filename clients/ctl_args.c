@@ -194,11 +194,12 @@ static json_t *convert(const struct proto_arg *a, const char *text, const char *
 
 /* Checks that the table's schema cannot express. */
 static int check_slot_add(const json_t *args, char *err, size_t errlen) {
-  int sources = (json_object_get(args, "plugin") != NULL) + (json_object_get(args, "exec") != NULL) +
+  int sources = (json_object_get(args, "plugin") != NULL) + (json_object_get(args, "lv2") != NULL) +
+                (json_object_get(args, "exec") != NULL) +
                 json_is_true(json_object_get(args, "external"));
   if (sources != 1)
-    return usage_err(err, errlen,
-                     "slot add needs exactly one of --plugin P, --exec \"CMD\" or --external");
+    return usage_err(err, errlen, "slot add needs exactly one of --plugin P, --lv2 URI, "
+                                  "--exec \"CMD\" or --external");
   if (json_object_get(args, "latency_ms") != NULL && json_object_get(args, "latency_frames") != NULL)
     return usage_err(err, errlen, "give --latency-ms or --latency-frames, not both");
   return 0;
@@ -232,9 +233,11 @@ static int check_slot_restart(const json_t *args, char *err, size_t errlen) {
 }
 
 static int check_slot_replace(const json_t *args, char *err, size_t errlen) {
-  int sources = (json_object_get(args, "plugin") != NULL) + (json_object_get(args, "exec") != NULL);
+  int sources = (json_object_get(args, "plugin") != NULL) + (json_object_get(args, "lv2") != NULL) +
+                (json_object_get(args, "exec") != NULL);
   if (sources != 1)
-    return usage_err(err, errlen, "slot replace needs exactly one of --plugin P or --exec \"CMD\"");
+    return usage_err(err, errlen,
+                     "slot replace needs exactly one of --plugin P, --lv2 URI or --exec \"CMD\"");
   int rc = check_on_fault(args, err, errlen);
   return rc != 0 ? rc : check_crossfade(args, err, errlen);
 }

@@ -151,13 +151,93 @@ void ctl_print_status(FILE *f, const json_t *result) {
   }
 }
 
+/* `plugins --lv2`: one row per installed plugin. */
+static void print_lv2_list(FILE *f, const json_t *plugins) {
+  static const char *const header[] = {"URI", "NAME", "IN", "OUT", "MIDI", "NOTE"};
+  struct table t = {.ncols = 6};
+  const json_t *p;
+  size_t i;
+  if (table_add_row(&t) != 0)
+    return;
+  for (size_t c = 0; c < 6; c++)
+    snprintf(table_cell(&t, 0, c), CELL_MAX, "%s", header[c]);
+  json_array_foreach(plugins, i, p) {
+    if (table_add_row(&t) != 0)
+      break;
+    size_t r = t.nrows - 1;
+    field(table_cell(&t, r, 0), CELL_MAX, p, "uri");
+    field(table_cell(&t, r, 1), CELL_MAX, p, "name");
+    field(table_cell(&t, r, 2), CELL_MAX, p, "inputs");
+    field(table_cell(&t, r, 3), CELL_MAX, p, "outputs");
+    field(table_cell(&t, r, 4), CELL_MAX, p, "midi");
+    char note[CELL_MAX] = "";
+    if (!json_is_true(json_object_get(p, "supported")))
+      snprintf(note, sizeof(note), "not supported");
+    else if (json_is_true(json_object_get(p, "latency")))
+      snprintf(note, sizeof(note), "reports latency");
+    snprintf(table_cell(&t, r, 5), CELL_MAX, "%s", note);
+  }
+  table_print(f, &t);
+}
+
+/* `plugins --lv2 URI`: one plugin, its parameters and whether runway can host it. */
+static void print_lv2_plugin(FILE *f, const json_t *p) {
+  char uri[CELL_MAX], name[CELL_MAX], cls[CELL_MAX], in[32], out[32], why[CELL_MAX * 2];
+  size_t i, k;
+  const json_t *q, *point;
+  field(uri, sizeof(uri), p, "uri");
+  field(name, sizeof(name), p, "name");
+  field(cls, sizeof(cls), p, "class");
+  field(in, sizeof(in), p, "inputs");
+  field(out, sizeof(out), p, "outputs");
+  fprintf(f, "%s\n  %s (%s): %s in, %s out%s%s\n", uri, name, cls, in, out,
+          json_is_true(json_object_get(p, "midi")) ? ", MIDI" : "",
+          json_is_true(json_object_get(p, "latency")) ? ", reports latency" : "");
+  if (!json_is_true(json_object_get(p, "supported"))) {
+    field(why, sizeof(why), p, "unsupported");
+    fprintf(f, "  not supported: %s\n", why);
+  }
+  json_array_foreach(json_object_get(p, "params"), i, q) {
+    char id[32], pname[CELL_MAX], label[CELL_MAX], min[32], max[32], def[32], unit[32];
+    field(id, sizeof(id), q, "id");
+    field(pname, sizeof(pname), q, "name");
+    field(label, sizeof(label), q, "label");
+    field(min, sizeof(min), q, "min");
+    field(max, sizeof(max), q, "max");
+    field(def, sizeof(def), q, "default");
+    field(unit, sizeof(unit), q, "unit");
+    fprintf(f, "  %s %s: %s .. %s%s%s, default %s%s%s  (%s)\n", id, pname, min, max,
+            strcmp(unit, "-") && unit[0] ? " " : "", strcmp(unit, "-") ? unit : "", def,
+            json_is_true(json_object_get(q, "integer")) ? ", integer" : "",
+            json_is_true(json_object_get(q, "toggled")) ? ", on/off" : "", label);
+    json_array_foreach(json_object_get(q, "scale_points"), k, point) {
+      char value[32], plabel[CELL_MAX];
+      field(value, sizeof(value), point, "value");
+      field(plabel, sizeof(plabel), point, "label");
+      fprintf(f, "      %s = %s\n", value, plabel);
+    }
+  }
+  size_t hidden = json_array_size(json_object_get(p, "hidden"));
+  if (hidden > 0)
+    fprintf(f, "  %zu more controls are not runway parameters; they keep their defaults\n",
+            hidden);
+}
+
 void ctl_print_plugins(FILE *f, const json_t *result) {
   const json_t *plugins = json_object_get(result, "plugins");
   size_t i, j;
   const json_t *p, *param;
 
+  if (json_is_object(json_object_get(result, "plugin"))) {
+    print_lv2_plugin(f, json_object_get(result, "plugin"));
+    return;
+  }
   if (json_array_size(plugins) == 0) {
     fprintf(f, "no plugins\n");
+    return;
+  }
+  if (json_is_string(json_object_get(json_array_get(plugins, 0), "uri"))) {
+    print_lv2_list(f, plugins);
     return;
   }
   json_array_foreach(plugins, i, p) {

@@ -35,6 +35,8 @@ static const struct proto_arg args_slot_add[] = {
     {.name = "plugin",
      .type = PROTO_T_STRING,
      .help = "built-in plugin that runway-worker runs (see `runwayctl plugins`)"},
+    {.name = "lv2", .type = PROTO_T_STRING,
+     .help = "URI of an LV2 plugin that runway-worker hosts (see `runwayctl plugins --lv2`)"},
     {.name = "exec",
      .type = PROTO_T_STRING,
      .help = "command line of a worker program built on librunway-worker"},
@@ -69,6 +71,9 @@ static const struct proto_arg args_slot_replace[] = {
     {.name = "plugin",
      .type = PROTO_T_STRING,
      .help = "the built-in plugin to run instead (see `runwayctl plugins`)"},
+    {.name = "lv2",
+     .type = PROTO_T_STRING,
+     .help = "the LV2 plugin to run instead, by URI (see `runwayctl plugins --lv2`)"},
     {.name = "exec",
      .type = PROTO_T_STRING,
      .help = "the worker program to run instead (built on librunway-worker)"},
@@ -78,6 +83,13 @@ static const struct proto_arg args_slot_replace[] = {
     {.name = "crossfade_ms",
      .type = PROTO_T_NUMBER,
      .help = "the crossfade's length, 0 to 1000 ms (default 20)"},
+    ARGS_END};
+
+static const struct proto_arg args_plugins[] = {
+    {.name = "lv2", .type = PROTO_T_BOOL,
+     .help = "the installed LV2 plugins instead of the built-in ones"},
+    {.name = "uri", .type = PROTO_T_STRING, .positional = 1,
+     .help = "one LV2 plugin: its ports, parameters and whether runway can host it"},
     ARGS_END};
 
 static const struct proto_arg args_slot_name[] = {
@@ -142,11 +154,11 @@ static const struct proto_arg args_subscribe[] = {
 const struct proto_command proto_commands[PROTO_CMD_COUNT + 1] = {
     COMMAND(STATUS, .name = "status", .args = args_none, .usage = "status",
             .help = "daemon, backend, rate, period, slots"),
-    COMMAND(PLUGINS, .name = "plugins", .args = args_none, .usage = "plugins",
-            .help = "built-in plugins and their parameters"),
+    COMMAND(PLUGINS, .name = "plugins", .args = args_plugins, .usage = "plugins [--lv2 [URI]]",
+            .help = "built-in plugins and their parameters; installed LV2 plugins, or one"),
     COMMAND(SLOT_ADD, .name = "slot.add", .args = args_slot_add,
-            .usage = "slot add NAME (--plugin P | --exec CMD | --external) [--inputs N] "
-                     "[--outputs M] [--midi] [--latency-ms X | --latency-frames F] "
+            .usage = "slot add NAME (--plugin P | --lv2 URI | --exec CMD | --external) "
+                     "[--inputs N] [--outputs M] [--midi] [--latency-ms X | --latency-frames F] "
                      "[--on-fault silence|bypass]",
             .help = "add a slot and start (or wait for) its worker"),
     COMMAND(SLOT_REMOVE, .name = "slot.remove", .args = args_slot_name, .usage = "slot remove NAME",
@@ -157,8 +169,8 @@ const struct proto_command proto_commands[PROTO_CMD_COUNT + 1] = {
             .usage = "slot restart NAME [--seamless [--crossfade-ms X]]",
             .help = "restart a slot's worker; latency and ports stay"),
     COMMAND(SLOT_REPLACE, .name = "slot.replace", .args = args_slot_replace,
-            .usage = "slot replace NAME (--plugin P | --exec CMD) [--on-fault silence|bypass] "
-                     "[--crossfade-ms X]",
+            .usage = "slot replace NAME (--plugin P | --lv2 URI | --exec CMD) "
+                     "[--on-fault silence|bypass] [--crossfade-ms X]",
             .help = "swap a slot's worker with no gap: a warm-up beside it, then a crossfade"),
     COMMAND(SLOT_ADVISE, .name = "slot.advise", .args = args_slot_name, .usage = "slot advise NAME",
             .help = "the smallest latency that would have had no underrun so far, with a margin"),

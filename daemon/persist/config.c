@@ -9,6 +9,7 @@
 
 #include <ini.h>
 
+#include "lv2.h"
 #include "slot_state.h"
 #include "slots.h"
 #include "store.h"
@@ -115,7 +116,7 @@ static int slot_key(struct parse *p, const char *name, const char *value) {
   }
   if (json_object_get(s, name) != NULL)
     return bad(p, "\"%s\" given twice in [slot %s]", name, slot);
-  if (strcmp(name, "plugin") == 0 || strcmp(name, "exec") == 0) {
+  if (strcmp(name, "plugin") == 0 || strcmp(name, "lv2") == 0 || strcmp(name, "exec") == 0) {
     json_object_set_new(s, name, json_string(value));
     return 1;
   }
@@ -201,15 +202,17 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen) {
   size_t i;
   json_t *e;
   json_array_foreach(c->slots, i, e) {
-    int kinds = (json_object_get(e, "plugin") != NULL) + (json_object_get(e, "exec") != NULL) +
-                json_is_true(json_object_get(e, "external"));
+    int kinds = (json_object_get(e, "plugin") != NULL) + (json_object_get(e, "lv2") != NULL) +
+                (json_object_get(e, "exec") != NULL) + json_is_true(json_object_get(e, "external"));
     if (kinds != 1) {
-      snprintf(err, errlen, "%s: [slot %s] needs exactly one of plugin, exec or external = yes",
-               path, json_string_value(json_object_get(e, "name")));
+      snprintf(err, errlen,
+               "%s: [slot %s] needs exactly one of plugin, lv2, exec or external = yes", path,
+               json_string_value(json_object_get(e, "name")));
       config_free(c);
       return -EINVAL;
     }
     enum slot_kind kind = json_object_get(e, "plugin") ? SLOT_PLUGIN
+                          : json_object_get(e, "lv2")  ? SLOT_LV2
                           : json_object_get(e, "exec") ? SLOT_EXEC
                                                        : SLOT_EXTERNAL;
     json_object_set_new(e, "kind", json_string(slot_kind_name(kind)));
@@ -283,7 +286,7 @@ static bool matches(const struct slot *s, const json_t *want) {
   enum slot_kind k;
   if (slot_kind_parse(json_string_value(json_object_get(want, "kind")), &k) != 0)
     return false;
-  const char *plugin = json_string_value(json_object_get(want, "plugin"));
+  const char *plugin = json_string_value(json_object_get(want, k == SLOT_LV2 ? "lv2" : "plugin"));
   const char *exec = json_string_value(json_object_get(want, "exec"));
   if (s->kind != k || (plugin && (!s->plugin || strcmp(plugin, s->plugin))) ||
       (exec && (!s->exec || strcmp(exec, s->exec))))
@@ -316,6 +319,20 @@ static struct slot *add_declared(struct runwayd *d, json_t *def, const json_t *c
   /* The configuration file is root's or the daemon's own to write. */
   spec.privileged = true;
   spec.owner = geteuid();
+  /*
+   * An LV2 plugin is described first: its channel counts where the file
+   * gives none, and whether runway can host it at all. The daemon waits for
+   * the answer (tens of milliseconds), as it waits for the file.
+   */
+  json_t *answer = NULL;
+  if (spec.kind == SLOT_LV2 &&
+      (lv2_query_wait(d, spec.plugin ? spec.plugin : "", &answer, err, sizeof(err)) != PROTO_OK ||
+       lv2_fill_spec(answer, spec.plugin, &spec, err, sizeof(err)) != PROTO_OK)) {
+    log_error("configuration: cannot add slot %s: %s", spec.name, err);
+    json_decref(answer);
+    return NULL;
+  }
+  json_decref(answer);
   if (slots_add(d, &spec, &s, err, sizeof(err)) != PROTO_OK) {
     log_error("configuration: cannot add slot %s: %s", spec.name, err);
     return NULL;

@@ -12,8 +12,8 @@
  *   worker = /usr/bin/runway-worker
  *
  *   [slot synth]               ; a slot that must exist
- *   plugin = synth             ; or exec = CMD, or external = yes
- *   inputs = 0
+ *   plugin = synth             ; or lv2 = URI, exec = CMD, or external = yes
+ *   inputs = 0                 ; channel counts and MIDI default to the plugin's
  *   outputs = 2
  *   midi = yes
  *   latency_ms = 50            ; or latency_frames = N

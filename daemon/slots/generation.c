@@ -156,7 +156,8 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
       log_info("slot %s: latency is now %u frames", s->name, latency);
     s->latency = latency;
   }
-  backend_slot_latency(d->backend, s->ports, latency);
+  /* The plugin's own latency stays what its last worker reported, until the new one says. */
+  backend_slot_latency(d->backend, s->ports, latency + s->plugin_latency);
   return 0;
 }
 

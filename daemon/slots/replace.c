@@ -93,8 +93,8 @@ json_t *slot__replace_json(const struct slot *s) {
   if (r == NULL)
     return json_null();
   return json_pack("{s:s, s:s, s:s, s:o, s:I}", "phase", phases[r->phase], "kind",
-                   slot_kind_name(r->kind), r->kind == SLOT_PLUGIN ? "plugin" : "exec",
-                   r->kind == SLOT_PLUGIN ? r->plugin : r->exec, "pid",
+                   slot_kind_name(r->kind), r->kind == SLOT_EXEC ? "exec" : "plugin",
+                   r->kind == SLOT_EXEC ? r->exec : r->plugin, "pid",
                    s->sv.next_pid > 0 ? json_integer(s->sv.next_pid) : json_null(), "since_ms",
                    (json_int_t)(base_mono_ms() - r->asked_ms));
 }
@@ -177,10 +177,10 @@ void slot__worker_command(struct runwayd *d, enum slot_kind kind, const char *pl
   memset(c, 0, sizeof(*c));
   c->cmd.external = kind == SLOT_EXTERNAL;
   c->cmd.argv = c->argv;
-  if (kind == SLOT_PLUGIN) {
+  if (kind == SLOT_PLUGIN || kind == SLOT_LV2) {
     c->cmd.file = d->opt.worker_path;
     c->argv[0] = d->opt.worker_path;
-    c->argv[1] = "--plugin";
+    c->argv[1] = kind == SLOT_LV2 ? "--lv2" : "--plugin";
     c->argv[2] = (char *)plugin;
   } else if (kind == SLOT_EXEC) {
     if (split_simple(exec, c->words, sizeof(c->words), c->argv, SLOT_ARGV_MAX) > 0) {
@@ -278,8 +278,11 @@ static void finish(struct slot *s) {
     s->params_from_worker = false;
     json_object_clear(s->pending_params);
     slot_state_set_blob(s, NULL, 0);
-    /* Acquire: pairs with the worker's release of worker_pid; its info block is complete. */
-    if (atomic_load_explicit(&g->segment.control->worker_pid, memory_order_acquire) != 0)
+  }
+  /* Acquire: pairs with the worker's release of worker_pid; its info block is complete. */
+  if (atomic_load_explicit(&g->segment.control->worker_pid, memory_order_acquire) != 0) {
+    slot__adopt_declared_name(s, g->segment.info);
+    if (!r->same)
       slot__adopt_declared_params(s, g);
   }
   s->on_fault = r->on_fault;
@@ -383,7 +386,7 @@ static void on_poll(uv_timer_t *t) {
 
 enum proto_err slots_replace(struct runwayd *d, struct slot *s,
                              const struct slot_replace_spec *spec, struct control_conn *conn,
-                             json_t *id, char *err, size_t errlen) {
+                             bool held, json_t *id, char *err, size_t errlen) {
   if (!slot__backend_up(d) || s->gen == NULL) {
     snprintf(err, errlen, "the audio server is not connected; the slot starts when it is");
     return PROTO_E_BACKEND;
@@ -405,7 +408,12 @@ enum proto_err slots_replace(struct runwayd *d, struct slot *s,
     return PROTO_E_INVALID_ARGUMENT;
   }
   const struct catalog_plugin *cp = NULL;
-  if (spec->kind == SLOT_PLUGIN) {
+  if (spec->kind == SLOT_LV2) {
+    if (spec->plugin == NULL || spec->plugin[0] == '\0') {
+      snprintf(err, errlen, "--lv2 needs a plugin URI");
+      return PROTO_E_INVALID_ARGUMENT;
+    }
+  } else if (spec->kind == SLOT_PLUGIN) {
     cp = spec->plugin ? catalog_find(&d->catalog, spec->plugin) : NULL;
     if (cp == NULL) {
       snprintf(err, errlen, "no plugin named \"%s\"; `runwayctl plugins` lists them",
@@ -438,8 +446,8 @@ enum proto_err slots_replace(struct runwayd *d, struct slot *s,
   r->exec = spec->exec ? strdup(spec->exec) : NULL;
   if ((spec->plugin && !r->plugin) || (spec->exec && !r->exec))
     goto oom;
-  r->same = r->kind == s->kind && (r->kind == SLOT_PLUGIN ? strcmp(r->plugin, s->plugin) == 0
-                                                          : strcmp(r->exec, s->exec) == 0);
+  r->same = r->kind == s->kind && (r->kind == SLOT_EXEC ? strcmp(r->exec, s->exec) == 0
+                                                       : strcmp(r->plugin, s->plugin) == 0);
   if (!r->same && cp != NULL && params_from_catalog(&r->params, cp) != 0)
     goto oom;
   r->asked_ms = base_mono_ms();
@@ -464,7 +472,7 @@ enum proto_err slots_replace(struct runwayd *d, struct slot *s,
   }
   /* Answered when it is over: the switch, or why not. */
   if (conn != NULL) {
-    r->conn = control_conn_hold(conn);
+    r->conn = held ? conn : control_conn_hold(conn);
     r->id = json_incref(id);
   }
   log_info("slot %s: %s asked: %s", s->name, what(r), r->plugin ? r->plugin : r->exec);

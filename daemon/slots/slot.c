@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lv2.h"
 #include "slot_internal.h"
 #include "slot_state.h"
 
@@ -177,6 +178,7 @@ static void on_slot_closed(uv_handle_t *h) {
   free(s->state_blob);
   engine_bypass_unref(s->bypass);
   free(s->plugin);
+  free(s->declared_plugin);
   free(s->exec);
   free(s);
 }
@@ -306,6 +308,12 @@ static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec
                spec->plugin ? spec->plugin : "");
       return PROTO_E_NOT_FOUND;
     }
+  } else if (spec->kind == SLOT_LV2 && (spec->plugin == NULL || spec->plugin[0] == '\0' ||
+                                         spec->inputs < 0 || spec->outputs < 0 ||
+                                         spec->midi < 0)) {
+    /* lv2_fill_spec asks the plugin before a slot is made; slots.json keeps what it said. */
+    snprintf(err, errlen, "an LV2 slot needs its plugin's URI and channel counts");
+    return PROTO_E_INVALID_ARGUMENT;
   } else if (spec->kind == SLOT_EXEC && (spec->exec == NULL || spec->exec[0] == '\0')) {
     snprintf(err, errlen, "--exec needs a command line");
     return PROTO_E_INVALID_ARGUMENT;
@@ -364,11 +372,12 @@ static struct slot *slot_new(struct runwayd *d, const struct slot_spec *spec,
   for (uint32_t i = 0; i < RW_MAX_CHANNELS; i++)
     s->meters[i] = NAN;
   supervisor_init(&s->sv, &d->supervise, &slot_supervisor_ops, s, s->name);
-  s->plugin = spec->kind == SLOT_PLUGIN ? strdup(spec->plugin) : NULL;
+  bool named = spec->kind == SLOT_PLUGIN || spec->kind == SLOT_LV2;
+  s->plugin = named ? strdup(spec->plugin) : NULL;
   s->exec = spec->kind == SLOT_EXEC ? strdup(spec->exec) : NULL;
   s->pending_params = json_object();
   if ((cp != NULL && params_from_catalog(&s->params, cp) != 0) || s->pending_params == NULL ||
-      (spec->kind == SLOT_PLUGIN && s->plugin == NULL) || (spec->kind == SLOT_EXEC && !s->exec)) {
+      (named && s->plugin == NULL) || (spec->kind == SLOT_EXEC && !s->exec)) {
     slot__unref(s);
     return NULL;
   }
@@ -557,6 +566,7 @@ void slots_rebuild_all(struct runwayd *d, const char *why) {
 }
 
 void slots_shutdown(struct runwayd *d) {
+  lv2_queries_cancel(d);
   while (d->n_slots > 0) {
     struct slot *s = d->slots[d->n_slots - 1];
     d->n_slots--;

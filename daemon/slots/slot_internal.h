@@ -98,6 +98,9 @@ void slot__replace_defer_restart(struct slot *s);
 
 /* ---- watch.c ---- */
 
+/* The plugin name a worker declared in its info block (untrusted: kept only when printable). */
+void slot__adopt_declared_name(struct slot *s, const struct rw_info *info);
+
 /* The worker broke the rules: counted, reported, stopped, restarted after the backoff. */
 void slot__fault(struct slot *s, const char *why);
 

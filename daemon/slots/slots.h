@@ -32,9 +32,9 @@
 #include "runwayd.h"
 #include "supervisor.h"
 
-enum slot_kind { SLOT_PLUGIN, SLOT_EXEC, SLOT_EXTERNAL };
+enum slot_kind { SLOT_PLUGIN, SLOT_EXEC, SLOT_EXTERNAL, SLOT_LV2 };
 
-/* "plugin", "exec", "external": the names in the protocol and the files. */
+/* "plugin", "exec", "external", "lv2": the names in the protocol and the files. */
 const char *slot_kind_name(enum slot_kind kind);
 /* 0, or -EINVAL for an unknown name. */
 int slot_kind_parse(const char *name, enum slot_kind *kind);
@@ -79,7 +79,8 @@ struct slot {
 
   char name[PROTO_SLOT_NAME_MAX + 1];
   enum slot_kind kind;
-  char *plugin; /* built-in plugin name, or NULL */
+  char *plugin; /* built-in plugin name, an LV2 plugin's URI (SLOT_LV2), or NULL */
+  char *declared_plugin; /* the name the worker declared in its segment, or NULL */
   char *exec;   /* command line for SLOT_EXEC, or NULL */
   uint32_t n_in;
   uint32_t n_out;
@@ -91,6 +92,12 @@ struct slot {
   double latency_ms;       /* > 0 when L was given in ms (kept in time across rate changes) */
   uint32_t latency_frames; /* > 0 when L was given in frames */
   uint32_t latency;        /* L in effect, frames */
+  /*
+   * The plugin's own latency as its worker reports it (an LV2 plugin's
+   * latency port): the ports report L + this. Kept across worker restarts.
+   */
+  uint32_t plugin_latency;
+  bool plugin_latency_refused; /* the worker reported nonsense once (logged once) */
 
   struct backend_slot *ports; /* NULL while the server is away */
 
@@ -134,9 +141,9 @@ struct slot {
 struct slot_spec {
   const char *name;
   enum slot_kind kind;
-  const char *plugin;
+  const char *plugin; /* built-in plugin name, or an LV2 plugin's URI (SLOT_LV2) */
   const char *exec;
-  int64_t inputs;  /* -1: the plugin's (2 for exec and external) */
+  int64_t inputs;  /* -1: the plugin's (2 for exec and external; SLOT_LV2 needs them given) */
   int64_t outputs; /* -1: the plugin's */
   int midi;        /* -1: the plugin's; 0 or 1 */
   double latency_ms;      /* 0: not given */
@@ -153,7 +160,7 @@ struct slot_spec {
 
 /*
  * Reads a slot definition as slots.json and the configuration keep it
- * ({"name", "kind", "plugin" | "exec", "inputs", "outputs", "midi",
+ * ({"name", "kind", "plugin" | "lv2" | "exec", "inputs", "outputs", "midi",
  * "latency_ms", "latency_frames", "on_fault"}). The strings point into def. 0 or -EINVAL
  * with a message.
  */
@@ -168,7 +175,8 @@ int slots_init(struct runwayd *d, char *err, size_t errlen);
 /*
  * Adds a slot. With the server connected it gets ports, a segment and a
  * worker at once; without, it waits in state "stopped" until it connects.
- * Returns 0, or a proto error code with a message.
+ * An LV2 slot's channel counts and MIDI must be given (lv2_fill_spec asks
+ * the plugin). Returns 0, or a proto error code with a message.
  */
 enum proto_err slots_add(struct runwayd *d, const struct slot_spec *spec, struct slot **out,
                          char *err, size_t errlen);
@@ -181,7 +189,7 @@ enum proto_err slots_restart(struct runwayd *d, struct slot *s, char *err, size_
 
 /* What slot.replace and slot.restart --seamless ask for. */
 struct slot_replace_spec {
-  enum slot_kind kind; /* SLOT_PLUGIN or SLOT_EXEC */
+  enum slot_kind kind; /* SLOT_PLUGIN, SLOT_LV2 (plugin is the URI) or SLOT_EXEC */
   const char *plugin;
   const char *exec;
   int on_fault;        /* enum slot_on_fault, or -1: as the slot has it */
@@ -193,15 +201,21 @@ struct slot_replace_spec {
 /*
  * Starts a seamless replacement of the slot's worker (replace.c): returns
  * PROTO_OK when it is under way, and then answers id on conn (held until
- * then; conn may be NULL) when it is over, with the slot and where it
- * switched, or with why the new worker failed (the old one plays on).
- * Otherwise a proto error code with a message, and nothing changed.
+ * then, or already held when held is true; conn may be NULL) when it is
+ * over, with the slot and where it switched, or with why the new worker
+ * failed (the old one plays on). Otherwise a proto error code with a
+ * message, and nothing changed (a held conn is still the caller's).
  */
 enum proto_err slots_replace(struct runwayd *d, struct slot *s,
                              const struct slot_replace_spec *spec, struct control_conn *conn,
-                             json_t *id, char *err, size_t errlen);
+                             bool held, json_t *id, char *err, size_t errlen);
 
 struct slot *slots_find(struct runwayd *d, const char *name);
+
+/* The plugin's name as users know it: the built-in one asked for, else the worker's own. */
+static inline const char *slot_plugin_name(const struct slot *s) {
+  return s->plugin != NULL ? s->plugin : s->declared_plugin;
+}
 
 static inline bool slot_running(const struct slot *s) {
   return s->gen != NULL && s->sv.state == WORKER_RUNNING;

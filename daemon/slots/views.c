@@ -13,6 +13,7 @@ static const char *const kind_names[] = {
     [SLOT_PLUGIN] = "plugin",
     [SLOT_EXEC] = "exec",
     [SLOT_EXTERNAL] = "external",
+    [SLOT_LV2] = "lv2",
 };
 
 const char *slot_kind_name(enum slot_kind kind) {
@@ -68,6 +69,8 @@ int slot_spec_from_json(const json_t *def, struct slot_spec *spec, char *err, si
     snprintf(err, errlen, "slot %s has an unknown kind \"%s\"", spec->name, kind);
     return -EINVAL;
   }
+  if (spec->kind == SLOT_LV2)
+    spec->plugin = json_string_value(json_object_get(def, "lv2"));
   if (json_is_integer(v = json_object_get(def, "inputs")))
     spec->inputs = json_integer_value(v);
   if (json_is_integer(v = json_object_get(def, "outputs")))
@@ -91,7 +94,7 @@ json_t *slot_definition_json(const struct slot *s) {
                         slot_kind_name(s->kind), "inputs", (json_int_t)s->n_in, "outputs",
                         (json_int_t)s->n_out, "midi", s->midi);
   if (s->plugin != NULL)
-    json_object_set_new(o, "plugin", json_string(s->plugin));
+    json_object_set_new(o, s->kind == SLOT_LV2 ? "lv2" : "plugin", json_string(s->plugin));
   if (s->exec != NULL)
     json_object_set_new(o, "exec", json_string(s->exec));
   if (s->latency_ms > 0)
@@ -121,15 +124,20 @@ json_t *slot_to_json(const struct slot *s) {
                             p && p->midi_name ? json_string(p->midi_name) : json_null());
   const char *kind = slot_kind_name(s->kind);
   json_t *o = json_pack(
-      "{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:b, s:o, s:I, s:I, s:o}", "name",
-      s->name, "plugin", s->plugin ? s->plugin : kind, "kind", kind, "exec",
-      s->exec ? json_string(s->exec) : json_null(), "state", worker_state_name(s->sv.state), "pid",
-      s->sv.pid > 0 ? json_integer(s->sv.pid) : json_null(), "latency_frames",
+      "{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:b, s:o, s:I, s:I, s:o, s:o}", "name",
+      s->name, "plugin", slot_plugin_name(s) ? slot_plugin_name(s) : kind, "kind", kind, "exec",
+      s->exec ? json_string(s->exec) : json_null(), "state", worker_state_name(s->sv.state),
+      "pid", s->sv.pid > 0 ? json_integer(s->sv.pid) : json_null(), "latency_frames",
       (json_int_t)s->latency, "latency_ms",
       rate > 0 && s->latency > 0 ? json_real(s->latency * 1000.0 / rate) : json_null(), "inputs",
       (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi, "ports", ports,
-      "restarts", (json_int_t)s->sv.restarts, "generation", (json_int_t)s->generation, "last_error",
-      s->sv.error[0] ? json_string(s->sv.error) : json_null());
+      "restarts", (json_int_t)s->sv.restarts, "generation", (json_int_t)s->generation,
+      "last_error", s->sv.error[0] ? json_string(s->sv.error) : json_null(), "declared_plugin",
+      s->declared_plugin ? json_string(s->declared_plugin) : json_null());
+  /* latency_frames is L; the ports report L + the plugin's own latency. */
+  json_object_set_new(o, "plugin_latency_frames", json_integer(s->plugin_latency));
+  if (s->kind == SLOT_LV2)
+    json_object_set_new(o, "lv2", json_string(s->plugin));
   json_object_set_new(o, "on_fault", json_string(slot_on_fault_name(s->on_fault)));
   json_object_set_new(o, "replacing", slot__replace_json(s));
   return o;
@@ -174,6 +182,7 @@ json_t *slot_stats_json(const struct slot *s) {
                    (json_int_t)t.no_worker_frames, "lead_histogram", hist,
                    "lead_min_recent_frames", recent == INT64_MAX ? json_null() : json_integer(recent));
   json_object_set_new(o, "meters", meters_json(s));
+  json_object_set_new(o, "plugin_latency_frames", json_integer(s->plugin_latency));
   /* For top: whose CPU time, and how much of it so far. */
   uint64_t cpu_ms = 0;
   json_object_set_new(o, "pid", s->sv.pid > 0 ? json_integer(s->sv.pid) : json_null());

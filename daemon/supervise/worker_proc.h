@@ -42,10 +42,16 @@ struct worker_spawn {
   const struct worker_launch *launch;
   const char *file;  /* executable; searched in the worker's PATH when it has no slash */
   char *const *argv; /* argv[0] included, NULL terminated */
-  int segment_fd;    /* inherited as SUPERVISOR_SEGMENT_FD */
+  int segment_fd;    /* inherited as SUPERVISOR_SEGMENT_FD; -1: none (a query) */
   const char *slot;  /* exported as RUNWAY_SLOT; tags the worker's output in the log */
   worker_exit_fn on_exit;
   void *user;
+  /*
+   * > 0: a query, not a worker. Its stdout is kept (up to this many bytes)
+   * for worker_proc_captured, only its stderr is logged, and on_exit runs
+   * once it has exited and its stdout has ended.
+   */
+  size_t capture_max;
 };
 
 /* Starts a worker. Returns 0 or a negative libuv/errno code with a message. */
@@ -53,6 +59,13 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
                       char *err, size_t errlen);
 
 pid_t worker_proc_pid(const struct worker_proc *proc);
+
+/*
+ * What a query printed on stdout (NUL-terminated, *len bytes), or NULL when
+ * it printed more than capture_max or its output could not be read. Valid in
+ * the exit callback, before worker_proc_detach.
+ */
+const char *worker_proc_captured(const struct worker_proc *proc, size_t *len);
 
 /*
  * The CPU time process pid has used (user and system, its threads included;
@@ -78,7 +91,7 @@ void worker_proc_detach(struct worker_proc *proc);
 
 /*
  * The environment names a worker gets besides its own RUNWAY_ ones (PATH,
- * HOME, locale, TZ, TMPDIR, sanitizer options...). For --help and tests.
+ * HOME, locale, TZ, TMPDIR, LV2_PATH, sanitizer options...). For --help and tests.
  */
 extern const char *const worker_env_default[];
 

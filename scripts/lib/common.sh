@@ -16,6 +16,9 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # (clients/python, clients/go); python3-pip installs the Python package as a
 # user would, python3-numpy tests its zero-copy numpy views (the binding
 # itself needs neither).
+# liblilv-dev (which brings lv2-dev and its spec bundles) hosts LV2 plugins;
+# the LV2 tests run Debian's mda-lv2 and x42-plugins against lv2apply
+# (lilv-utils), and the LV2 benchmark compares with jalv and an LSP plugin.
 RUNWAY_PACKAGES=(
   build-essential cmake pkg-config
   jackd2 libjack-jackd2-dev
@@ -23,6 +26,7 @@ RUNWAY_PACKAGES=(
   clang libclang-rt-dev
   bash-completion man-db tmux
   python3 python3-pip python3-numpy golang-go
+  liblilv-dev lilv-utils mda-lv2 x42-plugins lsp-plugins-lv2 jalv
 )
 
 # scripts/test-system.sh, besides the above: the Debian packaging tools, a

@@ -29,3 +29,8 @@ if(TARGET runwayctl AND RUNWAY_TMUX)
     DEFS RWT_RUNWAYCTL="$<TARGET_FILE:runwayctl>"
     DEPS runwayctl)
 endif()
+
+# slot replace --lv2: with the LV2 tests' plugins (lv2.cmake defines runway_lv2_test).
+if(COMMAND runway_lv2_test)
+  runway_lv2_test(replace 120)
+endif()

@@ -113,7 +113,7 @@ check 'slot re' 'remove replace restart'
 check 'param ' 'get list set'
 check '-' '--help --json --socket --timeout --version'
 check '--json slot ' 'add advise list remove replace restart'
-check 'slot add fx --' '--exec --external --help --inputs --json --latency-frames --latency-ms --midi --on-fault --outputs --plugin'
+check 'slot add fx --' '--exec --external --help --inputs --json --latency-frames --latency-ms --lv2 --midi --on-fault --outputs --plugin'
 # Slot names from the daemon, in either layout; escaped quotes inside values
 # and nested "name"-free objects do not confuse the reader.
 check 'slot remove ' 'fx synth_2'

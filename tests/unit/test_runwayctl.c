@@ -222,11 +222,12 @@ static void test_usage_errors(void **state) {
   expect_usage("slot remove needs NAME; usage: runwayctl slot remove NAME", "slot", "remove",
                NULL);
   expect_usage("slot restart needs NAME", "slot", "restart", NULL);
-  expect_usage("exactly one of --plugin P, --exec \"CMD\" or --external", "slot", "add", "fx",
-               NULL);
+  expect_usage("exactly one of --plugin P, --lv2 URI, --exec \"CMD\" or --external", "slot",
+               "add", "fx", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--external", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--exec", "x", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--external=false", NULL);
+  expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--lv2", "urn:x", NULL);
   expect_usage("--latency-ms or --latency-frames, not both", "slot", "add", "fx", "--plugin", "g",
                "--latency-ms", "5", "--latency-frames", "240", NULL);
   expect_usage("--inputs expects an integer, not \"abc\"", "slot", "add", "fx", "--plugin", "g",
@@ -630,8 +631,8 @@ static void test_seamless_requests(void **state) {
   expect_request("slot.advise", "{\"name\":\"fx\"}", "slot", "advise", "fx", NULL);
   expect_request("top", "{\"once\":true,\"interval\":0.5}", "top", "--once", "--interval", "0.5",
                  NULL);
-  expect_usage("exactly one of --plugin P or --exec", "slot", "replace", "fx", NULL);
-  expect_usage("exactly one of --plugin P or --exec", "slot", "replace", "fx", "--plugin", "a",
+  expect_usage("exactly one of --plugin P, --lv2 URI or --exec", "slot", "replace", "fx", NULL);
+  expect_usage("exactly one of --plugin P, --lv2 URI or --exec", "slot", "replace", "fx", "--plugin", "a",
                "--exec", "b", NULL);
   expect_usage("--on-fault is silence or bypass", "slot", "replace", "fx", "--plugin", "gain",
                "--on-fault", "loud", NULL);
