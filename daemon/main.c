@@ -256,7 +256,12 @@ out:
   config_free(&d.config_reloaded);
   config_free(&d.config);
   json_decref(d.cli_set);
-  engine_destroy(&d.engine);
+  /* A dying server's RT thread that never stopped may still hold the tables: leave them. */
+  if (backend_rt_stopped(d.backend))
+    engine_destroy(&d.engine);
+  else
+    log_warn("the %s client was not closed in time; its slot tables are left to the exit",
+             backend_server_name(d.backend));
   backend_destroy(d.backend);
   catalog_free(&d.catalog);
   /*

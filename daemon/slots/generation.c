@@ -209,11 +209,18 @@ void slot__publish(struct runwayd *d) {
     return;
   }
   if (!slot__backend_up(d)) {
-    engine_settle(&d->engine);
+    /* A dying server's RT thread may still be in its last cycle: not before it is gone. */
+    if (backend_rt_stopped(d->backend))
+      engine_settle(&d->engine);
     return;
   }
   if (!uv_is_active((uv_handle_t *)&d->reclaim_timer))
     uv_timer_start(&d->reclaim_timer, on_reclaim, RECLAIM_POLL_MS, RECLAIM_POLL_MS);
+}
+
+void slots_rt_stopped(struct runwayd *d) {
+  if (!slot__backend_up(d) && backend_rt_stopped(d->backend))
+    engine_settle(&d->engine);
 }
 
 void slots_reorder(struct runwayd *d) {

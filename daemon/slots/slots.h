@@ -253,6 +253,8 @@ void slots_backend_up(struct runwayd *d);
 void slots_backend_down(struct runwayd *d);
 /* The period or rate changed: every slot gets a new generation and worker. */
 void slots_rebuild_all(struct runwayd *d, const char *why);
+/* An abandoned connection's RT thread is gone (BACKEND_EV_CLOSED): the old tables go. */
+void slots_rt_stopped(struct runwayd *d);
 /* Connections changed: the RT table follows the graph's order (backend_order). */
 void slots_reorder(struct runwayd *d);
 
