@@ -137,6 +137,13 @@ static int slot_key(struct parse *p, const char *name, const char *value) {
     json_object_set_new(s, name, json_string(value));
     return 1;
   }
+  if (strcmp(name, "on_fault") == 0) {
+    enum slot_on_fault mode;
+    if (slot_on_fault_parse(value, &mode) != 0)
+      return bad(p, "on_fault is silence or bypass, not \"%s\"%s", value, "");
+    json_object_set_new(s, name, json_string(value));
+    return 1;
+  }
   if (strcmp(name, "external") == 0 || strcmp(name, "midi") == 0) {
     if (!parse_bool(value, &b))
       return bad(p, "%s wants yes or no, not \"%s\"", name, value);
@@ -308,6 +315,12 @@ static bool matches(const struct slot *s, const json_t *want) {
   if ((v = json_object_get(want, "outputs")) && json_integer_value(v) != s->n_out)
     return false;
   if ((v = json_object_get(want, "midi")) && json_is_true(v) != s->midi)
+    return false;
+  enum slot_on_fault mode = SLOT_ON_FAULT_SILENCE;
+  if ((v = json_object_get(want, "on_fault")) != NULL &&
+      slot_on_fault_parse(json_string_value(v), &mode) != 0)
+    return false;
+  if (mode != s->on_fault)
     return false;
   return json_number_value(json_object_get(want, "latency_ms")) == s->latency_ms &&
          json_integer_value(json_object_get(want, "latency_frames")) == s->latency_frames;

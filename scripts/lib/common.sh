@@ -24,7 +24,7 @@ RUNWAY_PACKAGES=(
   jackd2 libjack-jackd2-dev
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
   clang libclang-rt-dev
-  bash-completion man-db
+  bash-completion man-db tmux
   python3 python3-pip python3-numpy golang-go
   liblilv-dev lilv-utils mda-lv2 x42-plugins lsp-plugins-lv2 jalv
 )
