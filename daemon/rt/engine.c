@@ -222,8 +222,9 @@ static void forward_commands(struct engine_slot *s, uint64_t t) {
   }
 }
 
+/* Frames before `played` were played already: their events land at t, the first frame left. */
 static void forward_midi(struct engine_slot *s, const struct engine_io *io, uint32_t n,
-                         uint64_t t) {
+                         uint32_t played, uint64_t t) {
   void *buf = io->midi_buffer(s->midi_port, n);
   if (buf == NULL)
     return;
@@ -236,7 +237,9 @@ static void forward_midi(struct engine_slot *s, const struct engine_io *io, uint
       counter_add(&s->counters.events_dropped, 1); /* SysEx and empty events are not forwarded */
       continue;
     }
-    struct rw_record ev = {.time = t + (m.frame < n ? m.frame : n - 1), .type = RW_EVENT_MIDI};
+    uint32_t frame = m.frame < n ? m.frame : n - 1;
+    struct rw_record ev = {.time = t + (frame > played ? frame - played : 0),
+                           .type = RW_EVENT_MIDI};
     ev.size = (uint16_t)m.size;
     memcpy(ev.u.midi, m.data, m.size);
     int rc = shm_spsc_push(&s->events, &ev);
@@ -319,18 +322,29 @@ static void shape_edges(struct engine_slot *s, float *const *dst, uint32_t valid
   }
 }
 
-static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, uint32_t n) {
+/* Frames [from, to) of the cycle are a gap: silence after the fade-out of the last sample. */
+static void gap_frames(struct engine_slot *s, float *const *out, uint32_t from, uint32_t to) {
   float *dst[RW_MAX_CHANNELS];
   for (uint32_t c = 0; c < s->n_out; c++) {
-    memset(out[c] + from, 0, (size_t)(n - from) * sizeof(float));
+    memset(out[c] + from, 0, (size_t)(to - from) * sizeof(float));
     dst[c] = out[c] + from;
   }
-  shape_edges(s, dst, 0, n - from);
+  shape_edges(s, dst, 0, to - from);
+}
+
+static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, uint32_t n) {
+  gap_frames(s, out, from, n);
   counter_add(&s->counters.underrun_frames, n - from);
   counter_add(&s->counters.underruns, 1);
 }
 
-static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
+/*
+ * One cycle of n frames. The first `played` frames are timeline positions
+ * the slot has played already (engine_process_slot): they are a gap, their
+ * input is dropped, and the timeline goes on from frame `played`.
+ */
+static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
+                       uint32_t played) {
   const float *in[RW_MAX_CHANNELS];
   float *out[RW_MAX_CHANNELS];
   const float *src[RW_MAX_CHANNELS];
@@ -351,13 +365,15 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
   uint64_t t = s->tl.pos;
   forward_commands(s, t);
   if (s->midi_port != NULL)
-    forward_midi(s, io, n, t);
+    forward_midi(s, io, n, played, t);
 
-  bool underrun = false, overrun = false;
-  uint32_t missing = 0;
+  bool underrun = played > 0, overrun = false;
+  uint32_t missing = played;
   uint32_t nonfinite = 0;
+  if (played > 0)
+    gap_frames(s, out, 0, played);
   /* A cycle longer than the segment was sized for (the period grew) runs in pieces. */
-  for (uint32_t off = 0, k; off < n; off += k) {
+  for (uint32_t off = played, k; off < n; off += k) {
     k = n - off < g->max_period ? n - off : g->max_period;
     for (uint32_t c = 0; c < s->n_in; c++)
       src[c] = in[c] + off;
@@ -433,6 +449,9 @@ static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
   }
 }
 
+/* Beyond 10 s at 48 kHz a difference of frame times is a new clock, not a gap. */
+#define CLOCK_JUMP_MAX 480000u
+
 /*
  * The start of a graph cycle. When the server let frames go by without
  * calling us (it may skip a late client after an xrun), every slot's
@@ -445,9 +464,9 @@ static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes
   const struct engine_state *st = e->rt_state;
   if (clocked) {
     if (atomic_load_explicit(&e->clock_valid, memory_order_relaxed) && st != NULL) {
-      /* Frame times wrap; the difference does not. Beyond 10 s it is a new clock. */
+      /* Frame times wrap; the difference does not. */
       uint32_t gap = frame_time - e->next_frame_time;
-      if (gap > 0 && gap < 480000u) {
+      if (gap > 0 && gap < CLOCK_JUMP_MAX) {
         counter_add(&e->stats.skipped_frames, gap);
         for (uint32_t i = 0; i < st->n_slots; i++)
           if (!atomic_load_explicit(&st->slots[i]->faulted, memory_order_relaxed))
@@ -485,7 +504,7 @@ static void process(struct engine *e, const struct engine_io *io, uint32_t nfram
     for (uint32_t i = 0; i < st->n_slots; i++)
       slot_prefetch(st->slots[i], nframes);
     for (uint32_t i = 0; i < st->n_slots; i++)
-      slot_cycle(st->slots[i], io, nframes);
+      slot_cycle(st->slots[i], io, nframes, 0);
   }
 
   stats_add(&e->stats, cycle_clock_ns(cycle_clock() - start));
@@ -517,6 +536,37 @@ static struct engine_slot *find_slot(const struct engine_state *st, const void *
   return NULL;
 }
 
+/*
+ * Where slot s's timeline stands against the graph clock before a cycle of
+ * n frames at frame_time. Behind: frames went by without the slot, which
+ * skips them. Ahead: a late run of the slot's node already played the start
+ * of this cycle (it read this cycle's clock): returns how many of its frames
+ * that was.
+ */
+static uint32_t slot_follow_clock(struct engine *e, struct engine_slot *s, uint32_t n,
+                                  uint32_t frame_time) {
+  uint32_t played = 0;
+  if (s->clocked) {
+    uint32_t behind = frame_time - s->next_frame, ahead = s->next_frame - frame_time;
+    if (behind > 0 && behind < CLOCK_JUMP_MAX) {
+      if (!atomic_load_explicit(&s->faulted, memory_order_relaxed))
+        shm_tl_daemon_skip(&s->tl, behind);
+      /* The daemon's count is of graph frames: once per cycle, however many nodes missed them. */
+      if (behind > e->node_cycle_skipped) {
+        counter_add(&e->stats.skipped_frames, behind - e->node_cycle_skipped);
+        e->node_cycle_skipped = behind;
+      }
+    } else if (ahead > 0 && ahead < CLOCK_JUMP_MAX) {
+      if (ahead >= n)
+        return n; /* all of it; the timeline stays where it is */
+      played = ahead;
+    }
+  }
+  s->next_frame = frame_time + n;
+  s->clocked = true;
+  return played;
+}
+
 void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
                          const struct engine_io *io, uint32_t nframes, uint32_t frame_time) {
   if (e->hooks.enter != NULL)
@@ -528,16 +578,18 @@ void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
     /* The first of our nodes in this graph cycle: the last cycle's time is complete. */
     if (e->node_cycle_open)
       stats_add(&e->stats, cycle_clock_ns(e->node_cycle_ticks));
-    cycle_begin(e, nframes, frame_time, true);
+    cycle_begin(e, nframes, frame_time, false);
     e->node_cycle_open = true;
     e->node_cycle_frame = frame_time;
     e->node_cycle_ticks = 0;
+    e->node_cycle_skipped = 0;
   }
   const struct engine_state *st = e->rt_state;
   struct engine_slot *s = st != NULL && nframes > 0 ? find_slot(st, key, hint) : NULL;
   if (s != NULL) {
+    uint32_t played = slot_follow_clock(e, s, nframes, frame_time);
     slot_prefetch(s, nframes);
-    slot_cycle(s, io, nframes);
+    slot_cycle(s, io, nframes, played);
   }
 
   e->node_cycle_ticks += cycle_clock() - start;

@@ -98,6 +98,8 @@ struct engine_slot {
   uint32_t fade_out_pos; /* frames since the gap started (the fade-out tail) */
   bool in_gap;
   float tail[RW_MAX_CHANNELS]; /* last sample played per channel, the fade-out start */
+  bool clocked;                /* engine_process_slot: next_frame is known */
+  uint32_t next_frame;         /* engine_process_slot: the graph frame the timeline is at */
 
   /* Control thread -> RT thread. */
   struct shm_queue commands;
@@ -137,10 +139,11 @@ struct engine {
   struct engine_rt_hooks hooks;
   /* RT thread only: where the graph clock should be at the next cycle. */
   uint32_t next_frame_time;
-  /* RT thread only: the graph cycle engine_process_slot is in, and its time so far. */
+  /* RT thread only: the graph cycle engine_process_slot is in, its time and skips so far. */
   bool node_cycle_open;
   uint32_t node_cycle_frame;
   uint64_t node_cycle_ticks;
+  uint32_t node_cycle_skipped;
   _Atomic int clock_valid; /* cleared by the control thread between connections */
 
   /* Control thread only. */
@@ -203,10 +206,15 @@ void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nf
  * For backends that run one graph node per slot, on one RT thread: one
  * cycle of the slot whose key is key (engine_slot.key), at graph frame time
  * frame_time. The first call of a graph cycle (a new frame_time) adopts a
- * new table, follows the clock as engine_process_at does, and completes the
- * last cycle's statistics, so those stay once per graph cycle. *hint caches
- * where the slot was found (start with 0). A key not in the table plays
- * nothing. RT safe.
+ * new table and completes the last cycle's statistics, so those stay once
+ * per graph cycle. Each slot follows the graph clock on its own, because
+ * such a server runs each node on its own: a node woken late may run once
+ * for two cycles (the frames it missed are skipped, as engine_process_at
+ * does for the whole table) or twice for one (the late run already played
+ * part of this cycle: those frames play as a gap and are not played again),
+ * so the slot's output at graph frame F stays the answer to its input at
+ * F - L. *hint caches where the slot was found (start with 0). A key not in
+ * the table plays nothing and touches no buffer. RT safe.
  */
 void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
                          const struct engine_io *io, uint32_t nframes, uint32_t frame_time);
