@@ -119,7 +119,6 @@ struct pwb {
   _Atomic uint32_t pending_rate;
 
   /* RT */
-  uint64_t rt_position; /* the last graph cycle a slot node saw */
   float *zeros;         /* PWB_MAX_FRAMES: the input of an unlinked port */
   float *scratch;       /* PWB_MAX_FRAMES: where an unlinked output's audio goes */
 };

@@ -12,7 +12,6 @@
 #include <spa/control/control.h>
 #include <spa/pod/iter.h>
 
-#include "clock.h"
 #include "pipewire_internal.h"
 
 static inline void rt_enter(const struct pwb *b) {
@@ -126,19 +125,6 @@ static void settle_ports(struct pwb_slot *s, uint32_t n) {
   }
 }
 
-/*
- * PipeWire tells no client about xruns. A cycle whose first slot node starts
- * after the cycle's deadline (clock.next_nsec) was late for the graph: that
- * is counted, once per graph cycle.
- */
-static void note_cycle(struct pwb *b, const struct spa_io_position *pos) {
-  if (pos->clock.position == b->rt_position)
-    return;
-  b->rt_position = pos->clock.position;
-  if (pos->clock.next_nsec > 0 && base_mono_ns() > pos->clock.next_nsec)
-    atomic_fetch_add_explicit(&b->engine->stats.xruns, 1, memory_order_relaxed);
-}
-
 void pwb__slot_process(void *data, struct spa_io_position *pos) {
   struct pwb_slot *s = data;
   struct pwb *b = s->b;
@@ -152,7 +138,6 @@ void pwb__slot_process(void *data, struct spa_io_position *pos) {
   s->cycle++;
   engine_process_slot(b->engine, &s->pub, &s->hint, &pwb_io, n, frame);
   rt_enter(b);
-  note_cycle(b, pos);
   settle_ports(s, n);
   rt_leave(b);
 }

@@ -341,7 +341,8 @@ static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, ui
 /*
  * One cycle of n frames. The first `played` frames are timeline positions
  * the slot has played already (engine_process_slot): they are a gap, their
- * input is dropped, and the timeline goes on from frame `played`.
+ * input is dropped, and the timeline goes on from frame `played`. That gap
+ * is the graph's (an xrun), not an underrun of the worker.
  */
 static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
                        uint32_t played) {
@@ -367,8 +368,8 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
   if (s->midi_port != NULL)
     forward_midi(s, io, n, played, t);
 
-  bool underrun = played > 0, overrun = false;
-  uint32_t missing = played;
+  bool underrun = false, overrun = false;
+  uint32_t missing = 0;
   uint32_t nonfinite = 0;
   if (played > 0)
     gap_frames(s, out, 0, played);
@@ -548,6 +549,12 @@ static uint32_t slot_follow_clock(struct engine *e, struct engine_slot *s, uint3
   uint32_t played = 0;
   if (s->clocked) {
     uint32_t behind = frame_time - s->next_frame, ahead = s->next_frame - frame_time;
+    /* Either way the node ran out of step with the graph: an xrun, counted once per cycle. */
+    if (((behind > 0 && behind < CLOCK_JUMP_MAX) || (ahead > 0 && ahead < CLOCK_JUMP_MAX)) &&
+        !e->node_cycle_xrun) {
+      counter_add(&e->stats.xruns, 1);
+      e->node_cycle_xrun = true;
+    }
     if (behind > 0 && behind < CLOCK_JUMP_MAX) {
       if (!atomic_load_explicit(&s->faulted, memory_order_relaxed))
         shm_tl_daemon_skip(&s->tl, behind);
@@ -583,6 +590,7 @@ void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
     e->node_cycle_frame = frame_time;
     e->node_cycle_ticks = 0;
     e->node_cycle_skipped = 0;
+    e->node_cycle_xrun = false;
   }
   const struct engine_state *st = e->rt_state;
   struct engine_slot *s = st != NULL && nframes > 0 ? find_slot(st, key, hint) : NULL;

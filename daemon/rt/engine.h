@@ -122,7 +122,7 @@ struct engine_stats {
   _Atomic uint64_t cycles;
   _Atomic uint64_t cycle_ns_max;
   _Atomic uint64_t cycle_ns_sum;
-  _Atomic uint64_t xruns; /* counted by the backend */
+  _Atomic uint64_t xruns; /* counted by the backend, and by engine_process_slot */
   _Atomic uint64_t skipped_frames; /* graph frames that passed without a cycle of ours */
 };
 
@@ -144,6 +144,7 @@ struct engine {
   uint32_t node_cycle_frame;
   uint64_t node_cycle_ticks;
   uint32_t node_cycle_skipped;
+  bool node_cycle_xrun;
   _Atomic int clock_valid; /* cleared by the control thread between connections */
 
   /* Control thread only. */
@@ -213,7 +214,8 @@ void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nf
  * does for the whole table) or twice for one (the late run already played
  * part of this cycle: those frames play as a gap and are not played again),
  * so the slot's output at graph frame F stays the answer to its input at
- * F - L. *hint caches where the slot was found (start with 0). A key not in
+ * F - L. Such a cycle counts as an xrun (once per graph cycle), its gap not
+ * as an underrun. *hint caches where the slot was found (start with 0). A key not in
  * the table plays nothing and touches no buffer. RT safe.
  */
 void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
