@@ -1,7 +1,8 @@
 /*
  * runwayctl's pure parts, kept out of main() so that the unit tests can call
- * them: the command line to request translation (ctl_args.c, driven by
- * proto_commands[]) and the human-readable output (ctl_format.c).
+ * them: the command line to request translation and the help (ctl_args.c,
+ * driven by proto_commands[]) and the human-readable output (ctl_format.c,
+ * a printer bound to every command of PROTO_COMMAND_MAP).
  */
 #ifndef RUNWAY_CLIENTS_CTL_H
 #define RUNWAY_CLIENTS_CTL_H
@@ -81,7 +82,11 @@ int ctl_handle_stream_line(const char *line, size_t len, int json, FILE *out, FI
 /* One event for people: "slot fx: running, pid 4242, generation 3 (worker started)". */
 void ctl_print_event(FILE *f, const json_t *event);
 
-/* Human output of one command's result; unknown commands print JSON. */
+/*
+ * Human output of one command's result, by the printer bound to the
+ * command (ctl_format.c); the result of a command this runwayctl does not
+ * know prints as JSON.
+ */
 void ctl_print_result(FILE *f, const json_t *request, const json_t *result);
 
 void ctl_print_status(FILE *f, const json_t *result);

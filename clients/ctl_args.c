@@ -74,9 +74,11 @@ static const struct proto_command *find_cli_command(const char *name) {
 /* 1 when some runwayctl command is called prefix + "." + something. */
 static int has_longer(const char *prefix) {
   size_t n = strlen(prefix);
-  for (const struct proto_command *c = proto_commands; c->name != NULL; c++)
+  for (int i = 0; i < PROTO_CMD_COUNT; i++) {
+    const struct proto_command *c = &proto_commands[i];
     if (c->usage != NULL && strncmp(c->name, prefix, n) == 0 && c->name[n] == '.')
       return 1;
+  }
   return 0;
 }
 
@@ -84,7 +86,8 @@ static int has_longer(const char *prefix) {
 static void subcommands(const char *prefix, char *buf, size_t len) {
   size_t n = strlen(prefix), used = 0;
   buf[0] = '\0';
-  for (const struct proto_command *c = proto_commands; c->name != NULL; c++) {
+  for (int i = 0; i < PROTO_CMD_COUNT; i++) {
+    const struct proto_command *c = &proto_commands[i];
     if (c->usage == NULL || strncmp(c->name, prefix, n) != 0 || c->name[n] != '.')
       continue;
     int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", c->name + n + 1);
@@ -114,7 +117,6 @@ static int parse_double(const char *s, double *out) {
   return 0;
 }
 
-/* The JSON value of a command-line word for an argument of the given type. */
 /* The daemon may run elsewhere in the file system: send it an absolute path. */
 static json_t *absolute_path(const char *text, const char *shown, char *err, size_t errlen) {
   char cwd[4096];
@@ -137,6 +139,7 @@ static json_t *absolute_path(const char *text, const char *shown, char *err, siz
   return v;
 }
 
+/* The JSON value of a command-line word for an argument of the given type. */
 static json_t *convert(const struct proto_arg *a, const char *text, const char *shown, char *err,
                        size_t errlen) {
   json_int_t i;
@@ -201,11 +204,11 @@ static int check_slot_add(const json_t *args, char *err, size_t errlen) {
   return 0;
 }
 
-static const struct {
-  const char *cmd;
-  int (*check)(const json_t *args, char *err, size_t errlen);
-} extra_checks[] = {
-    {"slot.add", check_slot_add},
+typedef int (*check_fn)(const json_t *args, char *err, size_t errlen);
+
+/* Per command, what runwayctl checks beyond the schema before it sends anything. */
+static const check_fn extra_checks[PROTO_CMD_COUNT] = {
+    [PROTO_CMD_SLOT_ADD] = check_slot_add,
 };
 
 static int check_command(const struct proto_command *cmd, const json_t *args, char *err,
@@ -216,10 +219,7 @@ static int check_command(const struct proto_command *cmd, const json_t *args, ch
   if (name != NULL && !proto_valid_slot_name(name))
     return usage_err(err, errlen, "\"%s\" is not a slot name: use 1 to %d of A-Z a-z 0-9 _ -",
                      name, PROTO_SLOT_NAME_MAX);
-  for (size_t i = 0; i < sizeof(extra_checks) / sizeof(extra_checks[0]); i++)
-    if (strcmp(extra_checks[i].cmd, cmd->name) == 0)
-      return extra_checks[i].check(args, err, errlen);
-  return 0;
+  return extra_checks[cmd->id] != NULL ? extra_checks[cmd->id](args, err, errlen) : 0;
 }
 
 /* Handles a global option at argv[*i]; returns 1 if it was one, 0 if not, -EINVAL on error. */
@@ -512,9 +512,9 @@ void ctl_print_help(FILE *f) {
   fprintf(f, "Usage: runwayctl [--socket PATH] [--json] [--timeout SECONDS] COMMAND\n\n"
              "Talks to runwayd, the runway audio engine, over its control socket.\n\n"
              "Commands:\n");
-  for (const struct proto_command *c = proto_commands; c->name != NULL; c++)
-    if (c->usage != NULL)
-      help_row(f, c->usage, c->help);
+  for (int i = 0; i < PROTO_CMD_COUNT; i++)
+    if (proto_commands[i].usage != NULL)
+      help_row(f, proto_commands[i].usage, proto_commands[i].help);
   fprintf(f, "\nOptions:\n");
   help_row(f, "--socket PATH", "the control socket; default $RUNWAY_SOCKET, else");
   help_row(f, "", "$XDG_RUNTIME_DIR/runway/control.sock, else /run/runway/control.sock");

@@ -373,53 +373,96 @@ static void print_state(FILE *f, const char *verb, const json_t *result) {
   fprintf(f, ")\n");
 }
 
-void ctl_print_result(FILE *f, const json_t *request, const json_t *result) {
-  const char *cmd = json_string_value(json_object_get(request, "cmd"));
-  const json_t *args = json_object_get(request, "args");
-  char name[CELL_MAX];
+static void show_status(FILE *f, const json_t *args, const json_t *result) {
+  ctl_print_status(f, result);
+}
 
-  if (cmd == NULL)
-    cmd = "";
-  if (strcmp(cmd, "status") == 0) {
-    ctl_print_status(f, result);
-  } else if (strcmp(cmd, "plugins") == 0) {
-    ctl_print_plugins(f, result);
-  } else if (strcmp(cmd, "slot.list") == 0) {
-    ctl_print_slot_list(f, result);
-  } else if (strcmp(cmd, "slot.add") == 0) {
-    ctl_print_slot(f, "added", result);
-  } else if (strcmp(cmd, "slot.restart") == 0) {
-    ctl_print_slot(f, "restarted", result);
-  } else if (strcmp(cmd, "slot.remove") == 0) {
-    field(name, sizeof(name), args, "name");
-    fprintf(f, "slot %s removed\n", name);
-  } else if (strcmp(cmd, "stats") == 0) {
-    ctl_print_stats(f, result);
-  } else if (strcmp(cmd, "param.list") == 0) {
-    ctl_print_params(f, result);
-  } else if (strcmp(cmd, "param.get") == 0) {
-    char slot[CELL_MAX];
-    field(slot, sizeof(slot), result, "slot");
-    fprintf(f, "%s ", slot);
-    print_param_line(f, result, "param");
-  } else if (strcmp(cmd, "param.set") == 0) {
-    print_param_set(f, result);
-  } else if (strcmp(cmd, "state.save") == 0) {
-    print_state(f, "saved", result);
-  } else if (strcmp(cmd, "state.load") == 0) {
-    print_state(f, "loaded", result);
-  } else if (strcmp(cmd, "subscribe") == 0) {
-    const json_t *types = json_object_get(result, "subscribed");
-    const json_t *t;
-    size_t i;
-    fprintf(f, "subscribed to");
-    json_array_foreach(types, i, t) {
-      scalar(name, sizeof(name), t);
-      fprintf(f, "%s %s", i ? "," : "", name);
-    }
-    fprintf(f, " events; Ctrl-C stops\n");
+static void show_plugins(FILE *f, const json_t *args, const json_t *result) {
+  ctl_print_plugins(f, result);
+}
+
+static void show_slot_add(FILE *f, const json_t *args, const json_t *result) {
+  ctl_print_slot(f, "added", result);
+}
+
+static void show_slot_remove(FILE *f, const json_t *args, const json_t *result) {
+  char name[CELL_MAX];
+  field(name, sizeof(name), args, "name");
+  fprintf(f, "slot %s removed\n", name);
+}
+
+static void show_slot_list(FILE *f, const json_t *args, const json_t *result) {
+  ctl_print_slot_list(f, result);
+}
+
+static void show_slot_restart(FILE *f, const json_t *args, const json_t *result) {
+  ctl_print_slot(f, "restarted", result);
+}
+
+static void show_stats(FILE *f, const json_t *args, const json_t *result) {
+  ctl_print_stats(f, result);
+}
+
+static void show_param_list(FILE *f, const json_t *args, const json_t *result) {
+  ctl_print_params(f, result);
+}
+
+static void show_param_get(FILE *f, const json_t *args, const json_t *result) {
+  char slot[CELL_MAX];
+  field(slot, sizeof(slot), result, "slot");
+  fprintf(f, "%s ", slot);
+  print_param_line(f, result, "param");
+}
+
+static void show_param_set(FILE *f, const json_t *args, const json_t *result) {
+  print_param_set(f, result);
+}
+
+static void show_state_save(FILE *f, const json_t *args, const json_t *result) {
+  print_state(f, "saved", result);
+}
+
+static void show_state_load(FILE *f, const json_t *args, const json_t *result) {
+  print_state(f, "loaded", result);
+}
+
+static void show_subscribe(FILE *f, const json_t *args, const json_t *result) {
+  const json_t *types = json_object_get(result, "subscribed");
+  const json_t *t;
+  char name[CELL_MAX];
+  size_t i;
+
+  fprintf(f, "subscribed to");
+  json_array_foreach(types, i, t) {
+    scalar(name, sizeof(name), t);
+    fprintf(f, "%s %s", i ? "," : "", name);
+  }
+  fprintf(f, " events; Ctrl-C stops\n");
+}
+
+/* How runwayctl prints a command's answer for people: args of the request, result of the answer. */
+typedef void (*show_fn)(FILE *f, const json_t *args, const json_t *result);
+
+/*
+ * show_<stem> for every command people use (proto/commands.h): one without
+ * its printer does not compile. INTERNAL commands are never sent from here.
+ */
+static const show_fn shows[PROTO_CMD_COUNT] = {
+#define SHOW(ID, stem) [PROTO_CMD_##ID] = show_##stem,
+#define NOT_SHOWN(ID, stem)
+    PROTO_COMMAND_MAP(SHOW, NOT_SHOWN)
+#undef SHOW
+#undef NOT_SHOWN
+};
+
+void ctl_print_result(FILE *f, const json_t *request, const json_t *result) {
+  const struct proto_command *cmd =
+      proto_find_command(json_string_value(json_object_get(request, "cmd")));
+
+  if (cmd != NULL && shows[cmd->id] != NULL) {
+    shows[cmd->id](f, json_object_get(request, "args"), result);
   } else if (json_object_size(result) > 0) {
-    /* A command without a human form yet: its result as JSON beats nothing. */
+    /* A command this runwayctl does not know (a request built elsewhere): JSON beats nothing. */
     json_dumpf(result, f, JSON_INDENT(2));
     fprintf(f, "\n");
   }

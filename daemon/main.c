@@ -1,6 +1,7 @@
 /*
  * runwayd: hosts slots whose DSP runs in worker processes, a fixed latency
- * ahead of the audio graph. main() reads top to bottom: options and
+ * ahead of the audio graph. main() reads top to bottom: the worker launcher
+ * (runwayd's executable starts every worker), options and
  * configuration, memory, the plugin catalog, the loop and the engine, the
  * audio server's backend, the control server, signals, the state directory,
  * connecting, housekeeping, run, teardown.
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "config.h"
@@ -25,6 +28,16 @@
 #include "store.h"
 
 #define HOUSEKEEPING_MS 100
+
+/*
+ * Control socket limits: a few connections always left for root and our own
+ * user; no uid may take more than a quarter; a connection that is nobody's
+ * (not a subscriber or worker) and sends nothing for a minute is closed.
+ */
+#define CONTROL_MAX_CONNECTIONS 64
+#define CONTROL_MAX_PER_UID 16
+#define CONTROL_RESERVED_PRIVILEGED 8
+#define CONTROL_IDLE_TIMEOUT_MS 60000
 
 /* True once every `ms` milliseconds of housekeeping passes. */
 #define run_every(d, ms) ((d)->housekeeping_passes % ((ms) / HOUSEKEEPING_MS) == 0)
@@ -70,12 +83,36 @@ static void on_sighup(uv_signal_t *h, int signum) {
   notify_reloaded();
 }
 
+/*
+ * Managed workers have their segment and no business on the control socket;
+ * with runwayd's own uid (a user instance) only their session tells them.
+ */
+static bool refuse_workers(void *user, pid_t pid, char *why, size_t len) {
+  struct runwayd *d = user;
+  pid_t sid = getsid(pid);
+  for (uint32_t i = 0; sid > 0 && i < d->n_slots; i++) {
+    const struct supervisor *sv = &d->slots[i]->sv;
+    if (sv->proc != NULL && sv->pid == sid) {
+      snprintf(why, len, "pid %d is the worker of slot %s (or one of its processes); workers have "
+                         "their segment and may not use the control socket",
+               (int)pid, d->slots[i]->name);
+      return true;
+    }
+  }
+  return false;
+}
+
 static int start_control(struct runwayd *d, char *err, size_t errlen) {
   struct control_config cc = {
       .path = d->opt.socket_path,
       /* A user instance keeps the socket to itself unless a group was named for it. */
       .mode = d->opt.user_instance && d->opt.socket_group == NULL ? 0600 : 0660,
       .group = (gid_t)-1,
+      .max_connections = CONTROL_MAX_CONNECTIONS,
+      .max_per_uid = CONTROL_MAX_PER_UID,
+      .reserved_privileged = CONTROL_RESERVED_PRIVILEGED,
+      .idle_timeout_ms = CONTROL_IDLE_TIMEOUT_MS,
+      .refuse_peer = refuse_workers,
   };
   if (d->opt.socket_group != NULL) {
     struct group *gr = getgrnam(d->opt.socket_group);
@@ -99,6 +136,18 @@ int main(int argc, char **argv) {
   struct runwayd d;
   char err[512];
   int rc;
+
+  /* A worker being spawned: runwayd's executable is its launcher (supervise/launch.c). */
+  if (argc > 1 && strcmp(argv[1], "--launch-worker") == 0)
+    return worker_launch_main(argc, argv);
+
+  /*
+   * Not dumpable: no process of our uid (a worker, above all) may open our
+   * /proc/PID/fd, and with it another slot's segment, or ptrace us.
+   */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    log_warn("cannot make runwayd non-dumpable (%s); processes of its uid could read its memory",
+             strerror(errno));
 
   memset(&d, 0, sizeof(d));
   d.exit_status = 1;
@@ -133,8 +182,7 @@ int main(int argc, char **argv) {
   d.loop = uv_default_loop();
   d.started_ms = base_mono_ms();
   engine_init(&d.engine);
-  slots_init(&d);
-  if (connection_init(&d, err, sizeof(err)) != 0) {
+  if (slots_init(&d, err, sizeof(err)) != 0 || connection_init(&d, err, sizeof(err)) != 0) {
     log_error("%s", err);
     goto out;
   }
@@ -163,7 +211,12 @@ int main(int argc, char **argv) {
     log_error("the state directory path is too long");
     goto out;
   }
-  if (store_open(&d, err, sizeof(err)) != 0)
+  rc = store_open(&d, err, sizeof(err));
+  if (rc == -EBUSY) {
+    log_error("%s", err);
+    goto out;
+  }
+  if (rc != 0)
     log_error("%s; slots will not survive a restart until this is fixed", err);
   else if (store_load(&d, err, sizeof(err)) != 0)
     log_error("%s", err);

@@ -84,6 +84,48 @@ static int set_stall(struct runwayd_options *o, const char *v, char *err, size_t
   return 0;
 }
 
+static int set_worker_user(struct runwayd_options *o, const char *v, char *err, size_t len) {
+  o->worker_user = v;
+  return 0;
+}
+
+static int set_worker_env(struct runwayd_options *o, const char *v, char *err, size_t len) {
+  o->worker_env = v;
+  return 0;
+}
+
+/* A whole number in [min, max] for option `name`. */
+static int parse_count(const char *name, const char *v, uint64_t min, uint64_t max, uint64_t *out,
+                       char *err, size_t len) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (*v == '\0' || *v == '-' || *end != '\0' || errno == ERANGE || n < min || n > max) {
+    snprintf(err, len, "--%s wants a whole number in [%llu, %llu]", name,
+             (unsigned long long)min, (unsigned long long)max);
+    return -EINVAL;
+  }
+  *out = n;
+  return 0;
+}
+
+static int set_max_slots(struct runwayd_options *o, const char *v, char *err, size_t len) {
+  uint64_t n;
+  int rc = parse_count("max-slots-per-user", v, 1, ENGINE_MAX_SLOTS, &n, err, len);
+  if (rc == 0)
+    o->max_slots_per_user = (uint32_t)n;
+  return rc;
+}
+
+static int set_max_user_mb(struct runwayd_options *o, const char *v, char *err, size_t len) {
+  return parse_count("max-memory-mb-per-user", v, 1, 1u << 20, &o->max_memory_mb_per_user, err,
+                     len);
+}
+
+static int set_max_mb(struct runwayd_options *o, const char *v, char *err, size_t len) {
+  return parse_count("max-memory-mb", v, 1, 1u << 20, &o->max_memory_mb, err, len);
+}
+
 static int set_group(struct runwayd_options *o, const char *v, char *err, size_t len) {
   o->socket_group = v;
   return 0;
@@ -121,6 +163,21 @@ static const struct runwayd_option {
      set_stall},
     {"socket-group", "GROUP", "members of GROUP may use the control socket (mode 0660)",
      set_group},
+    {"max-slots-per-user", "N",
+     "slots one member of the socket group may add (default: 32;\nroot and runwayd's user: "
+     "only the totals)",
+     set_max_slots},
+    {"max-memory-mb-per-user", "MB",
+     "locked segment memory one group member's slots may take\n(default: 512)",
+     set_max_user_mb},
+    {"max-memory-mb", "MB", "locked segment memory of all slots (default: 4096)", set_max_mb},
+    {"worker-user", "USER",
+     "when runwayd runs as root, workers run as USER\n(default: runway if it exists, else nobody)",
+     set_worker_user},
+    {"worker-env", "NAMES",
+     "more environment variables workers get (space-separated;\nPATH, HOME, locale, TZ, TMPDIR "
+     "always pass)",
+     set_worker_env},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -176,6 +233,9 @@ int options_parse(int argc, char **argv, struct runwayd_options *opt, json_t *cl
       .latency_ms = 50.0,
       .log_level = LOG_LEVEL_INFO,
       .stall_timeout_ms = 2000,
+      .max_slots_per_user = 32,
+      .max_memory_mb_per_user = 512,
+      .max_memory_mb = 4096,
       .user_instance = geteuid() != 0,
   };
   find_worker(opt->worker_path, sizeof(opt->worker_path));

@@ -34,6 +34,12 @@ struct runwayd_options {
   double latency_ms;       /* default write-ahead for new slots */
   enum log_level log_level;
   char worker_path[4096];      /* runway-worker */
+  const char *worker_user;     /* workers' user when runwayd runs as root, or NULL */
+  const char *worker_env;      /* more environment names workers get, or NULL */
+  /* Quotas: slots and locked segment memory per user of the socket group, and in total. */
+  uint32_t max_slots_per_user;
+  uint64_t max_memory_mb_per_user;
+  uint64_t max_memory_mb;
   uint64_t stall_timeout_ms;   /* no progress with input pending for this long: restart */
   bool user_instance;          /* not root: socket 0600 */
 };
@@ -48,9 +54,17 @@ struct config {
 struct runwayd_store {
   bool enabled; /* the directory exists and was usable */
   bool dirty;
+  bool frozen;  /* slots.json could not be read nor kept aside: never overwrite it */
+  int lock_fd;  /* flock on <state dir>/runwayd.lock: one daemon per directory */
   uint64_t last_try_ms;
-  char error[512]; /* the last write error, "" when the last write succeeded */
-  json_t *orphans; /* entries of slots.json that could not be restored, kept as they were */
+  char error[1024];   /* the last write error, "" when the last write succeeded */
+  char damaged[4300]; /* where an unreadable slots.json was kept aside, or "" */
+  /*
+   * Entries of slots.json that could not be restored (an unknown plugin),
+   * kept as they were: [{"entry": {...}, "reason": "..."}]. status shows
+   * them; slot.remove NAME drops one; a new slot of the same name replaces it.
+   */
+  json_t *orphans;
 };
 
 struct runwayd {
@@ -71,6 +85,9 @@ struct runwayd {
   struct slot *slots[ENGINE_MAX_SLOTS]; /* in the RT table's order */
   uint32_t n_slots;
   struct supervisor_env supervise; /* what every slot's supervisor shares */
+  char worker_home[PATH_MAX];
+  char worker_env_text[1024];
+  const char *worker_env[64]; /* NULL terminated */
   uv_timer_t reclaim_timer;        /* frees what the RT thread handed back */
   uint64_t housekeeping_passes;
 

@@ -34,155 +34,6 @@ const char *proto_err_name(enum proto_err code) {
   return err_names[code];
 }
 
-const char *proto_type_name(enum proto_type type) {
-  switch (type) {
-  case PROTO_T_STRING:
-    return "string";
-  case PROTO_T_INT:
-    return "integer";
-  case PROTO_T_NUMBER:
-    return "number";
-  case PROTO_T_BOOL:
-    return "boolean";
-  case PROTO_T_ARRAY:
-    return "array";
-  case PROTO_T_OBJECT:
-    return "object";
-  case PROTO_T_STRING_OR_INT:
-    return "string or integer";
-  }
-  return "value";
-}
-
-/*
- * The command table. Adding a command is one entry here (plus its handler in
- * the daemon); runwayctl's grammar and help are derived from it.
- */
-#define ARGS_END {.name = NULL}
-
-static const struct proto_arg args_none[] = {ARGS_END};
-
-static const struct proto_arg args_slot_add[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name: 1 to 32 of A-Z a-z 0-9 _ -"},
-    {.name = "plugin", .type = PROTO_T_STRING,
-     .help = "built-in plugin that runway-worker runs (see `runwayctl plugins`)"},
-    {.name = "exec", .type = PROTO_T_STRING,
-     .help = "command line of a worker program built on librunway-worker"},
-    {.name = "external", .type = PROTO_T_BOOL,
-     .help = "wait for a worker started by you to attach over the control socket"},
-    {.name = "inputs", .type = PROTO_T_INT, .help = "audio inputs (default: the plugin's)"},
-    {.name = "outputs", .type = PROTO_T_INT, .help = "audio outputs (default: the plugin's)"},
-    {.name = "midi", .type = PROTO_T_BOOL, .help = "give the slot a MIDI input"},
-    {.name = "latency_ms", .type = PROTO_T_NUMBER,
-     .help = "write-ahead latency in milliseconds (default: runwayd --latency-ms)"},
-    {.name = "latency_frames", .type = PROTO_T_INT, .help = "write-ahead latency in frames"},
-    ARGS_END};
-
-static const struct proto_arg args_slot_name[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name"},
-    ARGS_END};
-
-static const struct proto_arg args_stats[] = {
-    {.name = "name", .type = PROTO_T_STRING, .positional = 1,
-     .help = "only this slot (default: every slot)"},
-    ARGS_END};
-
-static const struct proto_arg args_param_list[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name"},
-    ARGS_END};
-
-static const struct proto_arg args_param_get[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name"},
-    {.name = "param", .type = PROTO_T_STRING_OR_INT, .required = 1, .positional = 1,
-     .help = "parameter name or id"},
-    ARGS_END};
-
-static const struct proto_arg args_param_set[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name"},
-    {.name = "param", .type = PROTO_T_STRING_OR_INT, .required = 1, .positional = 1,
-     .help = "parameter name or id"},
-    {.name = "value", .type = PROTO_T_NUMBER, .required = 1, .positional = 1,
-     .help = "new value; out-of-range values are clamped and reported"},
-    ARGS_END};
-
-static const struct proto_arg args_state_file[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name"},
-    {.name = "file", .type = PROTO_T_STRING, .required = 1, .positional = 1, .path = 1,
-     .help = "state file (JSON), read and written by runwayd"},
-    ARGS_END};
-
-static const struct proto_arg args_worker_attach[] = {
-    {.name = "slot", .type = PROTO_T_STRING, .required = 1,
-     .help = "slot added with --external"},
-    {.name = "pid", .type = PROTO_T_INT, .help = "the worker's process id"},
-    {.name = "plugin", .type = PROTO_T_STRING, .help = "what the worker runs, for status"},
-    {.name = "params", .type = PROTO_T_ARRAY, .help = "the plugin's parameters"},
-    ARGS_END};
-
-static const struct proto_arg args_subscribe[] = {
-    {.name = "events", .type = PROTO_T_ARRAY, .positional = 1,
-     .help = "event types to receive: slot, underrun, restart, param, fault (default: all)"},
-    ARGS_END};
-
-const struct proto_command proto_commands[] = {
-    {.name = "status", .args = args_none, .usage = "status",
-     .help = "daemon, backend, rate, period, slots"},
-    {.name = "plugins", .args = args_none, .usage = "plugins",
-     .help = "built-in plugins and their parameters"},
-    {.name = "slot.add", .args = args_slot_add,
-     .usage = "slot add NAME (--plugin P | --exec CMD | --external) [--inputs N] [--outputs M] "
-              "[--midi] [--latency-ms X | --latency-frames F]",
-     .help = "add a slot and start (or wait for) its worker"},
-    {.name = "slot.remove", .args = args_slot_name, .usage = "slot remove NAME",
-     .help = "stop a slot's worker and remove its ports"},
-    {.name = "slot.list", .args = args_none, .usage = "slot list",
-     .help = "slots with their state, latency and ports"},
-    {.name = "slot.restart", .args = args_slot_name, .usage = "slot restart NAME",
-     .help = "restart a slot's worker; latency and ports stay"},
-    {.name = "stats", .args = args_stats, .usage = "stats [NAME]",
-     .help = "underrun, skip and timing counters per slot and for the daemon"},
-    {.name = "param.list", .args = args_param_list, .usage = "param list NAME",
-     .help = "a slot's parameters with their ranges and values"},
-    {.name = "param.get", .args = args_param_get, .usage = "param get NAME P",
-     .help = "one parameter's value"},
-    {.name = "param.set", .args = args_param_set, .usage = "param set NAME P VALUE",
-     .help = "set a parameter; it takes effect L later, in step with the audio"},
-    {.name = "state.save", .args = args_state_file, .usage = "state save NAME FILE",
-     .help = "save a slot's parameters and plugin state to FILE"},
-    {.name = "state.load", .args = args_state_file, .usage = "state load NAME FILE",
-     .help = "load parameters and plugin state from FILE into a slot"},
-    {.name = "worker.attach", .args = args_worker_attach, .usage = NULL,
-     .help = "attach an external worker to its slot (used by the worker SDK)"},
-    {.name = "subscribe", .args = args_subscribe, .usage = "subscribe [EVENT...]", .stream = 1,
-     .help = "stream events: slot state changes, underruns, restarts, parameter changes, "
-             "faults"},
-    {.name = NULL},
-};
-
-const struct proto_command *proto_find_command(const char *name) {
-  if (name == NULL)
-    return NULL;
-  for (const struct proto_command *c = proto_commands; c->name != NULL; c++)
-    if (strcmp(c->name, name) == 0)
-      return c;
-  return NULL;
-}
-
-const struct proto_arg *proto_find_arg(const struct proto_command *cmd, const char *name) {
-  if (cmd == NULL || name == NULL)
-    return NULL;
-  for (const struct proto_arg *a = cmd->args; a->name != NULL; a++)
-    if (strcmp(a->name, name) == 0)
-      return a;
-  return NULL;
-}
-
 /* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0. */
 static size_t utf8_seq_len(const unsigned char *s, size_t n) {
   unsigned char c = s[0];
@@ -508,6 +359,14 @@ json_t *proto_response_ok(json_t *id, json_t *result) {
   }
   /* "o" steals result even when packing fails. */
   return json_pack("{s:O,s:b,s:o}", "id", id ? id : json_null(), "ok", 1, "result", result);
+}
+
+json_t *proto_response_built(json_t *id, json_t *result) {
+  if (result == NULL)
+    return proto_response_error(id, PROTO_E_INTERNAL,
+                                "runwayd could not build this answer (out of memory, or text "
+                                "that is not UTF-8)");
+  return proto_response_ok(id, result);
 }
 
 json_t *proto_response_error(json_t *id, enum proto_err code, const char *fmt, ...) {

@@ -5,9 +5,10 @@
  *   response  {"id":1,"ok":true,"result":{...}}
  *             {"id":1,"ok":false,"error":{"code":"not_found","message":"..."}}
  *
- * This module parses and validates requests against one table of commands
- * (name, argument schema, help), builds responses, and resolves the socket
- * path. runwayd, runwayctl and the worker SDK share it. Not RT safe.
+ * This module parses and validates requests against the command table
+ * (commands.h), builds responses, and resolves the socket path. runwayd,
+ * runwayctl and the worker SDK share it; client.h talks it over a socket.
+ * Not RT safe.
  */
 #ifndef RUNWAY_PROTO_PROTOCOL_H
 #define RUNWAY_PROTO_PROTOCOL_H
@@ -16,7 +17,15 @@
 
 #include <jansson.h>
 
-#define PROTO_MAX_LINE (64 * 1024) /* bytes per request or response line, newline excluded */
+#include "commands.h"
+
+#define PROTO_MAX_LINE (64 * 1024) /* bytes per request line, newline excluded */
+/*
+ * Bytes per answer or event line, newline excluded: room for slot.list and
+ * stats of the most slots a daemon hosts, with their longest port names.
+ * Clients must read lines this long.
+ */
+#define PROTO_MAX_ANSWER_LINE (4 * 1024 * 1024)
 #define PROTO_MAX_DEPTH 32         /* nesting of arrays/objects in a request */
 #define PROTO_SLOT_NAME_MAX 32     /* slot names: [A-Za-z0-9_-]{1,32} */
 
@@ -40,61 +49,6 @@ enum proto_err {
 };
 
 const char *proto_err_name(enum proto_err code);
-
-enum proto_type {
-  PROTO_T_STRING,
-  PROTO_T_INT,    /* JSON integer */
-  PROTO_T_NUMBER, /* JSON integer or real */
-  PROTO_T_BOOL,
-  PROTO_T_ARRAY,
-  PROTO_T_OBJECT,
-  PROTO_T_STRING_OR_INT /* e.g. a parameter given by name or by id */
-};
-
-/* "string", "integer", "number", "boolean", "array", "object", "string or integer". */
-const char *proto_type_name(enum proto_type type);
-
-/*
- * One argument of a command. Write table entries with designated initializers
- * so that fields added later default to zero.
- */
-struct proto_arg {
-  const char *name;
-  enum proto_type type;
-  int required;
-  const char *help;
-  /*
-   * runwayctl takes it as a bare word (positional arguments in table order,
-   * "slot remove NAME") instead of as an option ("--latency-ms X", the name
-   * with '_' spelled '-'). A positional array takes all the remaining words,
-   * as strings ("subscribe slot fault").
-   */
-  int positional;
-  /* A file name: runwayctl sends it absolute, resolved against its own directory. */
-  int path;
-};
-
-struct proto_command {
-  const char *name;            /* "slot.add" */
-  const struct proto_arg *args; /* terminated by an entry with name == NULL */
-  const char *usage;           /* runwayctl form, e.g. "slot add NAME --plugin P ..."; NULL:
-                                  not a runwayctl command (e.g. worker.attach) */
-  const char *help;            /* one line */
-  /*
-   * The ok answer opens a stream: event lines ({"event":...}, no "id") follow
-   * on the same connection until it closes. runwayctl keeps reading and
-   * prints each one.
-   */
-  int stream;
-};
-
-/* The command table, terminated by an entry with name == NULL. */
-extern const struct proto_command proto_commands[];
-
-const struct proto_command *proto_find_command(const char *name);
-
-/* The declared argument called name, or NULL. */
-const struct proto_arg *proto_find_arg(const struct proto_command *cmd, const char *name);
 
 struct proto_request {
   json_t *root; /* owns everything below */
@@ -128,6 +82,13 @@ enum proto_err proto_check_args(const struct proto_command *cmd, const json_t *a
 
 /* Builds {"id":id,"ok":true,"result":result}; steals result (NULL: {}). id may be NULL. */
 json_t *proto_response_ok(json_t *id, json_t *result);
+
+/*
+ * For a result built with json_pack, which returns NULL when it cannot (out
+ * of memory, a string that is not UTF-8): the ok response, or an internal
+ * error saying so, never an ok with an empty result.
+ */
+json_t *proto_response_built(json_t *id, json_t *result);
 
 /* Builds {"id":id,"ok":false,"error":{"code":...,"message":...}}. */
 json_t *proto_response_error(json_t *id, enum proto_err code, const char *fmt, ...)

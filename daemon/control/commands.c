@@ -1,14 +1,11 @@
 /*
- * Control command handlers. proto_commands[] (proto/protocol.c) declares
- * each command's arguments and help; this table binds the same names to
- * their handlers. Requests reach a handler already validated against the
- * schema, so handlers check meaning (ranges, existence), not types.
+ * Control command handlers, one per command of PROTO_COMMAND_MAP
+ * (proto/commands.h), bound to it by id at the bottom. Requests reach a
+ * handler already validated against the command's schema, so handlers check
+ * meaning (ranges, existence), not types.
  */
 #include "commands.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "slot_state.h"
@@ -51,13 +48,13 @@ static json_t *cmd_status(struct runwayd *d, struct control_conn *conn,
       (json_int_t)d->n_slots, "uptime_s", (json_int_t)((base_mono_ms() - d->started_ms) / 1000),
       "socket", d->opt.socket_path, "latency_ms", d->opt.latency_ms);
   json_object_set_new(result, "state", store_status_json(d));
-  return proto_response_ok(req->id, result);
+  return proto_response_built(req->id, result);
 }
 
 static json_t *cmd_plugins(struct runwayd *d, struct control_conn *conn,
                            const struct proto_request *req) {
   json_t *result = d->catalog.json ? json_deep_copy(d->catalog.json) : json_pack("{s:[]}", "plugins");
-  return proto_response_ok(req->id, result);
+  return proto_response_built(req->id, result);
 }
 
 static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
@@ -79,6 +76,9 @@ static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
       .inputs = -1,
       .outputs = -1,
       .midi = -1,
+      /* DESIGN.md's trust model: starting programs is for root and the daemon's user. */
+      .privileged = control_conn_uid(conn) == 0 || control_conn_uid(conn) == geteuid(),
+      .owner = control_conn_uid(conn),
   };
   json_t *v;
   if ((v = json_object_get(args, "inputs")) != NULL) {
@@ -113,18 +113,22 @@ static json_t *cmd_slot_add(struct runwayd *d, struct control_conn *conn,
   enum proto_err code = slots_add(d, &spec, &s, err, sizeof(err));
   if (code != PROTO_OK)
     return error(req, code, err);
-  return proto_response_ok(req->id, slot_to_json(s));
+  return proto_response_built(req->id, slot_to_json(s));
 }
 
 static json_t *cmd_slot_remove(struct runwayd *d, struct control_conn *conn,
                                const struct proto_request *req) {
   json_t *resp = NULL;
+  const char *name = arg_string(req, "name");
+  /* A slot slots.json named but that could not be restored (status lists them). */
+  if (slots_find(d, name ?: "") == NULL && store_forget_orphan(d, name))
+    return proto_response_built(req->id, json_pack("{s:s, s:b}", "removed", name, "unrestored", 1));
   struct slot *s = find_slot(d, req, "name", &resp);
   if (s == NULL)
     return resp;
   json_t *result = json_pack("{s:s}", "removed", s->name);
   slots_remove(d, s);
-  return proto_response_ok(req->id, result);
+  return proto_response_built(req->id, result);
 }
 
 static json_t *cmd_slot_list(struct runwayd *d, struct control_conn *conn,
@@ -132,7 +136,7 @@ static json_t *cmd_slot_list(struct runwayd *d, struct control_conn *conn,
   json_t *list = json_array();
   for (uint32_t i = 0; i < d->n_slots; i++)
     json_array_append_new(list, slot_to_json(d->slots[i]));
-  return proto_response_ok(req->id, json_pack("{s:o}", "slots", list));
+  return proto_response_built(req->id, json_pack("{s:o}", "slots", list));
 }
 
 static json_t *cmd_slot_restart(struct runwayd *d, struct control_conn *conn,
@@ -145,7 +149,7 @@ static json_t *cmd_slot_restart(struct runwayd *d, struct control_conn *conn,
   enum proto_err code = slots_restart(d, s, err, sizeof(err));
   if (code != PROTO_OK)
     return error(req, code, err);
-  return proto_response_ok(req->id, slot_to_json(s));
+  return proto_response_built(req->id, slot_to_json(s));
 }
 
 static json_t *daemon_stats(struct runwayd *d) {
@@ -176,7 +180,7 @@ static json_t *cmd_stats(struct runwayd *d, struct control_conn *conn,
     for (uint32_t i = 0; i < d->n_slots; i++)
       json_array_append_new(slots, slot_stats_json(d->slots[i]));
   }
-  return proto_response_ok(req->id, json_pack("{s:o, s:o}", "daemon", daemon_stats(d), "slots", slots));
+  return proto_response_built(req->id, json_pack("{s:o, s:o}", "daemon", daemon_stats(d), "slots", slots));
 }
 
 static json_t *cmd_worker_attach(struct runwayd *d, struct control_conn *conn,
@@ -235,31 +239,13 @@ static json_t *cmd_subscribe(struct runwayd *d, struct control_conn *conn,
   return events_subscribe(d->events, conn, req);
 }
 
-static const struct {
-  const char *name;
-  command_fn fn;
-} handlers[] = {
-    {"status", cmd_status},
-    {"plugins", cmd_plugins},
-    {"slot.add", cmd_slot_add},
-    {"slot.remove", cmd_slot_remove},
-    {"slot.list", cmd_slot_list},
-    {"slot.restart", cmd_slot_restart},
-    {"stats", cmd_stats},
-    {"param.list", cmd_param_list},
-    {"param.get", cmd_param_get},
-    {"param.set", cmd_param_set},
-    {"state.save", cmd_state_save},
-    {"state.load", cmd_state_load},
-    {"worker.attach", cmd_worker_attach},
-    {"subscribe", cmd_subscribe},
+/* cmd_<stem> for every command: one that has no handler does not compile. */
+static const command_fn handlers[PROTO_CMD_COUNT] = {
+#define HANDLER(ID, stem) [PROTO_CMD_##ID] = cmd_##stem,
+    PROTO_COMMAND_MAP(HANDLER, HANDLER)
+#undef HANDLER
 };
 
 json_t *commands_dispatch(void *user, struct control_conn *conn, const struct proto_request *req) {
-  struct runwayd *d = user;
-  for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
-    if (strcmp(handlers[i].name, req->cmd) == 0)
-      return handlers[i].fn(d, conn, req);
-  return proto_response_error(req->id, PROTO_E_UNKNOWN_COMMAND,
-                              "command \"%s\" is known but not handled by this daemon", req->cmd);
+  return handlers[req->command->id](user, conn, req);
 }

@@ -5,7 +5,11 @@
 #include "control.h"
 #include "runwayd.h"
 
-/* control_dispatch_fn for the daemon; user is the struct runwayd. */
+/*
+ * control_dispatch_fn for the daemon; user is the struct runwayd. req is a
+ * request proto_parse_request accepted, so req->command is one of
+ * proto_commands[] and every command has its handler.
+ */
 json_t *commands_dispatch(void *user, struct control_conn *conn, const struct proto_request *req);
 
 #endif

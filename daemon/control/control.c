@@ -1,4 +1,5 @@
 #include "control.h"
+#include "control_internal.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -12,13 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Linux >= 4.13; older C libraries may lack the constant. */
-#ifndef SO_PEERGROUPS
-#define SO_PEERGROUPS 59
-#endif
-
 #define DEFAULT_MAX_CONNECTIONS 64
-#define DEFAULT_MAX_PER_UID 32
+#define DEFAULT_MAX_PER_UID 16
 #define DEFAULT_MAX_OUTPUT_QUEUE (1024 * 1024)
 #define LISTEN_BACKLOG 64
 #define IN_BUF_INITIAL 4096
@@ -30,10 +26,6 @@
 #define DRAIN_TIMEOUT_MS 5000
 /* A full line plus its newline; a partial line that fills this is too long. */
 #define IN_BUF_MAX (PROTO_MAX_LINE + 1)
-#define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
-/* Supplementary groups read with one getsockopt before falling back to the heap. */
-#define PEER_GROUPS_INLINE 64
-#define NAME_MAX_LEN 64
 
 enum conn_state {
   CONN_OPEN,     /* reading requests */
@@ -49,7 +41,6 @@ struct control_conn {
   int counted; /* accepted within the limits; refused connections are not */
   pid_t pid;
   uid_t uid;
-  gid_t gid;
   char *in; /* the unfinished request line(s) read so far */
   size_t in_len, in_cap;
   uint64_t last_activity; /* uv_now() of the last byte read, or of the start of draining */
@@ -67,6 +58,7 @@ struct control_server {
   void *user;
   uint32_t max_connections;
   uint32_t max_per_uid;
+  uint32_t reserved_privileged;
   size_t max_output_queue;
   uint64_t idle_timeout_ms;
   uint64_t drain_timeout_ms;
@@ -74,11 +66,8 @@ struct control_server {
   uint32_t nconns;            /* of them, those that count towards the limits */
   uint32_t handles;           /* uv handles not yet closed; s is freed at 0 after stop */
   int stopping;
-  /* Who may connect: root, euid, and members of group (see peer_allowed). */
-  uid_t euid;
-  gid_t group;
-  char user_name[NAME_MAX_LEN];  /* euid's name for messages, or empty */
-  char group_name[NAME_MAX_LEN]; /* group's name for messages, or empty */
+  struct control_peers peers; /* who may connect (peers.c) */
+  bool (*refuse_peer)(void *user, pid_t pid, char *why, size_t len);
   char path[SUN_PATH_MAX];
   dev_t dev; /* the socket we bound, so stop never unlinks somebody else's */
   ino_t ino;
@@ -177,7 +166,11 @@ static void write_cb(uv_write_t *req, int status) {
   }
 }
 
-/* Queues bytes in order; over the output cap the connection is dropped instead. */
+/*
+ * Queues bytes in order. A peer whose unread output would go over the cap is
+ * dropped instead; one answer longer than the cap still goes to a peer that
+ * has taken everything before it.
+ */
 static int conn_queue(struct control_conn *conn, const char *data, size_t len) {
   struct control_server *s = conn->server;
   struct write_req *wr;
@@ -186,7 +179,8 @@ static int conn_queue(struct control_conn *conn, const char *data, size_t len) {
 
   if (conn->state == CONN_CLOSED)
     return -EPIPE;
-  if (uv_stream_get_write_queue_size(conn_stream(conn)) + len > s->max_output_queue) {
+  size_t queued = uv_stream_get_write_queue_size(conn_stream(conn));
+  if (queued > 0 && queued + len > s->max_output_queue) {
     conn_close_now(conn);
     return -ENOBUFS;
   }
@@ -211,7 +205,7 @@ static char *dump_checked(const json_t *msg, size_t *len, int replace_oversize) 
   char *line = proto_dump_line(msg, len);
   json_t *e;
 
-  if (line == NULL || *len <= (size_t)PROTO_MAX_LINE + 1)
+  if (line == NULL || *len <= (size_t)PROTO_MAX_ANSWER_LINE + 1)
     return line;
   free(line);
   if (!replace_oversize)
@@ -219,7 +213,7 @@ static char *dump_checked(const json_t *msg, size_t *len, int replace_oversize) 
   e = proto_response_error(json_object_get(msg, "id"), PROTO_E_TOO_LARGE,
                            "the answer of %zu bytes is over the %d-byte line limit; ask for less "
                            "at a time",
-                           *len - 1, PROTO_MAX_LINE);
+                           *len - 1, PROTO_MAX_ANSWER_LINE);
   line = proto_dump_line(e, len);
   json_decref(e);
   return line;
@@ -361,78 +355,6 @@ static uint32_t conns_of_uid(const struct control_server *s, uid_t uid) {
   return n;
 }
 
-/*
- * 1 when the peer belongs to group: by its primary gid, or by one of the
- * supplementary groups it had when it connected (SO_PEERGROUPS). Kernels
- * before 4.13 answer ENOPROTOOPT; then only the primary gid counts, which
- * errs towards refusing. Any other failure refuses too.
- */
-static int peer_in_group(int fd, gid_t primary, gid_t group) {
-  gid_t inline_groups[PEER_GROUPS_INLINE];
-  gid_t *groups = inline_groups;
-  socklen_t len = sizeof(inline_groups);
-  int found = 0;
-
-  if (primary == group)
-    return 1;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) {
-    /* ERANGE: len now says how much the list needs; it cannot change for this socket. */
-    if (errno != ERANGE || len <= sizeof(inline_groups))
-      return 0;
-    groups = malloc(len);
-    if (groups == NULL || getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) {
-      free(groups);
-      return 0;
-    }
-  }
-  for (size_t i = 0; i < len / sizeof(gid_t); i++)
-    if (groups[i] == group)
-      found = 1;
-  if (groups != inline_groups)
-    free(groups);
-  return found;
-}
-
-/* Root, the daemon's own user and members of the configured group may control it. */
-static int peer_allowed(const struct control_server *s, int fd, uid_t uid, gid_t gid) {
-  if (uid == 0 || uid == s->euid)
-    return 1;
-  return s->group != (gid_t)-1 && peer_in_group(fd, gid, s->group);
-}
-
-/* "uid 1001 (gid 1001) may not control runwayd: run as root, as ..., or as ...". */
-static void refusal_message(const struct control_server *s, uid_t uid, gid_t gid, char *buf,
-                            size_t len) {
-  char user[NAME_MAX_LEN + 64] = "", group[2 * NAME_MAX_LEN + 128] = "";
-
-  if (s->euid != 0) {
-    if (s->user_name[0] != '\0')
-      snprintf(user, sizeof(user), "as the daemon's user %s (uid %u)", s->user_name,
-               (unsigned)s->euid);
-    else
-      snprintf(user, sizeof(user), "as the daemon's user (uid %u)", (unsigned)s->euid);
-  }
-  if (s->group != (gid_t)-1) {
-    char name[NAME_MAX_LEN];
-    if (s->group_name[0] != '\0')
-      snprintf(name, sizeof(name), "%s", s->group_name);
-    else
-      snprintf(name, sizeof(name), "%u", (unsigned)s->group);
-    snprintf(group, sizeof(group),
-             "as a member of group %s (gid %u; after `usermod -aG %s USER`, log in again)", name,
-             (unsigned)s->group, name);
-  }
-  if (user[0] != '\0' && group[0] != '\0')
-    snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root, %s, or %s",
-             (unsigned)uid, (unsigned)gid, user, group);
-  else if (user[0] != '\0' || group[0] != '\0')
-    snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root or %s",
-             (unsigned)uid, (unsigned)gid, user[0] != '\0' ? user : group);
-  else
-    snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root", (unsigned)uid,
-             (unsigned)gid);
-}
-
 static void connection_cb(uv_stream_t *listener, int status) {
   struct control_server *s = listener->data;
   struct control_conn *conn;
@@ -450,7 +372,6 @@ static void connection_cb(uv_stream_t *listener, int status) {
   conn->refs = 1;
   conn->pid = 0;
   conn->uid = (uid_t)-1;
-  conn->gid = (gid_t)-1;
   uv_pipe_init(s->loop, &conn->pipe, 0);
   conn->pipe.data = conn;
   s->handles++;
@@ -468,7 +389,6 @@ static void connection_cb(uv_stream_t *listener, int status) {
   }
   conn->pid = cred.pid;
   conn->uid = cred.uid;
-  conn->gid = cred.gid;
 
   /*
    * The socket's mode and group already keep strangers out; this check also
@@ -476,17 +396,32 @@ static void connection_cb(uv_stream_t *listener, int status) {
    * to us (socket activation) with others. It comes before the limits, so an
    * unauthorised peer learns nothing about the daemon's connections.
    */
-  if (!peer_allowed(s, fd, cred.uid, cred.gid)) {
+  if (!control__peer_allowed(&s->peers, fd, cred.uid, cred.gid)) {
     char denied[512];
-    refusal_message(s, cred.uid, cred.gid, denied, sizeof(denied));
+    control__refusal(&s->peers, cred.uid, cred.gid, denied, sizeof(denied));
     conn_fail(conn, PROTO_E_PERMISSION, denied);
     return;
   }
 
-  if (s->nconns >= s->max_connections) {
-    snprintf(msg, sizeof(msg),
-             "runwayd has %u connections, its limit; close idle clients and try again",
-             s->nconns);
+  if (s->refuse_peer != NULL && s->refuse_peer(s->user, cred.pid, msg, sizeof(msg))) {
+    conn_fail(conn, PROTO_E_PERMISSION, msg);
+    return;
+  }
+  /* The last few connections are kept for root and the daemon's user, who can then clean up. */
+  bool privileged = cred.uid == 0 || cred.uid == s->peers.euid;
+  uint32_t room = privileged || s->reserved_privileged >= s->max_connections
+                      ? s->max_connections
+                      : s->max_connections - s->reserved_privileged;
+  if (s->nconns >= room) {
+    if (privileged || s->reserved_privileged == 0)
+      snprintf(msg, sizeof(msg),
+               "runwayd has %u connections, its limit; close idle clients and try again",
+               s->nconns);
+    else
+      snprintf(msg, sizeof(msg),
+               "runwayd has %u connections; the other %u are kept for root and its own user; "
+               "close idle clients and try again",
+               s->nconns, s->max_connections - room);
     conn_fail(conn, PROTO_E_LIMIT, msg);
     return;
   }
@@ -531,131 +466,6 @@ static void timer_cb(uv_timer_t *t) {
   }
 }
 
-static int ensure_parent_dir(const char *path, char *err, size_t errlen) {
-  char dir[SUN_PATH_MAX];
-  struct stat st;
-  char *slash;
-
-  snprintf(dir, sizeof(dir), "%s", path);
-  slash = strrchr(dir, '/');
-  if (slash == NULL || slash == dir)
-    return 0;
-  *slash = '\0';
-  if (mkdir(dir, 0755) == 0) {
-    /* mkdir applied the umask; the directory is meant to be searchable by clients. */
-    if (chmod(dir, 0755) != 0) {
-      int rc = -errno;
-      proto_set_err(err, errlen, "cannot set the mode of %s: %s", dir, strerror(-rc));
-      return rc;
-    }
-    return 0;
-  }
-  if (errno != EEXIST) {
-    int rc = -errno;
-    proto_set_err(err, errlen, "cannot create the directory %s: %s; create it or use --socket", dir,
-            strerror(-rc));
-    return rc;
-  }
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    proto_set_err(err, errlen, "%s exists but is not a directory; remove it or use --socket", dir);
-    return -ENOTDIR;
-  }
-  return 0;
-}
-
-static void fill_addr(struct sockaddr_un *addr, const char *path) {
-  memset(addr, 0, sizeof(*addr));
-  addr->sun_family = AF_UNIX;
-  memcpy(addr->sun_path, path, strlen(path) + 1);
-}
-
-/* Leaves path free to bind: nothing there, or a stale socket removed. */
-static int clear_path(const char *path, char *err, size_t errlen) {
-  struct sockaddr_un addr;
-  struct stat st;
-  int fd, rc, e;
-
-  if (lstat(path, &st) != 0) {
-    if (errno == ENOENT)
-      return 0;
-    rc = -errno;
-    proto_set_err(err, errlen, "cannot check %s: %s", path, strerror(-rc));
-    return rc;
-  }
-  if (S_ISLNK(st.st_mode)) {
-    proto_set_err(err, errlen,
-            "%s is a symbolic link; runwayd does not follow links for its socket: remove it or "
-            "use --socket",
-            path);
-    return -ELOOP;
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    proto_set_err(err, errlen, "%s exists and is not a socket; remove it or use --socket", path);
-    return -EEXIST;
-  }
-
-  /* A socket file outlives its daemon: only one that nobody answers on is stale. */
-  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
-    rc = -errno;
-    proto_set_err(err, errlen, "socket: %s", strerror(-rc));
-    return rc;
-  }
-  fill_addr(&addr, path);
-  rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
-  e = errno;
-  (void)close(fd); /* a probe: nothing was sent */
-  if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
-    proto_set_err(err, errlen, "another runwayd is listening on %s; stop it or use --socket", path);
-    return -EADDRINUSE;
-  }
-  if (e != ECONNREFUSED) {
-    proto_set_err(err, errlen, "cannot tell whether %s is in use (%s); remove it or use --socket", path,
-            strerror(e));
-    return -e;
-  }
-  if (unlink(path) != 0 && errno != ENOENT) {
-    rc = -errno;
-    proto_set_err(err, errlen, "cannot remove the stale socket %s: %s; remove it or use --socket", path,
-            strerror(-rc));
-    return rc;
-  }
-  return 0;
-}
-
-/*
- * Names for the refusal message, looked up once at start: a lookup may ask a
- * directory service, which the loop must never wait for at accept time.
- * Leaves buf empty when the id has no name.
- */
-static void lookup_names(struct control_server *s) {
-  size_t cap = 4096;
-  char *buf = NULL;
-
-  for (;;) {
-    struct passwd pw, *pwp = NULL;
-    struct group gr, *grp = NULL;
-    int rc, rc2 = 0;
-    char *more = realloc(buf, cap);
-    if (more == NULL)
-      break;
-    buf = more;
-    rc = getpwuid_r(s->euid, &pw, buf, cap, &pwp);
-    if (rc == 0 && pwp != NULL)
-      snprintf(s->user_name, sizeof(s->user_name), "%s", pwp->pw_name);
-    if (s->group != (gid_t)-1) {
-      rc2 = getgrgid_r(s->group, &gr, buf, cap, &grp);
-      if (rc2 == 0 && grp != NULL)
-        snprintf(s->group_name, sizeof(s->group_name), "%s", grp->gr_name);
-    }
-    /* A group with many members needs a bigger buffer; 1 MiB is plenty. */
-    if ((rc != ERANGE && rc2 != ERANGE) || cap >= 1024 * 1024)
-      break;
-    cap *= 4;
-  }
-  free(buf);
-}
-
 int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
                          control_dispatch_fn dispatch, void *user, struct control_server **out,
                          char *err, size_t errlen) {
@@ -687,20 +497,20 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
   s->user = user;
   s->max_connections = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
   s->max_per_uid = cfg->max_per_uid ? cfg->max_per_uid : DEFAULT_MAX_PER_UID;
+  s->reserved_privileged = cfg->reserved_privileged;
+  s->refuse_peer = cfg->refuse_peer;
   s->max_output_queue = cfg->max_output_queue ? cfg->max_output_queue : DEFAULT_MAX_OUTPUT_QUEUE;
   s->idle_timeout_ms = cfg->idle_timeout_ms;
   s->drain_timeout_ms = DRAIN_TIMEOUT_MS;
-  s->euid = geteuid();
-  s->group = cfg->group;
-  lookup_names(s);
+  control__peers_init(&s->peers, cfg->group);
   if (s->idle_timeout_ms > 0 && s->idle_timeout_ms < s->drain_timeout_ms)
     s->drain_timeout_ms = s->idle_timeout_ms;
   memcpy(s->path, cfg->path, strlen(cfg->path) + 1);
 
-  rc = ensure_parent_dir(s->path, err, errlen);
+  rc = control__ensure_parent_dir(s->path, err, errlen);
   if (rc != 0)
     goto fail;
-  rc = clear_path(s->path, err, errlen);
+  rc = control__clear_path(s->path, err, errlen);
   if (rc != 0)
     goto fail;
 
@@ -710,7 +520,7 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
     proto_set_err(err, errlen, "socket: %s", strerror(-rc));
     goto fail;
   }
-  fill_addr(&addr, s->path);
+  control__fill_addr(&addr, s->path);
   /*
    * bind() creates the file with the umask applied. Under a umask that masks
    * everything it is born inaccessible, and chmod below only opens it up to
@@ -821,7 +631,7 @@ int control_conn_send(struct control_conn *conn, const json_t *msg) {
     return -EPIPE;
   line = dump_checked(msg, &len, 0);
   if (line == NULL)
-    return len > (size_t)PROTO_MAX_LINE + 1 ? -EMSGSIZE : -ENOMEM;
+    return len > (size_t)PROTO_MAX_ANSWER_LINE + 1 ? -EMSGSIZE : -ENOMEM;
   rc = conn_queue(conn, line, len);
   free(line);
   return rc;
@@ -852,7 +662,7 @@ int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int 
     return -EBADF;
   line = dump_checked(msg, &len, 0);
   if (line == NULL)
-    return len > (size_t)PROTO_MAX_LINE + 1 ? -EMSGSIZE : -ENOMEM;
+    return len > (size_t)PROTO_MAX_ANSWER_LINE + 1 ? -EMSGSIZE : -ENOMEM;
 
   memset(&mh, 0, sizeof(mh));
   memset(&cbuf, 0, sizeof(cbuf));
@@ -896,20 +706,20 @@ uid_t control_conn_uid(const struct control_conn *conn) {
   return conn->uid;
 }
 
-gid_t control_conn_gid(const struct control_conn *conn) {
-  return conn->gid;
-}
-
 size_t control_conn_queued(const struct control_conn *conn) {
   return uv_stream_get_write_queue_size((const uv_stream_t *)&conn->pipe);
 }
 
-void control_conn_set_owner(struct control_conn *conn, void *owner,
-                            void (*on_close)(struct control_conn *conn, void *owner)) {
+int control_conn_set_owner(struct control_conn *conn, void *owner,
+                           void (*on_close)(struct control_conn *conn, void *owner)) {
   if (conn == NULL || conn->state == CONN_CLOSED)
-    return;
+    return -EPIPE;
+  /* One owner per connection: a second one would leave the first holding a freed conn. */
+  if (owner != NULL && conn->owner != NULL && conn->owner != owner)
+    return -EBUSY;
   conn->owner = owner;
   conn->on_close = on_close;
+  return 0;
 }
 
 void *control_conn_owner(const struct control_conn *conn) {

@@ -6,6 +6,7 @@
 #ifndef RUNWAY_DAEMON_CONTROL_H
 #define RUNWAY_DAEMON_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,9 +24,15 @@ struct control_config {
   mode_t mode;                /* 0660 for a system instance, 0600 for a user instance */
   gid_t group;                /* group that owns the socket and may connect; (gid_t)-1: none */
   uint32_t max_connections;   /* total; 0: 64 */
-  uint32_t max_per_uid;       /* 0: 32 */
+  uint32_t max_per_uid;       /* 0: 16 */
+  uint32_t reserved_privileged; /* of the total, kept for root and the daemon's own uid */
   size_t max_output_queue;    /* bytes queued to a client before it is dropped; 0: 1 MiB */
   uint64_t idle_timeout_ms;   /* 0: never; connections with an owner are exempt */
+  /*
+   * Optional: refuses an allowed peer by its pid (permission_denied with
+   * why); runwayd keeps its managed workers off the socket this way.
+   */
+  bool (*refuse_peer)(void *user, pid_t pid, char *why, size_t len);
 };
 
 /*
@@ -83,7 +90,6 @@ int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int 
 /* Peer credentials (SO_PEERCRED) taken at accept. */
 pid_t control_conn_pid(const struct control_conn *conn);
 uid_t control_conn_uid(const struct control_conn *conn);
-gid_t control_conn_gid(const struct control_conn *conn);
 
 /* Bytes queued on conn that the kernel has not taken yet. */
 size_t control_conn_queued(const struct control_conn *conn);
@@ -95,10 +101,11 @@ size_t control_conn_queued(const struct control_conn *conn);
  * (NULL, NULL) detaches. on_close runs synchronously where the close happens:
  * inside control_conn_close when nothing is queued, inside control_conn_send
  * when the queue overflows, inside control_server_stop. After on_close the
- * conn pointer must not be used again.
+ * conn pointer must not be used again. A connection has one owner at most:
+ * returns 0, -EBUSY when another owner holds it, -EPIPE when it is closing.
  */
-void control_conn_set_owner(struct control_conn *conn, void *owner,
-                            void (*on_close)(struct control_conn *conn, void *owner));
+int control_conn_set_owner(struct control_conn *conn, void *owner,
+                           void (*on_close)(struct control_conn *conn, void *owner));
 
 /* The owner set with control_conn_set_owner, or NULL. */
 void *control_conn_owner(const struct control_conn *conn);

@@ -170,7 +170,7 @@ json_t *events_subscribe(struct events *ev, struct control_conn *conn,
   for (unsigned i = 0; events_types[i] != NULL; i++)
     if (mask & (1u << i))
       json_array_append_new(names, json_string(events_types[i]));
-  return proto_response_ok(req->id, json_pack("{s:o}", "subscribed", names));
+  return proto_response_built(req->id, json_pack("{s:o}", "subscribed", names));
 }
 
 void events_emit(struct events *ev, const char *type, json_t *fields) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -66,8 +67,9 @@ static int bad(struct parse *p, const char *fmt, const char *a, const char *b) {
 }
 
 static int daemon_key(struct parse *p, const char *name, const char *value) {
-  static const char *const strings[] = {"backend", "name",      "socket", "socket_group",
-                                        "state_dir", "log_level", "worker"};
+  static const char *const strings[] = {"backend",   "name",   "socket",      "socket_group",
+                                        "state_dir", "log_level", "worker", "worker_user",
+                                        "worker_env"};
   double d;
   long long i;
   for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
@@ -82,9 +84,18 @@ static int daemon_key(struct parse *p, const char *name, const char *value) {
     json_object_set_new(p->c->daemon, name, json_real(d));
     return 1;
   }
+  if (strcmp(name, "max_slots_per_user") == 0 || strcmp(name, "max_memory_mb_per_user") == 0 ||
+      strcmp(name, "max_memory_mb") == 0) {
+    long long max = strcmp(name, "max_slots_per_user") == 0 ? ENGINE_MAX_SLOTS : 1ll << 20;
+    if (!parse_integer(value, &i) || i < 1 || i > max)
+      return bad(p, "[daemon] %s wants a whole number from 1 on, not \"%s\"", name, value);
+    json_object_set_new(p->c->daemon, name, json_integer(i));
+    return 1;
+  }
   if (strcmp(name, "stall_timeout_ms") == 0) {
-    if (!parse_integer(value, &i) || i < 100)
-      return bad(p, "[daemon] stall_timeout_ms wants at least 100, not \"%s\"%s", value, "");
+    if (!parse_integer(value, &i) || i < 100 || i > 3600000)
+      return bad(p, "[daemon] stall_timeout_ms wants milliseconds in [100, 3600000], not \"%s\"%s",
+                 value, "");
     json_object_set_new(p->c->daemon, name, json_integer(i));
     return 1;
   }
@@ -232,8 +243,18 @@ int config_apply_options(const struct config *c, struct runwayd_options *opt, co
       opt->latency_ms = json_number_value(v);
     else if (strcmp(key, "stall_timeout_ms") == 0)
       opt->stall_timeout_ms = (uint64_t)json_integer_value(v);
+    else if (strcmp(key, "max_slots_per_user") == 0)
+      opt->max_slots_per_user = (uint32_t)json_integer_value(v);
+    else if (strcmp(key, "max_memory_mb_per_user") == 0)
+      opt->max_memory_mb_per_user = (uint64_t)json_integer_value(v);
+    else if (strcmp(key, "max_memory_mb") == 0)
+      opt->max_memory_mb = (uint64_t)json_integer_value(v);
     else if (strcmp(key, "worker") == 0)
       snprintf(opt->worker_path, sizeof(opt->worker_path), "%s", json_string_value(v));
+    else if (strcmp(key, "worker_user") == 0)
+      opt->worker_user = json_string_value(v);
+    else if (strcmp(key, "worker_env") == 0)
+      opt->worker_env = json_string_value(v);
     else if (strcmp(key, "log_level") == 0 &&
              log_parse_level(json_string_value(v), &opt->log_level) != 0) {
       snprintf(err, errlen, "log_level is one of error, warn, info, debug; not \"%s\"",
@@ -284,6 +305,9 @@ static struct slot *add_declared(struct runwayd *d, json_t *def, const json_t *c
     log_error("configuration: %s", err);
     return NULL;
   }
+  /* The configuration file is root's or the daemon's own to write. */
+  spec.privileged = true;
+  spec.owner = geteuid();
   if (slots_add(d, &spec, &s, err, sizeof(err)) != PROTO_OK) {
     log_error("configuration: cannot add slot %s: %s", spec.name, err);
     return NULL;
@@ -390,6 +414,13 @@ int config_reload(struct runwayd *d, char *err, size_t errlen) {
       d->opt.latency_ms = json_number_value(v);
     } else if (strcmp(key, "stall_timeout_ms") == 0) {
       d->opt.stall_timeout_ms = (uint64_t)json_integer_value(v);
+      d->supervise.stall_timeout_ms = d->opt.stall_timeout_ms;
+    } else if (strcmp(key, "max_slots_per_user") == 0) {
+      d->opt.max_slots_per_user = (uint32_t)json_integer_value(v);
+    } else if (strcmp(key, "max_memory_mb_per_user") == 0) {
+      d->opt.max_memory_mb_per_user = (uint64_t)json_integer_value(v);
+    } else if (strcmp(key, "max_memory_mb") == 0) {
+      d->opt.max_memory_mb = (uint64_t)json_integer_value(v);
     } else if (!json_equal(v, json_object_get(d->config.daemon, key))) {
       log_warn("configuration: [daemon] %s changed; it takes effect when runwayd restarts", key);
     }

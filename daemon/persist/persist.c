@@ -62,8 +62,8 @@ static int fail(int e, char *err, size_t errlen, const char *step, const char *p
   return -e;
 }
 
-int persist_write_atomic(const char *path, const void *data, size_t len, char *err,
-                         size_t errlen) {
+static int write_atomic(const char *path, const char *previous, const void *data, size_t len,
+                        char *err, size_t errlen) {
   char tmp[PATH_MAX], dir[PATH_MAX];
   const unsigned char *p = data;
   int fd, rc = 0;
@@ -100,6 +100,15 @@ int persist_write_atomic(const char *path, const void *data, size_t len, char *e
     rc = fail(errno, err, errlen, "cannot close", tmp);
     goto fail_closed;
   }
+  /*
+   * The file being replaced stays as `previous`: a hard link made before the
+   * rename, so at every moment path holds one complete generation or the other.
+   */
+  if (previous != NULL && link(path, previous) != 0 && errno == EEXIST &&
+      (unlink(previous) != 0 || link(path, previous) != 0)) {
+    rc = fail(errno, err, errlen, "cannot keep the previous file as", previous);
+    goto fail_closed;
+  }
   if (rename(tmp, path) != 0) {
     rc = fail(errno, err, errlen, "cannot replace", path);
     goto fail_closed;
@@ -124,11 +133,29 @@ fail_closed:
   return rc;
 }
 
-int persist_read_file(const char *path, size_t max, char **out, size_t *len, char *err,
-                      size_t errlen) {
+int persist_write_atomic(const char *path, const void *data, size_t len, char *err,
+                         size_t errlen) {
+  return write_atomic(path, NULL, data, len, err, errlen);
+}
+
+int persist_write_keeping(const char *path, const char *previous, const void *data, size_t len,
+                          char *err, size_t errlen) {
+  return write_atomic(path, previous, data, len, err, errlen);
+}
+
+/*
+ * O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; it is
+ * refused as not a regular file right after.
+ */
+static int read_file(const char *path, int flags, size_t max, char **out, size_t *len, char *err,
+                     size_t errlen) {
   struct stat st;
   int rc = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
+  if (fd < 0 && errno == ELOOP && (flags & O_NOFOLLOW)) {
+    snprintf(err, errlen, "%s is a symbolic link; name the file itself", path);
+    return -ELOOP;
+  }
   if (fd < 0)
     return fail(errno, err, errlen, "cannot open", path);
   if (fstat(fd, &st) != 0) {
@@ -171,6 +198,16 @@ int persist_read_file(const char *path, size_t max, char **out, size_t *len, cha
 out:
   close(fd);
   return rc;
+}
+
+int persist_read_file(const char *path, size_t max, char **out, size_t *len, char *err,
+                      size_t errlen) {
+  return read_file(path, 0, max, out, len, err, errlen);
+}
+
+int persist_read_nofollow(const char *path, size_t max, char **out, size_t *len, char *err,
+                          size_t errlen) {
+  return read_file(path, O_NOFOLLOW, max, out, len, err, errlen);
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -24,12 +24,25 @@ int persist_write_atomic(const char *path, const void *data, size_t len, char *e
                          size_t errlen);
 
 /*
- * Reads a whole file of at most max bytes into a NUL-terminated buffer
- * (*out, free() it). 0, -ENOENT when it does not exist, -EFBIG when larger
- * than max, or another -errno, with a message.
+ * The same, keeping the file it replaces as `previous` (replacing that):
+ * path always holds one whole generation, previous the one before.
+ */
+int persist_write_keeping(const char *path, const char *previous, const void *data, size_t len,
+                          char *err, size_t errlen);
+
+/*
+ * Reads a whole regular file of at most max bytes into a NUL-terminated
+ * buffer (*out, free() it). Never waits: a FIFO or device is refused, not
+ * opened for reading. 0, -ENOENT when it does not exist, -EFBIG when larger
+ * than max, -EINVAL when not a regular file, or another -errno, with a
+ * message.
  */
 int persist_read_file(const char *path, size_t max, char **out, size_t *len, char *err,
                       size_t errlen);
+
+/* The same, refusing a path whose last component is a symbolic link (-ELOOP). */
+int persist_read_nofollow(const char *path, size_t max, char **out, size_t *len, char *err,
+                          size_t errlen);
 
 /* Base64 (RFC 4648, with padding). encode returns a malloc'd string or NULL. */
 char *persist_base64_encode(const unsigned char *data, size_t len);

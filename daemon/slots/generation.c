@@ -90,6 +90,7 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
     engine_slot_unref(s->gen);
   s->gen = g;
   s->gen_used = false;
+  s->segment_bytes = g->segment.layout.segment_size;
   if (latency != s->latency) {
     if (s->latency != 0)
       log_info("slot %s: latency is now %u frames", s->name, latency);

@@ -97,7 +97,7 @@ void slot__adopt_declared_params(struct slot *s, struct engine_slot *g) {
 }
 
 json_t *slots_param_list(struct slot *s, json_t *id) {
-  return proto_response_ok(id, json_pack("{s:s, s:s, s:o}", "slot", s->name, "declared_by",
+  return proto_response_built(id, json_pack("{s:s, s:s, s:o}", "slot", s->name, "declared_by",
                                          s->params_from_worker ? "worker" : "catalog", "params",
                                          params_list_json(&s->params)));
 }
@@ -107,7 +107,7 @@ json_t *slots_param_get(struct slot *s, json_t *id, const json_t *key) {
   if (i < 0)
     return param_not_found(s, id, key);
   const struct param_def *pd = &s->params.defs[i];
-  return proto_response_ok(id, json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:s}", "slot",
+  return proto_response_built(id, json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:s}", "slot",
                                          s->name, "param", pd->name, "id", (json_int_t)pd->id,
                                          "value", s->params.values[i], "min", pd->min, "max",
                                          pd->max, "default", pd->def, "unit", pd->unit));
@@ -132,7 +132,7 @@ json_t *slots_param_set(struct slot *s, json_t *id, const json_t *key, double va
   s->params.values[i] = v;
   store_mark_dirty(s->d);
   emit_param(s, i);
-  return proto_response_ok(id, json_pack("{s:s, s:s, s:I, s:f, s:f, s:b, s:s}", "slot", s->name,
+  return proto_response_built(id, json_pack("{s:s, s:s, s:I, s:f, s:f, s:b, s:s}", "slot", s->name,
                                          "param", pd->name, "id", (json_int_t)pd->id, "value", v,
                                          "requested", value, "clamped", clamped, "unit", pd->unit));
 }

@@ -45,11 +45,15 @@ static bool valid_name(const char *s) {
   return true;
 }
 
+/* Text a worker wrote: no control characters, quotes or backslashes, and valid UTF-8. */
 static bool printable(const char *s) {
-  for (; *s; s++)
-    if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f || *s == '"' || *s == '\\')
+  for (const char *c = s; *c; c++)
+    if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f || *c == '"' || *c == '\\')
       return false;
-  return true;
+  /* jansson refuses invalid UTF-8: what it takes can go into every answer. */
+  json_t *j = json_string(s);
+  json_decref(j);
+  return j != NULL;
 }
 
 int params_from_info(struct param_table *t, const struct rw_info *info, char *err, size_t errlen) {

@@ -4,9 +4,11 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "slot_internal.h"
 #include "slot_state.h"
@@ -64,22 +66,95 @@ static const struct supervisor_ops slot_supervisor_ops = {
     .detached = on_worker_detached,
 };
 
-void slots_init(struct runwayd *d) {
+/*
+ * Workers never run as root: when runwayd does, they run as worker_user
+ * (default "runway", the system service's user, else "nobody").
+ */
+static int worker_identity(struct runwayd *d, struct worker_launch *l, char *err, size_t errlen) {
+  l->uid = (uid_t)-1;
+  l->gid = (gid_t)-1;
+  if (geteuid() != 0)
+    return 0;
+  const char *name = d->opt.worker_user;
+  struct passwd *pw = name ? getpwnam(name) : getpwnam("runway");
+  if (pw == NULL && name == NULL)
+    pw = getpwnam(name = "nobody");
+  if (pw == NULL) {
+    snprintf(err, errlen, "worker_user \"%s\" is not a user on this system", name);
+    return -ENOENT;
+  }
+  if (pw->pw_uid == 0) {
+    snprintf(err, errlen, "worker_user \"%s\" is root; workers must run unprivileged", pw->pw_name);
+    return -EPERM;
+  }
+  l->uid = pw->pw_uid;
+  l->gid = pw->pw_gid;
+  snprintf(d->worker_home, sizeof(d->worker_home), "%s", pw->pw_dir);
+  l->home = d->worker_home;
+  return 0;
+}
+
+/* worker_env: names separated by spaces or commas. */
+static int worker_env_names(struct runwayd *d, struct worker_launch *l, char *err, size_t errlen) {
+  size_t n = 0;
+  const char *p = d->opt.worker_env ? d->opt.worker_env : "";
+  snprintf(d->worker_env_text, sizeof(d->worker_env_text), "%s", p);
+  for (char *tok = strtok(d->worker_env_text, " ,\t"); tok != NULL; tok = strtok(NULL, " ,\t")) {
+    if (n + 1 >= sizeof(d->worker_env) / sizeof(d->worker_env[0])) {
+      snprintf(err, errlen, "worker_env names too many variables");
+      return -E2BIG;
+    }
+    d->worker_env[n++] = tok;
+  }
+  d->worker_env[n] = NULL;
+  l->env_allow = d->worker_env;
+  return 0;
+}
+
+int slots_init(struct runwayd *d, char *err, size_t errlen) {
   d->supervise = (struct supervisor_env){
       .loop = d->loop,
-      .socket_path = d->opt.socket_path,
+      /* The launcher is runwayd itself: as the child sees it, even if the file was replaced. */
+      .launch = {.launcher = "/proc/self/exe"},
       .stall_timeout_ms = d->opt.stall_timeout_ms,
       .policy = supervisor_default_policy,
   };
   uv_timer_init(d->loop, &d->reclaim_timer);
   d->reclaim_timer.data = d;
+  int rc = worker_identity(d, &d->supervise.launch, err, errlen);
+  if (rc == 0)
+    rc = worker_env_names(d, &d->supervise.launch, err, errlen);
+  return rc;
 }
 
 /* ---- workers --------------------------------------------------------------------- */
 
+/*
+ * A command line with nothing a shell would interpret (no quotes, variables,
+ * redirections, operators, globs, leading assignments) is split at spaces and
+ * run directly, so the slot's pid is the worker's own. Returns the number of
+ * words, or 0 when it needs a shell.
+ */
+static size_t split_simple(const char *cmd, char *buf, size_t buflen, char **argv, size_t max) {
+  static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                              "_-./:,+@%= ";
+  size_t len = strlen(cmd), n = 0;
+  if (len >= buflen || strspn(cmd, plain) != len)
+    return 0;
+  memcpy(buf, cmd, len + 1);
+  for (char *tok = strtok(buf, " "); tok != NULL; tok = strtok(NULL, " ")) {
+    if (n + 1 >= max || (n == 0 && strchr(tok, '=') != NULL))
+      return 0;
+    argv[n++] = tok;
+  }
+  argv[n] = NULL;
+  return n;
+}
+
 void slot__start_worker(struct slot *s) {
   struct runwayd *d = s->d;
-  char *argv[4] = {NULL};
+  char *argv[64] = {NULL};
+  char words[4096];
   struct worker_command cmd = {.external = s->kind == SLOT_EXTERNAL, .argv = argv};
   if (s->kind == SLOT_PLUGIN) {
     cmd.file = d->opt.worker_path;
@@ -87,10 +162,14 @@ void slot__start_worker(struct slot *s) {
     argv[1] = "--plugin";
     argv[2] = s->plugin;
   } else if (s->kind == SLOT_EXEC) {
-    cmd.file = "/bin/sh";
-    argv[0] = "sh";
-    argv[1] = "-c";
-    argv[2] = s->exec;
+    if (split_simple(s->exec, words, sizeof(words), argv, 64) > 0) {
+      cmd.file = argv[0];
+    } else {
+      cmd.file = "/bin/sh";
+      argv[0] = "sh";
+      argv[1] = "-c";
+      argv[2] = s->exec;
+    }
   }
   if (supervisor_start(&s->sv, &cmd, s->gen->segment.fd) != 0 || cmd.external)
     return;
@@ -163,6 +242,70 @@ static int activate(struct slot *s, char *err, size_t errlen) {
   return slot__generation_new(s, err, errlen);
 }
 
+/*
+ * The locked memory a slot's segment takes (every mapping of runwayd is
+ * locked): at the server's rate and period, or at 48 kHz and 1024 frames
+ * while no server is there.
+ */
+static uint64_t segment_bytes(const struct runwayd *d, const struct slot_spec *spec,
+                              uint32_t latency) {
+  bool up = slot__backend_up(d);
+  struct proto_segment_params p = {
+      .sample_rate = up ? backend_sample_rate(d->backend) : 48000,
+      .n_inputs = (uint32_t)spec->inputs,
+      .n_outputs = (uint32_t)spec->outputs,
+      .flags = spec->midi ? RW_SEGMENT_F_MIDI : 0,
+      .latency = latency > 0 ? latency : 1,
+      .max_period = up ? backend_period(d->backend) : 1024,
+      .generation = 1,
+  };
+  struct rw_segment_header h;
+  char err[128];
+  return proto_segment_layout(&p, &h, err, sizeof(err)) == 0 ? h.segment_size : 0;
+}
+
+/* Per-user and total quotas of slots and locked memory (DESIGN.md: trust model). */
+static enum proto_err check_quotas(const struct runwayd *d, const struct slot_spec *spec,
+                                   char *err, size_t errlen) {
+  uint32_t rate = slot__backend_up(d) ? backend_sample_rate(d->backend) : 48000;
+  double ms = spec->latency_ms > 0 ? spec->latency_ms : d->opt.latency_ms;
+  uint32_t latency = spec->latency_frames > 0 ? (uint32_t)spec->latency_frames
+                                              : (uint32_t)llround(ms * rate / 1000.0);
+  uint64_t bytes = segment_bytes(d, spec, latency), total = bytes, mine = bytes;
+  uint32_t my_slots = 1;
+  for (uint32_t i = 0; i < d->n_slots; i++) {
+    total += d->slots[i]->segment_bytes;
+    if (!d->slots[i]->privileged && d->slots[i]->owner == spec->owner) {
+      mine += d->slots[i]->segment_bytes;
+      my_slots++;
+    }
+  }
+  const uint64_t mib = 1024 * 1024;
+  if (total > d->opt.max_memory_mb * mib) {
+    snprintf(err, errlen,
+             "with this slot runwayd's segments would lock %llu MiB, over max_memory_mb = %llu; "
+             "remove slots, or use shorter latencies or fewer channels",
+             (unsigned long long)((total + mib - 1) / mib), (unsigned long long)d->opt.max_memory_mb);
+    return PROTO_E_LIMIT;
+  }
+  if (spec->privileged)
+    return PROTO_OK;
+  if (my_slots > d->opt.max_slots_per_user) {
+    snprintf(err, errlen, "uid %u already has %u slots, max_slots_per_user; remove one first",
+             (unsigned)spec->owner, my_slots - 1);
+    return PROTO_E_LIMIT;
+  }
+  if (mine > d->opt.max_memory_mb_per_user * mib) {
+    snprintf(err, errlen,
+             "with this slot uid %u's segments would lock %llu MiB, over max_memory_mb_per_user "
+             "= %llu; remove slots, or use shorter latencies or fewer channels",
+             (unsigned)spec->owner, (unsigned long long)((mine + mib - 1) / mib),
+             (unsigned long long)d->opt.max_memory_mb_per_user);
+    return PROTO_E_LIMIT;
+  }
+  return PROTO_OK;
+}
+
 /* Checks a spec against the catalog and the limits; fills in the plugin's channel counts. */
 static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec,
                                  struct slot_spec *out, const struct catalog_plugin **cp,
@@ -192,6 +335,11 @@ static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec
   } else if (spec->kind == SLOT_EXEC && (spec->exec == NULL || spec->exec[0] == '\0')) {
     snprintf(err, errlen, "--exec needs a command line");
     return PROTO_E_INVALID_ARGUMENT;
+  } else if (spec->kind == SLOT_EXEC && !spec->privileged) {
+    snprintf(err, errlen,
+             "only root and runwayd's own user may start programs (--exec); use a plugin "
+             "(`runwayctl plugins` lists them), or declare the slot in runwayd's configuration");
+    return PROTO_E_PERMISSION;
   }
   out->inputs = spec->inputs >= 0 ? spec->inputs : (*cp ? (int64_t)(*cp)->n_inputs : 2);
   out->outputs = spec->outputs >= 0 ? spec->outputs : (*cp ? (int64_t)(*cp)->n_outputs : 2);
@@ -218,7 +366,7 @@ static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec
     snprintf(err, errlen, "latency_frames must be between 1 and %d", SLOT_MAX_LATENCY_FRAMES);
     return PROTO_E_INVALID_ARGUMENT;
   }
-  return PROTO_OK;
+  return check_quotas(d, out, err, errlen);
 }
 
 static struct slot *slot_new(struct runwayd *d, const struct slot_spec *spec,
@@ -230,6 +378,8 @@ static struct slot *slot_new(struct runwayd *d, const struct slot_spec *spec,
   s->refs = 1;
   snprintf(s->name, sizeof(s->name), "%s", spec->name);
   s->kind = spec->kind;
+  s->owner = spec->owner;
+  s->privileged = spec->privileged;
   s->n_in = (uint32_t)spec->inputs;
   s->n_out = (uint32_t)spec->outputs;
   s->midi = spec->midi != 0;
@@ -355,7 +505,7 @@ enum proto_err slots_attach(struct runwayd *d, struct slot *s, struct control_co
                              "latency_frames", (json_int_t)s->latency, "inputs",
                              (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi,
                              "generation", (json_int_t)s->generation);
-  json_t *resp = proto_response_ok(id, result);
+  json_t *resp = proto_response_built(id, result);
   int rc = resp ? control_conn_send_with_fd(conn, resp, s->gen->segment.fd) : -ENOMEM;
   json_decref(resp);
   if (rc != 0) {

@@ -146,7 +146,7 @@ static json_t *write_state_file(struct slot *s, json_t *id, const char *file) {
   free(text);
   if (rc != 0)
     return proto_response_error(id, PROTO_E_IO, "%s", err);
-  return proto_response_ok(id, json_pack("{s:s, s:s, s:I, s:o}", "slot", s->name, "file", file,
+  return proto_response_built(id, json_pack("{s:s, s:s, s:I, s:o}", "slot", s->name, "file", file,
                                           "state_bytes", (json_int_t)s->state_len, "params",
                                           slots_param_values(s)));
 }
@@ -214,7 +214,11 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
   if (resp != NULL)
     return resp;
 
-  int rc = persist_read_file(file, SLOT_STATE_FILE_MAX, &text, &len, err, sizeof(err));
+  /* Group members name files in presets/, where a symbolic link must not lend them others. */
+  uid_t uid = control_conn_uid(conn);
+  int rc = uid == 0 || uid == geteuid()
+               ? persist_read_file(file, SLOT_STATE_FILE_MAX, &text, &len, err, sizeof(err))
+               : persist_read_nofollow(file, SLOT_STATE_FILE_MAX, &text, &len, err, sizeof(err));
   if (rc != 0)
     return proto_response_error(req->id, rc == -ENOENT ? PROTO_E_NOT_FOUND : PROTO_E_IO, "%s",
                                 err);
@@ -246,10 +250,13 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
     return proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
                                 "the state in %s is not valid base64", file);
   }
-  if (s->gen != NULL && blob_len > s->gen->segment.layout.state_capacity) {
+  /* Without a generation (the server is away), the next one will have the default mailbox. */
+  uint32_t capacity = s->gen != NULL ? s->gen->segment.layout.state_capacity
+                                     : RW_STATE_CAPACITY_DEFAULT;
+  if (blob_len > capacity) {
     resp = proto_response_error(req->id, PROTO_E_LIMIT,
                                 "the state in %s (%zu bytes) is larger than the slot's %u-byte "
-                                "mailbox", file, blob_len, s->gen->segment.layout.state_capacity);
+                                "mailbox", file, blob_len, capacity);
     free(blob);
     json_decref(doc);
     return resp;
@@ -269,7 +276,7 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
 
   if (blob_len == 0 || !slot_running(s)) {
     free(blob);
-    return proto_response_ok(req->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
+    return proto_response_built(req->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
                                                 file, "state_bytes", (json_int_t)blob_len, "applied",
                                                 slot_running(s) ? "now" : "at the next start"));
   }
@@ -298,7 +305,7 @@ static json_t *finish_load(struct slot *s, struct slot_state_request *r) {
     return proto_response_error(r->id, PROTO_E_INVALID_ARGUMENT,
                                 "the plugin refused the state in %s (status %d)", r->file,
                                 (int)status);
-  return proto_response_ok(r->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
+  return proto_response_built(r->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
                                             r->file, "state_bytes", (json_int_t)s->state_len,
                                             "applied", "now"));
 }

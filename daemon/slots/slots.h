@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -65,6 +66,9 @@ struct slot {
   uint32_t n_in;
   uint32_t n_out;
   bool midi;
+  uid_t owner;             /* who added it (quotas) */
+  bool privileged;         /* added by root, the daemon's user or its files: no per-user quota */
+  uint64_t segment_bytes;  /* locked memory of its segment (quotas) */
   double latency_ms;       /* > 0 when L was given in ms (kept in time across rate changes) */
   uint32_t latency_frames; /* > 0 when L was given in frames */
   uint32_t latency;        /* L in effect, frames */
@@ -107,6 +111,13 @@ struct slot_spec {
   int midi;        /* -1: the plugin's; 0 or 1 */
   double latency_ms;      /* 0: not given */
   int64_t latency_frames; /* 0: not given */
+  /*
+   * The asker is root, the daemon's own user, the configuration file or
+   * slots.json: it may start programs (SLOT_EXEC), and only the daemon's
+   * totals limit it. Members of the socket group are not.
+   */
+  bool privileged;
+  uid_t owner; /* who asked: per-user quotas count the slot against this uid */
 };
 
 /*
@@ -117,8 +128,11 @@ struct slot_spec {
  */
 int slot_spec_from_json(const json_t *def, struct slot_spec *spec, char *err, size_t errlen);
 
-/* The supervisors' shared settings, from the daemon's options. */
-void slots_init(struct runwayd *d);
+/*
+ * The supervisors' shared settings, from the daemon's options: who workers
+ * run as, what environment they get. 0 or -errno with a message.
+ */
+int slots_init(struct runwayd *d, char *err, size_t errlen);
 
 /*
  * Adds a slot. With the server connected it gets ports, a segment and a

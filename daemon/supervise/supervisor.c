@@ -123,11 +123,11 @@ int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, in
     return 0;
 
   struct worker_spawn spec = {
+      .launch = &sv->env->launch,
       .file = cmd->file,
       .argv = cmd->argv,
       .segment_fd = segment_fd,
       .slot = sv->name,
-      .socket = sv->env->socket_path,
       .on_exit = on_worker_exit,
       .user = sv,
   };
@@ -204,14 +204,14 @@ bool supervisor_can_attach(const struct supervisor *sv, const struct control_con
 
 int supervisor_attach(struct supervisor *sv, struct control_conn *conn) {
   char err[256];
-  if (!supervisor_can_attach(sv, conn, err, sizeof(err)))
+  if (!supervisor_can_attach(sv, conn, err, sizeof(err)) ||
+      control_conn_set_owner(conn, sv, on_attached_closed) != 0)
     return -EBUSY;
   sv->attached = conn;
   sv->active = true;
   sv->pid = control_conn_pid(conn);
   sv->started_ms = base_mono_ms();
   stall_watch_reset(&sv->stall, 0, sv->started_ms);
-  control_conn_set_owner(conn, sv, on_attached_closed);
   return 0;
 }
 

@@ -39,7 +39,7 @@ const char *worker_state_name(enum worker_state state);
 /* What every supervisor of the daemon shares. */
 struct supervisor_env {
   uv_loop_t *loop;
-  const char *socket_path;   /* exported to managed workers as RUNWAY_SOCKET */
+  struct worker_launch launch; /* how managed workers are started */
   uint64_t stall_timeout_ms; /* no progress with input pending for this long: a stall */
   struct restart_policy policy;
 };

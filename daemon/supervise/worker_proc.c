@@ -11,30 +11,53 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "log.h"
+
 extern char **environ;
 
 #ifndef P_PIDFD
 #define P_PIDFD 3 /* <linux/wait.h>; glibc's <sys/wait.h> does not define it yet */
 #endif
 
+/* A worker's output reaches the log a line at a time, at most this long and this often. */
+#define OUTPUT_LINE_MAX 400
+#define OUTPUT_LINES_PER_S 20
+
+const char *const worker_env_default[] = {
+    "PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME",
+    "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", NULL,
+};
+
 /*
  * Workers are started with posix_spawn (glibc: clone with CLONE_VM |
  * CLONE_VFORK), not fork: fork would copy the daemon's page tables under
  * its mmap lock and turn its private pages copy-on-write, and the RT thread
- * could then stall on a page fault. The child is watched through a pidfd on
- * the loop, which also makes signalling it race-free.
+ * could then stall on a page fault. posix_spawn cannot change the uid or
+ * ask for a parent-death signal, so the child first runs runwayd's own
+ * launcher (worker_launch_main), which does both and execs the worker. The
+ * child is watched through a pidfd on the loop, which also makes signalling
+ * it race-free.
  */
 struct worker_proc {
   uv_poll_t poll;
   uv_timer_t kill_timer;
+  uv_pipe_t output; /* the worker's stdout and stderr */
+  int open_handles;
   worker_exit_fn on_exit;
   void *user;
-  pid_t pid;
+  pid_t pid; /* also its session and process group */
   int pidfd;
   bool exited;
   bool detached;
   bool released;
-  int open_handles;
+
+  char slot[64];
+  char line[OUTPUT_LINE_MAX + 1];
+  size_t line_len;
+  uint64_t window_ms; /* the second the rate limit counts in */
+  uint32_t window_lines;
+  uint32_t suppressed;
 };
 
 static void handle_closed(uv_handle_t *h) {
@@ -46,21 +69,80 @@ static void handle_closed(uv_handle_t *h) {
 }
 
 static void close_all(struct worker_proc *p) {
+  p->released = true;
   uv_close((uv_handle_t *)&p->kill_timer, handle_closed);
   uv_close((uv_handle_t *)&p->poll, handle_closed);
+  if (!uv_is_closing((uv_handle_t *)&p->output))
+    uv_close((uv_handle_t *)&p->output, handle_closed);
 }
+
+/* ---- the worker's output ------------------------------------------------------ */
+
+static void emit_line(struct worker_proc *p) {
+  uint64_t now = base_mono_ms();
+  if (now - p->window_ms >= 1000) {
+    if (p->suppressed > 0)
+      log_warn("slot %s: %u more lines of worker output not logged", p->slot, p->suppressed);
+    p->window_ms = now;
+    p->window_lines = 0;
+    p->suppressed = 0;
+  }
+  if (p->line_len > 0 && p->window_lines++ < OUTPUT_LINES_PER_S) {
+    p->line[p->line_len] = '\0';
+    log_info("slot %s: %s", p->slot, p->line);
+  } else if (p->line_len > 0) {
+    p->suppressed++;
+  }
+  p->line_len = 0;
+}
+
+static void on_output_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  static char chunk[4096]; /* the loop is single-threaded and consumes it at once */
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(chunk, sizeof(chunk));
+}
+
+/* Untrusted bytes: control characters (escapes, NUL) are shown as '?', long lines are cut. */
+static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  struct worker_proc *p = s->data;
+  if (n < 0) {
+    emit_line(p);
+    uv_read_stop(s);
+    return;
+  }
+  for (ssize_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)buf->base[i];
+    if (c == '\n') {
+      emit_line(p);
+      continue;
+    }
+    if (p->line_len == OUTPUT_LINE_MAX)
+      emit_line(p);
+    p->line[p->line_len++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+  }
+}
+
+/* ---- exit ----------------------------------------------------------------------- */
+
+/* Everything the worker left in its session goes with it. */
+static void kill_session(struct worker_proc *p) { (void)kill(-p->pid, SIGKILL); }
 
 static void on_pidfd(uv_poll_t *h, int status, int events) {
   struct worker_proc *p = h->data;
   siginfo_t si;
   memset(&si, 0, sizeof(si));
-  if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) != 0 || si.si_pid == 0)
+  /* WNOWAIT: the zombie keeps its pid, so the session's id cannot be reused while we kill it. */
+  if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+      si.si_pid == 0)
     return; /* not exited yet (a spurious wake-up) */
+  kill_session(p);
+  siginfo_t reaped;
+  (void)waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &reaped, WEXITED | WNOHANG);
   p->exited = true;
   uv_poll_stop(&p->poll);
   uv_timer_stop(&p->kill_timer);
   if (p->detached) {
-    p->released = true;
     close_all(p);
     return;
   }
@@ -70,7 +152,22 @@ static void on_pidfd(uv_poll_t *h, int status, int events) {
     p->on_exit(p, status_code, term_signal, p->user);
 }
 
-/* Our environment minus the RUNWAY_* variables we set (and systemd's), plus ours. */
+/* ---- spawning ------------------------------------------------------------------- */
+
+static bool allowed(const char *entry, const char *const *names) {
+  for (size_t i = 0; names != NULL && names[i] != NULL; i++) {
+    size_t len = strlen(names[i]);
+    if (len > 0 && names[i][len - 1] == '*') {
+      if (strncmp(entry, names[i], len - 1) == 0)
+        return true;
+    } else if (strncmp(entry, names[i], len) == 0 && entry[len] == '=') {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The allowed part of our environment, plus the worker's own variables. */
 static char **build_env(const struct worker_spawn *spec) {
   size_t n = 0;
   while (environ[n] != NULL)
@@ -79,48 +176,72 @@ static char **build_env(const struct worker_spawn *spec) {
   if (env == NULL)
     return NULL;
   size_t k = 0;
+  bool other_home = spec->launch->home != NULL;
   for (size_t i = 0; i < n; i++) {
-    /* Ours to set; and systemd's notification and watchdog belong to the daemon alone. */
-    if (strncmp(environ[i], "RUNWAY_SEGMENT_FD=", 18) == 0 ||
-        strncmp(environ[i], "RUNWAY_SLOT=", 12) == 0 ||
-        strncmp(environ[i], "RUNWAY_SOCKET=", 14) == 0 ||
-        strncmp(environ[i], "NOTIFY_SOCKET=", 14) == 0 ||
-        strncmp(environ[i], "WATCHDOG_", 9) == 0)
+    if (strncmp(environ[i], "RUNWAY_", 7) == 0 || (other_home && !strncmp(environ[i], "HOME=", 5)))
       continue;
-    env[k++] = environ[i];
+    if (allowed(environ[i], worker_env_default) || allowed(environ[i], spec->launch->env_allow))
+      env[k++] = environ[i];
   }
-  char *mine[3] = {NULL, NULL, NULL};
-  if (asprintf(&mine[0], "RUNWAY_SEGMENT_FD=%d", SUPERVISOR_SEGMENT_FD) < 0 ||
-      asprintf(&mine[1], "RUNWAY_SLOT=%s", spec->slot ? spec->slot : "") < 0 ||
-      asprintf(&mine[2], "RUNWAY_SOCKET=%s", spec->socket ? spec->socket : "") < 0) {
-    for (int i = 0; i < 3; i++)
-      free(mine[i]);
+  size_t first_own = k;
+  if (asprintf(&env[k++], "RUNWAY_SEGMENT_FD=%d", SUPERVISOR_SEGMENT_FD) < 0 ||
+      asprintf(&env[k++], "RUNWAY_SLOT=%s", spec->slot ? spec->slot : "") < 0 ||
+      (other_home && asprintf(&env[k++], "HOME=%s", spec->launch->home) < 0)) {
+    env[k - 1] = NULL;
+    for (size_t i = first_own; i < k - 1; i++)
+      free(env[i]);
     free(env);
     return NULL;
   }
-  for (int i = 0; i < 3; i++)
-    env[k++] = mine[i];
   env[k] = NULL;
   return env;
 }
 
+/* Frees what build_env allocated: ours are the entries from RUNWAY_SEGMENT_FD on. */
 static void free_env(char **env) {
-  size_t n = 0;
-  while (env[n] != NULL)
-    n++;
-  /* Only the last three entries are ours. */
-  for (size_t i = n >= 3 ? n - 3 : 0; i < n; i++)
+  size_t i = 0;
+  while (env[i] != NULL && strncmp(env[i], "RUNWAY_SEGMENT_FD=", 18) != 0)
+    i++;
+  for (; env[i] != NULL; i++)
     free(env[i]);
   free(env);
 }
 
+/* argv of the launcher: runwayd --launch-worker --parent P [--uid U --gid G] -- FILE ARGV... */
+static char **launcher_argv(const struct worker_spawn *spec, char *parent, char *uid, char *gid) {
+  size_t n = 0;
+  while (spec->argv[n] != NULL)
+    n++;
+  char **a = calloc(n + 12, sizeof(char *));
+  if (a == NULL)
+    return NULL;
+  size_t k = 0;
+  a[k++] = (char *)spec->launch->launcher;
+  a[k++] = "--launch-worker";
+  a[k++] = "--parent";
+  a[k++] = parent;
+  if (spec->launch->uid != (uid_t)-1) {
+    a[k++] = "--uid";
+    a[k++] = uid;
+    a[k++] = "--gid";
+    a[k++] = gid;
+  }
+  a[k++] = "--";
+  a[k++] = (char *)spec->file;
+  for (size_t i = 0; i < n; i++)
+    a[k++] = spec->argv[i];
+  a[k] = NULL;
+  return a;
+}
+
 /*
- * The child gets: stdin from /dev/null; stdout and stderr on our stderr, so a
- * worker's messages reach the daemon's log and never its stdout; the segment
- * at fd 3; nothing else of ours (JACK's sockets, the control socket); default
- * signal dispositions and an empty mask (we ignore SIGPIPE, it should not).
+ * The child gets: stdin from /dev/null; stdout and stderr into out_fd; the
+ * segment at fd 3; nothing else of ours (JACK's sockets, the control
+ * socket); a session of its own; default signal dispositions and an empty
+ * mask (we ignore SIGPIPE, it should not).
  */
-static int spawn(const struct worker_spawn *spec, char **env, pid_t *pid) {
+static int spawn(const struct worker_spawn *spec, char **argv, char **env, int out_fd,
+                 pid_t *pid) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   sigset_t none, all;
@@ -132,7 +253,9 @@ static int spawn(const struct worker_spawn *spec, char **env, pid_t *pid) {
   sigfillset(&all);
   rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   if (rc == 0)
-    rc = posix_spawn_file_actions_adddup2(&fa, 2, 1);
+    rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+  if (rc == 0)
+    rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
   /* dup2 onto itself clears close-on-exec (glibc >= 2.29), so fd 3 works too. */
   if (rc == 0)
     rc = posix_spawn_file_actions_adddup2(&fa, spec->segment_fd, SUPERVISOR_SEGMENT_FD);
@@ -143,9 +266,10 @@ static int spawn(const struct worker_spawn *spec, char **env, pid_t *pid) {
   if (rc == 0)
     rc = posix_spawnattr_setsigdefault(&attr, &all);
   if (rc == 0)
-    rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                             POSIX_SPAWN_SETSID);
   if (rc == 0)
-    rc = posix_spawnp(pid, spec->file, &fa, &attr, spec->argv, env);
+    rc = posix_spawn(pid, spec->launch->launcher, &fa, &attr, argv, env);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   return -rc;
@@ -154,14 +278,27 @@ static int spawn(const struct worker_spawn *spec, char **env, pid_t *pid) {
 int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct worker_proc **out,
                       char *err, size_t errlen) {
   struct worker_proc *p = calloc(1, sizeof(*p));
-  char **env = NULL;
+  char **env = NULL, **argv = NULL;
+  char uid[16], gid[16], parent[16];
+  int pipe_fds[2] = {-1, -1};
   int rc = -ENOMEM;
   if (p == NULL)
     goto fail;
+  snprintf(uid, sizeof(uid), "%u", (unsigned)spec->launch->uid);
+  snprintf(gid, sizeof(gid), "%u", (unsigned)spec->launch->gid);
+  snprintf(parent, sizeof(parent), "%d", (int)getpid());
   env = build_env(spec);
-  if (env == NULL)
+  argv = launcher_argv(spec, parent, uid, gid);
+  if (env == NULL || argv == NULL)
     goto fail;
-  rc = spawn(spec, env, &p->pid);
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    rc = -errno;
+    snprintf(err, errlen, "cannot make a pipe for the worker's output: %s", strerror(errno));
+    goto fail;
+  }
+  rc = spawn(spec, argv, env, pipe_fds[1], &p->pid);
+  close(pipe_fds[1]);
+  pipe_fds[1] = -1;
   if (rc != 0) {
     snprintf(err, errlen, "cannot start %s: %s", spec->file, strerror(-rc));
     goto fail;
@@ -170,54 +307,66 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
   if (p->pidfd < 0) {
     rc = -errno;
     snprintf(err, errlen, "pidfd_open: %s", strerror(errno));
-    kill(p->pid, SIGKILL);
+    kill(-p->pid, SIGKILL);
     waitpid(p->pid, NULL, 0);
     goto fail;
   }
   free_env(env);
+  free(argv);
+  snprintf(p->slot, sizeof(p->slot), "%s", spec->slot ? spec->slot : "?");
   p->on_exit = spec->on_exit;
   p->user = spec->user;
   uv_poll_init(loop, &p->poll, p->pidfd);
   uv_timer_init(loop, &p->kill_timer);
-  p->poll.data = p->kill_timer.data = p;
-  p->open_handles = 2;
+  uv_pipe_init(loop, &p->output, 0);
+  p->poll.data = p->kill_timer.data = p->output.data = p;
+  p->open_handles = 3;
   uv_poll_start(&p->poll, UV_READABLE, on_pidfd);
+  if (uv_pipe_open(&p->output, pipe_fds[0]) == 0) {
+    pipe_fds[0] = -1; /* the pipe handle owns it now */
+    uv_read_start((uv_stream_t *)&p->output, on_output_alloc, on_output);
+  } else {
+    close(pipe_fds[0]);
+    log_warn("slot %s: the worker's output cannot be read; it is discarded", p->slot);
+  }
   *out = p;
   return 0;
 
 fail:
+  if (pipe_fds[0] >= 0)
+    close(pipe_fds[0]);
+  if (pipe_fds[1] >= 0)
+    close(pipe_fds[1]);
   if (env != NULL)
     free_env(env);
+  free(argv);
   free(p);
   return rc;
 }
 
 pid_t worker_proc_pid(const struct worker_proc *proc) { return proc->pid; }
 
-static void send_signal(struct worker_proc *p, int sig) {
+static void on_kill_timer(uv_timer_t *t) {
+  struct worker_proc *p = t->data;
   if (!p->exited)
-    (void)pidfd_send_signal(p->pidfd, sig, NULL, 0);
+    kill_session(p);
 }
-
-static void on_kill_timer(uv_timer_t *t) { send_signal(t->data, SIGKILL); }
 
 void worker_proc_stop(struct worker_proc *proc, uint64_t grace_ms) {
   if (proc->exited)
     return;
   if (grace_ms == 0) {
-    send_signal(proc, SIGKILL);
+    kill_session(proc);
     return;
   }
   /* SIGCONT too: a stopped worker must be able to act on SIGTERM. */
-  send_signal(proc, SIGTERM);
-  send_signal(proc, SIGCONT);
+  (void)pidfd_send_signal(proc->pidfd, SIGTERM, NULL, 0);
+  (void)pidfd_send_signal(proc->pidfd, SIGCONT, NULL, 0);
   uv_timer_start(&proc->kill_timer, on_kill_timer, grace_ms, 0);
 }
 
 void worker_proc_detach(struct worker_proc *proc) {
   proc->detached = true;
-  if (proc->exited && !proc->released) {
-    proc->released = true;
+  if (proc->exited && !proc->released)
     close_all(proc);
-  }
 }

@@ -1,7 +1,15 @@
 /*
- * Worker processes: spawning one with its slot's segment, noticing its exit,
- * stopping it. Control thread only. When to start or restart a worker is the
- * supervisor's business (supervisor.h).
+ * Worker processes: spawning one with its slot's segment and nothing more,
+ * noticing its exit, stopping it and everything it started. Control thread
+ * only. When to start or restart a worker is the supervisor's business
+ * (supervisor.h).
+ *
+ * What a worker gets: the segment at fd 3 (RUNWAY_SEGMENT_FD), RUNWAY_SLOT,
+ * an environment reduced to an allow-list, stdin from /dev/null, stdout and
+ * stderr into a pipe whose lines the daemon logs tagged with the slot's name,
+ * a session (and process group) of its own, SIGKILL when runwayd dies, no
+ * way to gain privileges (no_new_privs), and, when runwayd runs as root, an
+ * unprivileged uid. It gets no control socket: it has its segment.
  */
 #ifndef RUNWAY_DAEMON_SUPERVISE_WORKER_PROC_H
 #define RUNWAY_DAEMON_SUPERVISE_WORKER_PROC_H
@@ -21,12 +29,21 @@ struct worker_proc;
 typedef void (*worker_exit_fn)(struct worker_proc *proc, int64_t exit_status, int term_signal,
                                void *user);
 
+/* How every worker of this daemon is started (fixed at start). */
+struct worker_launch {
+  const char *launcher;            /* runwayd itself (--launch-worker), absolute */
+  uid_t uid;                       /* (uid_t)-1: keep runwayd's */
+  gid_t gid;                       /* with uid */
+  const char *home;                /* HOME for a worker with another uid, or NULL */
+  const char *const *env_allow;    /* extra environment names passed on, NULL terminated */
+};
+
 struct worker_spawn {
-  const char *file;   /* executable (searched in PATH when it has no slash) */
-  char *const *argv;  /* argv[0] included, NULL terminated */
-  int segment_fd;     /* inherited as SUPERVISOR_SEGMENT_FD */
-  const char *slot;   /* exported as RUNWAY_SLOT */
-  const char *socket; /* exported as RUNWAY_SOCKET */
+  const struct worker_launch *launch;
+  const char *file;  /* executable; searched in the worker's PATH when it has no slash */
+  char *const *argv; /* argv[0] included, NULL terminated */
+  int segment_fd;    /* inherited as SUPERVISOR_SEGMENT_FD */
+  const char *slot;  /* exported as RUNWAY_SLOT; tags the worker's output in the log */
   worker_exit_fn on_exit;
   void *user;
 };
@@ -38,8 +55,10 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
 pid_t worker_proc_pid(const struct worker_proc *proc);
 
 /*
- * Stops the worker: SIGTERM now, SIGKILL if it is still alive after grace_ms
- * (0: SIGKILL at once). The exit callback still runs unless detached.
+ * Stops the worker: SIGTERM now, SIGKILL to its whole session if it is still
+ * alive after grace_ms (0: SIGKILL at once). Whatever the worker started
+ * that is still in its session is killed when it exits. The exit callback
+ * still runs unless detached.
  */
 void worker_proc_stop(struct worker_proc *proc, uint64_t grace_ms);
 
@@ -50,5 +69,20 @@ void worker_proc_stop(struct worker_proc *proc, uint64_t grace_ms);
  * is freed at once). Do not use proc afterwards.
  */
 void worker_proc_detach(struct worker_proc *proc);
+
+/*
+ * The environment names a worker gets besides its own RUNWAY_ ones (PATH,
+ * HOME, locale, TZ, TMPDIR, sanitizer options...). For --help and tests.
+ */
+extern const char *const worker_env_default[];
+
+/*
+ * runwayd --launch-worker [--uid U --gid G --home DIR] -- FILE ARGV...: what
+ * a spawned worker runs first, as runwayd's own executable, before it
+ * becomes the worker. Drops to the given uid, asks for SIGKILL when runwayd
+ * dies, sets no_new_privs, and execs FILE. Returns only on failure (the exit
+ * status, with the reason on stderr).
+ */
+int worker_launch_main(int argc, char **argv);
 
 #endif

@@ -31,15 +31,13 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "clock.h"
 #include "harness.h"
 
 #ifndef RUNWAY_BENCH_BUILD
@@ -52,12 +50,6 @@
 #define TARGET_RATIO 2.0
 
 static FILE *json_out;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -81,43 +73,15 @@ static struct stats stats_of(double *v, size_t n) {
   return s;
 }
 
-/* A bare client: prebuilt request lines, answers read up to their newline. */
-struct client {
-  int fd;
-  char buf[1 << 16];
-  size_t have;
-};
-
-static void client_open(struct client *c, const char *path) {
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-  c->have = 0;
-  c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
-    H_FAIL("connect %s: %s", path, strerror(errno));
-}
-
-/* Sends line, waits for the answer; returns true when it says ok. */
-static bool client_call(struct client *c, const char *line, size_t len) {
-  if (send(c->fd, line, len, MSG_NOSIGNAL) != (ssize_t)len)
-    H_FAIL("send to runwayd: %s", strerror(errno));
-  for (;;) {
-    char *nl = memchr(c->buf, '\n', c->have);
-    if (nl != NULL) {
-      size_t n = (size_t)(nl - c->buf);
-      bool ok = memmem(c->buf, n, "\"ok\":true", 9) != NULL;
-      memmove(c->buf, nl + 1, c->have - n - 1);
-      c->have -= n + 1;
-      return ok;
-    }
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    if (poll(&p, 1, 10000) <= 0)
-      H_FAIL("runwayd did not answer within 10 s");
-    ssize_t r = recv(c->fd, c->buf + c->have, sizeof(c->buf) - c->have, 0);
-    if (r <= 0)
-      H_FAIL("runwayd closed the connection");
-    c->have += (size_t)r;
-  }
+/* Sends a prebuilt request line and waits for its answer; true when it says ok. */
+static bool client_call(struct proto_client *c, const char *line, size_t len) {
+  const char *answer;
+  ssize_t n = proto_client_exchange(c, line, len, base_mono_ms() + 10000, &answer, NULL);
+  if (n == -ETIMEDOUT)
+    H_FAIL("runwayd did not answer within 10 s");
+  if (n < 0)
+    H_FAIL("talking to runwayd: %s", strerror((int)-n));
+  return memmem(answer, (size_t)n, "\"ok\":true", 9) != NULL;
 }
 
 static size_t param_line(char *buf, size_t cap, unsigned id, double db) {
@@ -128,7 +92,7 @@ static size_t param_line(char *buf, size_t cap, unsigned id, double db) {
 }
 
 /* (a) */
-static bool bench_rtt(struct client *c, unsigned n, double *rtt_max_us) {
+static bool bench_rtt(struct proto_client *c, unsigned n, double *rtt_max_us) {
   double *ps = calloc(n, sizeof(double)), *st = calloc(n, sizeof(double));
   char line[256], status[64];
   unsigned busy = 0, id = 1;
@@ -141,14 +105,14 @@ static bool bench_rtt(struct client *c, unsigned n, double *rtt_max_us) {
   }
   for (unsigned i = 0; i < n; i++) {
     size_t slen = (size_t)snprintf(status, sizeof(status), "{\"id\":%u,\"cmd\":\"status\"}\n", id++);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = base_mono_ns();
     if (!client_call(c, status, slen))
       H_FAIL("status failed");
-    uint64_t t1 = now_ns();
+    uint64_t t1 = base_mono_ns();
     size_t len = param_line(line, sizeof(line), id++, i % 2 ? -6.0 : -5.0);
-    uint64_t t2 = now_ns();
+    uint64_t t2 = base_mono_ns();
     bool ok = client_call(c, line, len);
-    uint64_t t3 = now_ns();
+    uint64_t t3 = base_mono_ns();
     busy += !ok; /* the RT queue full for a moment: still a round trip */
     st[i] = (double)(t1 - t0) / 1000.0;
     ps[i] = (double)(t3 - t2) / 1000.0;
@@ -193,8 +157,8 @@ static void wait_steady(struct h_probe *p, uint32_t period, float level) {
 }
 
 /* (b) */
-static bool bench_audible(struct client *c, struct h_probe *p, uint32_t period, unsigned changes,
-                          double rtt_max_us) {
+static bool bench_audible(struct proto_client *c, struct h_probe *p, uint32_t period,
+                          unsigned changes, double rtt_max_us) {
   double *lag = calloc(changes, sizeof(double)), *answer = calloc(changes, sizeof(double));
   unsigned done = 0, disturbed = 0, id = 1000000;
   char line[256];
@@ -333,12 +297,14 @@ int main(int argc, char **argv) {
   json_decref(s);
   h_conn_close(&conn);
 
-  struct client c;
-  client_open(&c, d.socket);
+  struct proto_client c;
+  int rc = proto_client_connect(&c, d.socket, base_mono_ms() + 10000);
+  if (rc != 0)
+    H_FAIL("connect %s: %s", d.socket, strerror(-rc));
   double rtt_max_us = 0;
   bool pass = bench_rtt(&c, (unsigned)n, &rtt_max_us);
   pass &= bench_audible(&c, p, (uint32_t)period, (unsigned)changes, rtt_max_us);
-  close(c.fd);
+  proto_client_close(&c);
 
   h_probe_close(p);
   h_daemon_stop(&d);

@@ -90,6 +90,9 @@ static void setup(void) {
   d.opt.latency_ms = 50.0;
   d.opt.log_level = LOG_LEVEL_ERROR;
   d.opt.stall_timeout_ms = 2000;
+  d.opt.max_slots_per_user = 32;
+  d.opt.max_memory_mb_per_user = 512;
+  d.opt.max_memory_mb = 4096;
   d.opt.user_instance = true;
   snprintf(d.opt.socket_path, sizeof(d.opt.socket_path), "/nonexistent/runway-fuzz.sock");
   /* Never run: workers start only once the backend is open. */
@@ -102,7 +105,8 @@ static void setup(void) {
   json_decref(doc);
 
   engine_init(&d.engine);
-  slots_init(&d);
+  if (slots_init(&d, err, sizeof(err)) != 0)
+    die(err);
   /* The backend is created and never connected. */
   if (connection_init(&d, err, sizeof(err)) != 0)
     die(err);

@@ -26,19 +26,17 @@
  * underrun counter rises, and runwayd exits 0 at the end.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "clock.h"
 #include "harness.h"
 
 #define RATE 48000
@@ -67,85 +65,42 @@ static struct {
 static const char *const phases[] = {"idle", "oversize", "bad requests", "200 connections",
                                      "silent subscriber", "flooder", "end"};
 
-static uint64_t now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+/* Connects within 5 s (a connect waits while the listen backlog is full). */
+static int connect_within(struct proto_client *c) {
+  return proto_client_connect(c, sock, h_now_ms() + 5000);
 }
 
-static int unix_connect(const char *path) {
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -errno;
-  /* Bounds a connect that waits for room in the listen backlog. */
-  struct timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-    int e = errno;
-    close(fd);
-    return -e;
-  }
-  return fd;
-}
+static const char status_line[] = "{\"id\":1,\"cmd\":\"status\"}\n";
 
-/* Reads one line into buf within timeout_ms: its length, or -errno (-EPIPE at EOF). */
-static ssize_t read_line_fd(int fd, char *buf, size_t cap, size_t *have, unsigned timeout_ms) {
-  uint64_t deadline = h_now_ms() + timeout_ms;
-  for (;;) {
-    char *nl = memchr(buf, '\n', *have);
-    if (nl != NULL)
-      return nl - buf;
-    int64_t left = (int64_t)deadline - (int64_t)h_now_ms();
-    if (left <= 0)
-      return -ETIMEDOUT;
-    if (*have == cap)
-      return -EMSGSIZE;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r = poll(&p, 1, (int)left);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      continue;
-    ssize_t n = recv(fd, buf + *have, cap - *have, 0);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      return -EPIPE;
-    *have += (size_t)n;
-  }
+/* Sends status on c; true when it is answered ok within timeout_ms. */
+static bool status_ok(struct proto_client *c, unsigned timeout_ms, const char **answer,
+                      ssize_t *len) {
+  *len = proto_client_exchange(c, status_line, sizeof(status_line) - 1, h_now_ms() + timeout_ms,
+                               answer, NULL);
+  return *len > 0 && memmem(*answer, (size_t)*len, "\"ok\":true", 9) != NULL;
 }
 
 static void *monitor_main(void *arg) {
   (void)arg;
-  char buf[1 << 16], req[64];
-  size_t have = 0;
-  int fd = unix_connect(sock);
-  if (fd < 0) {
-    atomic_store(&mon.failed, -fd);
+  struct proto_client c;
+  int rc = connect_within(&c);
+  if (rc != 0) {
+    atomic_store(&mon.failed, -rc);
     return NULL;
   }
-  for (uint64_t id = 1; !atomic_load(&mon.stop); id++) {
-    int n = snprintf(req, sizeof(req), "{\"id\":%llu,\"cmd\":\"status\"}\n", (unsigned long long)id);
-    uint64_t t0 = now_us();
+  for (json_int_t id = 1; !atomic_load(&mon.stop); id++) {
+    json_t *resp;
+    uint64_t t0 = base_mono_us();
     atomic_fetch_add(&mon.asked, 1);
-    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-      atomic_store(&mon.failed, errno ? errno : EIO);
-      break;
-    }
-    ssize_t len = read_line_fd(fd, buf, sizeof(buf), &have, 10000);
-    uint64_t dt = now_us() - t0;
-    if (len < 0) {
+    rc = proto_client_request(&c, id, "status", NULL, h_now_ms() + 10000, &resp, NULL);
+    uint64_t dt = base_mono_us() - t0;
+    if (rc != 0) {
       atomic_fetch_add(&mon.late, 1);
-      atomic_store(&mon.failed, (int)-len);
+      atomic_store(&mon.failed, -rc);
       break;
     }
-    bool ok = memmem(buf, (size_t)len, "\"ok\":true", 9) != NULL;
-    memmove(buf, buf + len + 1, have - (size_t)len - 1);
-    have -= (size_t)len + 1;
+    bool ok = json_is_true(json_object_get(resp, "ok"));
+    json_decref(resp);
     if (!ok) {
       atomic_store(&mon.failed, EPROTO);
       break;
@@ -159,7 +114,7 @@ static void *monitor_main(void *arg) {
     }
     h_sleep_ms(MONITOR_EVERY_MS);
   }
-  close(fd);
+  proto_client_close(&c);
   return NULL;
 }
 
@@ -361,12 +316,11 @@ static void bad_requests(void) {
 }
 
 static void many_connections(void) {
-  int fds[N_CONNS];
+  static struct proto_client conns[N_CONNS];
   unsigned refused = 0, accepted = 0, connect_failed = 0, other = 0;
   uint64_t t0 = h_now_ms();
   for (int i = 0; i < N_CONNS; i++) {
-    fds[i] = unix_connect(sock);
-    if (fds[i] < 0)
+    if (connect_within(&conns[i]) != 0)
       connect_failed++;
   }
   h_log("%d connections opened in %llu ms (%u failed to connect)", N_CONNS,
@@ -375,7 +329,6 @@ static void many_connections(void) {
    * Refused ones get one limit line and EOF at once; accepted ones get
    * nothing until they ask. Wait until none has become readable for 500 ms.
    */
-  char buf[4096];
   char first_msg[512] = "";
   bool decided[N_CONNS] = {false};
   uint64_t quiet_since = h_now_ms(), deadline = h_now_ms() + 10000;
@@ -383,8 +336,8 @@ static void many_connections(void) {
     struct pollfd pf[N_CONNS];
     int idx[N_CONNS], np = 0;
     for (int i = 0; i < N_CONNS; i++) {
-      if (fds[i] >= 0 && !decided[i]) {
-        pf[np].fd = fds[i];
+      if (conns[i].fd >= 0 && !decided[i]) {
+        pf[np].fd = conns[i].fd;
         pf[np].events = POLLIN;
         idx[np++] = i;
       }
@@ -395,11 +348,11 @@ static void many_connections(void) {
       if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
         continue;
       int i = idx[k];
-      size_t have = 0;
+      const char *line = "";
       decided[i] = true;
       quiet_since = h_now_ms();
-      ssize_t len = read_line_fd(fds[i], buf, sizeof(buf), &have, 5000);
-      json_t *resp = len > 0 ? json_loadb(buf, (size_t)len, 0, NULL) : NULL;
+      ssize_t len = proto_client_read_line(&conns[i], h_now_ms() + 5000, &line, NULL);
+      json_t *resp = len > 0 ? json_loadb(line, (size_t)len, 0, NULL) : NULL;
       const char *code = resp ? h_error_code(resp) : NULL;
       const char *msg = resp ? json_string_value(json_object_get(json_object_get(resp, "error"),
                                                                  "message"))
@@ -409,35 +362,30 @@ static void many_connections(void) {
         if (first_msg[0] == '\0')
           snprintf(first_msg, sizeof(first_msg), "%s", msg);
         /* Then the daemon closes it. */
-        memmove(buf, buf + len + 1, have - (size_t)len - 1);
-        have -= (size_t)len + 1;
-        if (read_line_fd(fds[i], buf, sizeof(buf), &have, 5000) != -EPIPE) {
+        if (proto_client_read_line(&conns[i], h_now_ms() + 5000, &line, NULL) != -EPIPE) {
           other++;
           h_error("connection %d: still open after its limit error", i);
         }
       } else {
         other++;
         h_error("connection %d: expected a limit error or nothing, got %.*s", i,
-                len > 0 ? (int)len : 0, buf);
+                len > 0 ? (int)len : 0, line);
       }
       json_decref(resp);
     }
   }
   /* The rest were accepted: each is served. */
   for (int i = 0; i < N_CONNS; i++) {
-    if (fds[i] < 0 || decided[i])
+    const char *answer = "";
+    ssize_t len;
+    if (conns[i].fd < 0 || decided[i])
       continue;
-    const char req[] = "{\"id\":1,\"cmd\":\"status\"}\n";
-    size_t have = 0;
-    ssize_t len = -1;
-    if (send(fds[i], req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(req) - 1)
-      len = read_line_fd(fds[i], buf, sizeof(buf), &have, 5000);
-    if (len > 0 && memmem(buf, (size_t)len, "\"ok\":true", 9) != NULL) {
+    if (status_ok(&conns[i], 5000, &answer, &len)) {
       accepted++;
     } else {
       other++;
       h_error("connection %d: neither refused nor served (%.*s)", i, len > 0 ? (int)len : 0,
-              buf);
+              answer);
     }
   }
   h_log("%d connections: %u served, %u refused with limit (\"%s\"), %u otherwise", N_CONNS,
@@ -447,33 +395,31 @@ static void many_connections(void) {
             "refused, %u served, %u otherwise, %u connect failures",
             refused, accepted, other, connect_failed);
   for (int i = 0; i < N_CONNS; i++)
-    if (fds[i] >= 0)
-      close(fds[i]);
+    proto_client_close(&conns[i]);
 
   /*
    * A fresh connection is served promptly. The daemon may accept it before it
    * has seen the others close (then: limit, and the client tries again).
    */
-  uint64_t fresh_deadline = h_now_ms() + 5000, t_fresh = now_us();
+  uint64_t fresh_deadline = h_now_ms() + 5000, t_fresh = base_mono_us();
   unsigned tries = 0;
   for (;;) {
-    const char req[] = "{\"id\":1,\"cmd\":\"status\"}\n";
-    size_t have = 0;
-    ssize_t len = -1;
-    int fd = unix_connect(sock);
-    H_CHECK(fd >= 0, "connect after the 200: %s", strerror(-fd));
+    struct proto_client fresh;
+    const char *answer = "";
+    ssize_t len;
+    int rc = connect_within(&fresh);
+    H_CHECK(rc == 0, "connect after the 200: %s", strerror(-rc));
     tries++;
-    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(req) - 1)
-      len = read_line_fd(fd, buf, sizeof(buf), &have, 5000);
-    close(fd);
-    if (len > 0 && memmem(buf, (size_t)len, "\"ok\":true", 9) != NULL)
-      break;
-    if (h_now_ms() > fresh_deadline)
+    bool served = status_ok(&fresh, 5000, &answer, &len);
+    if (!served && h_now_ms() > fresh_deadline)
       H_FAIL("a fresh connection is still not served 5 s after the 200 closed: %.*s",
-             len > 0 ? (int)len : 0, buf);
+             len > 0 ? (int)len : 0, answer);
+    proto_client_close(&fresh);
+    if (served)
+      break;
     h_sleep_ms(10);
   }
-  uint64_t dt = now_us() - t_fresh;
+  uint64_t dt = base_mono_us() - t_fresh;
   h_log("a fresh connection after the 200 closed: status answered after %.1f ms (%u attempt%s)",
         dt / 1000.0, tries, tries == 1 ? "" : "s");
   if (dt > STATUS_LIMIT_MS * 1000)
@@ -488,22 +434,16 @@ static bool peer_closed(int fd) {
 
 /* Counts the lines left in fd until EOF; -1 if it does not end within timeout. */
 static long drain_lines(int fd, unsigned timeout_ms) {
-  char buf[65536];
+  struct proto_client c;
+  const char *line;
   long lines = 0;
+  ssize_t n;
   uint64_t deadline = h_now_ms() + timeout_ms;
-  for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int64_t left = (int64_t)deadline - (int64_t)h_now_ms();
-    if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-      return -1;
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return lines;
-    for (ssize_t i = 0; i < n; i++)
-      lines += buf[i] == '\n';
-  }
+  H_CHECK(proto_client_adopt(&c, dup(fd)) == 0, "out of memory");
+  while ((n = proto_client_read_line(&c, deadline, &line, NULL)) >= 0)
+    lines++;
+  proto_client_close(&c);
+  return n == -EPIPE ? lines : -1;
 }
 
 static void silent_subscriber(void) {
@@ -517,11 +457,11 @@ static void silent_subscriber(void) {
     if (h_now_ms() > deadline)
       H_FAIL("the subscriber that never reads was not disconnected within 30 s (%llu param.set)",
              (unsigned long long)sets);
-    uint64_t t = now_us();
+    uint64_t t = base_mono_us();
     json_t *r = h_request(&loop, "param.set",
                           json_pack("{s:s, s:s, s:f}", "name", "g", "param", "gain_db", "value",
                                     (double)(sets % 13) - 6.0));
-    uint64_t dt = now_us() - t;
+    uint64_t dt = base_mono_us() - t;
     if (dt > max_us)
       max_us = dt;
     const char *code = h_error_code(r);
@@ -550,10 +490,8 @@ static void silent_subscriber(void) {
 }
 
 static void flooder(void) {
-  int fd = unix_connect(sock);
-  H_CHECK(fd >= 0, "connect the flooder");
-  int fl = fcntl(fd, F_GETFL);
-  fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  struct proto_client c;
+  H_CHECK(connect_within(&c) == 0, "connect the flooder");
   /* `plugins` has a large answer: the queue fills fast. */
   size_t cap = 64 * 1024, len = 0;
   char *reqs = malloc(cap);
@@ -563,42 +501,32 @@ static void flooder(void) {
   size_t off = 0;
   int why = 0;
   for (;;) {
-    if (peer_closed(fd)) {
+    if (peer_closed(c.fd)) {
       why = ECONNRESET;
       break;
     }
-    ssize_t n = send(fd, reqs + off, len - off, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += (uint64_t)n;
-      off = (off + (size_t)n) % len; /* the buffer ends with a whole line */
-      continue;
-    }
-    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-      why = errno;
+    ssize_t n = proto_client_write(&c, reqs + off, len - off, h_now_ms() + 50);
+    if (n < 0) {
+      H_CHECK(n == -EPIPE || n == -ECONNRESET, "flooding: %s", strerror((int)-n));
+      why = (int)-n;
       break;
     }
+    sent += (uint64_t)n;
+    off = (off + (size_t)n) % len; /* the buffer ends with a whole line */
     if (h_now_ms() > deadline)
       H_FAIL("the flooder was not disconnected within 30 s (%llu bytes sent)",
              (unsigned long long)sent);
-    struct pollfd p = {.fd = fd, .events = POLLOUT | POLLRDHUP};
-    poll(&p, 1, 50);
   }
   uint64_t took = h_now_ms() - t0;
   /* What it had been sent: answers only (it was cut for not reading, not for what it sent). */
-  fcntl(fd, F_SETFL, fl);
-  char buf[65536];
-  size_t have = 0;
+  const char *line;
+  ssize_t n;
   unsigned ok = 0, bad = 0;
-  for (;;) {
-    ssize_t n = read_line_fd(fd, buf, sizeof(buf), &have, 5000);
-    if (n < 0)
-      break;
-    if (memmem(buf, (size_t)n, "\"ok\":true", 9) != NULL)
+  while ((n = proto_client_read_line(&c, h_now_ms() + 5000, &line, NULL)) >= 0) {
+    if (memmem(line, (size_t)n, "\"ok\":true", 9) != NULL)
       ok++;
     else if (bad++ == 0)
-      h_error("the flooder got an error instead of an answer: %.300s", buf);
-    memmove(buf, buf + n + 1, have - (size_t)n - 1);
-    have -= (size_t)n + 1;
+      h_error("the flooder got an error instead of an answer: %.300s", line);
   }
   h_log("the flooder (requests, never reading) was disconnected after %llu ms and %llu bytes "
         "of requests (%s); %u answers were waiting for it",
@@ -606,7 +534,7 @@ static void flooder(void) {
   if (ok == 0)
     h_error("the flooder had no answer waiting: it was cut before its queue filled");
   free(reqs);
-  close(fd);
+  proto_client_close(&c);
 }
 
 /* ---- main ------------------------------------------------------------------------------ */

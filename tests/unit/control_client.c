@@ -10,35 +10,27 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "protocol.h"
 
 static uv_loop_t *pump_loop;
 
 void client_use_loop(uv_loop_t *loop) { pump_loop = loop; }
 
-uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void pump(void) { uv_run(pump_loop, UV_RUN_NOWAIT); }
+
+/* The client's waits are 1 ms long: the loop, which the server needs, turns in between. */
+static uint64_t soon(void) { return base_mono_ms() + 1; }
 
 struct client *client_connect_to(const char *path) {
   struct client *c = calloc(1, sizeof(*c));
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
   assert_non_null(c);
   c->passed_fd = -1;
-  c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  assert_true(c->fd >= 0);
-  assert_true(strlen(path) < sizeof(addr.sun_path));
-  memcpy(addr.sun_path, path, strlen(path) + 1);
   /* Completes at once while the server's backlog has room. */
-  if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
-    fail_msg("connect %s: %s", path, strerror(errno));
+  int rc = proto_client_connect(&c->pc, path, PROTO_CLIENT_NOW);
+  if (rc != 0)
+    fail_msg("connect %s: %s", path, strerror(-rc));
   return c;
 }
 
@@ -47,22 +39,21 @@ void client_free(struct client *c) {
     return;
   if (c->passed_fd >= 0)
     close(c->passed_fd);
-  close(c->fd);
+  proto_client_close(&c->pc);
   free(c);
 }
 
 void client_send_n(struct client *c, const char *data, size_t len) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
+  uint64_t deadline = base_mono_ms() + DEADLINE_MS;
   while (len > 0) {
-    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-    if (n > 0) {
-      data += n;
-      len -= (size_t)n;
-      continue;
-    }
-    if (n < 0 && errno != EAGAIN)
-      fail_msg("send: %s", strerror(errno));
-    if (now_ms() > deadline)
+    ssize_t n = proto_client_write(&c->pc, data, len, PROTO_CLIENT_NOW);
+    if (n < 0)
+      fail_msg("send: %s", strerror((int)-n));
+    data += n;
+    len -= (size_t)n;
+    if (len == 0)
+      break;
+    if (base_mono_ms() > deadline)
       fail_msg("send did not finish within %d ms", DEADLINE_MS);
     pump();
   }
@@ -71,55 +62,31 @@ void client_send_n(struct client *c, const char *data, size_t len) {
 
 void client_send(struct client *c, const char *s) { client_send_n(c, s, strlen(s)); }
 
-int client_fill(struct client *c) {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } cbuf;
-  struct iovec iov = {.iov_base = c->buf + c->len, .iov_len = sizeof(c->buf) - c->len};
-  struct msghdr mh = {.msg_iov = &iov,
-                      .msg_iovlen = 1,
-                      .msg_control = cbuf.buf,
-                      .msg_controllen = sizeof(cbuf.buf)};
-  struct pollfd p = {.fd = c->fd, .events = POLLIN};
-
-  if (c->eof || iov.iov_len == 0)
-    return 0;
-  if (poll(&p, 1, 1) <= 0)
-    return 0;
-  ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
-  if (n == 0 || (n < 0 && errno == ECONNRESET)) {
-    c->eof = 1;
-    return 1;
-  }
-  if (n < 0)
-    return 0;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm))
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-      memcpy(&c->passed_fd, CMSG_DATA(cm), sizeof(int));
-  c->len += (size_t)n;
-  return 1;
-}
+int client_fill(struct client *c) { return proto_client_fill(&c->pc, soon()) == 0; }
 
 const char *client_read_raw(struct client *c) {
-  static char line[sizeof(((struct client *)0)->buf) + 1];
-  uint64_t deadline = now_ms() + DEADLINE_MS;
+  static char copy[PROTO_MAX_LINE + 1];
+  uint64_t deadline = base_mono_ms() + DEADLINE_MS;
   for (;;) {
-    char *nl = memchr(c->buf, '\n', c->len);
-    if (nl != NULL) {
-      size_t n = (size_t)(nl - c->buf);
-      memcpy(line, c->buf, n);
-      line[n] = '\0';
-      memmove(c->buf, nl + 1, c->len - n - 1);
-      c->len -= n + 1;
-      return line;
+    const char *line;
+    int fd;
+    ssize_t n = proto_client_read_line(&c->pc, soon(), &line, &fd);
+    if (n >= 0) {
+      if (fd >= 0) {
+        if (c->passed_fd >= 0)
+          close(c->passed_fd);
+        c->passed_fd = fd;
+      }
+      memcpy(copy, line, (size_t)n + 1);
+      return copy;
     }
-    if (c->eof)
+    if (n == -EPIPE)
       return NULL;
-    if (now_ms() > deadline)
+    if (n != -ETIMEDOUT)
+      fail_msg("reading from the server: %s", strerror((int)-n));
+    if (base_mono_ms() > deadline)
       fail_msg("no line from the server within %d ms", DEADLINE_MS);
     pump();
-    client_fill(c);
   }
 }
 
@@ -136,22 +103,28 @@ json_t *client_read(struct client *c) {
 }
 
 void client_expect_eof(struct client *c) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (!c->eof) {
-    if (now_ms() > deadline)
+  uint64_t deadline = base_mono_ms() + DEADLINE_MS;
+  for (;;) {
+    const char *line;
+    ssize_t n = proto_client_read_line(&c->pc, soon(), &line, NULL);
+    if (n >= 0)
+      continue;
+    if (n == -EPIPE)
+      return;
+    if (n != -ETIMEDOUT)
+      fail_msg("reading from the server: %s", strerror((int)-n));
+    if (base_mono_ms() > deadline)
       fail_msg("the server did not close the connection within %d ms", DEADLINE_MS);
     pump();
-    client_fill(c);
-    c->len = 0;
   }
 }
 
 void pump_for(struct client *c, uint64_t ms) {
-  uint64_t end = now_ms() + ms;
-  while (now_ms() < end) {
+  uint64_t end = base_mono_ms() + ms;
+  while (base_mono_ms() < end) {
     pump();
     if (c != NULL)
-      client_fill(c);
+      (void)proto_client_fill(&c->pc, soon());
     else
       poll(NULL, 0, 1);
   }

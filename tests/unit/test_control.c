@@ -120,9 +120,9 @@ static json_t *dispatch(void *user, struct control_conn *conn, const struct prot
   }
   if (strcmp(req->cmd, "slot.list") == 0) {
     /* An answer over the line limit. */
-    char *big = malloc(PROTO_MAX_LINE + 100);
-    memset(big, 'x', PROTO_MAX_LINE + 99);
-    big[PROTO_MAX_LINE + 99] = '\0';
+    char *big = malloc(PROTO_MAX_ANSWER_LINE + 100);
+    memset(big, 'x', PROTO_MAX_ANSWER_LINE + 99);
+    big[PROTO_MAX_ANSWER_LINE + 99] = '\0';
     json_t *resp = proto_response_ok(req->id, json_pack("{s:s}", "big", big));
     free(big);
     return resp;
@@ -189,9 +189,9 @@ static int teardown(void **state) {
 }
 
 static int wait_connections(uint32_t n) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
+  uint64_t deadline = base_mono_ms() + DEADLINE_MS;
   while (control_server_connections(fx->server) != n) {
-    if (now_ms() > deadline)
+    if (base_mono_ms() > deadline)
       return 0;
     pump();
     poll(NULL, 0, 1);
@@ -284,7 +284,7 @@ static void test_split_line(void **state) {
   struct client *c = client_connect();
   client_send(c, "{\"id\":5,\"cm");
   pump_for(c, 30);
-  assert_int_equal(c->len, 0);
+  assert_int_equal(c->pc.len, 0);
   assert_int_equal(fx->dispatched, 0);
   client_send(c, "d\":\"status\"}\n{\"id\":6,");
   expect_ok(client_read(c), 5, "status");
@@ -365,7 +365,7 @@ static void test_eof_with_half_line(void **state) {
   start_ok();
   struct client *c = client_connect();
   client_send(c, "{\"id\":8,\"cmd\":\"status\"}\n{\"id\":9,\"cmd\":\"status\"}");
-  assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
+  assert_int_equal(shutdown(c->pc.fd, SHUT_WR), 0);
   expect_ok(client_read(c), 8, "status");
   expect_ok(client_read(c), 9, "status");
   assert_null(client_read(c));
@@ -374,7 +374,7 @@ static void test_eof_with_half_line(void **state) {
   /* A half line that is not JSON gets its error, then the close. */
   c = client_connect();
   client_send(c, "{\"id\":10,");
-  assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
+  assert_int_equal(shutdown(c->pc.fd, SHUT_WR), 0);
   expect_error(client_read(c), "bad_request");
   assert_null(client_read(c));
   client_free(c);
@@ -463,14 +463,14 @@ static void test_slow_reader_dropped(void **state) {
   json_t *event = json_pack("{s:s,s:s}", "event", "meter", "data", blob);
   free(blob);
   int rc = 0, sent = 0;
-  uint64_t deadline = now_ms() + DEADLINE_MS;
+  uint64_t deadline = base_mono_ms() + DEADLINE_MS;
   while (fx->held != NULL) {
     rc = control_conn_send(fx->held, event);
     if (rc != 0)
       break;
     sent++;
     pump();
-    if (now_ms() > deadline)
+    if (base_mono_ms() > deadline)
       fail_msg("a client that never reads was not dropped after %d events", sent);
   }
   json_decref(event);
@@ -501,7 +501,7 @@ static void test_idle_timeout(void **state) {
   client_send(owned, "{\"id\":1,\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\"}}\n");
   expect_ok(client_read(owned), 1, NULL);
 
-  uint64_t t0 = now_ms();
+  uint64_t t0 = base_mono_ms();
   struct client *idle = client_connect();
   client_send(idle, "{\"id\":1,\"cmd\":\"status\"}\n");
   expect_ok(client_read(idle), 1, "status");
@@ -509,18 +509,18 @@ static void test_idle_timeout(void **state) {
   assert_non_null(strstr(error_message(r), "100 ms"));
   expect_error(r, "limit");
   assert_null(client_read(idle));
-  assert_true(now_ms() - t0 >= 100);
+  assert_true(base_mono_ms() - t0 >= 100);
   client_free(idle);
 
   /* A connection with an owner (a worker, a subscriber) stays. */
   assert_true(wait_connections(1));
   pump_for(owned, 300);
-  assert_false(owned->eof);
+  assert_false(owned->pc.eof);
   assert_int_equal(control_server_connections(fx->server), 1);
   assert_int_equal(fx->owner_closed, 0);
   client_free(owned);
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (fx->owner_closed == 0 && now_ms() < deadline)
+  uint64_t deadline = base_mono_ms() + DEADLINE_MS;
+  while (fx->owner_closed == 0 && base_mono_ms() < deadline)
     pump_for(NULL, 1);
   assert_int_equal(fx->owner_closed, 1);
 }
@@ -548,8 +548,8 @@ static void test_send_with_fd(void **state) {
 
   /* The owner hears about the close exactly once. */
   client_free(c);
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (fx->owner_closed == 0 && now_ms() < deadline)
+  uint64_t deadline = base_mono_ms() + DEADLINE_MS;
+  while (fx->owner_closed == 0 && base_mono_ms() < deadline)
     pump_for(NULL, 1);
   assert_int_equal(fx->owner_closed, 1);
   pump_for(NULL, 20);
@@ -581,9 +581,9 @@ static void test_send_with_fd_needs_empty_queue(void **state) {
   assert_int_equal(control_conn_send_with_fd(conn, event, -1), -EINVAL);
 
   /* A message over the line limit is refused without harm. */
-  char *huge = malloc(PROTO_MAX_LINE + 10);
-  memset(huge, 'h', PROTO_MAX_LINE + 9);
-  huge[PROTO_MAX_LINE + 9] = '\0';
+  char *huge = malloc(PROTO_MAX_ANSWER_LINE + 10);
+  memset(huge, 'h', PROTO_MAX_ANSWER_LINE + 9);
+  huge[PROTO_MAX_ANSWER_LINE + 9] = '\0';
   json_t *too_big = json_pack("{s:s}", "data", huge);
   free(huge);
   assert_int_equal(control_conn_send(conn, too_big), -EMSGSIZE);
@@ -622,14 +622,14 @@ static void test_close_drain_deadline(void **state) {
   assert_true(control_conn_queued(conn) > 0);
 
   /* The client never reads: the close must not wait for it forever. */
-  uint64_t t0 = now_ms();
+  uint64_t t0 = base_mono_ms();
   control_conn_close(conn);
   assert_int_equal(fx->held_closed, 0);
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (fx->held_closed == 0 && now_ms() < deadline)
+  uint64_t deadline = base_mono_ms() + DEADLINE_MS;
+  while (fx->held_closed == 0 && base_mono_ms() < deadline)
     pump_for(NULL, 1);
   assert_int_equal(fx->held_closed, 1);
-  assert_true(now_ms() - t0 >= 100);
+  assert_true(base_mono_ms() - t0 >= 100);
   assert_true(wait_connections(0));
   client_expect_eof(c);
   client_free(c);
@@ -850,7 +850,7 @@ static struct peer_result connect_as(uid_t uid, gid_t gid, const gid_t *groups,
   struct peer_result r;
   size_t got = 0;
   int p[2], status;
-  uint64_t deadline = now_ms() + 2 * DEADLINE_MS;
+  uint64_t deadline = base_mono_ms() + 2 * DEADLINE_MS;
 
   assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
   pid_t pid = fork();
@@ -869,7 +869,7 @@ static struct peer_result connect_as(uid_t uid, gid_t gid, const gid_t *groups,
     }
     if (n == 0)
       break;
-    if (now_ms() > deadline) {
+    if (base_mono_ms() > deadline) {
       kill(pid, SIGKILL);
       break;
     }

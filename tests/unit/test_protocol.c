@@ -114,6 +114,42 @@ static void test_command_table(void **state) {
   assert_string_equal(proto_type_name(PROTO_T_STRING_OR_INT), "string or integer");
 }
 
+/*
+ * PROTO_COMMAND_MAP and proto_commands[] agree: every command of the map has
+ * its entry at its id, under the wire name its stem spells ("slot_add" is
+ * "slot.add"), with a usage exactly when people use it through runwayctl.
+ */
+static void test_command_map(void **state) {
+  (void)state;
+  static const struct {
+    const char *stem;
+    int user;
+  } map[] = {
+#define USER_ROW(ID, stem) {#stem, 1},
+#define INTERNAL_ROW(ID, stem) {#stem, 0},
+      PROTO_COMMAND_MAP(USER_ROW, INTERNAL_ROW)
+#undef USER_ROW
+#undef INTERNAL_ROW
+  };
+  assert_int_equal(sizeof(map) / sizeof(map[0]), PROTO_CMD_COUNT);
+  for (int i = 0; i < PROTO_CMD_COUNT; i++) {
+    const struct proto_command *c = &proto_commands[i];
+    char stem[64];
+    if (c->name == NULL)
+      fail_msg("PROTO_COMMAND_MAP has %s, but proto_commands[] has no entry for it", map[i].stem);
+    assert_int_equal(c->id, i);
+    snprintf(stem, sizeof(stem), "%s", c->name);
+    for (char *p = stem; *p; p++)
+      if (*p == '.')
+        *p = '_';
+    if (strcmp(stem, map[i].stem) != 0)
+      fail_msg("proto_commands[%d] is %s, but the map has %s there", i, c->name, map[i].stem);
+    assert_int_equal(c->usage != NULL, map[i].user);
+    assert_ptr_equal(proto_find_command(c->name), c);
+  }
+  assert_null(proto_commands[PROTO_CMD_COUNT].name);
+}
+
 static void test_parse_minimal(void **state) {
   (void)state;
   struct proto_request req;
@@ -654,6 +690,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_error_names),
       cmocka_unit_test(test_command_table),
+      cmocka_unit_test(test_command_map),
       cmocka_unit_test(test_parse_minimal),
       cmocka_unit_test(test_parse_full_slot_add),
       cmocka_unit_test(test_ids),

@@ -14,14 +14,14 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "client.h"
+#include "clock.h"
+#include "protocol.h"
 #include "sdk_internal.h"
-
-#define RESPONSE_MAX (64 * 1024)
 
 int rw__attach_inherited(rw_worker *w, const char *fd_text) {
   char err[256];
@@ -52,21 +52,6 @@ int rw__attach_inherited(rw_worker *w, const char *fd_text) {
   return 0;
 }
 
-static int socket_path(const char *explicit_path, char *buf, size_t len) {
-  const char *env = getenv("RUNWAY_SOCKET");
-  const char *xdg = getenv("XDG_RUNTIME_DIR");
-  int n;
-  if (explicit_path != NULL && explicit_path[0] != '\0')
-    n = snprintf(buf, len, "%s", explicit_path);
-  else if (env != NULL && env[0] != '\0')
-    n = snprintf(buf, len, "%s", env);
-  else if (xdg != NULL && xdg[0] != '\0')
-    n = snprintf(buf, len, "%s/runway/control.sock", xdg);
-  else
-    n = snprintf(buf, len, "/run/runway/control.sock");
-  return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
 static json_t *attach_request(const char *slot, const char *plugin,
                               const rw_worker_options *opts) {
   json_t *params = json_array();
@@ -83,94 +68,10 @@ static json_t *attach_request(const char *slot, const char *plugin,
       return NULL;
     }
   }
-  req = json_pack("{s:i,s:s,s:{s:s,s:I,s:s,s:o}}", "id", 1, "cmd", "worker.attach", "args",
-                  "slot", slot, "pid", (json_int_t)getpid(), "plugin", plugin, "params", params);
+  req = json_pack("{s:i,s:s,s:{s:s,s:I,s:s,s:o}}", "id", 1, "cmd",
+                  proto_commands[PROTO_CMD_WORKER_ATTACH].name, "args", "slot", slot, "pid",
+                  (json_int_t)getpid(), "plugin", plugin, "params", params);
   return req;
-}
-
-static int send_all(int fd, const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    buf += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Reads one response line, collecting a descriptor passed with SCM_RIGHTS on
- * any of its bytes (runwayd attaches it to the first). Extra descriptors are
- * closed. Returns the line length, or -errno (-ETIMEDOUT, -EPIPE for EOF,
- * -EMSGSIZE for an oversized line).
- */
-static ssize_t recv_line(int sock, char *buf, size_t cap, int *fd_out) {
-  size_t len = 0;
-  int64_t deadline = now_ms() + RW__ATTACH_TIMEOUT_MS;
-
-  *fd_out = -1;
-  for (;;) {
-    char *nl = memchr(buf, '\n', len);
-    if (nl != NULL) {
-      *nl = '\0';
-      return nl - buf;
-    }
-    if (len == cap)
-      return -EMSGSIZE;
-
-    int64_t left = deadline - now_ms();
-    if (left <= 0)
-      return -ETIMEDOUT;
-    struct pollfd pfd = {.fd = sock, .events = POLLIN};
-    int pr = poll(&pfd, 1, (int)left);
-    if (pr < 0 && errno == EINTR)
-      continue;
-    if (pr < 0)
-      return -errno;
-    if (pr == 0)
-      return -ETIMEDOUT;
-
-    union {
-      struct cmsghdr align;
-      char buf[CMSG_SPACE(sizeof(int) * 8)];
-    } control;
-    struct iovec iov = {.iov_base = buf + len, .iov_len = cap - len};
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-        .msg_controllen = sizeof(control.buf)};
-    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -errno;
-
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-        continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; i++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (*fd_out < 0)
-          *fd_out = fd;
-        else
-          close(fd);
-      }
-    }
-    if (n == 0)
-      return -EPIPE;
-    len += (size_t)n;
-  }
 }
 
 /* Turns a parsed response into 0 or an error (with w's message set). */
@@ -196,10 +97,11 @@ static int check_response(rw_worker *w, json_t *resp, const char *slot, const ch
 }
 
 int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  struct proto_client c = PROTO_CLIENT_INIT;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   char err[256];
-  char *line = NULL;
-  char *request = NULL;
+  char *text = NULL, *line = NULL;
+  const char *answer;
   json_t *req = NULL;
   json_t *resp = NULL;
   int fd = -1;
@@ -212,67 +114,55 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
     return RW_ERR_ATTACH;
   }
   snprintf(w->slot, sizeof(w->slot), "%s", slot);
-  if (socket_path(opts ? opts->socket : NULL, addr.sun_path, sizeof(addr.sun_path)) != 0) {
+  const char *given = opts != NULL && opts->socket != NULL && opts->socket[0] != '\0'
+                          ? opts->socket
+                          : NULL;
+  if (proto_socket_path(given, path, sizeof(path)) != 0) {
     rw__set_error(w, "the control socket path is too long for a Unix socket");
     return RW_ERR_ATTACH;
   }
 
-  w->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (w->sock < 0) {
-    rw__set_error(w, "socket: %s", strerror(errno));
-    return RW_ERR_SYSTEM;
-  }
-  if (connect(w->sock, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-    rw__set_error(w, "cannot connect to runwayd at %s: %s (is runwayd running? set RUNWAY_SOCKET "
-                     "to its socket)", addr.sun_path, strerror(errno));
-    return RW_ERR_ATTACH;
-  }
-
   req = attach_request(slot, w->plugin, opts);
-  size_t len = 0;
   /* Seven digits print a float's value as written (0.95, not 0.949999988). */
-  request = req ? json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(7)) : NULL;
-  if (request == NULL) {
+  text = req ? json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(7)) : NULL;
+  size_t len = text ? strlen(text) : 0;
+  line = text ? malloc(len + 2) : NULL;
+  if (line == NULL) {
     rw__set_error(w, "cannot encode the worker.attach request (bad parameter names?)");
     rc = RW_ERR_INVALID;
     goto out;
   }
-  len = strlen(request);
-  rc = send_all(w->sock, request, len);
-  if (rc == 0)
-    rc = send_all(w->sock, "\n", 1);
-  /* A refusing daemon answers and closes at once: read its answer even if our send failed. */
-  if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET) {
-    rw__set_error(w, "sending worker.attach to %s: %s", addr.sun_path, strerror(-rc));
-    rc = RW_ERR_ATTACH;
-    goto out;
-  }
+  memcpy(line, text, len);
+  line[len++] = '\n';
 
-  line = malloc(RESPONSE_MAX + 1);
-  if (line == NULL) {
-    rc = RW_ERR_NOMEM;
+  uint64_t deadline = base_mono_ms() + RW__ATTACH_TIMEOUT_MS;
+  rc = proto_client_connect(&c, path, deadline);
+  if (rc != 0) {
+    rw__set_error(w, "cannot connect to runwayd at %s: %s (is runwayd running? set RUNWAY_SOCKET "
+                     "to its socket)", path, strerror(-rc));
+    rc = rc == -ENOMEM ? RW_ERR_NOMEM : RW_ERR_ATTACH;
     goto out;
   }
-  ssize_t n = recv_line(w->sock, line, RESPONSE_MAX, &fd);
+  ssize_t n = proto_client_exchange(&c, line, len, deadline, &answer, &fd);
   if (n < 0) {
     if (n == -ETIMEDOUT)
-      rw__set_error(w, "runwayd at %s did not answer worker.attach within %d ms", addr.sun_path,
+      rw__set_error(w, "runwayd at %s did not answer worker.attach within %d ms", path,
                     RW__ATTACH_TIMEOUT_MS);
     else if (n == -EPIPE)
-      rw__set_error(w, "runwayd at %s closed the connection during worker.attach", addr.sun_path);
+      rw__set_error(w, "runwayd at %s closed the connection during worker.attach", path);
     else
-      rw__set_error(w, "reading runwayd's answer to worker.attach: %s", strerror((int)-n));
+      rw__set_error(w, "talking to runwayd at %s during worker.attach: %s", path,
+                    strerror((int)-n));
     rc = RW_ERR_ATTACH;
     goto out;
   }
-  json_error_t jerr;
-  resp = json_loadb(line, (size_t)n, 0, &jerr);
+  resp = json_loadb(answer, (size_t)n, 0, NULL);
   if (resp == NULL || !json_is_object(resp)) {
     rw__set_error(w, "runwayd's answer to worker.attach is not a JSON object");
     rc = RW_ERR_PROTOCOL;
     goto out;
   }
-  rc = check_response(w, resp, slot, addr.sun_path);
+  rc = check_response(w, resp, slot, path);
   if (rc != 0)
     goto out;
   if (fd < 0) {
@@ -287,13 +177,16 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
     goto out;
   }
   fd = -1; /* the segment owns it now */
+  /* The connection stays: its end tells the worker that runwayd went away. */
+  w->sock = proto_client_detach(&c);
   rc = 0;
 
 out:
   if (fd >= 0)
     close(fd);
+  proto_client_close(&c);
   free(line);
-  free(request);
+  free(text);
   json_decref(req);
   json_decref(resp);
   return rc;
