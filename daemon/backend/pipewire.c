@@ -187,8 +187,9 @@ static const struct pw_filter_events clock_events = {
 
 /* The connection goes, and every node with it (loop lock held). */
 static void drop_connection(struct pwb *b) {
-  struct pwb_slot *s, *tmp;
-  spa_list_for_each_safe(s, tmp, &b->slots, link) pwb__slot_destroy_node(s);
+  /* Each node leaves the list as it goes. */
+  while (!spa_list_is_empty(&b->slots))
+    pwb__slot_destroy_node(spa_list_first(&b->slots, struct pwb_slot, link));
   if (b->clock != NULL) {
     pw_filter_destroy(b->clock);
     b->clock = NULL;
@@ -296,11 +297,10 @@ static int pwb_create(const struct backend_config *cfg, struct backend **out) {
   base_block_signals(&saved);
   b->tloop = pw_thread_loop_new("runway-pw", NULL);
   if (b->tloop != NULL) {
-    b->context = pw_context_new(
-        pw_thread_loop_get_loop(b->tloop),
-        pw_properties_new(PW_KEY_CONFIG_NAME, "client-rt.conf", PW_KEY_APP_NAME,
-                          b->requested_name, NULL),
-        0);
+    b->context = pw_context_new(pw_thread_loop_get_loop(b->tloop),
+                                pw_properties_new(PW_KEY_CONFIG_NAME, "client-rt.conf",
+                                                  PW_KEY_APP_NAME, b->requested_name, NULL),
+                                0);
   }
   rc = b->context != NULL ? pw_thread_loop_start(b->tloop) : -errno;
   base_restore_signals(&saved);
@@ -361,8 +361,7 @@ static int pwb_finish_connect(struct backend *base, char *err, size_t errlen) {
     /* No driver ran the clock node: the server's defaults, until it does. */
     period = b->info_quantum ? b->info_quantum : 1024;
     rate = b->info_rate ? b->info_rate : 48000;
-    log_warn("no PipeWire driver runs runway's nodes yet; assuming %u Hz, %u frames", rate,
-             period);
+    log_warn("no PipeWire driver runs runway's nodes yet; assuming %u Hz, %u frames", rate, period);
   }
   b->period = period;
   b->sample_rate = rate;

@@ -119,8 +119,8 @@ struct pwb {
   _Atomic uint32_t pending_rate;
 
   /* RT */
-  float *zeros;         /* PWB_MAX_FRAMES: the input of an unlinked port */
-  float *scratch;       /* PWB_MAX_FRAMES: where an unlinked output's audio goes */
+  float *zeros;   /* PWB_MAX_FRAMES: the input of an unlinked port */
+  float *scratch; /* PWB_MAX_FRAMES: where an unlinked output's audio goes */
 };
 
 /* pipewire.c */

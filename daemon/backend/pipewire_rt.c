@@ -54,8 +54,7 @@ static void take_midi(struct pwb_port *p) {
     return;
   const struct spa_data *d = &pb->buffer->datas[0];
   if (pb->buffer->n_datas > 0 && d->data != NULL && d->chunk != NULL) {
-    struct spa_pod *pod =
-        spa_pod_from_data(d->data, d->maxsize, d->chunk->offset, d->chunk->size);
+    struct spa_pod *pod = spa_pod_from_data(d->data, d->maxsize, d->chunk->offset, d->chunk->size);
     if (pod != NULL && spa_pod_is_sequence(pod)) {
       struct spa_pod_sequence *seq = (struct spa_pod_sequence *)pod;
       struct spa_pod_control *c;

@@ -60,8 +60,7 @@ static void on_param_changed(void *data, void *port_data, uint32_t id,
   struct pwb_slot *s = data;
   struct pwb_port *p = port_data;
   struct spa_latency_info info;
-  if (p == NULL || id != SPA_PARAM_Latency || param == NULL ||
-      spa_latency_parse(param, &info) < 0)
+  if (p == NULL || id != SPA_PARAM_Latency || param == NULL || spa_latency_parse(param, &info) < 0)
     return;
   p->latency[info.direction] = info;
   pwb__slot_update_latency(s, info.direction);
@@ -83,8 +82,7 @@ static const struct pw_filter_events slot_events = {
 };
 
 static int add_port(struct pwb *b, struct pwb_slot *s, const char *suffix, uint32_t index,
-                    bool output, bool midi, void **handle, char **full, char *err,
-                    size_t errlen) {
+                    bool output, bool midi, void **handle, char **full, char *err, size_t errlen) {
   char name[160], alias[320];
   if (backend_port_name(name, sizeof(name), s->name, suffix, index) != 0 ||
       (size_t)snprintf(alias, sizeof(alias), "%s:%s", b->client_name, name) >= sizeof(alias)) {
@@ -95,9 +93,9 @@ static int add_port(struct pwb *b, struct pwb_slot *s, const char *suffix, uint3
    * pw-jack names a port "<node.description>:<port.name>", pw-link takes
    * "<node.name>:<port.name>" or the alias: both find "runway:fx.in_1".
    */
-  struct pw_properties *props = pw_properties_new(
-      PW_KEY_FORMAT_DSP, midi ? "8 bit raw midi" : "32 bit float mono audio", PW_KEY_PORT_NAME,
-      name, PW_KEY_PORT_ALIAS, alias, NULL);
+  struct pw_properties *props =
+      pw_properties_new(PW_KEY_FORMAT_DSP, midi ? "8 bit raw midi" : "32 bit float mono audio",
+                        PW_KEY_PORT_NAME, name, PW_KEY_PORT_ALIAS, alias, NULL);
   if (props == NULL)
     return -ENOMEM;
   size_t size = sizeof(struct pwb_port) + (midi ? PWB_MAX_MIDI * sizeof(struct engine_midi) : 0);
@@ -179,8 +177,8 @@ int pwb__slot_open(struct pwb *b, const char *name, uint32_t n_in, uint32_t n_ou
   if (midi && rc == 0)
     rc = add_port(b, s, "midi_in", 0, false, true, &p->midi_in, &p->midi_name, err, errlen);
   if (rc == 0 &&
-      pw_filter_connect(s->filter, PW_FILTER_FLAG_RT_PROCESS | PW_FILTER_FLAG_CUSTOM_LATENCY,
-                        NULL, 0) < 0) {
+      pw_filter_connect(s->filter, PW_FILTER_FLAG_RT_PROCESS | PW_FILTER_FLAG_CUSTOM_LATENCY, NULL,
+                        0) < 0) {
     snprintf(err, errlen, "cannot connect the PipeWire node of slot %s", name);
     rc = -EIO;
   }
