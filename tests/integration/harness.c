@@ -1739,6 +1739,12 @@ static bool disturbed(const struct h_probe *p, uint64_t frame, uint32_t delay) {
     if (in_shifted_window(p, frame, lo, hi + 3 * per, delay))
       return true;
   }
+  /* PipeWire's profiler: a cycle that did not finish, before the frame or up to a path before. */
+  uint64_t reach = 3 * per + delay;
+  for (unsigned k = 0; k < p->n_path_latency; k++)
+    reach = p->path_latency[k] + 3 * per > reach ? p->path_latency[k] + 3 * per : reach;
+  if (h__pw_disturbed(frame > reach ? frame - reach : 0, frame + 2 * per))
+    return true;
   uint32_t nl = atomic_load_explicit(&p->n_late_at, memory_order_acquire);
   for (uint32_t i = 0; i < nl; i++) {
     uint64_t x = p->late_at[i];

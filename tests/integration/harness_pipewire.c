@@ -25,6 +25,12 @@
 
 #include "harness.h"
 #include "harness_pipewire.h"
+#ifdef RWT_HAVE_PIPEWIRE
+#include "pw_monitor.h"
+
+/* The profiler of the test's server: where cycles did not finish (pw_monitor.h). */
+static struct pwm *monitor;
+#endif
 
 bool h_pipewire(void) {
   const char *b = getenv("RWT_BACKEND");
@@ -132,6 +138,22 @@ void h__pw_server_start(struct h_jack *j, const char *name, uint32_t rate, uint3
   }
   h_log("pipewire %s (pid %d): %u Hz, %u frames, ready in %llu ms", name, (int)j->proc.pid, rate,
         period, (unsigned long long)(h_now_ms() - t0));
+#ifdef RWT_HAVE_PIPEWIRE
+  pwm_close(monitor);
+  monitor = pwm_open();
+  if (monitor == NULL)
+    h_log("cannot listen to PipeWire's profiler: late cycles are known from the probe only");
+#endif
+}
+
+bool h__pw_disturbed(uint64_t from, uint64_t to) {
+#ifdef RWT_HAVE_PIPEWIRE
+  return monitor != NULL && pwm_disturbed(monitor, from, to);
+#else
+  (void)from;
+  (void)to;
+  return false;
+#endif
 }
 
 void h_server_set_period(struct h_jack *j, uint32_t period) {
