@@ -240,7 +240,6 @@ void h_init(const char *tag, unsigned timeout_s) {
   jack_set_error_function(stderr_jack_error);
   alarm(timeout_s);
   h_log("temporary directory %s", T.tmpdir);
-  h__pw_check_libjack();
 }
 
 static void unregister_proc(struct h_proc *p) {
@@ -1440,6 +1439,7 @@ struct h_probe *h_probe_open(const struct h_jack *j, unsigned n_out, bool midi, 
   jack_status_t st = 0;
   if (n_out > H_PROBE_MAX_PORTS || n_in > H_PROBE_MAX_PORTS)
     H_FAIL("too many probe ports");
+  h__pw_check_libjack();
   struct h_probe *p = calloc(1, sizeof(*p));
   p->jack = j;
   p->n_out = n_out;

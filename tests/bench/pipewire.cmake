@@ -1,0 +1,10 @@
+# PipeWire: what a slot costs there, against plain filter nodes and against
+# runwayd under pw-jack, in one run (bench_pw_load.c). It starts its own
+# headless PipeWire through the integration tests' harness, so it is included
+# from tests/integration/CMakeLists.txt once the harness is defined.
+add_executable(runway-bench-pw-load ${PROJECT_SOURCE_DIR}/tests/bench/bench_pw_load.c)
+target_link_libraries(runway-bench-pw-load PRIVATE runway_it_harness runway_base PkgConfig::PIPEWIRE)
+target_compile_definitions(runway-bench-pw-load PRIVATE
+  "RUNWAY_BENCH_BUILD=\"$<CONFIG>\"" RWB_PW_JACK_DIR="${RUNWAY_PW_JACK_DIR}")
+add_test(NAME bench_pw_load_smoke COMMAND runway-bench-pw-load --quick)
+set_tests_properties(bench_pw_load_smoke PROPERTIES LABELS "bench;pipewire" TIMEOUT 180)
