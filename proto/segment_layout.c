@@ -55,12 +55,12 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
                 "event capacity %u and message capacity %u must be powers of two up to %u",
                 ev_cap, msg_cap, RW_MAX_EVENT_CAPACITY);
 
-  uint32_t wake = p->wake_frames;
-  if (wake == 0) {
-    wake = p->latency / 4;
-    if (wake < p->max_period)
-      wake = p->max_period;
-  }
+  /*
+   * One period by default: the worker handles each cycle's input as soon as
+   * it arrives (waking itself on a timer, shm/wake.h), which keeps its lead
+   * at about L, so a pause of up to L minus one period costs no audio.
+   */
+  uint32_t wake = p->wake_frames ? p->wake_frames : p->max_period;
   if (wake > p->latency)
     wake = p->latency;
 

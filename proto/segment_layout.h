@@ -21,7 +21,7 @@ struct proto_segment_params {
   uint32_t max_period;       /* largest graph period in frames */
   uint32_t event_capacity;   /* records; 0 picks the default */
   uint32_t message_capacity; /* records; 0 picks the default */
-  uint32_t wake_frames;      /* 0 picks max(L / 4, max_period), at most L */
+  uint32_t wake_frames;      /* 0 picks max_period (one period); at most L */
   uint32_t state_capacity;   /* bytes of the state mailbox; 0 picks the default */
   uint64_t generation;
 };

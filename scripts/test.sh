@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds runway and runs every test through ctest:
-# the normal build (warnings are errors) runs all tests, an ASan/UBSan build
+# the normal build (warnings are errors) runs all tests (the Python and Go
+# bindings' unit tests and example workers among them), an ASan/UBSan build
 # runs the unit and stress tests again, a TSan build runs the ring and
 # hand-over stress tests, and a clang build fuzzes the control protocol and the
 # segment readers for a short while (RUNWAY_FUZZ_SECONDS per target, default

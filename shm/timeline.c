@@ -203,14 +203,17 @@ int shm_tl_worker_plan(struct shm_tl_worker *w, uint32_t max_frames, struct shm_
    */
   if (in_write - target > g->capacity - g->max_period)
     target = in_write - (g->capacity - g->max_period);
-  if (out_read > target && out_read - target > g->latency) {
-    uint32_t margin = g->latency / 4;
-    if (margin < g->max_period)
-      margin = g->max_period;
-    if (margin > g->latency)
-      margin = g->latency;
-    target = out_read - g->latency + margin;
-  }
+  /*
+   * Late: output for pos would play before the reader. Resume at the first
+   * input whose output the reader still needs, out_read - L, and not a
+   * margin beyond: every frame of a margin would be silence the listener
+   * hears and the daemon cannot count (it plays it as the worker's output).
+   * If the first block then misses the next cycle too, the daemon counts
+   * that cycle as an underrun and the next plan skips again: the gap is
+   * exactly as long as the worker was unable to play.
+   */
+  if (out_read > target && out_read - target > g->latency)
+    target = out_read - g->latency;
   if (target > in_write)
     target = in_write;
 

@@ -109,9 +109,11 @@ int64_t shm_tl_worker_pending(struct shm_tl_worker *w);
 /*
  * Plans the next chunk of at most max_frames. When the output for pos would
  * be late (pos + L < out_read) or the input at pos was, or may be while we
- * copy it, overwritten, skips forward first: to keep a margin of
- * max(max_period, L / 4) frames ahead of the reader, never past in_write. The
- * output between the old and new write position is written as silence and
+ * copy it, overwritten, skips forward first: to out_read - L, the input
+ * whose output the reader needs next (no margin: the silence between is the
+ * daemon's to play and count as an underrun), or past the overwritten input,
+ * never past in_write. Output positions between the old and new write
+ * position that the reader has not passed are written as silence and
  * published, the skip is counted in the segment and returned in c->skipped.
  * Returns c->frames (0 when no input is pending) or -EPROTO.
  */

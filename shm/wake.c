@@ -74,3 +74,58 @@ int shm_wake_wait(struct rw_segment_control *ctl, uint64_t pos, uint32_t want,
   atomic_store_explicit(&ctl->sleeping, 0, memory_order_relaxed);
   return rc;
 }
+
+void shm_clock_publish(struct rw_segment_control *ctl, uint32_t *seq, const struct shm_clock *clk) {
+  struct rw_clock_ref *r = &ctl->clock;
+  /* Odd while writing, even after; never 0 again once written, which means "no reference yet". */
+  uint32_t s = (*seq + 1) | 1u;
+  if (s == UINT32_MAX)
+    s = 1;
+  atomic_store_explicit(&r->seq, s, memory_order_relaxed);
+  /* Release fence: the odd sequence is visible before any of the new values. */
+  atomic_thread_fence(memory_order_release);
+  atomic_store_explicit(&r->pos, clk->pos, memory_order_relaxed);
+  atomic_store_explicit(&r->ns, clk->ns, memory_order_relaxed);
+  atomic_store_explicit(&r->period, clk->period, memory_order_relaxed);
+  *seq = s + 1;
+  /* Release: the values are complete before a reader sees the even sequence. */
+  atomic_store_explicit(&r->seq, s + 1, memory_order_release);
+}
+
+int shm_clock_read(const struct rw_segment_control *ctl, struct shm_clock *out) {
+  const struct rw_clock_ref *r = &ctl->clock;
+  for (int tries = 0; tries < 4; tries++) {
+    /* Acquire: pairs with the writer's final release; the values of this sequence are visible. */
+    uint32_t s1 = atomic_load_explicit(&r->seq, memory_order_acquire);
+    if (s1 == 0)
+      return -EAGAIN;
+    if (s1 & 1u)
+      continue;
+    struct shm_clock c = {
+        .pos = atomic_load_explicit(&r->pos, memory_order_relaxed),
+        .ns = atomic_load_explicit(&r->ns, memory_order_relaxed),
+        .period = atomic_load_explicit(&r->period, memory_order_relaxed),
+    };
+    /* Acquire fence: the loads above complete before the sequence is checked again. */
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&r->seq, memory_order_relaxed) != s1)
+      continue;
+    if (c.period == 0 || c.period > RW_MAX_PERIOD)
+      return -EAGAIN;
+    *out = c;
+    return 0;
+  }
+  return -EAGAIN;
+}
+
+int64_t shm_clock_due_ns(const struct shm_clock *clk, uint32_t rate, uint64_t want) {
+  /* The cycle starting at q publishes in_write = q + period. */
+  if (rate == 0 || want <= clk->pos + clk->period)
+    return (int64_t)clk->ns;
+  uint64_t cycles = (want - clk->pos - 1) / clk->period; /* ceil((want - pos - period) / period) */
+  uint64_t frames = cycles * clk->period;
+  /* A prediction beyond an hour is nonsense from a scribbled reference: cap it. */
+  if (frames > (uint64_t)rate * 3600)
+    frames = (uint64_t)rate * 3600;
+  return (int64_t)(clk->ns + frames * 1000000000ull / rate);
+}

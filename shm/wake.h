@@ -44,4 +44,43 @@ int shm_wake_worker_if_due(struct rw_segment_control *ctl, uint64_t in_write, ui
 int shm_wake_wait(struct rw_segment_control *ctl, uint64_t pos, uint32_t want,
                   int64_t timeout_ns);
 
+/* ---- the graph clock (struct rw_clock_ref) ---------------------------------- */
+
+/*
+ * A worker that sleeps on a timer until the input it wants has arrived, and
+ * not until the daemon wakes it, costs the daemon's RT thread nothing: a
+ * FUTEX_WAKE is about 7 us on a VM, more than copying a block. For that the
+ * daemon publishes when its cycles happen; the worker predicts the cycle
+ * that will bring the input and sets its timer just after it, and publishes
+ * a wake_frames one period above what it waits for, so the daemon's wake
+ * only comes when the timer was late by a whole period.
+ */
+struct shm_clock {
+  uint64_t pos;    /* timeline position at which a cycle started */
+  uint64_t ns;     /* CLOCK_MONOTONIC time its input was published */
+  uint32_t period; /* frames per cycle */
+};
+
+/*
+ * Daemon side: publishes *clk. *seq is the writer's private sequence (start
+ * at 0); the shared one is never read back, so a worker that scribbles over
+ * it cannot confuse the writer. RT safe: a few stores, never waits.
+ */
+void shm_clock_publish(struct rw_segment_control *ctl, uint32_t *seq, const struct shm_clock *clk);
+
+/*
+ * Worker side: a consistent copy of the reference. Returns 0, or -EAGAIN
+ * when there is none yet, the daemon is writing it (after a few tries) or it
+ * is nonsense (a period outside 1..RW_MAX_PERIOD).
+ */
+int shm_clock_read(const struct rw_segment_control *ctl, struct shm_clock *out);
+
+/*
+ * When, on clk's prediction, the daemon publishes input up to position
+ * `want` (in_write >= want): the start of the first cycle whose input
+ * reaches it. rate is the slot's sample rate. Positions before the
+ * reference give its own time.
+ */
+int64_t shm_clock_due_ns(const struct shm_clock *clk, uint32_t rate, uint64_t want);
+
 #endif

@@ -98,6 +98,8 @@ int engine_slot_create(const struct proto_segment_params *params, const char *na
   shm_spsc_consumer_init(&s->messages, &ctl->msg_write.value, &ctl->msg_read.value,
                          s->segment.messages, sizeof(struct rw_record), h->message_capacity, 0);
   atomic_init(&s->counters.headroom_min_frames, INT64_MAX);
+  atomic_init(&s->counters.lead_min_last, INT64_MAX);
+  atomic_init(&s->counters.lead_min_now, INT64_MAX);
   *out = s;
   return 0;
 
@@ -322,6 +324,16 @@ static void shape_edges(struct engine_slot *s, float *const *dst, uint32_t valid
   }
 }
 
+/* Silence played in a cycle: the worker's fault once it attached, else it has no worker yet. */
+static void count_silence(struct engine_slot *s, uint32_t missing) {
+  if (!s->worker_seen) {
+    counter_add(&s->counters.no_worker_frames, missing);
+    return;
+  }
+  counter_add(&s->counters.underruns, 1);
+  counter_add(&s->counters.underrun_frames, missing);
+}
+
 /* Frames [from, to) of the cycle are a gap: silence after the fade-out of the last sample. */
 static void gap_frames(struct engine_slot *s, float *const *out, uint32_t from, uint32_t to) {
   float *dst[RW_MAX_CHANNELS];
@@ -334,8 +346,56 @@ static void gap_frames(struct engine_slot *s, float *const *out, uint32_t from, 
 
 static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, uint32_t n) {
   gap_frames(s, out, from, n);
-  counter_add(&s->counters.underrun_frames, n - from);
-  counter_add(&s->counters.underruns, 1);
+  count_silence(s, n - from);
+}
+
+/*
+ * The worker's lead left after a piece of k frames (fill: out_write - t
+ * before it), into the lifetime minimum, the histogram and the one-second
+ * window.
+ */
+static void note_lead(struct engine_slot *s, int64_t fill, uint32_t k) {
+  struct engine_slot_counters *c = &s->counters;
+  const uint32_t latency = s->tl.g.latency;
+  /* fill comes from the worker: clamp before subtracting, so nothing can overflow. */
+  int64_t lead = (fill < -(INT64_C(1) << 40) ? -(INT64_C(1) << 40) : fill) - (int64_t)k;
+  if (lead < atomic_load_explicit(&c->headroom_min_frames, memory_order_relaxed))
+    atomic_store_explicit(&c->headroom_min_frames, lead, memory_order_relaxed);
+  uint32_t bucket = 0;
+  if (lead >= 0)
+    bucket = lead >= latency ? ENGINE_LEAD_BUCKETS - 1 : 1 + (uint32_t)(lead * 8 / latency);
+  if (bucket >= ENGINE_LEAD_BUCKETS)
+    bucket = ENGINE_LEAD_BUCKETS - 1;
+  counter_add(&c->lead_histogram[bucket], 1);
+  if (lead < atomic_load_explicit(&c->lead_min_now, memory_order_relaxed))
+    atomic_store_explicit(&c->lead_min_now, lead, memory_order_relaxed);
+  s->lead_window += k;
+  if (s->lead_window >= s->segment.layout.sample_rate) {
+    s->lead_window = 0;
+    atomic_store_explicit(&c->lead_min_last,
+                          atomic_load_explicit(&c->lead_min_now, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->lead_min_now, INT64_MAX, memory_order_relaxed);
+  }
+}
+
+/*
+ * Every CLOCK_EVERY cycles (and in a generation's first, and after frames
+ * went by without us) the slot's clock reference gets the time this cycle
+ * published its input, for workers that wake themselves (shm/wake.h).
+ * Reading the clock costs about 30 ns, so not every cycle: between two
+ * refreshes the prediction drifts by the audio clock's error only (ppm).
+ */
+#define CLOCK_EVERY 16
+
+static void publish_clock(struct engine_slot *s, uint64_t t, uint32_t n) {
+  if (s->clock_due > 0) {
+    s->clock_due--;
+    return;
+  }
+  struct shm_clock clk = {.pos = t, .ns = base_mono_ns(), .period = n};
+  shm_clock_publish(s->tl.g.ctl, &s->clock_seq, &clk);
+  s->clock_due = CLOCK_EVERY - 1;
 }
 
 /*
@@ -357,6 +417,9 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
   for (uint32_t c = 0; c < s->n_out; c++)
     out[c] = io->audio_buffer(s->out_ports[c], n);
   counter_add(&s->counters.cycles, 1);
+  /* Relaxed: only a flag for counting; the control thread reads the worker's declaration. */
+  if (!s->worker_seen && atomic_load_explicit(&g->ctl->worker_pid, memory_order_relaxed) != 0)
+    s->worker_seen = true;
 
   if (atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
     play_gap(s, out, 0, n);
@@ -387,6 +450,8 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
       play_gap(s, out, off, n);
       return;
     }
+    if (off == played)
+      publish_clock(s, t, n);
     if (backlog > (int64_t)(g->capacity - g->max_period))
       overrun = true;
     if (shm_wake_worker_if_due(g->ctl, s->tl.pos + k, g->capacity))
@@ -398,11 +463,8 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
       play_gap(s, out, off, n);
       return;
     }
-    /* fill comes from the worker: compare before subtracting, so nothing can overflow. */
-    int64_t lead = s->tl.fill >= (int64_t)k ? s->tl.fill - (int64_t)k : -1;
-    if (lead >= 0 &&
-        lead < atomic_load_explicit(&s->counters.headroom_min_frames, memory_order_relaxed))
-      atomic_store_explicit(&s->counters.headroom_min_frames, lead, memory_order_relaxed);
+    if (s->worker_seen)
+      note_lead(s, s->tl.fill, k);
 
     for (uint32_t c = 0; c < s->n_out; c++)
       nonfinite += sanitize(dst[c], (uint32_t)valid);
@@ -412,7 +474,9 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
       missing += k - (uint32_t)valid;
     }
   }
-  if (underrun) {
+  if (!s->worker_seen) {
+    counter_add(&s->counters.no_worker_frames, n);
+  } else if (underrun) {
     counter_add(&s->counters.underruns, 1);
     counter_add(&s->counters.underrun_frames, missing);
   }
@@ -470,8 +534,10 @@ static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes
       if (gap > 0 && gap < CLOCK_JUMP_MAX) {
         counter_add(&e->stats.skipped_frames, gap);
         for (uint32_t i = 0; i < st->n_slots; i++)
-          if (!atomic_load_explicit(&st->slots[i]->faulted, memory_order_relaxed))
+          if (!atomic_load_explicit(&st->slots[i]->faulted, memory_order_relaxed)) {
             shm_tl_daemon_skip(&st->slots[i]->tl, gap);
+            st->slots[i]->clock_due = 0; /* the timeline jumped: the reference is stale */
+          }
       }
     }
     e->next_frame_time = frame_time + nframes;
@@ -556,8 +622,10 @@ static uint32_t slot_follow_clock(struct engine *e, struct engine_slot *s, uint3
       e->node_cycle_xrun = true;
     }
     if (behind > 0 && behind < CLOCK_JUMP_MAX) {
-      if (!atomic_load_explicit(&s->faulted, memory_order_relaxed))
+      if (!atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
         shm_tl_daemon_skip(&s->tl, behind);
+        s->clock_due = 0; /* the timeline jumped: the reference is stale */
+      }
       /* The daemon's count is of graph frames: once per cycle, however many nodes missed them. */
       if (behind > e->node_cycle_skipped) {
         counter_add(&e->stats.skipped_frames, behind - e->node_cycle_skipped);

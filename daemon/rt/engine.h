@@ -59,17 +59,43 @@ struct engine_io {
   int (*midi_get)(void *midi_buffer, uint32_t index, struct engine_midi *ev);
 };
 
-/* Counters of one engine slot: written by the RT thread only, read anywhere. */
+/*
+ * The lead histogram's buckets: cycles whose output was short (an underrun),
+ * then cycles by the worker's lead left after the cycle in eighths of L
+ * ([0, L/8), [L/8, 2L/8), ... [7L/8, L] and beyond).
+ */
+#define ENGINE_LEAD_BUCKETS 9
+
+/*
+ * Counters of one engine slot: written by the RT thread only, read anywhere.
+ * Until the generation's worker has attached (published its pid) the slot
+ * plays silence because it has no worker yet, not because a worker was late:
+ * those frames count in no_worker_frames, and underruns and the lead only
+ * from the first cycle that sees the worker.
+ */
 struct engine_slot_counters {
   _Atomic uint64_t cycles;
   _Atomic uint64_t underruns;       /* cycles with at least one missing frame */
   _Atomic uint64_t underrun_frames; /* frames played as silence for want of output */
+  _Atomic uint64_t no_worker_frames; /* frames played before the worker attached */
   _Atomic uint64_t overruns;        /* cycles in which the worker was losing input */
   _Atomic uint64_t nonfinite_samples;
   _Atomic uint64_t events_dropped; /* event ring full, or MIDI longer than 3 bytes */
   _Atomic uint64_t wakeups;
   _Atomic uint64_t faults;              /* impossible positions read from the segment */
-  _Atomic int64_t headroom_min_frames;  /* smallest lead of the worker; INT64_MAX: none yet */
+  /*
+   * The worker's lead after each cycle: out_write - (t + n), negative when
+   * the cycle was short by that much. headroom_min_frames is the smallest
+   * since the generation started (INT64_MAX: none yet); the histogram counts
+   * cycles per bucket (see ENGINE_LEAD_BUCKETS) and only grows, so a reader
+   * measures any window by subtracting two reads; lead_min_last is the
+   * smallest in the last complete window of one second (INT64_MAX: none), and
+   * lead_min_now the smallest in the window in progress.
+   */
+  _Atomic int64_t headroom_min_frames;
+  _Atomic uint64_t lead_histogram[ENGINE_LEAD_BUCKETS];
+  _Atomic int64_t lead_min_last;
+  _Atomic int64_t lead_min_now;
 };
 
 /*
@@ -98,8 +124,12 @@ struct engine_slot {
   uint32_t fade_out_pos; /* frames since the gap started (the fade-out tail) */
   bool in_gap;
   float tail[RW_MAX_CHANNELS]; /* last sample played per channel, the fade-out start */
-  bool clocked;                /* engine_process_slot: next_frame is known */
-  uint32_t next_frame;         /* engine_process_slot: the graph frame the timeline is at */
+  bool worker_seen;     /* the worker has attached: underruns count from now on */
+  uint32_t clock_seq;   /* the clock reference's private sequence (shm_clock_publish) */
+  uint32_t clock_due;   /* cycles until the clock reference is refreshed */
+  uint32_t lead_window; /* frames into the lead window in progress */
+  bool clocked;         /* engine_process_slot: next_frame is known */
+  uint32_t next_frame;  /* engine_process_slot: the graph frame the timeline is at */
 
   /* Control thread -> RT thread. */
   struct shm_queue commands;
@@ -139,7 +169,7 @@ struct engine {
   struct engine_rt_hooks hooks;
   /* RT thread only: where the graph clock should be at the next cycle. */
   uint32_t next_frame_time;
-  /* RT thread only: the graph cycle engine_process_slot is in, its time and skips so far. */
+  /* RT thread only: the graph cycle engine_process_slot is in, and its time so far. */
   bool node_cycle_open;
   uint32_t node_cycle_frame;
   uint64_t node_cycle_ticks;
@@ -215,8 +245,8 @@ void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nf
  * part of this cycle: those frames play as a gap and are not played again),
  * so the slot's output at graph frame F stays the answer to its input at
  * F - L. Such a cycle counts as an xrun (once per graph cycle), its gap not
- * as an underrun. *hint caches where the slot was found (start with 0). A key not in
- * the table plays nothing and touches no buffer. RT safe.
+ * as an underrun. *hint caches where the slot was found (start with 0). A
+ * key not in the table plays nothing and touches no buffer. RT safe.
  */
 void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
                          const struct engine_io *io, uint32_t nframes, uint32_t frame_time);

@@ -30,6 +30,9 @@ void slot__totals_add(struct slot_totals *t, const struct engine_slot *g) {
   int64_t h = atomic_load(&c->headroom_min_frames);
   if (h < t->headroom_min_frames)
     t->headroom_min_frames = h;
+  t->no_worker_frames += atomic_load(&c->no_worker_frames);
+  for (int i = 0; i < ENGINE_LEAD_BUCKETS; i++)
+    t->lead_histogram[i] += atomic_load(&c->lead_histogram[i]);
 }
 
 /* An engine slot died (the RT thread let go of its last table): keep its counts. */

@@ -203,6 +203,7 @@ static void on_slot_closed(uv_handle_t *h) {
   json_decref(s->config_def);
   free(s->state_blob);
   free(s->plugin);
+  free(s->declared_plugin);
   free(s->exec);
   free(s);
 }

@@ -9,7 +9,8 @@
 
 #define SLOT_MAX_LATENCY_MS 2000.0
 #define SLOT_MAX_LATENCY_FRAMES 192000
-#define SLOT_STOP_GRACE_MS 1000
+/* The SIGTERM-to-SIGKILL grace the worker SDK promises its users. */
+#define SLOT_STOP_GRACE_MS RW_STOP_GRACE_MS
 
 /* Sends an event to subscribers (takes fields). */
 void slot__emit(struct slot *s, const char *type, json_t *fields);

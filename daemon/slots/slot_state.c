@@ -125,7 +125,7 @@ static void post(struct runwayd *d, struct slot *s, struct slot_state_request *r
 static json_t *state_document(const struct slot *s) {
   char *b64 = s->state_len > 0 ? persist_base64_encode(s->state_blob, s->state_len) : NULL;
   json_t *doc = json_pack("{s:s, s:i, s:s, s:s, s:o, s:o}", "format", "runway-state", "version",
-                          1, "slot", s->name, "plugin", s->plugin ? s->plugin : "",
+                          1, "slot", s->name, "plugin", slot_plugin_name(s) ? slot_plugin_name(s) : "",
                           "params", slots_param_values(s), "state",
                           b64 ? json_string(b64) : json_null());
   free(b64);
@@ -237,10 +237,11 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
     return proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
                                 "%s is not a runway state file (version 1)", file);
   }
-  if (plugin != NULL && plugin[0] != '\0' && s->plugin != NULL && strcmp(plugin, s->plugin) != 0) {
+  const char *mine = slot_plugin_name(s);
+  if (plugin != NULL && plugin[0] != '\0' && mine != NULL && strcmp(plugin, mine) != 0) {
     resp = proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
                                 "%s holds state of plugin %s, but slot \"%s\" runs %s", file,
-                                plugin, s->name, s->plugin);
+                                plugin, s->name, mine);
     json_decref(doc);
     return resp;
   }

@@ -52,6 +52,8 @@ struct slot_totals {
   uint64_t skipped_frames;
   uint64_t discontinuities;
   int64_t headroom_min_frames; /* INT64_MAX: none */
+  uint64_t no_worker_frames;
+  uint64_t lead_histogram[ENGINE_LEAD_BUCKETS];
 };
 
 struct slot {
@@ -62,6 +64,7 @@ struct slot {
   char name[PROTO_SLOT_NAME_MAX + 1];
   enum slot_kind kind;
   char *plugin; /* built-in plugin name, or NULL */
+  char *declared_plugin; /* the name the worker declared in its segment, or NULL */
   char *exec;   /* command line for SLOT_EXEC, or NULL */
   uint32_t n_in;
   uint32_t n_out;
@@ -149,6 +152,11 @@ void slots_remove(struct runwayd *d, struct slot *s);
 enum proto_err slots_restart(struct runwayd *d, struct slot *s, char *err, size_t errlen);
 
 struct slot *slots_find(struct runwayd *d, const char *name);
+
+/* The plugin's name as users know it: the built-in one asked for, else the worker's own. */
+static inline const char *slot_plugin_name(const struct slot *s) {
+  return s->plugin != NULL ? s->plugin : s->declared_plugin;
+}
 
 static inline bool slot_running(const struct slot *s) {
   return s->gen != NULL && s->sv.state == WORKER_RUNNING;

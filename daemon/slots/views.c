@@ -93,15 +93,16 @@ json_t *slot_to_json(const struct slot *s) {
                             p && p->midi_name ? json_string(p->midi_name) : json_null());
   const char *kind = slot_kind_name(s->kind);
   return json_pack(
-      "{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:b, s:o, s:I, s:I, s:o}", "name",
-      s->name, "plugin", s->plugin ? s->plugin : kind, "kind", kind, "exec",
+      "{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:b, s:o, s:I, s:I, s:o, s:o}", "name",
+      s->name, "plugin", slot_plugin_name(s) ? slot_plugin_name(s) : kind, "kind", kind, "exec",
       s->exec ? json_string(s->exec) : json_null(), "state", worker_state_name(s->sv.state),
       "pid", s->sv.pid > 0 ? json_integer(s->sv.pid) : json_null(), "latency_frames",
       (json_int_t)s->latency, "latency_ms",
       rate > 0 && s->latency > 0 ? json_real(s->latency * 1000.0 / rate) : json_null(), "inputs",
       (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi, "ports", ports,
       "restarts", (json_int_t)s->sv.restarts, "generation", (json_int_t)s->generation,
-      "last_error", s->sv.error[0] ? json_string(s->sv.error) : json_null());
+      "last_error", s->sv.error[0] ? json_string(s->sv.error) : json_null(), "declared_plugin",
+      s->declared_plugin ? json_string(s->declared_plugin) : json_null());
 }
 
 static json_t *meters_json(const struct slot *s) {
@@ -115,7 +116,18 @@ json_t *slot_stats_json(const struct slot *s) {
   struct slot_totals t = s->base;
   if (s->gen != NULL)
     slot__totals_add(&t, s->gen);
-  json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:s}",
+  /* The lead's recent minimum: the current generation's last one to two seconds. */
+  int64_t recent = INT64_MAX;
+  json_t *hist = json_array();
+  for (int i = 0; i < ENGINE_LEAD_BUCKETS; i++)
+    json_array_append_new(hist, json_integer((json_int_t)t.lead_histogram[i]));
+  if (s->gen != NULL) {
+    int64_t last = atomic_load(&s->gen->counters.lead_min_last);
+    int64_t now = atomic_load(&s->gen->counters.lead_min_now);
+    recent = last < now ? last : now;
+  }
+  json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:s, "
+                        "s:I, s:o, s:o}",
                    "name", s->name, "underruns", (json_int_t)t.underruns, "underrun_frames",
                    (json_int_t)t.underrun_frames, "skipped_frames", (json_int_t)t.skipped_frames,
                    "overruns", (json_int_t)t.overruns, "nonfinite_samples",
@@ -126,7 +138,9 @@ json_t *slot_stats_json(const struct slot *s) {
                    "cycles", (json_int_t)t.cycles, "events_dropped", (json_int_t)t.events_dropped,
                    "wakeups", (json_int_t)t.wakeups, "faults", (json_int_t)t.faults,
                    "discontinuities", (json_int_t)t.discontinuities, "state",
-                   worker_state_name(s->sv.state));
+                   worker_state_name(s->sv.state), "no_worker_frames",
+                   (json_int_t)t.no_worker_frames, "lead_histogram", hist,
+                   "lead_min_recent_frames", recent == INT64_MAX ? json_null() : json_integer(recent));
   json_object_set_new(o, "meters", meters_json(s));
   return o;
 }

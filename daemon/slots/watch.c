@@ -5,6 +5,8 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "slot_internal.h"
 
@@ -42,6 +44,24 @@ static int drain_messages(struct slot *s) {
   return 0;
 }
 
+/*
+ * The plugin name the worker declared (its info block is complete once it
+ * published its pid). Untrusted: cut at the field's end, kept only when it
+ * is printable UTF-8 text.
+ */
+static void adopt_declared_name(struct slot *s, const struct rw_info *info) {
+  char name[sizeof(info->plugin)];
+  memcpy(name, info->plugin, sizeof(name));
+  name[sizeof(name) - 1] = '\0';
+  bool printable = name[0] != '\0';
+  for (const char *c = name; *c != '\0'; c++)
+    printable &= (unsigned char)*c >= 0x20 && *c != 0x7f;
+  json_t *utf8 = printable ? json_string(name) : NULL;
+  json_decref(utf8);
+  free(s->declared_plugin);
+  s->declared_plugin = utf8 != NULL ? strdup(name) : NULL;
+}
+
 /* How much pending input a running worker may leave before it counts as stalled. */
 static uint64_t stall_threshold(const struct slot *s, const struct rw_segment_control *ctl) {
   uint64_t threshold = atomic_load(&ctl->wake_frames) + backend_period(s->d->backend);
@@ -76,7 +96,9 @@ static void check_slot(struct slot *s, uint64_t now, bool deep) {
   if (s->sv.state == WORKER_STARTING &&
       atomic_load_explicit(&ctl->worker_pid, memory_order_acquire) != 0) {
     supervisor_running(&s->sv);
-    log_info("slot %s: worker running", s->name);
+    adopt_declared_name(s, g->segment.info);
+    log_info("slot %s: worker running%s%s", s->name, s->declared_plugin ? ", plugin " : "",
+             s->declared_plugin ? s->declared_plugin : "");
     slot__adopt_declared_params(s, g);
   }
 

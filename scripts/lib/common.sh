@@ -14,12 +14,27 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # clang and libclang-rt-dev build the libFuzzer targets: Debian's clang only
 # recommends the runtime (libFuzzer, the sanitizers), and recommendations are
 # not installed here.
+# bash-completion runs the completion test under its framework, as an
+# interactive shell would; man-db formats the man pages as lintian does.
+# python3 and golang-go (Go 1.19) build and test the worker SDK's bindings
+# (clients/python, clients/go); python3-pip installs the Python package as a
+# user would, python3-numpy tests its zero-copy numpy views (the binding
+# itself needs neither).
 RUNWAY_PACKAGES=(
   build-essential cmake pkg-config
   jackd2 libjack-jackd2-dev
   libpipewire-0.3-dev pipewire pipewire-bin pipewire-jack
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
   clang libclang-rt-dev
+  bash-completion man-db
+  python3 python3-pip python3-numpy golang-go
+)
+
+# scripts/test-system.sh, besides the above: the Debian packaging tools, a
+# Debian 12 tree (debootstrap) and the container to boot it in.
+RUNWAY_SYSTEM_TEST_PACKAGES=(
+  debhelper dpkg-dev fakeroot lintian
+  debootstrap systemd-container
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

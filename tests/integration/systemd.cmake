@@ -14,6 +14,7 @@ if(RUNWAY_SYSTEMD_ANALYZE)
   # expression.
   set(RUNWAY_SD_VERIFY_DIR ${CMAKE_CURRENT_BINARY_DIR}/systemd-verify)
   set(RUNWAY_BINDIR "$<TARGET_FILE_DIR:runwayd>")
+  set(RUNWAY_CONFIG "${PROJECT_SOURCE_DIR}/systemd/runwayd.conf")
   foreach(kind system user)
     if(kind STREQUAL "system")
       set(RUNWAY_SD_TEMPLATE ${PROJECT_SOURCE_DIR}/systemd/runwayd.service.in)
@@ -25,6 +26,7 @@ if(RUNWAY_SYSTEMD_ANALYZE)
          INPUT ${RUNWAY_SD_VERIFY_DIR}/${kind}.in)
   endforeach()
   unset(RUNWAY_BINDIR)
+  unset(RUNWAY_CONFIG)
 
   add_test(NAME systemd_verify
     COMMAND ${CMAKE_COMMAND}

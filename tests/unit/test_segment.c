@@ -152,7 +152,7 @@ static void test_create_initial_state(void **state) {
   assert_int_equal(atomic_load(&c->wake_seq), 0);
   assert_int_equal(atomic_load(&c->sleeping), 0);
   assert_int_equal(atomic_load(&c->wake_frames), seg.layout.wake_frames_default);
-  assert_int_equal(seg.layout.wake_frames_default, 600); /* L / 4 */
+  assert_int_equal(seg.layout.wake_frames_default, 128); /* one period */
   assert_int_equal(atomic_load(&c->worker.skipped_frames), 0);
   assert_int_equal(atomic_load(&c->daemon.cycles), 0);
 

@@ -244,9 +244,9 @@ static void test_layout_wake_frames(void **state) {
   static const struct {
     uint32_t latency, period, wake, want;
   } cases[] = {
-      {4800, 256, 0, 1200},  /* L / 4 */
-      {4801, 256, 0, 1200},  /* rounded down */
-      {400, 256, 0, 256},    /* at least one period */
+      {4800, 256, 0, 256},   /* one period */
+      {4801, 128, 0, 128},
+      {256, 256, 0, 256},    /* L == one period */
       {100, 256, 0, 100},    /* but at most L */
       {1, 1, 0, 1},
       {4800, 256, 1, 1},     /* explicit values are kept... */

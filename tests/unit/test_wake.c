@@ -250,8 +250,68 @@ static void test_futex_wait_timeout_and_wake(void **state) {
   assert_int_equal(shm_futex_wake(&c->wake_seq, 100), 0);
 }
 
+/* ---- the clock reference ---------------------------------------------------- */
+
+static void test_clock_publish_and_read(void **state) {
+  struct rw_segment_control *c = fresh_control(state);
+  struct shm_clock got;
+  uint32_t seq = 0;
+  memset(&c->clock, 0, sizeof(c->clock));
+  assert_int_equal(shm_clock_read(c, &got), -EAGAIN); /* none yet */
+
+  struct shm_clock clk = {.pos = 12800, .ns = 123456789, .period = 128};
+  shm_clock_publish(c, &seq, &clk);
+  assert_int_equal(seq % 2, 0);
+  assert_int_equal(atomic_load(&c->clock.seq), seq);
+  assert_int_equal(shm_clock_read(c, &got), 0);
+  assert_int_equal(got.pos, 12800);
+  assert_int_equal(got.ns, 123456789);
+  assert_int_equal(got.period, 128);
+
+  /* A worker scribbling over the sequence cannot confuse the writer. */
+  atomic_store(&c->clock.seq, 7);
+  assert_int_equal(shm_clock_read(c, &got), -EAGAIN); /* odd: "being written" */
+  clk.pos = 25600;
+  shm_clock_publish(c, &seq, &clk);
+  assert_int_equal(shm_clock_read(c, &got), 0);
+  assert_int_equal(got.pos, 25600);
+  /* The sequence never comes back to 0 ("none") when it wraps. */
+  seq = UINT32_MAX - 1;
+  shm_clock_publish(c, &seq, &clk);
+  assert_true(seq != 0 && seq % 2 == 0);
+  assert_int_equal(shm_clock_read(c, &got), 0);
+
+  /* Nonsense periods are refused. */
+  clk.period = 0;
+  shm_clock_publish(c, &seq, &clk);
+  assert_int_equal(shm_clock_read(c, &got), -EAGAIN);
+  clk.period = RW_MAX_PERIOD + 1;
+  shm_clock_publish(c, &seq, &clk);
+  assert_int_equal(shm_clock_read(c, &got), -EAGAIN);
+}
+
+static void test_clock_due(void **state) {
+  (void)state;
+  /* The cycle starting at 1000 published [1000, 1128) at 1 s; 48 kHz: 128 frames = 2.667 ms. */
+  struct shm_clock clk = {.pos = 1000, .ns = 1000000000, .period = 128};
+  const int64_t per = 128 * INT64_C(1000000000) / 48000;
+  assert_int_equal(shm_clock_due_ns(&clk, 48000, 900), 1000000000);  /* before the reference */
+  assert_int_equal(shm_clock_due_ns(&clk, 48000, 1128), 1000000000); /* that very cycle */
+  assert_int_equal(shm_clock_due_ns(&clk, 48000, 1129), 1000000000 + per);
+  assert_int_equal(shm_clock_due_ns(&clk, 48000, 1256), 1000000000 + per);
+  assert_int_equal(shm_clock_due_ns(&clk, 48000, 1257), 1000000000 + 256 * INT64_C(1000000000) / 48000);
+  /* Ten cycles on: exact in frames, not a sum of rounded periods. */
+  assert_int_equal(shm_clock_due_ns(&clk, 48000, 1000 + 11 * 128),
+                   1000000000 + 10 * 128 * INT64_C(1000000000) / 48000);
+  /* Absurd distances are capped at an hour, never wrap. */
+  assert_true(shm_clock_due_ns(&clk, 48000, UINT64_MAX) <= 1000000000 + 3600 * INT64_C(1000000000));
+  assert_int_equal(shm_clock_due_ns(&clk, 0, 5000), 1000000000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_clock_publish_and_read),
+      cmocka_unit_test(test_clock_due),
       cmocka_unit_test(test_wake_not_sleeping),
       cmocka_unit_test(test_wake_not_enough_pending),
       cmocka_unit_test(test_wake_seq_wraps),

@@ -433,8 +433,11 @@ static void test_skip_after_daemon_runs_ahead(void **state) {
     daemon_write(&d, PERIOD);
     daemon_read(&d, out, PERIOD);
   }
-  /* in_write = out_read = 1280, the worker at 640: late, so it resumes L/4 ahead of the reader. */
-  const uint64_t resume = 1280 - LAT + LAT / 4;
+  /*
+   * in_write = out_read = 1280, the worker at 640: late, so it resumes with
+   * the input whose output the reader needs next, and no margin beyond.
+   */
+  const uint64_t resume = 1280 - LAT;
   rw_block b;
   assert_int_equal(rw_worker_next(w, &b, 0), 1);
   assert_int_equal(b.discontinuity, 1);

@@ -24,3 +24,12 @@ if(TARGET runway-worker)
   add_test(NAME test_worker_state COMMAND test_worker_state)
   set_tests_properties(test_worker_state PROPERTIES LABELS unit TIMEOUT 60)
 endif()
+
+if(TARGET runway-worker)
+  add_executable(test_worker_wake ${CMAKE_CURRENT_LIST_DIR}/test_worker_wake.c
+    ${CMAKE_CURRENT_LIST_DIR}/worker_rig.c)
+  target_link_libraries(test_worker_wake PRIVATE
+    runway-worker runway_shm PkgConfig::CMOCKA Threads::Threads m)
+  add_test(NAME test_worker_wake COMMAND test_worker_wake)
+  set_tests_properties(test_worker_wake PROPERTIES LABELS unit TIMEOUT 60)
+endif()

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -240,24 +239,66 @@ static int plan_chunk(rw_worker *w) {
 }
 
 /*
- * How long to sleep. While input flows, the worker wakes on its own timer one
- * period before wake_frames of input are pending, so the daemon's RT thread
- * finds it awake and never pays for a FUTEX_WAKE (about 7 us on a VM, per
- * slot); the daemon's wake stays as the fallback for a late timer. When no
- * input came since the last sleep (the graph is stopped), sleep long.
+ * Sleeping until wake_frames of input have arrived. The daemon publishes
+ * when its cycles happen (the clock reference, shm/wake.h), so the worker
+ * sets its own timer just after the cycle that brings the input, and tells
+ * the daemon to wake it only a period later (wake_frames + period): while
+ * the timer is on time the daemon's RT thread never pays for a FUTEX_WAKE
+ * (about 7 us on a VM, per slot and cycle). A timer that finds the input not
+ * there yet (the cycle came later than predicted) is early: the worker looks
+ * again a slack later, RW__LATE_RETRIES times, and only then asks to be woken
+ * the moment the input arrives; so it does without a fresh reference (a new
+ * slot, a stopped graph), in slices that bound how late it notices a stop.
+ *
+ * The slack after the predicted cycle covers the daemon's jitter from cycle
+ * to cycle: a quarter period, at least RW__TIMER_SLACK_MIN_NS. A pause that
+ * starts as the worker wakes has L minus that slack (and the block's own
+ * work) before the output it owes is due.
  */
-static int64_t own_wake_ns(rw_worker *w) {
+#define RW__TIMER_SLACK_MIN_NS (100 * 1000LL)
+#define RW__LATE_RETRIES 2
+/* A reference older than this many periods (plus 100 ms) means the graph stopped. */
+#define RW__CLOCK_STALE_PERIODS 64
+
+struct sleep_plan {
+  uint32_t want;    /* the wake_frames the daemon sees */
+  int64_t until_ns; /* end of this sleep */
+  int timer;        /* until_ns is the worker's own timer for the input */
+};
+
+static void plan_sleep(rw_worker *w, int64_t now, struct sleep_plan *p) {
   const struct rw_segment_header *h = &w->seg.layout;
-  uint64_t in_write = atomic_load_explicit(&w->seg.control->in_write.value, memory_order_relaxed);
-  bool flowing = in_write != w->last_in_write;
-  w->last_in_write = in_write;
-  if (!flowing || in_write < w->tl.pos)
-    return RW__WAIT_SLICE_NS;
-  int64_t frames = (int64_t)w->wake_frames - (int64_t)(in_write - w->tl.pos) - h->max_period;
-  if (frames <= 0)
-    return RW__WAIT_SLICE_NS; /* too close to call: the daemon wakes us */
-  int64_t ns = frames * 1000000000LL / h->sample_rate;
-  return ns < RW__WAIT_SLICE_NS ? ns : RW__WAIT_SLICE_NS;
+  struct shm_clock clk;
+
+  p->want = w->wake_frames;
+  p->until_ns = now + RW__WAIT_SLICE_NS;
+  p->timer = 0;
+  int early = w->timer_armed && now >= w->timer_due_ns;
+  w->timer_armed = 0;
+  if (early)
+    w->early_wakes++;
+  if (shm_clock_read(w->seg.control, &clk) != 0)
+    return;
+  int64_t period_ns = (int64_t)clk.period * 1000000000LL / h->sample_rate;
+  int64_t age = now - (int64_t)clk.ns;
+  if (age > RW__CLOCK_STALE_PERIODS * period_ns + 100 * 1000000LL || age < -1000000000LL)
+    return;
+  int64_t slack = period_ns / 4 > RW__TIMER_SLACK_MIN_NS ? period_ns / 4 : RW__TIMER_SLACK_MIN_NS;
+  int64_t due = shm_clock_due_ns(&clk, h->sample_rate, w->tl.pos + w->wake_frames) + slack;
+  if (early || due <= now) {
+    /* The cycle is later than predicted: look again a slack later, a few times. */
+    if (w->late_retries >= RW__LATE_RETRIES)
+      return; /* the daemon wakes us when the input arrives */
+    w->late_retries++;
+    due = now + slack;
+  }
+  uint64_t fallback = (uint64_t)w->wake_frames + clk.period;
+  p->want = fallback < h->capacity ? (uint32_t)fallback : h->capacity;
+  p->timer = 1;
+  if (due < p->until_ns)
+    p->until_ns = due;
+  w->timer_armed = 1;
+  w->timer_due_ns = due;
 }
 
 int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
@@ -298,18 +339,25 @@ int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
     int rc = plan_chunk(w);
     if (rc < 0)
       return rc;
-    if (rc > 0)
+    if (rc > 0) {
+      w->timer_armed = 0;
+      w->late_retries = 0;
       break;
-
-    int64_t slice = own_wake_ns(w);
-    if (deadline >= 0) {
-      int64_t left = deadline - now_ns();
-      if (left <= 0)
-        return 0;
-      if (left < slice)
-        slice = left;
     }
-    shm_wake_wait(w->seg.control, w->tl.pos, w->wake_frames, slice);
+
+    int64_t now = now_ns();
+    struct sleep_plan sp;
+    plan_sleep(w, now, &sp);
+    if (deadline >= 0) {
+      if (deadline <= now)
+        return 0;
+      if (deadline < sp.until_ns)
+        sp.until_ns = deadline;
+    }
+    rc = shm_wake_wait(w->seg.control, w->tl.pos, sp.want, sp.until_ns - now);
+    w->sleeps++;
+    if (rc == -ETIMEDOUT && sp.timer && now_ns() >= w->timer_due_ns)
+      w->timer_wakes++;
     /* Checked only after sleeping: a busy worker pays nothing for it. */
     if (rw__daemon_gone(w)) {
       rw__set_error(w, "runwayd went away");

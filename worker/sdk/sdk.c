@@ -242,6 +242,8 @@ static int start(rw_worker *w, const rw_worker_options *o) {
   w->info.midi = (h->flags & RW_SEGMENT_F_MIDI) != 0;
   w->info.latency = h->latency;
   w->info.max_block = w->max_block;
+  w->info.period = h->max_period;
+  w->info.wake_frames = w->wake_frames;
 
   w->discontinuity_pending = 1;
   w->fade_pos = RW_FADE_IN_FRAMES;
@@ -325,6 +327,26 @@ int rw_worker_get_stats(const rw_worker *w, rw_worker_stats *out) {
     return RW_ERR_INVALID;
   *out = w->stats;
   return 0;
+}
+
+uint64_t rw_worker_stat(const rw_worker *w, int which) {
+  if (w == NULL)
+    return UINT64_MAX;
+  const rw_worker_stats *st = &w->stats;
+  switch (which) {
+  case RW_STAT_BLOCKS: return st->blocks;
+  case RW_STAT_FRAMES: return st->frames;
+  case RW_STAT_SKIPPED_FRAMES: return st->skipped_frames;
+  case RW_STAT_DISCONTINUITIES: return st->discontinuities;
+  case RW_STAT_EVENTS: return st->events;
+  case RW_STAT_EVENTS_LATE: return st->events_late;
+  case RW_STAT_EVENTS_INVALID: return st->events_invalid;
+  case RW_STAT_MESSAGES_DROPPED: return st->messages_dropped;
+  case RW_STAT_SLEEPS: return w->sleeps;
+  case RW_STAT_TIMER_WAKES: return w->timer_wakes;
+  case RW_STAT_EARLY_WAKES: return w->early_wakes;
+  default: return UINT64_MAX;
+  }
 }
 
 void rw_worker_request_stop(rw_worker *w) {

@@ -22,6 +22,7 @@
 #define RW__MAX_MAX_BLOCK 8192u
 /* The public name of the fade length is the segment ABI's, the daemon's too. */
 _Static_assert(RW_FADE_IN_FRAMES == RW_FADE_FRAMES, "one fade length for daemon and SDK");
+_Static_assert(RW_WORKER_STOP_GRACE_MS == RW_STOP_GRACE_MS, "one grace for daemon and SDK");
 /* Longest single futex sleep: bounds how late a stop request or a vanished daemon is noticed. */
 #define RW__WAIT_SLICE_NS (50 * 1000000LL)
 /* How long rw_worker_open waits for runwayd's answer to worker.attach. */
@@ -65,7 +66,10 @@ struct rw_worker {
   char slot[64];
   uint32_t max_block;
   uint32_t wake_frames;
-  uint64_t last_in_write; /* in_write when the worker last went to sleep */
+  /* The worker's own timer (block.c): set for timer_due_ns, cleared when a block is planned. */
+  int timer_armed;
+  int64_t timer_due_ns;
+  uint32_t late_retries; /* timer wake-ups since the last block that found no input */
 
   /* Planar block buffers, allocated once at open. */
   float *in_data;
@@ -103,6 +107,9 @@ struct rw_worker {
   uint64_t out_pos;  /* output position messages are stamped with */
 
   rw_worker_stats stats;
+  uint64_t sleeps;      /* RW_STAT_SLEEPS */
+  uint64_t timer_wakes; /* RW_STAT_TIMER_WAKES */
+  uint64_t early_wakes; /* RW_STAT_EARLY_WAKES */
   char err[RW__ERRLEN];
 };
 

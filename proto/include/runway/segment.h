@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define RW_SEGMENT_MAGIC UINT64_C(0x3147455359574e52) /* "RNWYSEG1" */
-#define RW_SEGMENT_ABI_VERSION 1u
+#define RW_SEGMENT_ABI_VERSION 2u
 
 #define RW_CACHE_LINE 64u
 #define RW_PAGE_ALIGN 4096u
@@ -47,6 +47,13 @@
  * daemon where output is missing, by the worker SDK after a discontinuity.
  */
 #define RW_FADE_FRAMES 64u
+
+/*
+ * How long runwayd lets a worker it stops (slot removal, restart, daemon
+ * shutdown) run between SIGTERM and SIGKILL. A worker it finds faulted or
+ * stalled is killed at once.
+ */
+#define RW_STOP_GRACE_MS 1000u
 
 #define RW_SEGMENT_F_MIDI 0x1u /* the slot has a MIDI input */
 #define RW_SEGMENT_F_ALL RW_SEGMENT_F_MIDI
@@ -112,6 +119,22 @@ struct rw_daemon_counters {
   _Atomic uint64_t events_dropped; /* events that did not fit the event ring */
 };
 
+/*
+ * The graph's clock, for workers that wake themselves on a timer instead of
+ * being woken by the daemon (shm/wake.h): the daemon's cycle that started at
+ * timeline position `pos` published its input at CLOCK_MONOTONIC time `ns`,
+ * and cycles are `period` frames long. The daemon refreshes it every few
+ * cycles as a seqlock (`seq` odd while it writes, 0 before the first write).
+ * It only ever decides when a worker sleeps, so a worker checks it for sanity
+ * and otherwise trusts it as far as timing goes.
+ */
+struct rw_clock_ref {
+  _Atomic uint32_t seq;
+  _Atomic uint32_t period;
+  _Atomic uint64_t pos;
+  _Atomic uint64_t ns;
+};
+
 struct rw_segment_control {
   struct rw_position in_write;  /* daemon: input frames published */
   struct rw_position in_read;   /* worker: input frames consumed */
@@ -127,6 +150,8 @@ struct rw_segment_control {
   alignas(RW_CACHE_LINE) _Atomic uint32_t sleeping;   /* worker sets, daemon clears */
   alignas(RW_CACHE_LINE) _Atomic uint32_t wake_frames; /* worker: worth waking for */
   _Atomic uint32_t worker_pid;                        /* worker: its pid once attached */
+
+  alignas(RW_CACHE_LINE) struct rw_clock_ref clock; /* daemon: see struct rw_clock_ref */
 
   alignas(RW_CACHE_LINE) struct rw_worker_counters worker;
   alignas(RW_CACHE_LINE) struct rw_daemon_counters daemon;

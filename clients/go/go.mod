@@ -1,0 +1,3 @@
+module runway
+
+go 1.19
