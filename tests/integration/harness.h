@@ -149,6 +149,15 @@ char *h_file_read(const char *path);
 bool h_pipewire(void);
 const char *h_backend(void);
 
+struct h_jack;
+/*
+ * PipeWire only: starts the server with its socket at <dir>/<name> (a user's
+ * own is $XDG_RUNTIME_DIR/pipewire-0), as h_jack_start does in the test's
+ * directory; the test's own clients find it there from now on.
+ */
+void h_pipewire_start_at(struct h_jack *j, const char *dir, const char *name, uint32_t rate,
+                         uint32_t period);
+
 struct h_jack {
   struct h_proc proc;
   char name[64];

@@ -110,6 +110,11 @@ static bool socket_answers(const char *path) {
 }
 
 void h__pw_server_start(struct h_jack *j, const char *name, uint32_t rate, uint32_t period) {
+  h_pipewire_start_at(j, h_tmpdir(), name, rate, period);
+}
+
+void h_pipewire_start_at(struct h_jack *j, const char *dir, const char *name, uint32_t rate,
+                         uint32_t period) {
   char conf[PATH_MAX], log[PATH_MAX], sock[PATH_MAX];
   memset(j, 0, sizeof(*j));
   snprintf(j->name, sizeof(j->name), "%s", name);
@@ -117,11 +122,11 @@ void h__pw_server_start(struct h_jack *j, const char *name, uint32_t rate, uint3
   j->period = period;
   if (snprintf(conf, sizeof(conf), "%s/%s.conf", h_tmpdir(), name) >= (int)sizeof(conf) ||
       snprintf(log, sizeof(log), "%s/pipewire-%s.log", h_tmpdir(), name) >= (int)sizeof(log) ||
-      snprintf(sock, sizeof(sock), "%s/%s", h_tmpdir(), name) >= 108)
+      snprintf(sock, sizeof(sock), "%s/%s", dir, name) >= 108)
     H_FAIL("path too long");
   write_conf(conf, name, rate, period);
   /* The test's own clients (the probe, pw-link, pw-metadata) and runwayd find it so. */
-  setenv("PIPEWIRE_RUNTIME_DIR", h_tmpdir(), 1);
+  setenv("PIPEWIRE_RUNTIME_DIR", dir, 1);
   setenv("PIPEWIRE_REMOTE", name, 1);
   const char *argv[] = {"pipewire", "-c", conf, NULL};
   /* A server's config comes from -c alone; the clients' config dir stays the system's. */
