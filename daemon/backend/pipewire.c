@@ -398,6 +398,19 @@ static void pwb_destroy(struct backend *base) {
 }
 
 static bool pwb_is_open(const struct backend *b) { return cpwb(b)->open; }
+
+/*
+ * No node of ours is left: pw_filter_destroy takes a node out of the data
+ * loop before it returns, so once the last is gone no process callback can
+ * be running.
+ */
+static bool pwb_rt_stopped(const struct backend *base) {
+  struct pwb *b = pwb((struct backend *)base);
+  pw_thread_loop_lock(b->tloop);
+  bool stopped = spa_list_is_empty(&b->slots) && b->clock == NULL;
+  pw_thread_loop_unlock(b->tloop);
+  return stopped;
+}
 static const char *pwb_client_name(const struct backend *b) { return cpwb(b)->client_name; }
 static uint32_t pwb_sample_rate(const struct backend *b) { return cpwb(b)->sample_rate; }
 static uint32_t pwb_period(const struct backend *b) { return cpwb(b)->period; }
@@ -473,6 +486,7 @@ const struct backend_ops backend_pipewire_ops = {
     .close = pwb_close,
     .abandon = pwb_abandon,
     .is_open = pwb_is_open,
+    .rt_stopped = pwb_rt_stopped,
     .client_name = pwb_client_name,
     .sample_rate = pwb_sample_rate,
     .period = pwb_period,
