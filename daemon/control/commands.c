@@ -199,6 +199,9 @@ static json_t *spec_from_args(const json_t *args, json_t *id, struct slot_spec *
       return proto_response_error(id, PROTO_E_INVALID_ARGUMENT,
                                   "latency_frames must be at least 1");
   }
+  if ((v = json_object_get(args, "on_fault")) != NULL &&
+      slot_on_fault_parse(json_string_value(v), &spec->on_fault) != 0)
+    return proto_response_error(id, PROTO_E_INVALID_ARGUMENT, "on_fault is silence or bypass");
   return NULL;
 }
 
@@ -266,12 +269,53 @@ static json_t *cmd_slot_list(struct runwayd *d, struct control_conn *conn,
   return proto_response_built(req->id, json_pack("{s:o}", "slots", list));
 }
 
+/* crossfade_ms as given, or -1 for the default; a message when out of range. */
+/*
+ * The crossfade and on_fault of a slot.replace or seamless slot.restart
+ * (args of the request, or kept from it) into spec; NULL, or an error answer.
+ */
+static json_t *replace_options(const json_t *args, json_t *id, struct slot_replace_spec *spec) {
+  const json_t *v = json_object_get(args, "crossfade_ms");
+  spec->crossfade_ms = v != NULL ? json_number_value(v) : -1;
+  if (v != NULL && !(spec->crossfade_ms >= 0 && spec->crossfade_ms <= 1000))
+    return proto_response_error(id, PROTO_E_INVALID_ARGUMENT,
+                                "crossfade_ms must be between 0 and 1000");
+  spec->on_fault = -1;
+  if ((v = json_object_get(args, "on_fault")) != NULL) {
+    enum slot_on_fault mode;
+    if (slot_on_fault_parse(json_string_value(v), &mode) != 0)
+      return proto_response_error(id, PROTO_E_INVALID_ARGUMENT, "on_fault is silence or bypass");
+    spec->on_fault = (int)mode;
+  }
+  return NULL;
+}
+
+/* Answers itself when the replacement is under way (NULL), else the error now. */
+static json_t *replace(struct runwayd *d, struct control_conn *conn,
+                       const struct proto_request *req, struct slot *s,
+                       const struct slot_replace_spec *spec) {
+  char err[512];
+  enum proto_err code = slots_replace(d, s, spec, conn, false, req->id, err, sizeof(err));
+  return code == PROTO_OK ? NULL : error(req, code, err);
+}
+
 static json_t *cmd_slot_restart(struct runwayd *d, struct control_conn *conn,
                                 const struct proto_request *req) {
   json_t *resp = NULL;
   struct slot *s = find_slot(d, req, "name", &resp);
   if (s == NULL)
     return resp;
+  bool seamless = json_is_true(json_object_get(req->args, "seamless"));
+  /* The same worker again, beside the old one: its state carries over. */
+  struct slot_replace_spec spec = {
+      .kind = s->kind, .plugin = s->plugin, .exec = s->exec, .restart = true, .privileged = true};
+  if ((resp = replace_options(req->args, req->id, &spec)) != NULL)
+    return resp;
+  if (!seamless && spec.crossfade_ms >= 0)
+    return error(req, PROTO_E_INVALID_ARGUMENT, "crossfade_ms goes with seamless");
+  if (seamless && slot_running(s) && s->kind != SLOT_EXTERNAL)
+    return replace(d, conn, req, s, &spec);
+  /* A worker that is not running has nothing to hand over: a plain restart. */
   char err[512];
   enum proto_err code = slots_restart(d, s, err, sizeof(err));
   if (code != PROTO_OK)
@@ -311,20 +355,88 @@ static json_t *cycle_histogram(const struct engine_stats *st) {
   return list;
 }
 
+/* The LV2 plugin to replace a slot's worker with is described: hostable, or refused. */
+static void lv2_replace_described(struct runwayd *d, enum proto_err code, const json_t *answer,
+                                  const char *err, void *user) {
+  struct deferred *r = user;
+  const char *name = json_string_value(json_object_get(r->args, "name"));
+  const char *uri = json_string_value(json_object_get(r->args, "lv2"));
+  struct slot *s = name != NULL ? slots_find(d, name) : NULL;
+  char why[600];
+  json_t *resp = NULL;
+  if (s == NULL) {
+    resp = proto_response_error(r->id, PROTO_E_NOT_FOUND, "slot \"%s\" went away meanwhile",
+                                name ? name : "");
+  } else if (code != PROTO_OK) {
+    resp = proto_response_error(r->id, code, "%s", err);
+  } else {
+    /* The slot's channels stay; the plugin must be one runway can host. */
+    struct slot_spec fill = {.inputs = s->n_in, .outputs = s->n_out, .midi = s->midi};
+    struct slot_replace_spec spec = {
+        .kind = SLOT_LV2, .plugin = uri, .privileged = r->privileged};
+    resp = replace_options(r->args, r->id, &spec);
+    if (resp == NULL && (code = lv2_fill_spec(answer, uri, &fill, why, sizeof(why))) == PROTO_OK)
+      code = slots_replace(d, s, &spec, r->conn, true, r->id, why, sizeof(why));
+    if (resp == NULL && code == PROTO_OK) {
+      r->conn = NULL; /* the replacement answers on it when it is over */
+      deferred_free(r);
+      return;
+    }
+    if (resp == NULL)
+      resp = proto_response_error(r->id, code, "%s", why);
+  }
+  deferred_answer(r, resp);
+}
+
+static json_t *cmd_slot_replace(struct runwayd *d, struct control_conn *conn,
+                                const struct proto_request *req) {
+  json_t *resp = NULL;
+  struct slot *s = find_slot(d, req, "name", &resp);
+  if (s == NULL)
+    return resp;
+  const char *plugin = arg_string(req, "plugin");
+  const char *lv2 = arg_string(req, "lv2");
+  const char *exec = arg_string(req, "exec");
+  if ((plugin != NULL) + (lv2 != NULL) + (exec != NULL) != 1)
+    return error(req, PROTO_E_INVALID_ARGUMENT,
+                 "give exactly one of plugin, lv2 or exec (e.g. --plugin gain)");
+  struct slot_replace_spec spec = {.kind = plugin ? SLOT_PLUGIN : SLOT_EXEC,
+                                   .plugin = plugin,
+                                   .exec = exec,
+                                   .privileged = privileged(conn)};
+  if ((resp = replace_options(req->args, req->id, &spec)) != NULL)
+    return resp;
+  /* An LV2 plugin is described first: whether runway can host it at all. */
+  if (lv2 != NULL)
+    return ask_lv2(d, conn, req, lv2, lv2_replace_described);
+  return replace(d, conn, req, s, &spec);
+}
+
+static json_t *cmd_slot_advise(struct runwayd *d, struct control_conn *conn,
+                               const struct proto_request *req) {
+  json_t *resp = NULL;
+  struct slot *s = find_slot(d, req, "name", &resp);
+  return s != NULL ? proto_response_built(req->id, slot_advice_json(s)) : resp;
+}
+
 static json_t *daemon_stats(struct runwayd *d) {
   const struct engine_stats *st = &d->engine.stats;
   uint64_t cycles = atomic_load(&st->cycles);
   uint64_t sum = atomic_load(&st->cycle_ns_sum);
+  bool up = backend_is_open(d->backend);
   int tid = atomic_load_explicit(&d->engine.rt_thread_id, memory_order_relaxed);
-  return json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:s, s:I, s:I}", "xruns",
-                   (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
+  return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:I, s:I}",
+                   "xruns", (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
                    (json_int_t)atomic_load(&st->cycle_ns_max), "rt_cycle_ns_avg",
-                   (json_int_t)(cycles ? sum / cycles : 0), "rt_cycle_ns_sum", (json_int_t)sum,
+                   (json_int_t)(cycles ? sum / cycles : 0), "cycles", (json_int_t)cycles,
+                   "backend_state", up ? "active" : "disconnected", "slots", (json_int_t)d->n_slots,
+                   "skipped_frames", (json_int_t)atomic_load(&st->skipped_frames),
+                   "rt_cycle_ns_sum", (json_int_t)sum, "rt_cycle_ns_max_recent",
+                   (json_int_t)atomic_load(&st->cycle_ns_max_recent), "sample_rate",
+                   up ? json_integer(backend_sample_rate(d->backend)) : json_null(), "period",
+                   up ? json_integer(backend_period(d->backend)) : json_null(),
                    "rt_cycle_histogram", cycle_histogram(st), "rt_thread_id", (json_int_t)tid,
-                   "rt_cpu_ns", rt_cpu_ns(tid), "cycles", (json_int_t)cycles, "backend_state",
-                   backend_is_open(d->backend) ? "active" : "disconnected", "slots",
-                   (json_int_t)d->n_slots, "skipped_frames",
-                   (json_int_t)atomic_load(&st->skipped_frames));
+                   "rt_cpu_ns", rt_cpu_ns(tid));
 }
 
 static json_t *cmd_stats(struct runwayd *d, struct control_conn *conn,
@@ -404,7 +516,9 @@ static json_t *cmd_subscribe(struct runwayd *d, struct control_conn *conn,
 /* cmd_<stem> for every command: one that has no handler does not compile. */
 static const command_fn handlers[PROTO_CMD_COUNT] = {
 #define HANDLER(ID, stem) [PROTO_CMD_##ID] = cmd_##stem,
-    PROTO_COMMAND_MAP(HANDLER, HANDLER)
+#define NO_HANDLER(ID, stem)
+    PROTO_COMMAND_MAP(HANDLER, HANDLER, NO_HANDLER)
+#undef NO_HANDLER
 #undef HANDLER
 };
 

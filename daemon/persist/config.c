@@ -18,17 +18,33 @@ struct parse {
   struct config *c;
   json_t *slot; /* the [slot NAME] section being read, or NULL for [daemon] */
   FILE *file;
-  int line;       /* of the text inih is reading now (counted by our reader) */
-  int error_line; /* of the first problem our handler found; 0: none */
+  int line;        /* of the text inih is reading now (counted by our reader) */
+  int pieces;      /* reads inih made: its own line numbers, which long lines skew */
+  int error_line;  /* of the first problem found here; 0: none */
+  int error_piece; /* inih's number for that line */
+  bool in_long_line;
   char error[256];
 };
 
-/* inih's reader, counting lines so that a problem is reported with its own line. */
+/*
+ * inih's reader, counting lines so that a problem is reported with its own
+ * line. A line longer than inih's buffer comes in pieces, each of which inih
+ * counts as a line and parses on its own: such a line is a problem itself.
+ */
 static char *read_line(char *str, int num, void *stream) {
   struct parse *p = stream;
   char *r = fgets(str, num, p->file);
-  /* A line longer than the buffer comes in pieces: count it once, at its end. */
-  if (r != NULL && (strchr(r, '\n') != NULL || feof(p->file)))
+  if (r == NULL)
+    return NULL;
+  p->pieces++;
+  bool whole = strchr(r, '\n') != NULL || feof(p->file);
+  if (!whole && !p->in_long_line && p->error_line == 0) {
+    snprintf(p->error, sizeof(p->error), "the line is longer than %d bytes", num - 2);
+    p->error_line = p->line + 1;
+    p->error_piece = p->pieces;
+  }
+  p->in_long_line = !whole;
+  if (whole)
     p->line++;
   return r;
 }
@@ -63,13 +79,15 @@ static int bad(struct parse *p, const char *fmt, const char *a, const char *b) {
   if (p->error_line == 0) {
     snprintf(p->error, sizeof(p->error), fmt, a, b);
     p->error_line = p->line;
+    p->error_piece = p->pieces;
   }
   return 0; /* tells inih to report this line */
 }
 
 static int daemon_key(struct parse *p, const char *name, const char *value) {
-  static const char *const strings[] = {"name",   "socket",      "socket_group", "state_dir",
-                                        "log_level", "worker", "worker_user", "worker_env"};
+  static const char *const strings[] = {"backend",   "name",   "socket",      "socket_group",
+                                        "state_dir", "log_level", "worker", "worker_user",
+                                        "worker_env"};
   double d;
   long long i;
   for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
@@ -117,6 +135,13 @@ static int slot_key(struct parse *p, const char *name, const char *value) {
   if (json_object_get(s, name) != NULL)
     return bad(p, "\"%s\" given twice in [slot %s]", name, slot);
   if (strcmp(name, "plugin") == 0 || strcmp(name, "lv2") == 0 || strcmp(name, "exec") == 0) {
+    json_object_set_new(s, name, json_string(value));
+    return 1;
+  }
+  if (strcmp(name, "on_fault") == 0) {
+    enum slot_on_fault mode;
+    if (slot_on_fault_parse(value, &mode) != 0)
+      return bad(p, "on_fault is silence or bypass, not \"%s\"%s", value, "");
     json_object_set_new(s, name, json_string(value));
     return 1;
   }
@@ -178,16 +203,18 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen) {
   c->slots = json_array();
   int line = ini_parse_stream(read_line, &p, on_entry, &p);
   fclose(p.file);
-  if (line != 0) {
+  if (line != 0 || p.error_line != 0) {
     /*
-     * inih returns the first bad line. When that is ours, say what is wrong
-     * with it; a line inih itself could not parse (no '=' or ']') gets the
-     * general explanation.
+     * inih returns the first line it found bad, in its own numbering (pieces
+     * of long lines). When the first problem is one found here, it is said
+     * with its real line; a line inih itself could not parse (no '=' or ']')
+     * before it gets the general explanation, its number still exact.
      */
-    const char *why = p.error_line == line && p.error[0]
-                          ? p.error
-                          : "not a valid INI line ([section], key = value, ; comment)";
-    snprintf(err, errlen, "%s:%d: %s", path, line, why);
+    if (p.error_line != 0 && (line == 0 || line >= p.error_piece))
+      snprintf(err, errlen, "%s:%d: %s", path, p.error_line, p.error);
+    else
+      snprintf(err, errlen, "%s:%d: %s", path, line,
+               "not a valid INI line ([section], key = value, ; comment)");
     config_free(c);
     return -EINVAL;
   }
@@ -228,7 +255,11 @@ int config_apply_options(const struct config *c, struct runwayd_options *opt, co
       continue; /* the command line wins */
     if (strcmp(key, "name") == 0)
       opt->name = json_string_value(v);
-    else if (strcmp(key, "socket") == 0) {
+    else if (strcmp(key, "backend") == 0) {
+      if (backend_find(json_string_value(v), err, errlen) == NULL)
+        return -EINVAL;
+      opt->backend = json_string_value(v);
+    } else if (strcmp(key, "socket") == 0) {
       if (proto_socket_path(json_string_value(v), opt->socket_path, sizeof(opt->socket_path))) {
         snprintf(err, errlen, "socket path %s is too long", json_string_value(v));
         return -EINVAL;
@@ -289,6 +320,12 @@ static bool matches(const struct slot *s, const json_t *want) {
   if ((v = json_object_get(want, "outputs")) && json_integer_value(v) != s->n_out)
     return false;
   if ((v = json_object_get(want, "midi")) && json_is_true(v) != s->midi)
+    return false;
+  enum slot_on_fault mode = SLOT_ON_FAULT_SILENCE;
+  if ((v = json_object_get(want, "on_fault")) != NULL &&
+      slot_on_fault_parse(json_string_value(v), &mode) != 0)
+    return false;
+  if (mode != s->on_fault)
     return false;
   return json_number_value(json_object_get(want, "latency_ms")) == s->latency_ms &&
          json_integer_value(json_object_get(want, "latency_frames")) == s->latency_frames;

@@ -17,6 +17,7 @@
  *   outputs = 2
  *   midi = yes
  *   latency_ms = 50            ; or latency_frames = N
+ *   on_fault = bypass          ; or silence (the default): what plays while no worker can
  *   param.level_db = -6        ; initial parameter values
  *
  * Command-line options win over [daemon] keys. SIGHUP reads the file again:

@@ -10,14 +10,11 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "engine_internal.h"
 #include "fpu.h"
 #include "wake.h"
 
-/* Single-writer counters: a relaxed load and store is enough and avoids a locked add. */
-static inline void counter_add(_Atomic uint64_t *c, uint64_t v) {
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-                        memory_order_relaxed);
-}
+#define counter_add engine__counter_add
 
 /*
  * The cycle's own duration, for rt_cycle_ns_*. On x86 with an invariant TSC
@@ -53,10 +50,15 @@ static inline uint64_t cycle_clock(void) {
 static inline uint64_t cycle_clock_ns(uint64_t ticks) {
   return tsc_ns_per_tick > 0.0 ? (uint64_t)((double)ticks * tsc_ns_per_tick) : ticks;
 }
+
+static inline uint64_t cycle_clock_second(void) {
+  return tsc_ns_per_tick > 0.0 ? (uint64_t)(1e9 / tsc_ns_per_tick) : 1000000000u;
+}
 #else
 static void cycle_clock_calibrate(void) {}
 static inline uint64_t cycle_clock(void) { return base_mono_ns(); }
 static inline uint64_t cycle_clock_ns(uint64_t ticks) { return ticks; }
+static inline uint64_t cycle_clock_second(void) { return 1000000000u; }
 #endif
 
 void engine_init(struct engine *e) {
@@ -101,6 +103,7 @@ int engine_slot_create(const struct proto_segment_params *params, const char *na
   atomic_init(&s->counters.headroom_min_frames, INT64_MAX);
   atomic_init(&s->counters.lead_min_last, INT64_MAX);
   atomic_init(&s->counters.lead_min_now, INT64_MAX);
+  s->bp_run_start = ENGINE_NO_RUN;
   *out = s;
   return 0;
 
@@ -120,18 +123,46 @@ void engine_slot_unref(struct engine_slot *slot) {
     slot->release(slot);
   shm_queue_destroy(&slot->commands);
   shm_segment_release(&slot->segment);
+  engine_bypass_unref(slot->bypass);
+  free(slot->scratch);
   free(slot);
+}
+
+int engine_slot_prepare_takeover(struct engine_slot *slot, uint32_t history, uint32_t crossfade) {
+  if (slot->scratch == NULL && slot->n_out > 0) {
+    slot->scratch = calloc((size_t)slot->n_out * RW_MAX_PERIOD, sizeof(float));
+    if (slot->scratch == NULL)
+      return -ENOMEM;
+  }
+  slot->takeover_history = history;
+  slot->takeover_crossfade = crossfade;
+  return 0;
+}
+
+void engine_slot_set_bypass(struct engine_slot *slot, struct engine_bypass *bp) {
+  engine_bypass_ref(bp);
+  engine_bypass_unref(slot->bypass);
+  slot->bypass = bp;
+  /* A generation starts with nothing of its worker's to play: bypass alone. */
+  slot->bp_mix = RW_FADE_FRAMES;
 }
 
 static void state_free(struct engine_state *st) {
   if (st == NULL)
     return;
-  for (uint32_t i = 0; i < st->n_slots; i++)
+  for (uint32_t i = 0; i < st->n_slots; i++) {
     engine_slot_unref(st->slots[i]);
+    engine_slot_unref(st->incoming[i]);
+  }
   free(st);
 }
 
 int engine_publish(struct engine *e, struct engine_slot *const *slots, uint32_t n_slots) {
+  return engine_publish_with(e, slots, NULL, n_slots);
+}
+
+int engine_publish_with(struct engine *e, struct engine_slot *const *slots,
+                        struct engine_slot *const *incoming, uint32_t n_slots) {
   if (n_slots > ENGINE_MAX_SLOTS)
     return -E2BIG;
   struct engine_state *st = calloc(1, sizeof(*st));
@@ -141,6 +172,10 @@ int engine_publish(struct engine *e, struct engine_slot *const *slots, uint32_t 
   for (uint32_t i = 0; i < n_slots; i++) {
     st->slots[i] = slots[i];
     engine_slot_ref(slots[i]);
+    if (incoming != NULL && incoming[i] != NULL) {
+      st->incoming[i] = incoming[i];
+      engine_slot_ref(incoming[i]);
+    }
   }
   struct engine_state *displaced = shm_handover_offer(&e->handover, st);
   if (displaced != NULL) {
@@ -226,7 +261,7 @@ static void forward_commands(struct engine_slot *s, uint64_t t) {
 }
 
 static void forward_midi(struct engine_slot *s, const struct engine_io *io, uint32_t n,
-                         uint64_t t) {
+                         uint32_t played, uint64_t t) {
   void *buf = io->midi_buffer(s->midi_port, n);
   if (buf == NULL)
     return;
@@ -239,7 +274,10 @@ static void forward_midi(struct engine_slot *s, const struct engine_io *io, uint
       counter_add(&s->counters.events_dropped, 1); /* SysEx and empty events are not forwarded */
       continue;
     }
-    struct rw_record ev = {.time = t + (m.frame < n ? m.frame : n - 1), .type = RW_EVENT_MIDI};
+    uint32_t frame = m.frame < n ? m.frame : n - 1;
+    /* Events in frames a late run already played go out with the first frame left. */
+    struct rw_record ev = {.time = t + (frame > played ? frame - played : 0),
+                           .type = RW_EVENT_MIDI};
     ev.size = (uint16_t)m.size;
     memcpy(ev.u.midi, m.data, m.size);
     int rc = shm_spsc_push(&s->events, &ev);
@@ -332,11 +370,32 @@ static void count_silence(struct engine_slot *s, uint32_t missing) {
   counter_add(&s->counters.underrun_frames, missing);
 }
 
+/*
+ * Frames [from, to) of the cycle are positions a late run of the slot's node
+ * played already (engine_process_slot): silence after the fade-out of the
+ * last sample. The graph's gap (an xrun), not the worker's.
+ */
+static void played_frames(struct engine_slot *s, float *const *out, uint32_t from, uint32_t to) {
+  float *dst[RW_MAX_CHANNELS];
+  for (uint32_t c = 0; c < s->n_out; c++) {
+    memset(out[c] + from, 0, (size_t)(to - from) * sizeof(float));
+    dst[c] = out[c] + from;
+  }
+  shape_edges(s, dst, 0, to - from);
+}
+
+/* Frames [from, n) of the cycle have nothing from the worker: silence, or bypass. */
 static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, uint32_t n) {
   float *dst[RW_MAX_CHANNELS];
   for (uint32_t c = 0; c < s->n_out; c++) {
     memset(out[c] + from, 0, (size_t)(n - from) * sizeof(float));
     dst[c] = out[c] + from;
+  }
+  if (s->bypass != NULL) {
+    counter_add(&s->counters.bypass_frames,
+                engine__bypass_mix(s, dst, 0, n - from, s->tl.pos, 0, from));
+    engine__bypass_note_drained(s);
+    return;
   }
   shape_edges(s, dst, 0, n - from);
   count_silence(s, n - from);
@@ -392,47 +451,59 @@ static void publish_clock(struct engine_slot *s, uint64_t t, uint32_t n) {
 }
 
 /*
- * The slot's port buffers for this cycle. In JACK2 each call reads the
- * port's bookkeeping in the server's shared memory, a page per port that
- * nothing else touched since the last cycle: a cache and TLB miss or three.
- * Asked for every slot in a row, before any slot is processed, the misses
- * of neighbouring calls overlap instead of each waiting behind a slot's copies.
+ * The slot's port buffers for this cycle (its outputs' only when it plays
+ * into them). In JACK2 each call reads the port's bookkeeping in the
+ * server's shared memory, a page per port that nothing else touched since
+ * the last cycle: a cache and TLB miss or three. Asked for every slot in a
+ * row, before any slot is processed, the misses of neighbouring calls
+ * overlap instead of each waiting behind a slot's copies. The inputs are
+ * asked for again in slot_cycle(), then from the cache: JACK mixes an input
+ * with several connections when asked, which must come after the slots
+ * upstream of it in this callback have played.
  */
-static void slot_ports(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
+static void slot_ports(struct engine_slot *s, const struct engine_io *io, uint32_t n, bool outs) {
   for (uint32_t c = 0; c < s->n_in; c++)
     s->in_buf[c] = io->audio_buffer(s->in_ports[c], n);
-  for (uint32_t c = 0; c < s->n_out; c++)
+  for (uint32_t c = 0; outs && c < s->n_out; c++)
     s->out_buf[c] = io->audio_buffer(s->out_ports[c], n);
 }
 
-/* One cycle of a slot, over the buffers slot_ports() fetched. */
-static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
-  const float *const *in = s->in_buf;
-  float *const *out = s->out_buf;
+/* engine__slot_cycle over the buffers slot_ports() fetched this cycle. */
+static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
+                       float *const *into) {
+  const float *in[RW_MAX_CHANNELS];
+  float *out[RW_MAX_CHANNELS];
   const float *src[RW_MAX_CHANNELS];
   float *dst[RW_MAX_CHANNELS];
   const struct shm_tl_geom *g = &s->tl.g;
 
+  for (uint32_t c = 0; c < s->n_in; c++)
+    in[c] = s->in_buf[c] = io->audio_buffer(s->in_ports[c], n);
+  for (uint32_t c = 0; c < s->n_out; c++)
+    out[c] = into != NULL ? into[c] : s->out_buf[c];
   counter_add(&s->counters.cycles, 1);
   /* Relaxed: only a flag for counting; the control thread reads the worker's declaration. */
   if (!s->worker_seen && atomic_load_explicit(&g->ctl->worker_pid, memory_order_relaxed) != 0)
     s->worker_seen = true;
 
+  const uint32_t played = s->cycle_played;
+  if (played > 0)
+    played_frames(s, out, 0, played);
   if (atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
-    play_gap(s, out, 0, n);
+    play_gap(s, out, played, n);
     return;
   }
 
   uint64_t t = s->tl.pos;
   forward_commands(s, t);
   if (s->midi_port != NULL)
-    forward_midi(s, io, n, t);
+    forward_midi(s, io, n, played, t);
 
   bool underrun = false, overrun = false;
-  uint32_t missing = 0;
+  uint32_t missing = 0, bypassed = 0;
   uint32_t nonfinite = 0;
   /* A cycle longer than the segment was sized for (the period grew) runs in pieces. */
-  for (uint32_t off = 0, k; off < n; off += k) {
+  for (uint32_t off = played, k; off < n; off += k) {
     k = n - off < g->max_period ? n - off : g->max_period;
     for (uint32_t c = 0; c < s->n_in; c++)
       src[c] = in[c] + off;
@@ -445,13 +516,14 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
       play_gap(s, out, off, n);
       return;
     }
-    if (off == 0)
+    if (off == played)
       publish_clock(s, t, n);
     if (backlog > (int64_t)(g->capacity - g->max_period))
       overrun = true;
     if (shm_wake_worker_if_due(g->ctl, s->tl.pos + k, g->capacity))
       counter_add(&s->counters.wakeups, 1);
 
+    uint64_t tp = s->tl.pos;
     int valid = shm_tl_daemon_read_output(&s->tl, dst, k);
     if (valid < 0) {
       slot_fault(s);
@@ -463,14 +535,25 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
 
     for (uint32_t c = 0; c < s->n_out; c++)
       nonfinite += sanitize(dst[c], (uint32_t)valid);
+    if (s->bypass != NULL) {
+      /* Nothing is missing from what the graph hears: bypass stands in, and is counted. */
+      bypassed += engine__bypass_mix(s, dst, (uint32_t)valid, k, tp, s->tl.fill, off);
+      continue;
+    }
     shape_edges(s, dst, (uint32_t)valid, k);
     if ((uint32_t)valid < k) {
       underrun = true;
       missing += k - (uint32_t)valid;
     }
   }
+  if (s->bypass != NULL) {
+    if (bypassed > 0)
+      counter_add(&s->counters.bypass_frames, bypassed);
+    engine__bypass_note_drained(s);
+  }
   if (!s->worker_seen) {
-    counter_add(&s->counters.no_worker_frames, n);
+    if (s->bypass == NULL) /* with bypass those frames were not silent */
+      counter_add(&s->counters.no_worker_frames, n);
   } else if (underrun) {
     counter_add(&s->counters.underruns, 1);
     counter_add(&s->counters.underrun_frames, missing);
@@ -481,8 +564,65 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
     counter_add(&s->counters.nonfinite_samples, nonfinite);
 }
 
+void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
+                        float *const *into) {
+  for (uint32_t c = 0; into == NULL && c < s->n_out; c++)
+    s->out_buf[c] = io->audio_buffer(s->out_ports[c], n);
+  slot_cycle(s, io, n, into);
+}
+
 void engine_rt_thread_started(struct engine *e) {
   atomic_store_explicit(&e->rt_thread_id, (int)gettid(), memory_order_relaxed);
+}
+
+void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
+  const float *in[RW_MAX_CHANNELS];
+  const float *src[RW_MAX_CHANNELS];
+  const struct shm_tl_geom *g = &s->tl.g;
+  if (atomic_load_explicit(&s->faulted, memory_order_relaxed))
+    return;
+  for (uint32_t c = 0; c < s->n_in; c++)
+    in[c] = io->audio_buffer(s->in_ports[c], n);
+  const uint32_t played = s->cycle_played;
+  uint64_t t = s->tl.pos;
+  forward_commands(s, t);
+  if (s->midi_port != NULL)
+    forward_midi(s, io, n, played, t);
+  for (uint32_t off = played, k; off < n; off += k) {
+    k = n - off < g->max_period ? n - off : g->max_period;
+    for (uint32_t c = 0; c < s->n_in; c++)
+      src[c] = in[c] + off;
+    if (shm_tl_daemon_write_input(&s->tl, src, k) < 0) {
+      slot_fault(s);
+      return;
+    }
+    if (off == played)
+      publish_clock(s, t, n); /* its worker wakes itself by it, as any */
+    if (shm_wake_worker_if_due(g->ctl, s->tl.pos + k, g->capacity))
+      counter_add(&s->counters.wakeups, 1);
+    shm_tl_daemon_pass(&s->tl, k);
+  }
+  /* An honest worker never publishes past in_write + L; we read nothing yet, but we check. */
+  if (shm_tl_daemon_fill(&s->tl) > (int64_t)g->latency)
+    slot_fault(s);
+}
+
+/*
+ * One table entry: its bypass input, then its generation, or the two of a
+ * takeover. fetched: slot_ports() ran for its generation this cycle.
+ */
+static void entry_cycle(struct engine *e, const struct engine_state *st, uint32_t i,
+                        const struct engine_io *io, uint32_t n, bool fetched) {
+  struct engine_slot *s = st->slots[i], *next = st->incoming[i];
+  struct engine_bypass *bp = next != NULL && next->bypass != NULL ? next->bypass : s->bypass;
+  if (bp != NULL)
+    engine__bypass_write(bp, io, s->in_ports, s->n_in, n, s->cycle_played);
+  if (next != NULL)
+    engine__takeover_cycle(e, s, next, io, n);
+  else if (fetched)
+    slot_cycle(s, io, n, NULL);
+  else
+    engine__slot_cycle(s, io, n, NULL);
 }
 
 void engine_reset_clock(struct engine *e) {
@@ -495,7 +635,7 @@ void engine_reset_clock(struct engine *e) {
  * before the buffer, which jack_port_get_buffer reads (in JACK2 the in-use
  * flag sits in the line before the buffer and the port's flags about 1 KB
  * before it). These were last touched a period ago; a prefetch of a stale
- * address costs nothing more than the line.
+ * address costs no more than the line, and never faults.
  */
 static inline void port_prefetch(const float *buf, uint32_t n, bool own) {
   if (buf == NULL)
@@ -541,6 +681,25 @@ static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
     port_prefetch(s->out_buf[c], n, true);
 }
 
+/* Beyond 10 s at 48 kHz a difference of frame times is a new clock, not a gap. */
+#define CLOCK_JUMP_MAX 480000u
+
+/* Frames went by without table entry i: its generations and its bypass skip them. */
+static void entry_skip(const struct engine_state *st, uint32_t i, uint32_t gap) {
+  struct engine_slot *s = st->slots[i], *next = st->incoming[i];
+  struct engine_bypass *bp = next != NULL && next->bypass ? next->bypass : s->bypass;
+  if (!atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
+    shm_tl_daemon_skip(&s->tl, gap);
+    s->clock_due = 0; /* the timeline jumped: the reference is stale */
+  }
+  if (next != NULL && next->to_begun && !atomic_load_explicit(&next->faulted, memory_order_relaxed)) {
+    shm_tl_daemon_skip(&next->tl, gap);
+    next->clock_due = 0;
+  }
+  if (bp != NULL)
+    engine__bypass_skip(bp, gap);
+}
+
 /*
  * The start of a graph cycle. When the server let frames go by without
  * calling us (it may skip a late client after an xrun), every slot's
@@ -553,20 +712,19 @@ static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes
   const struct engine_state *st = e->rt_state;
   if (clocked) {
     if (atomic_load_explicit(&e->clock_valid, memory_order_relaxed) && st != NULL) {
-      /* Frame times wrap; the difference does not. Beyond 10 s it is a new clock. */
+      /* Frame times wrap; the difference does not. */
       uint32_t gap = frame_time - e->next_frame_time;
-      if (gap > 0 && gap < 480000u) {
+      if (gap > 0 && gap < CLOCK_JUMP_MAX) {
         counter_add(&e->stats.skipped_frames, gap);
         for (uint32_t i = 0; i < st->n_slots; i++)
-          if (!atomic_load_explicit(&st->slots[i]->faulted, memory_order_relaxed)) {
-            shm_tl_daemon_skip(&st->slots[i]->tl, gap);
-            st->slots[i]->clock_due = 0; /* the timeline jumped: the reference is stale */
-          }
+          entry_skip(st, i, gap);
       }
     }
     e->next_frame_time = frame_time + nframes;
     atomic_store_explicit(&e->clock_valid, 1, memory_order_relaxed);
   }
+  e->cycle_clocked = clocked;
+  e->cycle_frame = frame_time;
   e->rt_state = shm_handover_adopt(&e->handover, e->rt_state);
   return e->rt_state;
 }
@@ -587,12 +745,23 @@ uint64_t engine_cycle_bucket_floor(uint32_t bucket) {
   return (uint64_t)(8u + (bucket - 1u) % 8u) << (e - 3u);
 }
 
-static void stats_add(struct engine_stats *stats, uint64_t dt) {
+/* A cycle's duration dt (ns), which ended at tick now, into the totals and the window. */
+static void stats_add(struct engine *e, uint64_t dt, uint64_t now) {
+  struct engine_stats *stats = &e->stats;
   counter_add(&stats->cycles, 1);
   counter_add(&stats->cycle_ns_sum, dt);
   counter_add(&stats->cycle_hist[engine_cycle_bucket(dt)], 1);
   if (dt > atomic_load_explicit(&stats->cycle_ns_max, memory_order_relaxed))
     atomic_store_explicit(&stats->cycle_ns_max, dt, memory_order_relaxed);
+  if (dt > e->window_max)
+    e->window_max = dt;
+  if (e->window_start == 0) {
+    e->window_start = now; /* the first window starts with the first cycle */
+  } else if (now - e->window_start >= cycle_clock_second()) {
+    atomic_store_explicit(&stats->cycle_ns_max_recent, e->window_max, memory_order_relaxed);
+    e->window_max = 0;
+    e->window_start = now;
+  }
 }
 
 static void process(struct engine *e, const struct engine_io *io, uint32_t nframes,
@@ -611,13 +780,16 @@ static void process(struct engine *e, const struct engine_io *io, uint32_t nfram
      */
     for (uint32_t i = 0; i < st->n_slots; i++)
       slot_prefetch(st->slots[i], nframes);
+    /* A takeover's two generations fetch their own. */
     for (uint32_t i = 0; i < st->n_slots; i++)
-      slot_ports(st->slots[i], io, nframes);
+      if (st->incoming[i] == NULL)
+        slot_ports(st->slots[i], io, nframes, true);
     for (uint32_t i = 0; i < st->n_slots; i++)
-      slot_cycle(st->slots[i], io, nframes);
+      entry_cycle(e, st, i, io, nframes, st->incoming[i] == NULL);
   }
 
-  stats_add(&e->stats, cycle_clock_ns(cycle_clock() - start));
+  uint64_t end = cycle_clock();
+  stats_add(e, cycle_clock_ns(end - start), end);
   fpu_leave(fpu);
   if (e->hooks.leave != NULL)
     e->hooks.leave();
@@ -632,18 +804,62 @@ void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nf
   process(e, io, nframes, frame_time, true);
 }
 
-/* The slot of the current table whose key is key, starting the search at *hint. */
-static struct engine_slot *find_slot(const struct engine_state *st, const void *key,
-                                     uint32_t *hint) {
+/* The entry of the current table whose key is key, starting the search at *hint; false: none. */
+static bool find_slot(const struct engine_state *st, const void *key, uint32_t *hint) {
   if (*hint < st->n_slots && st->slots[*hint]->key == key)
-    return st->slots[*hint];
+    return true;
   for (uint32_t i = 0; i < st->n_slots; i++) {
     if (st->slots[i]->key == key) {
       *hint = i;
-      return st->slots[i];
+      return true;
     }
   }
-  return NULL;
+  return false;
+}
+
+/*
+ * Where table entry i stands against the graph clock before a cycle of n
+ * frames at frame_time (a backend with a node per slot). Behind: frames went
+ * by without the entry, which skips them. Ahead: a late run of the slot's
+ * node already played the start of this cycle (it read this cycle's clock):
+ * returns how many of its frames that was.
+ */
+static uint32_t entry_follow_clock(struct engine *e, const struct engine_state *st, uint32_t i,
+                                   uint32_t n, uint32_t frame_time) {
+  struct engine_slot *s = st->slots[i];
+  uint32_t played = 0;
+  if (s->clocked) {
+    uint32_t behind = frame_time - s->next_frame, ahead = s->next_frame - frame_time;
+    /* Either way the node ran out of step with the graph: an xrun, counted once per cycle. */
+    if (((behind > 0 && behind < CLOCK_JUMP_MAX) || (ahead > 0 && ahead < CLOCK_JUMP_MAX)) &&
+        !e->node_cycle_xrun) {
+      counter_add(&e->stats.xruns, 1);
+      e->node_cycle_xrun = true;
+    }
+    if (behind > 0 && behind < CLOCK_JUMP_MAX) {
+      entry_skip(st, i, behind);
+      /* The daemon's count is of graph frames: once per cycle, however many nodes missed them. */
+      if (behind > e->node_cycle_skipped) {
+        counter_add(&e->stats.skipped_frames, behind - e->node_cycle_skipped);
+        e->node_cycle_skipped = behind;
+      }
+    } else if (ahead > 0 && ahead < CLOCK_JUMP_MAX) {
+      played = ahead < n ? ahead : n; /* all of it: the timeline stays where it is */
+    }
+  }
+  s->next_frame = frame_time + n;
+  s->clocked = true;
+  return played;
+}
+
+/* A cycle a late run of the node played entirely already: silence, the timeline unmoved. */
+static void entry_silence(const struct engine_state *st, uint32_t i, const struct engine_io *io,
+                          uint32_t n) {
+  struct engine_slot *s = st->slots[i];
+  float *out[RW_MAX_CHANNELS];
+  for (uint32_t c = 0; c < s->n_out; c++)
+    out[c] = io->audio_buffer(s->out_ports[c], n);
+  played_frames(s, out, 0, n);
 }
 
 void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
@@ -656,18 +872,33 @@ void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
   if (!e->node_cycle_open || frame_time != e->node_cycle_frame) {
     /* The first of our nodes in this graph cycle: the last cycle's time is complete. */
     if (e->node_cycle_open)
-      stats_add(&e->stats, cycle_clock_ns(e->node_cycle_ticks));
-    cycle_begin(e, nframes, frame_time, true);
+      stats_add(e, cycle_clock_ns(e->node_cycle_ticks), start);
+    /* Each entry follows the graph clock on its own (entry_follow_clock). */
+    cycle_begin(e, nframes, frame_time, false);
+    e->cycle_clocked = true;
+    e->cycle_frame = frame_time;
     e->node_cycle_open = true;
     e->node_cycle_frame = frame_time;
     e->node_cycle_ticks = 0;
+    e->node_cycle_skipped = 0;
+    e->node_cycle_xrun = false;
   }
   const struct engine_state *st = e->rt_state;
-  struct engine_slot *s = st != NULL && nframes > 0 ? find_slot(st, key, hint) : NULL;
-  if (s != NULL) {
-    slot_prefetch(s, nframes);
-    slot_ports(s, io, nframes);
-    slot_cycle(s, io, nframes);
+  if (st != NULL && nframes > 0 && find_slot(st, key, hint)) {
+    uint32_t played = entry_follow_clock(e, st, *hint, nframes, frame_time);
+    if (played < nframes) {
+      struct engine_slot *s = st->slots[*hint], *next = st->incoming[*hint];
+      s->cycle_played = played;
+      if (next != NULL)
+        next->cycle_played = played;
+      slot_prefetch(s, nframes);
+      entry_cycle(e, st, *hint, io, nframes, false);
+      s->cycle_played = 0;
+      if (next != NULL)
+        next->cycle_played = 0;
+    } else {
+      entry_silence(st, *hint, io, nframes);
+    }
   }
 
   e->node_cycle_ticks += cycle_clock() - start;

@@ -30,7 +30,7 @@ static void request_free(struct slot_state_request *r) {
 static void answer(struct slot *s, json_t *resp) {
   struct slot_state_request *r = s->state_req;
   s->state_req = NULL;
-  if (r->conn != NULL)
+  if (r->conn != NULL && resp != NULL)
     control_conn_reply(r->conn, resp);
   json_decref(resp);
   request_free(r);
@@ -98,6 +98,10 @@ static json_t *check_path(struct runwayd *d, struct control_conn *conn, json_t *
 }
 
 static json_t *check_worker(struct slot *s, json_t *id) {
+  if (s->replacing != NULL)
+    return proto_response_error(id, PROTO_E_BUSY,
+                                "slot \"%s\" is having its worker replaced; try again in a moment",
+                                s->name);
   if (s->state_req != NULL)
     return proto_response_error(id, PROTO_E_BUSY,
                                 "slot \"%s\" is already saving or loading state; try again", s->name);
@@ -179,6 +183,19 @@ json_t *slot_state_save(struct runwayd *d, struct slot *s, struct control_conn *
   return NULL;
 }
 
+int slot_state_refresh(struct slot *s) {
+  if (s->state_req != NULL || s->gen == NULL)
+    return -EBUSY;
+  struct slot_state_request *r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return -ENOMEM;
+  r->op = RW_STATE_SAVE;
+  s->gen->segment.state->op = RW_STATE_SAVE;
+  s->gen->segment.state->length = 0;
+  post(s->d, s, r);
+  return 0;
+}
+
 static json_t *finish_save(struct slot *s, struct slot_state_request *r) {
   struct rw_state_box *box = r->gen->segment.state;
   int32_t status = box->status;
@@ -195,6 +212,8 @@ static json_t *finish_save(struct slot *s, struct slot_state_request *r) {
     return proto_response_error(r->id, PROTO_E_INTERNAL,
                                 "the worker could not save its state (status %d)", (int)status);
   }
+  if (r->file == NULL)
+    return NULL; /* slot_state_refresh: nobody to answer */
   return write_state_file(s, r->id, r->file);
 }
 

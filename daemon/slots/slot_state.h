@@ -36,6 +36,13 @@ void slot_state_abort(struct slot *s, const char *why);
 /* Puts the slot's last state into a new generation's mailbox, before it is published. */
 void slot_state_prepare(struct slot *s, struct engine_slot *gen);
 
+/*
+ * Asks the slot's worker for its state now, to hand to a worker that
+ * replaces it: the slot's last state when it answers (slot_state_poll), no
+ * file, no client. 0, or -EBUSY when a request is in progress, -ENOMEM.
+ */
+int slot_state_refresh(struct slot *s);
+
 /* Replaces the slot's last state. 0 or -ENOMEM. */
 int slot_state_set_blob(struct slot *s, const unsigned char *data, size_t len);
 

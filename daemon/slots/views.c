@@ -30,6 +30,26 @@ int slot_kind_parse(const char *name, enum slot_kind *kind) {
   return -EINVAL;
 }
 
+static const char *const on_fault_names[] = {
+    [SLOT_ON_FAULT_SILENCE] = "silence",
+    [SLOT_ON_FAULT_BYPASS] = "bypass",
+};
+
+const char *slot_on_fault_name(enum slot_on_fault mode) {
+  return (size_t)mode < sizeof(on_fault_names) / sizeof(on_fault_names[0]) ? on_fault_names[mode]
+                                                                           : "unknown";
+}
+
+int slot_on_fault_parse(const char *name, enum slot_on_fault *mode) {
+  for (size_t i = 0; name != NULL && i < sizeof(on_fault_names) / sizeof(on_fault_names[0]); i++) {
+    if (strcmp(on_fault_names[i], name) == 0) {
+      *mode = (enum slot_on_fault)i;
+      return 0;
+    }
+  }
+  return -EINVAL;
+}
+
 int slot_spec_from_json(const json_t *def, struct slot_spec *spec, char *err, size_t errlen) {
   json_t *v;
   *spec = (struct slot_spec){
@@ -61,6 +81,11 @@ int slot_spec_from_json(const json_t *def, struct slot_spec *spec, char *err, si
     spec->latency_ms = json_number_value(v);
   if (json_is_integer(v = json_object_get(def, "latency_frames")))
     spec->latency_frames = json_integer_value(v);
+  v = json_object_get(def, "on_fault");
+  if (v != NULL && slot_on_fault_parse(json_string_value(v), &spec->on_fault) != 0) {
+    snprintf(err, errlen, "slot %s: on_fault is silence or bypass", spec->name);
+    return -EINVAL;
+  }
   return 0;
 }
 
@@ -76,6 +101,9 @@ json_t *slot_definition_json(const struct slot *s) {
     json_object_set_new(o, "latency_ms", json_real(s->latency_ms));
   if (s->latency_frames > 0)
     json_object_set_new(o, "latency_frames", json_integer(s->latency_frames));
+  /* Only when not the default, so definitions written before it existed still compare equal. */
+  if (s->on_fault != SLOT_ON_FAULT_SILENCE)
+    json_object_set_new(o, "on_fault", json_string(slot_on_fault_name(s->on_fault)));
   return o;
 }
 
@@ -110,6 +138,8 @@ json_t *slot_to_json(const struct slot *s) {
   json_object_set_new(o, "plugin_latency_frames", json_integer(s->plugin_latency));
   if (s->kind == SLOT_LV2)
     json_object_set_new(o, "lv2", json_string(s->plugin));
+  json_object_set_new(o, "on_fault", json_string(slot_on_fault_name(s->on_fault)));
+  json_object_set_new(o, "replacing", slot__replace_json(s));
   return o;
 }
 
@@ -124,6 +154,8 @@ json_t *slot_stats_json(const struct slot *s) {
   struct slot_totals t = s->base;
   if (s->gen != NULL)
     slot__totals_add(&t, s->gen);
+  if (s->outgoing != NULL)
+    slot__totals_add(&t, s->outgoing);
   /* The lead's recent minimum: the current generation's last one to two seconds. */
   int64_t recent = INT64_MAX;
   json_t *hist = json_array();
@@ -151,5 +183,15 @@ json_t *slot_stats_json(const struct slot *s) {
                    "lead_min_recent_frames", recent == INT64_MAX ? json_null() : json_integer(recent));
   json_object_set_new(o, "meters", meters_json(s));
   json_object_set_new(o, "plugin_latency_frames", json_integer(s->plugin_latency));
+  /* For top: whose CPU time, and how much of it so far. */
+  uint64_t cpu_ms = 0;
+  json_object_set_new(o, "pid", s->sv.pid > 0 ? json_integer(s->sv.pid) : json_null());
+  json_object_set_new(o, "worker_cpu_ms",
+                      s->sv.pid > 0 && worker_proc_cpu_ms(s->sv.pid, &cpu_ms) == 0
+                          ? json_integer((json_int_t)cpu_ms)
+                          : json_null());
+  json_object_set_new(o, "on_fault", json_string(slot_on_fault_name(s->on_fault)));
+  json_object_set_new(o, "bypass_frames", json_integer((json_int_t)t.bypass_frames));
+  json_object_set_new(o, "replacing", json_boolean(s->replacing != NULL));
   return o;
 }

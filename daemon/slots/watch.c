@@ -84,7 +84,7 @@ static void follow_plugin_latency(struct slot *s, struct engine_slot *g) {
  * published its pid). Untrusted: cut at the field's end, kept only when it
  * is printable UTF-8 text.
  */
-static void adopt_declared_name(struct slot *s, const struct rw_info *info) {
+void slot__adopt_declared_name(struct slot *s, const struct rw_info *info) {
   char name[sizeof(info->plugin)];
   memcpy(name, info->plugin, sizeof(name));
   name[sizeof(name) - 1] = '\0';
@@ -131,7 +131,7 @@ static void check_slot(struct slot *s, uint64_t now, bool deep) {
   if (s->sv.state == WORKER_STARTING &&
       atomic_load_explicit(&ctl->worker_pid, memory_order_acquire) != 0) {
     supervisor_running(&s->sv);
-    adopt_declared_name(s, g->segment.info);
+    slot__adopt_declared_name(s, g->segment.info);
     log_info("slot %s: worker running%s%s", s->name, s->declared_plugin ? ", plugin " : "",
              s->declared_plugin ? s->declared_plugin : "");
     slot__adopt_declared_params(s, g);

@@ -431,6 +431,29 @@ fail:
 
 pid_t worker_proc_pid(const struct worker_proc *proc) { return proc->pid; }
 
+int worker_proc_cpu_ms(pid_t pid, uint64_t *ms) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  int err = errno;
+  close(fd);
+  if (n <= 0)
+    return n < 0 ? -err : -EIO;
+  buf[n] = '\0';
+  /* The command name (field 2) may hold spaces and parentheses: count from its last ')'. */
+  char *p = strrchr(buf, ')');
+  unsigned long long utime, stime;
+  if (p == NULL ||
+      sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+    return -EIO;
+  long hz = sysconf(_SC_CLK_TCK);
+  *ms = (utime + stime) * 1000u / (unsigned long long)(hz > 0 ? hz : 100);
+  return 0;
+}
+
 static void on_kill_timer(uv_timer_t *t) {
   struct worker_proc *p = t->data;
   if (!p->exited)

@@ -68,6 +68,12 @@ pid_t worker_proc_pid(const struct worker_proc *proc);
 const char *worker_proc_captured(const struct worker_proc *proc, size_t *len);
 
 /*
+ * The CPU time process pid has used (user and system, its threads included;
+ * /proc/PID/stat), in milliseconds. 0, or -errno when it cannot be read.
+ */
+int worker_proc_cpu_ms(pid_t pid, uint64_t *ms);
+
+/*
  * Stops the worker: SIGTERM now, SIGKILL to its whole session if it is still
  * alive after grace_ms (0: SIGKILL at once). Whatever the worker started
  * that is still in its session is killed when it exits. The exit callback

@@ -5,6 +5,10 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # Debian packages runway needs to build and test. jackd2 asks whether to enable
 # real-time priority; DEBIAN_FRONTEND=noninteractive answers with the default.
+# PipeWire: the library for the backend, the daemon and its tools (pw-link,
+# pw-cli, pw-metadata) for the tests' private headless servers, and its JACK
+# library (pw-jack) for the probe; without recommendations, no session manager
+# comes along.
 # systemd brings systemd-analyze (the unit files' test) and systemd.pc (where the
 # units are installed); container images of Debian 12 come without it.
 # clang and libclang-rt-dev build the libFuzzer targets: Debian's clang only
@@ -22,9 +26,10 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RUNWAY_PACKAGES=(
   build-essential cmake pkg-config
   jackd2 libjack-jackd2-dev
+  libpipewire-0.3-dev pipewire pipewire-bin pipewire-jack
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
   clang libclang-rt-dev
-  bash-completion man-db
+  bash-completion man-db tmux
   python3 python3-pip python3-numpy golang-go
   liblilv-dev lilv-utils mda-lv2 x42-plugins lsp-plugins-lv2 jalv
 )
@@ -62,6 +67,29 @@ install_packages() {
   fi
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
+}
+
+# start_busy_loops N: N shell loops that keep a CPU busy at normal priority
+# (load for the integration tests); stop_busy_loops ends them by pid, and so
+# does the script's exit.
+RUNWAY_BUSY_PIDS=()
+start_busy_loops() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    sh -c 'while :; do :; done' &
+    RUNWAY_BUSY_PIDS+=($!)
+  done
+  trap stop_busy_loops EXIT
+  log "started $1 busy loop(s): ${RUNWAY_BUSY_PIDS[*]}"
+}
+
+stop_busy_loops() {
+  local pid
+  for pid in "${RUNWAY_BUSY_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  RUNWAY_BUSY_PIDS=()
 }
 
 # configure_and_build DIR [cmake options...]

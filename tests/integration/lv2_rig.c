@@ -338,24 +338,35 @@ bool lv2rig_disturbed(const struct lv2rig_marks *a, const struct lv2rig_marks *b
   return moved;
 }
 
+struct level_wait {
+  struct h_probe *p;
+  unsigned port;
+  float level;
+  uint64_t from;
+  float *seen;
+};
+
+/* The last 1024 frames recorded since `from` are all `level`. */
+static bool level_held(void *arg, char *note, size_t len) {
+  struct level_wait *w = arg;
+  float buf[1024];
+  uint64_t end = h_probe_cycle(w->p);
+  if (end < w->from + 1024)
+    return false;
+  h_probe_wait_frame(w->p, end, 2000);
+  h_probe_samples(w->p, w->port, end - 1024, end, buf);
+  *w->seen = buf[1023];
+  for (unsigned k = 0; k < 1024; k++) {
+    if (buf[k] != w->level) {
+      snprintf(note, len, "%.9g at frame %llu", (double)buf[k], (unsigned long long)(end - 1024 + k));
+      return false;
+    }
+  }
+  return true;
+}
+
 bool lv2rig_wait_level(struct h_probe *p, unsigned port, float level, uint64_t from,
                        unsigned timeout_ms, float *seen) {
-  float buf[1024];
-  uint64_t deadline = h_now_ms() + timeout_ms;
-  for (;;) {
-    uint64_t end = h_probe_cycle(p);
-    if (end >= from + 1024) {
-      h_probe_wait_frame(p, end, 2000);
-      h_probe_samples(p, port, end - 1024, end, buf);
-      bool all = true;
-      for (unsigned k = 0; k < 1024; k++)
-        all &= buf[k] == level;
-      *seen = buf[1023];
-      if (all)
-        return true;
-    }
-    if (h_now_ms() > deadline)
-      return false;
-    h_sleep_ms(20);
-  }
+  struct level_wait w = {p, port, level, from, seen};
+  return h_wait_for(level_held, &w, timeout_ms);
 }
