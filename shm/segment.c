@@ -8,121 +8,188 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail_errno(int code, char *err, size_t errlen, const char *what) {
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010 /* Linux 5.1; older C libraries lack the name */
+#endif
+
+static const char *const file_names[RW_FILE_COUNT] = {"daemon", "worker"};
+
+static int fail_errno(int code, char *err, size_t errlen, const char *what, int file) {
   if (err != NULL && errlen > 0)
-    snprintf(err, errlen, "%s: %s", what, strerror(-code));
+    snprintf(err, errlen, "%s the %s file: %s", what, file_names[file], strerror(-code));
   return code;
 }
 
 static void bind_regions(struct shm_segment *seg) {
   const struct rw_segment_header *h = &seg->layout;
-  seg->control = proto_segment_region(seg->base, h, RW_REGION_CONTROL);
+  seg->ctl.d = proto_segment_region(seg->base, h, RW_REGION_DAEMON_CONTROL);
+  seg->ctl.w = proto_segment_region(seg->base, h, RW_REGION_WORKER_CONTROL);
   seg->audio_in = proto_segment_region(seg->base, h, RW_REGION_AUDIO_IN);
   seg->audio_out = proto_segment_region(seg->base, h, RW_REGION_AUDIO_OUT);
   seg->events = proto_segment_region(seg->base, h, RW_REGION_EVENTS);
   seg->messages = proto_segment_region(seg->base, h, RW_REGION_MESSAGES);
   seg->info = proto_segment_region(seg->base, h, RW_REGION_INFO);
-  seg->state = proto_segment_region(seg->base, h, RW_REGION_STATE);
+  seg->state_request = proto_segment_region(seg->base, h, RW_REGION_STATE_REQUEST);
+  seg->state_reply = proto_segment_region(seg->base, h, RW_REGION_STATE_REPLY);
+}
+
+static void segment_reset(struct shm_segment *seg) {
+  memset(seg, 0, sizeof(*seg));
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    seg->fd[f] = -1;
+}
+
+/* One file of a new segment: made, sized, sealed against resize, mapped and touched. */
+static int create_file(struct shm_segment *seg, int f, const char *name, uint64_t size, char *err,
+                       size_t errlen) {
+  char memfd_name[80];
+  snprintf(memfd_name, sizeof(memfd_name), "runway:%s:%s", name ? name : "slot", file_names[f]);
+  seg->fd[f] = memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (seg->fd[f] < 0)
+    return fail_errno(-errno, err, errlen, "making", f);
+  if (ftruncate(seg->fd[f], (off_t)size) != 0)
+    return fail_errno(-errno, err, errlen, "sizing", f);
+  /* After this nobody, us included, can change the size: a peer's mapping never SIGBUSes. */
+  if (fcntl(seg->fd[f], F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) != 0)
+    return fail_errno(-errno, err, errlen, "sealing", f);
+  seg->size[f] = size;
+  seg->base[f] = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, seg->fd[f], 0);
+  if (seg->base[f] == MAP_FAILED) {
+    seg->base[f] = NULL;
+    return fail_errno(-errno, err, errlen, "mapping", f);
+  }
+  /* Touch every page now (the memfd is already zero) so first-touch faults happen here. */
+  memset(seg->base[f], 0, size);
+  return 0;
 }
 
 int shm_segment_create(const struct proto_segment_params *params, const char *name,
                        struct shm_segment *seg, char *err, size_t errlen) {
   struct rw_segment_header hdr;
-  char memfd_name[64];
+  struct stat st;
   int rc;
 
-  memset(seg, 0, sizeof(*seg));
-  seg->fd = -1;
+  segment_reset(seg);
   rc = proto_segment_layout(params, &hdr, err, errlen);
   if (rc != 0)
     return rc;
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    rc = create_file(seg, f, name, hdr.file_size[f], err, errlen);
+    if (rc != 0)
+      goto fail;
+  }
+  /*
+   * Best effort: keeps the RT thread's pages resident; RLIMIT_MEMLOCK may
+   * refuse. Locked pages are never reclaimed, which lets the page check
+   * read any page that is not resident as a hole.
+   */
+  seg->locked = mlock(seg->base[RW_FILE_DAEMON], seg->size[RW_FILE_DAEMON]) == 0 &&
+                mlock(seg->base[RW_FILE_WORKER], seg->size[RW_FILE_WORKER]) == 0;
 
-  snprintf(memfd_name, sizeof(memfd_name), "runway:%s", name ? name : "slot");
-  seg->fd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (seg->fd < 0) {
-    rc = fail_errno(-errno, err, errlen, "memfd_create");
-    goto fail;
-  }
-  if (ftruncate(seg->fd, (off_t)hdr.segment_size) != 0) {
-    rc = fail_errno(-errno, err, errlen, "sizing the segment");
-    goto fail;
-  }
-  /* After this nobody, us included, can change the size: a peer's mapping never SIGBUSes. */
-  if (fcntl(seg->fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
-    rc = fail_errno(-errno, err, errlen, "sealing the segment");
-    goto fail;
-  }
-  seg->size = hdr.segment_size;
-  seg->base = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, seg->fd, 0);
-  if (seg->base == MAP_FAILED) {
-    seg->base = NULL;
-    rc = fail_errno(-errno, err, errlen, "mapping the segment");
-    goto fail;
-  }
-  /* Best effort: keeps the RT thread's pages resident; RLIMIT_MEMLOCK may refuse. */
-  (void)mlock(seg->base, seg->size);
-  /* Touch every page now (the memfd is already zero) so first-touch faults happen here. */
-  memset(seg->base, 0, seg->size);
-
-  memcpy(seg->base, &hdr, sizeof(hdr));
+  memcpy(seg->base[RW_FILE_DAEMON], &hdr, sizeof(hdr));
   seg->layout = hdr;
   bind_regions(seg);
-  struct rw_segment_control *c = seg->control;
-  atomic_store_explicit(&c->out_write.value, hdr.latency, memory_order_relaxed);
-  atomic_store_explicit(&c->wake_frames, hdr.wake_frames_default, memory_order_relaxed);
+  atomic_store_explicit(&seg->ctl.w->out_write.value, hdr.latency, memory_order_relaxed);
+  atomic_store_explicit(&seg->ctl.w->wake_frames, hdr.wake_frames_default, memory_order_relaxed);
+
+  /*
+   * Our mapping stays writable; from now on the daemon file cannot be mapped
+   * writable, written or punched by anyone who gets it, and its seals are
+   * final. The worker file keeps what it needs: its worker writes it.
+   */
+  if (fcntl(seg->fd[RW_FILE_DAEMON], F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0) {
+    rc = fail_errno(-errno, err, errlen, "sealing against writes", RW_FILE_DAEMON);
+    goto fail;
+  }
+  if (fcntl(seg->fd[RW_FILE_WORKER], F_ADD_SEALS, F_SEAL_SEAL) != 0) {
+    rc = fail_errno(-errno, err, errlen, "sealing", RW_FILE_WORKER);
+    goto fail;
+  }
+  if (fstat(seg->fd[RW_FILE_WORKER], &st) != 0) {
+    rc = fail_errno(-errno, err, errlen, "reading the change time of", RW_FILE_WORKER);
+    goto fail;
+  }
+  seg->worker_ctime = st.st_ctim;
   /* Publishes the initialised segment to whoever maps it after us. */
   atomic_thread_fence(memory_order_release);
   return 0;
 
 fail:
-  if (seg->base == NULL && seg->fd >= 0)
-    close(seg->fd);
-  seg->fd = -1;
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    if (seg->base[f] == NULL && seg->fd[f] >= 0)
+      close(seg->fd[f]);
   shm_segment_release(seg);
   return rc;
 }
 
-int shm_segment_map(int fd, struct shm_segment *seg, char *err, size_t errlen) {
+/* Worker side: one received file's seals and size. */
+static int check_file(int fd, int f, uint64_t *size, char *err, size_t errlen) {
   struct stat st;
-  int rc;
-
-  memset(seg, 0, sizeof(*seg));
-  seg->fd = -1;
   int seals = fcntl(fd, F_GET_SEALS);
   if (seals < 0)
-    return fail_errno(-errno, err, errlen, "reading the segment's seals (is it a memfd?)");
+    return fail_errno(-errno, err, errlen, "reading the seals of (is it a memfd?)", f);
   if ((seals & F_SEAL_SHRINK) == 0) {
     if (err)
-      snprintf(err, errlen, "segment is not sealed against shrinking; refusing to map it");
+      snprintf(err, errlen, "the %s file is not sealed against shrinking; refusing to map it",
+               file_names[f]);
     return -EPERM;
   }
   if (fstat(fd, &st) != 0)
-    return fail_errno(-errno, err, errlen, "fstat on the segment");
-  if (st.st_size < (off_t)sizeof(struct rw_segment_header)) {
+    return fail_errno(-errno, err, errlen, "fstat on", f);
+  if (st.st_size <= 0) {
     if (err)
-      snprintf(err, errlen, "segment of %lld bytes is too small", (long long)st.st_size);
+      snprintf(err, errlen, "the segment's %s file is empty", file_names[f]);
     return -EINVAL;
   }
-  void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                    fd, 0);
-  if (base == MAP_FAILED)
-    return fail_errno(-errno, err, errlen, "mapping the segment");
-  rc = proto_segment_validate(base, (size_t)st.st_size, &seg->layout, err, errlen);
-  if (rc != 0) {
-    munmap(base, (size_t)st.st_size);
-    return rc;
+  *size = (uint64_t)st.st_size;
+  return 0;
+}
+
+int shm_segment_map(int daemon_fd, int worker_fd, struct shm_segment *seg, char *err,
+                    size_t errlen) {
+  const int fds[RW_FILE_COUNT] = {daemon_fd, worker_fd};
+  /* Read-only: the daemon file is the daemon's to write; it is sealed against us anyway. */
+  const int prot[RW_FILE_COUNT] = {PROT_READ, PROT_READ | PROT_WRITE};
+  uint64_t sizes[RW_FILE_COUNT];
+  int rc;
+
+  segment_reset(seg);
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    rc = check_file(fds[f], f, &sizes[f], err, errlen);
+    if (rc != 0)
+      return rc;
   }
-  seg->fd = fd;
-  seg->base = base;
-  seg->size = (size_t)st.st_size;
-  (void)mlock(seg->base, seg->size);
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    void *base = mmap(NULL, (size_t)sizes[f], prot[f], MAP_SHARED | MAP_POPULATE, fds[f], 0);
+    if (base == MAP_FAILED) {
+      rc = fail_errno(-errno, err, errlen, "mapping", f);
+      goto fail;
+    }
+    seg->base[f] = base;
+    seg->size[f] = (size_t)sizes[f];
+  }
+  rc = proto_segment_validate(seg->base[RW_FILE_DAEMON], sizes, &seg->layout, err, errlen);
+  if (rc != 0)
+    goto fail;
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    seg->fd[f] = fds[f];
+    (void)mlock(seg->base[f], seg->size[f]);
+  }
   bind_regions(seg);
   return 0;
+
+fail:
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    if (seg->base[f] != NULL)
+      munmap(seg->base[f], seg->size[f]);
+  segment_reset(seg);
+  return rc;
 }
 
 int shm_segment_check(const struct shm_segment *seg, char *err, size_t errlen) {
   struct rw_segment_header now;
-  int rc = proto_segment_validate(seg->base, seg->size, &now, err, errlen);
+  const uint64_t sizes[RW_FILE_COUNT] = {seg->size[RW_FILE_DAEMON], seg->size[RW_FILE_WORKER]};
+  int rc = proto_segment_validate(seg->base[RW_FILE_DAEMON], sizes, &now, err, errlen);
   if (rc != 0)
     return rc;
   if (memcmp(&now, &seg->layout, sizeof(now)) != 0) {
@@ -133,13 +200,67 @@ int shm_segment_check(const struct shm_segment *seg, char *err, size_t errlen) {
   return 0;
 }
 
-void shm_segment_release(struct shm_segment *seg) {
-  /* A segment owns its fd exactly while it is mapped; a zeroed one owns nothing (not fd 0). */
-  if (seg->base != NULL) {
-    munmap(seg->base, seg->size);
-    if (seg->fd >= 0)
-      close(seg->fd);
+/* Finds the first page of a mapping that is not resident: 1 (and *page), 0 when all are, -errno. */
+static int find_missing_page(void *base, size_t size, size_t *page_out) {
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  unsigned char vec[1024];
+  size_t pages = (size + page - 1) / page;
+  for (size_t at = 0; at < pages; at += sizeof(vec)) {
+    size_t n = pages - at < sizeof(vec) ? pages - at : sizeof(vec);
+    if (mincore((unsigned char *)base + at * page, n * page, vec) != 0)
+      return -errno;
+    for (size_t i = 0; i < n; i++) {
+      if ((vec[i] & 1) == 0) {
+        *page_out = at + i;
+        return 1;
+      }
+    }
   }
-  memset(seg, 0, sizeof(*seg));
-  seg->fd = -1;
+  return 0;
+}
+
+int shm_segment_check_pages(const struct shm_segment *seg, char *err, size_t errlen) {
+  struct stat st;
+  if (seg->base[RW_FILE_WORKER] == NULL)
+    return 0;
+  if (fstat(seg->fd[RW_FILE_WORKER], &st) != 0)
+    return fail_errno(-errno, err, errlen, "fstat on", RW_FILE_WORKER);
+  /*
+   * Nothing of ours changes the worker file's metadata after creation, and
+   * writes through a mapping do not either; a hole punched with fallocate
+   * or MADV_REMOVE (or a write(2)) does, even after the page came back.
+   */
+  if (st.st_ctim.tv_sec != seg->worker_ctime.tv_sec ||
+      st.st_ctim.tv_nsec != seg->worker_ctime.tv_nsec) {
+    if (err)
+      snprintf(err, errlen, "the worker punched holes in (or wrote around) its shared memory");
+    return -EFAULT;
+  }
+  if (!seg->locked)
+    return 0;
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    size_t page = 0;
+    int rc = find_missing_page(seg->base[f], seg->size[f], &page);
+    if (rc < 0)
+      return fail_errno(rc, err, errlen, "mincore on", f);
+    if (rc > 0) {
+      if (err)
+        snprintf(err, errlen, "page %zu of the segment's %s file is gone from memory", page,
+                 file_names[f]);
+      return -EFAULT;
+    }
+  }
+  return 0;
+}
+
+void shm_segment_release(struct shm_segment *seg) {
+  /* A file is owned exactly while it is mapped; a zeroed segment owns nothing (not fd 0). */
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    if (seg->base[f] != NULL) {
+      munmap(seg->base[f], seg->size[f]);
+      if (seg->fd[f] >= 0)
+        close(seg->fd[f]);
+    }
+  }
+  segment_reset(seg);
 }

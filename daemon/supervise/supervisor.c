@@ -111,7 +111,8 @@ static void on_worker_exit(struct worker_proc *proc, int64_t status, int sig, vo
   schedule_restart(sv, WORKER_RESTARTING);
 }
 
-int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, int segment_fd) {
+int supervisor_start(struct supervisor *sv, const struct worker_command *cmd,
+                     const int segment_fds[RW_FILE_COUNT]) {
   char err[256];
   uv_timer_stop(&sv->restart_timer);
   sv->started_ms = base_mono_ms();
@@ -126,7 +127,7 @@ int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, in
       .launch = &sv->env->launch,
       .file = cmd->file,
       .argv = cmd->argv,
-      .segment_fd = segment_fd,
+      .segment_fds = {segment_fds[RW_FILE_DAEMON], segment_fds[RW_FILE_WORKER]},
       .slot = sv->name,
       .on_exit = on_worker_exit,
       .user = sv,

@@ -90,12 +90,13 @@ void supervisor_init(struct supervisor *sv, const struct supervisor_env *env,
 void supervisor_close(struct supervisor *sv, uv_close_cb done);
 
 /*
- * Starts a worker for a new generation whose segment is segment_fd (not
- * taken over; inherited by a managed worker). External: waits for
+ * Starts a worker for a new generation whose segment's files are
+ * segment_fds (not taken over; inherited by a managed worker). External: waits for
  * supervisor_attach(). A managed worker that cannot be spawned is a failure:
  * a restart is scheduled and the error returned (-errno).
  */
-int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, int segment_fd);
+int supervisor_start(struct supervisor *sv, const struct worker_command *cmd,
+                     const int segment_fds[RW_FILE_COUNT]);
 
 /*
  * Lets the worker go (SIGTERM, SIGKILL after grace_ms; 0: SIGKILL now; an

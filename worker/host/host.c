@@ -5,7 +5,8 @@
  *                 [--wake-frames N]
  *   runway-worker --list [--json]
  *
- * runwayd spawns it with the slot's segment inherited (RUNWAY_SEGMENT_FD);
+ * runwayd spawns it with the slot's segment inherited (RUNWAY_SEGMENT_FD and
+ * RUNWAY_SEGMENT_WORKER_FD);
  * started by hand, it attaches over the control socket to a slot added with
  * --external. runwayd learns the catalog from `runway-worker --list --json`.
  */
