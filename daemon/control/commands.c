@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "faults.h"
 #include "slot_state.h"
 #include "slots.h"
 #include "store.h"
@@ -156,13 +157,26 @@ static json_t *daemon_stats(struct runwayd *d) {
   const struct engine_stats *st = &d->engine.stats;
   uint64_t cycles = atomic_load(&st->cycles);
   uint64_t sum = atomic_load(&st->cycle_ns_sum);
-  return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "xruns", (json_int_t)atomic_load(&st->xruns),
-                   "rt_cycle_ns_max", (json_int_t)atomic_load(&st->cycle_ns_max),
-                   "rt_cycle_ns_avg", (json_int_t)(cycles ? sum / cycles : 0), "cycles",
-                   (json_int_t)cycles, "backend_state",
-                   backend_is_open(d->backend) ? "active" : "disconnected", "slots",
-                   (json_int_t)d->n_slots, "skipped_frames",
-                   (json_int_t)atomic_load(&st->skipped_frames));
+  json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "xruns",
+                        (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
+                        (json_int_t)atomic_load(&st->cycle_ns_max), "rt_cycle_ns_avg",
+                        (json_int_t)(cycles ? sum / cycles : 0), "cycles", (json_int_t)cycles,
+                        "backend_state", backend_is_open(d->backend) ? "active" : "disconnected",
+                        "slots", (json_int_t)d->n_slots, "skipped_frames",
+                        (json_int_t)atomic_load(&st->skipped_frames));
+  /* The RT thread's page faults since it started: null before its first cycle. */
+  struct sys_faults faults;
+  int tid = atomic_load(&d->engine.rt_tid);
+  bool known = o != NULL && tid > 0 && sys_thread_faults(tid, &faults) == 0;
+  if (o != NULL &&
+      (json_object_set_new(o, "rt_minor_faults",
+                           known ? json_integer((json_int_t)faults.minor) : json_null()) != 0 ||
+       json_object_set_new(o, "rt_major_faults",
+                           known ? json_integer((json_int_t)faults.major) : json_null()) != 0)) {
+    json_decref(o);
+    o = NULL;
+  }
+  return o;
 }
 
 static json_t *cmd_stats(struct runwayd *d, struct control_conn *conn,

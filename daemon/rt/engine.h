@@ -172,6 +172,13 @@ struct engine {
   uint32_t node_cycle_frame;
   uint64_t node_cycle_ticks;
   _Atomic int clock_valid; /* cleared by the control thread between connections */
+  /*
+   * The RT thread's id, taken in its first cycle (0 before, and again after
+   * engine_reset_clock): where the control thread reads how many page
+   * faults it took (stats), so the RT thread never makes a system call to
+   * count them.
+   */
+  _Atomic int rt_tid;
 
   /* Control thread only. */
   uint32_t in_flight;          /* tables offered and not yet handed back */
@@ -241,7 +248,10 @@ void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nf
 void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
                          const struct engine_io *io, uint32_t nframes, uint32_t frame_time);
 
-/* The next engine_process_at starts a new clock (a new server connection). Control thread. */
+/*
+ * The next engine_process_at starts a new clock (a new server connection),
+ * and the next cycle records its thread's id afresh. Control thread.
+ */
 void engine_reset_clock(struct engine *e);
 
 #endif
