@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -13,6 +14,8 @@
 #endif
 
 static const char *const file_names[RW_FILE_COUNT] = {"daemon", "worker"};
+
+static bool swap_configured(void);
 
 static int fail_errno(int code, char *err, size_t errlen, const char *what, int file) {
   if (err != NULL && errlen > 0)
@@ -66,7 +69,6 @@ static int create_file(struct shm_segment *seg, int f, const char *name, uint64_
 int shm_segment_create(const struct proto_segment_params *params, const char *name,
                        struct shm_segment *seg, char *err, size_t errlen) {
   struct rw_segment_header hdr;
-  struct stat st;
   int rc;
 
   segment_reset(seg);
@@ -80,11 +82,12 @@ int shm_segment_create(const struct proto_segment_params *params, const char *na
   }
   /*
    * Best effort: keeps the RT thread's pages resident; RLIMIT_MEMLOCK may
-   * refuse. Locked pages are never reclaimed, which lets the page check
-   * read any page that is not resident as a hole.
+   * refuse. Locked pages are never reclaimed (nor are any pages without
+   * swap), which lets the page check read any page that went as a hole.
    */
-  seg->locked = mlock(seg->base[RW_FILE_DAEMON], seg->size[RW_FILE_DAEMON]) == 0 &&
+  bool locked = mlock(seg->base[RW_FILE_DAEMON], seg->size[RW_FILE_DAEMON]) == 0 &&
                 mlock(seg->base[RW_FILE_WORKER], seg->size[RW_FILE_WORKER]) == 0;
+  seg->pinned = locked || !swap_configured();
 
   memcpy(seg->base[RW_FILE_DAEMON], &hdr, sizeof(hdr));
   seg->layout = hdr;
@@ -105,11 +108,19 @@ int shm_segment_create(const struct proto_segment_params *params, const char *na
     rc = fail_errno(-errno, err, errlen, "sealing", RW_FILE_WORKER);
     goto fail;
   }
-  if (fstat(seg->fd[RW_FILE_WORKER], &st) != 0) {
-    rc = fail_errno(-errno, err, errlen, "reading the change time of", RW_FILE_WORKER);
-    goto fail;
-  }
-  seg->worker_ctime = st.st_ctim;
+  /*
+   * Populated now and never touched again: its page table keeps the record
+   * of every hole. Unlocked (mlockall would lock it too): its pages are
+   * locked through the first mapping, and a second lock would only count
+   * twice against RLIMIT_MEMLOCK. Without it (that limit refused the
+   * mapping) the page check sees only holes that are still open.
+   */
+  seg->watch = mmap(NULL, seg->size[RW_FILE_WORKER], PROT_READ, MAP_SHARED | MAP_POPULATE,
+                    seg->fd[RW_FILE_WORKER], 0);
+  if (seg->watch == MAP_FAILED)
+    seg->watch = NULL;
+  else
+    (void)munlock(seg->watch, seg->size[RW_FILE_WORKER]);
   /* Publishes the initialised segment to whoever maps it after us. */
   atomic_thread_fence(memory_order_release);
   return 0;
@@ -200,6 +211,57 @@ int shm_segment_check(const struct shm_segment *seg, char *err, size_t errlen) {
   return 0;
 }
 
+/* Whether the kernel may swap pages out (a line beyond the header in /proc/swaps). */
+static bool swap_configured(void) {
+  char line[256];
+  int lines = 0;
+  FILE *f = fopen("/proc/swaps", "re");
+  if (f == NULL)
+    return true; /* cannot tell: assume it may */
+  while (lines < 2 && fgets(line, sizeof(line), f) != NULL)
+    lines++;
+  fclose(f);
+  return lines > 1;
+}
+
+/* /proc/self/pagemap, opened before the process became non-dumpable; -1 when it could not be. */
+static int pagemap_fd = -1;
+
+int shm_segment_watch_open(void) {
+  if (pagemap_fd >= 0)
+    return 0;
+  pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  return pagemap_fd >= 0 ? 0 : -errno;
+}
+
+/* pagemap(5): bit 63 "present", bit 62 "swapped" (also a page being migrated). */
+#define PAGEMAP_PRESENT (UINT64_C(1) << 63)
+#define PAGEMAP_SWAPPED (UINT64_C(1) << 62)
+
+/*
+ * Finds the first page of a mapping that its page table no longer maps
+ * (present nor swapped: a hole took it): 1 (and *page), 0 when none, -errno.
+ */
+static int find_punched_page(const void *base, size_t size, size_t *page_out) {
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  uint64_t entries[512];
+  size_t pages = (size + page - 1) / page, first = (uintptr_t)base / page;
+  for (size_t at = 0; at < pages; at += 512) {
+    size_t n = pages - at < 512 ? pages - at : 512;
+    ssize_t got = pread(pagemap_fd, entries, n * sizeof(uint64_t),
+                        (off_t)((first + at) * sizeof(uint64_t)));
+    if (got != (ssize_t)(n * sizeof(uint64_t)))
+      return got < 0 ? -errno : -EIO;
+    for (size_t i = 0; i < n; i++) {
+      if ((entries[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) == 0) {
+        *page_out = at + i;
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
 /* Finds the first page of a mapping that is not resident: 1 (and *page), 0 when all are, -errno. */
 static int find_missing_page(void *base, size_t size, size_t *page_out) {
   const size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -220,40 +282,32 @@ static int find_missing_page(void *base, size_t size, size_t *page_out) {
 }
 
 int shm_segment_check_pages(const struct shm_segment *seg, char *err, size_t errlen) {
-  struct stat st;
-  if (seg->base[RW_FILE_WORKER] == NULL)
+  const size_t size = seg->size[RW_FILE_WORKER];
+  bool by_map = pagemap_fd >= 0 && seg->watch != NULL;
+  size_t page = 0;
+  int rc;
+  if (seg->base[RW_FILE_WORKER] == NULL || !seg->pinned)
     return 0;
-  if (fstat(seg->fd[RW_FILE_WORKER], &st) != 0)
-    return fail_errno(-errno, err, errlen, "fstat on", RW_FILE_WORKER);
-  /*
-   * Nothing of ours changes the worker file's metadata after creation, and
-   * writes through a mapping do not either; a hole punched with fallocate
-   * or MADV_REMOVE (or a write(2)) does, even after the page came back.
-   */
-  if (st.st_ctim.tv_sec != seg->worker_ctime.tv_sec ||
-      st.st_ctim.tv_nsec != seg->worker_ctime.tv_nsec) {
+  if (by_map)
+    rc = find_punched_page(seg->watch, size, &page);
+  else
+    rc = find_missing_page(seg->watch != NULL ? seg->watch : seg->base[RW_FILE_WORKER], size,
+                           &page);
+  if (rc < 0)
+    return fail_errno(rc, err, errlen, by_map ? "reading the page map of" : "mincore on",
+                      RW_FILE_WORKER);
+  if (rc > 0) {
     if (err)
-      snprintf(err, errlen, "the worker punched holes in (or wrote around) its shared memory");
+      snprintf(err, errlen, "the worker punched a hole in its shared memory (page %zu of its file)",
+               page);
     return -EFAULT;
-  }
-  if (!seg->locked)
-    return 0;
-  for (int f = 0; f < RW_FILE_COUNT; f++) {
-    size_t page = 0;
-    int rc = find_missing_page(seg->base[f], seg->size[f], &page);
-    if (rc < 0)
-      return fail_errno(rc, err, errlen, "mincore on", f);
-    if (rc > 0) {
-      if (err)
-        snprintf(err, errlen, "page %zu of the segment's %s file is gone from memory", page,
-                 file_names[f]);
-      return -EFAULT;
-    }
   }
   return 0;
 }
 
 void shm_segment_release(struct shm_segment *seg) {
+  if (seg->watch != NULL)
+    munmap(seg->watch, seg->size[RW_FILE_WORKER]);
   /* A file is owned exactly while it is mapped; a zeroed segment owns nothing (not fd 0). */
   for (int f = 0; f < RW_FILE_COUNT; f++) {
     if (seg->base[f] != NULL) {

@@ -41,9 +41,15 @@ struct shm_segment {
   struct rw_state_request *state_request;
   struct rw_state_reply *state_reply;
 
-  /* Daemon side: what shm_segment_check_pages compares with. */
-  bool locked;                  /* both mappings are mlocked: no page of them is ever reclaimed */
-  struct timespec worker_ctime; /* the worker file's change time once it was set up */
+  /*
+   * Daemon side, for shm_segment_check_pages: a second, read-only mapping of
+   * the worker file that nothing ever touches after it was populated, so a
+   * page missing from it was taken by a hole, even after the RT thread's
+   * mapping faulted that page back in; and whether pages can only go
+   * missing by a hole (the segment is locked, or the system has no swap).
+   */
+  void *watch;
+  bool pinned;
 };
 
 /*
@@ -77,15 +83,25 @@ int shm_segment_map(int daemon_fd, int worker_fd, struct shm_segment *seg, char 
 int shm_segment_check(const struct shm_segment *seg, char *err, size_t errlen);
 
 /*
- * Daemon side: whether every page the RT thread may touch is still there. A
- * worker can punch holes in its file (fallocate, MADV_REMOVE), which the
- * RT thread's next copy would fill with a page fault. Punching changes the
- * file's change time, which is compared with the one at creation; when the
- * mappings are locked (no page of them can be reclaimed), any page that is
- * not resident (mincore) is a hole too. Returns 0, -EFAULT with a message
- * naming what was found, or another -errno when the check itself failed.
+ * Daemon side: whether the worker ever punched a hole in its file
+ * (fallocate, MADV_REMOVE), which the RT thread's next copy would fill with
+ * a page fault. A punch takes the page out of every mapping of the file:
+ * the check reads, from /proc/self/pagemap, which pages of the untouched
+ * watch mapping are gone, so a hole counts even after the RT thread faulted
+ * its page back in. Without pagemap (shm_segment_watch_open was not called,
+ * or failed) it falls back to mincore, which sees only the holes still open.
+ * Only for pinned segments: elsewhere the kernel may reclaim pages too.
+ * Returns 0, -EFAULT with a message naming the first hole, or another -errno
+ * when the check itself failed.
  */
 int shm_segment_check_pages(const struct shm_segment *seg, char *err, size_t errlen);
+
+/*
+ * Opens /proc/self/pagemap for shm_segment_check_pages, once per process.
+ * Call it before the process makes itself non-dumpable (the file is then
+ * closed to it unless it runs as root). Returns 0 or -errno.
+ */
+int shm_segment_watch_open(void);
 
 /* Unmaps and closes. Safe on a zeroed or already released segment. */
 void shm_segment_release(struct shm_segment *seg);

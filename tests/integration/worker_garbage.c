@@ -11,9 +11,9 @@
  *   rings      random bytes over its event and message ring positions
  *   nonfinite  keeps the positions valid but writes NaN, +Inf, -Inf and 0.25
  *              in turn into its output
- *   punch      punches holes in its own file (fallocate, and MADV_REMOVE on a
- *              mapping of its own) every 2 ms, and tries the same on the
- *              daemon's file, which must refuse
+ *   punch      punches holes in its output ring (fallocate, and MADV_REMOVE on
+ *              a mapping of its own) every 2 ms, and tries the same on the
+ *              daemon's input ring, which must refuse
  *   header     tries every way to change the daemon's file (mprotect, a
  *              writable mapping, write(2), fallocate, /proc/self/fd opened
  *              again for writing), then scribbles its own positions
@@ -36,7 +36,9 @@
  * A restarted instance (segment generation > 1) waits for SIGUSR2 before it
  * attaches (publishes its pid), so the test can read the slot's last_error
  * while the fault is fresh, unless argv holds --no-hold; after that it stays
- * a correct silent worker.
+ * a correct silent worker. With --relapse it neither waits nor behaves: it
+ * misbehaves at once, without SIGUSR1, as every restart of a worker that
+ * keeps trying would.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -197,13 +199,19 @@ static void scribble_control(struct seg *s) {
 
 /* ---- punch ---------------------------------------------------------------------------- */
 
+/*
+ * The rings the daemon's RT thread copies: where a hole costs it a page
+ * fault, and where nothing but a hole check can tell (the positions stay
+ * valid).
+ */
 static void punch(struct seg *s, bool first) {
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  int rc = fallocate(s->fd[RW_FILE_WORKER], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-                     (off_t)s->size[RW_FILE_WORKER]);
+  const struct rw_region *out = &s->h.regions[RW_REGION_AUDIO_OUT];
+  const struct rw_region *in = &s->h.regions[RW_REGION_AUDIO_IN];
+  int rc = fallocate(s->fd[RW_FILE_WORKER], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                     (off_t)out->offset, (off_t)out->size);
   if (first)
-    say("fallocate(PUNCH_HOLE) over my own file: %s", rc == 0 ? "done" : strerror(errno));
-  /* A mapping of our own, unlocked, for MADV_REMOVE. */
+    say("fallocate(PUNCH_HOLE) over my output ring: %s", rc == 0 ? "done" : strerror(errno));
+  /* A mapping of our own, unlocked (a locked one refuses MADV_REMOVE), for the other door. */
   static unsigned char *mine;
   if (mine == NULL) {
     mine = mmap(NULL, s->size[RW_FILE_WORKER], PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -212,16 +220,17 @@ static void punch(struct seg *s, bool first) {
       mine = NULL;
   }
   if (mine != NULL) {
-    rc = madvise(mine + page, s->size[RW_FILE_WORKER] - page, MADV_REMOVE);
+    rc = madvise(mine + out->offset, out->size, MADV_REMOVE);
     if (first)
-      say("MADV_REMOVE over my own file: %s", rc == 0 ? "done" : strerror(errno));
+      say("MADV_REMOVE over my output ring: %s", rc == 0 ? "done" : strerror(errno));
   }
-  if (first) {
-    rc = fallocate(s->fd[RW_FILE_DAEMON], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-                   (off_t)s->size[RW_FILE_DAEMON]);
-    say("fallocate(PUNCH_HOLE) over the daemon's file: %s", rc == 0 ? "DONE" : strerror(errno));
-    rc = madvise(s->base[RW_FILE_DAEMON], s->size[RW_FILE_DAEMON], MADV_REMOVE);
-    say("MADV_REMOVE over the daemon's file: %s", rc == 0 ? "DONE" : strerror(errno));
+  if (first && in->size > 0) {
+    rc = fallocate(s->fd[RW_FILE_DAEMON], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                   (off_t)in->offset, (off_t)in->size);
+    say("fallocate(PUNCH_HOLE) over the daemon's input ring: %s",
+        rc == 0 ? "DONE" : strerror(errno));
+    rc = madvise(s->base[RW_FILE_DAEMON] + in->offset, in->size, MADV_REMOVE);
+    say("MADV_REMOVE over the daemon's input ring: %s", rc == 0 ? "DONE" : strerror(errno));
   }
 }
 
@@ -391,11 +400,14 @@ static void flood(struct seg *s) {
 
 int main(int argc, char **argv) {
   struct seg s;
-  bool hold = true;
+  bool hold = true, relapse = false;
   mode = argc > 1 ? argv[1] : "control";
-  for (int i = 2; i < argc; i++)
+  for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--no-hold") == 0)
       hold = false;
+    else if (strcmp(argv[i], "--relapse") == 0)
+      relapse = true;
+  }
   memset(&s, 0, sizeof(s));
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   pid_t daemon = getppid();
@@ -410,9 +422,9 @@ int main(int argc, char **argv) {
   rng ^= (uint64_t)getpid() * 0x2545f4914f6cdd1du;
   bool restarted = s.h.generation > 1;
   say("pid %d, generation %llu%s", (int)getpid(), (unsigned long long)s.h.generation,
-      restarted && hold ? ", waiting for SIGUSR2" : "");
+      restarted && hold && !relapse ? ", waiting for SIGUSR2" : "");
 
-  if (restarted && hold) {
+  if (restarted && hold && !relapse) {
     while (!got_usr2 && !got_term)
       nap_ms(2);
   }
@@ -424,7 +436,7 @@ int main(int argc, char **argv) {
   bool misbehaving = false;
   while (!got_term) {
     bool first = false;
-    if (got_usr1 && !misbehaving && !restarted) {
+    if (!misbehaving && (restarted ? relapse : got_usr1)) {
       misbehaving = first = true;
       say("misbehaving now");
       if (strcmp(mode, "control") == 0) {
