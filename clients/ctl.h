@@ -96,6 +96,32 @@ void ctl_print_slot_list(FILE *f, const json_t *result);
 /* One line: "slot NAME <verb>: ..." with the latency and the full port names. */
 void ctl_print_slot(FILE *f, const char *verb, const json_t *slot);
 void ctl_print_stats(FILE *f, const json_t *result);
+/* slot.advise's answer: the lead seen, the smallest safe latency, the suggestion. */
+void ctl_print_advice(FILE *f, const json_t *result);
+
+/* ---- top (ctl_top.c) ---- */
+
+struct proto_client;
+
+/*
+ * The view of `runwayctl top` (and its --json line) from two `stats`
+ * results dt_ms apart: per slot the state, worker pid, CPU share over the
+ * interval, current and smallest lead and L in ms, underruns, skipped frames,
+ * restarts, the lead histogram; for the daemon the RT cycle's average over
+ * the interval and recent maximum against the period. prev may be NULL (no
+ * rates then). Returns a new object.
+ */
+json_t *ctl_top_view(const json_t *prev, const json_t *cur, double dt_ms);
+
+/* Draws a view as text lines cut at width (0: no limit); once: plain lines, no terminal codes. */
+void ctl_top_render(FILE *f, const json_t *view, int width, int once);
+
+/*
+ * Runs `top` on a connected client until q, SIGINT or SIGTERM (0), or until
+ * runwayd goes away (3). --once prints one view (two samples one interval
+ * apart) and returns.
+ */
+int ctl_top(const struct ctl_args *args, struct proto_client *c);
 
 /* "2400 frames (50.0 ms)" style latency of a slot object into buf. */
 void ctl_format_latency(char *buf, size_t len, const json_t *slot, double sample_rate);

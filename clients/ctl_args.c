@@ -194,13 +194,58 @@ static json_t *convert(const struct proto_arg *a, const char *text, const char *
 
 /* Checks that the table's schema cannot express. */
 static int check_slot_add(const json_t *args, char *err, size_t errlen) {
-  int sources = (json_object_get(args, "plugin") != NULL) + (json_object_get(args, "exec") != NULL) +
+  int sources = (json_object_get(args, "plugin") != NULL) + (json_object_get(args, "lv2") != NULL) +
+                (json_object_get(args, "exec") != NULL) +
                 json_is_true(json_object_get(args, "external"));
   if (sources != 1)
-    return usage_err(err, errlen,
-                     "slot add needs exactly one of --plugin P, --exec \"CMD\" or --external");
+    return usage_err(err, errlen, "slot add needs exactly one of --plugin P, --lv2 URI, "
+                                  "--exec \"CMD\" or --external");
   if (json_object_get(args, "latency_ms") != NULL && json_object_get(args, "latency_frames") != NULL)
     return usage_err(err, errlen, "give --latency-ms or --latency-frames, not both");
+  return 0;
+}
+
+/* --on-fault names one of the two behaviours. */
+static int check_on_fault(const json_t *args, char *err, size_t errlen) {
+  const char *mode = json_string_value(json_object_get(args, "on_fault"));
+  if (mode != NULL && strcmp(mode, "silence") != 0 && strcmp(mode, "bypass") != 0)
+    return usage_err(err, errlen, "--on-fault is silence or bypass, not \"%s\"", mode);
+  return 0;
+}
+
+static int check_crossfade(const json_t *args, char *err, size_t errlen) {
+  const json_t *v = json_object_get(args, "crossfade_ms");
+  if (v != NULL && !(json_number_value(v) >= 0 && json_number_value(v) <= 1000))
+    return usage_err(err, errlen, "--crossfade-ms is 0 to 1000 milliseconds");
+  return 0;
+}
+
+static int check_slot_add_all(const json_t *args, char *err, size_t errlen) {
+  int rc = check_slot_add(args, err, errlen);
+  return rc != 0 ? rc : check_on_fault(args, err, errlen);
+}
+
+static int check_slot_restart(const json_t *args, char *err, size_t errlen) {
+  if (json_object_get(args, "crossfade_ms") != NULL &&
+      !json_is_true(json_object_get(args, "seamless")))
+    return usage_err(err, errlen, "--crossfade-ms goes with --seamless");
+  return check_crossfade(args, err, errlen);
+}
+
+static int check_slot_replace(const json_t *args, char *err, size_t errlen) {
+  int sources = (json_object_get(args, "plugin") != NULL) + (json_object_get(args, "lv2") != NULL) +
+                (json_object_get(args, "exec") != NULL);
+  if (sources != 1)
+    return usage_err(err, errlen,
+                     "slot replace needs exactly one of --plugin P, --lv2 URI or --exec \"CMD\"");
+  int rc = check_on_fault(args, err, errlen);
+  return rc != 0 ? rc : check_crossfade(args, err, errlen);
+}
+
+static int check_top(const json_t *args, char *err, size_t errlen) {
+  const json_t *v = json_object_get(args, "interval");
+  if (v != NULL && !(json_number_value(v) >= 0.1 && json_number_value(v) <= 60))
+    return usage_err(err, errlen, "--interval is 0.1 to 60 seconds");
   return 0;
 }
 
@@ -208,7 +253,10 @@ typedef int (*check_fn)(const json_t *args, char *err, size_t errlen);
 
 /* Per command, what runwayctl checks beyond the schema before it sends anything. */
 static const check_fn extra_checks[PROTO_CMD_COUNT] = {
-    [PROTO_CMD_SLOT_ADD] = check_slot_add,
+    [PROTO_CMD_SLOT_ADD] = check_slot_add_all,
+    [PROTO_CMD_SLOT_RESTART] = check_slot_restart,
+    [PROTO_CMD_SLOT_REPLACE] = check_slot_replace,
+    [PROTO_CMD_TOP] = check_top,
 };
 
 static int check_command(const struct proto_command *cmd, const json_t *args, char *err,
@@ -519,13 +567,13 @@ void ctl_print_help(FILE *f) {
   help_row(f, "--socket PATH", "the control socket; default $RUNWAY_SOCKET, else");
   help_row(f, "", "$XDG_RUNTIME_DIR/runway/control.sock, else /run/runway/control.sock");
   help_row(f, "--json", "print the daemon's result as one JSON document (subscribe:");
-  help_row(f, "", "every line from the daemon, as it comes)");
+  help_row(f, "", "every line from the daemon, as it comes; top: one line per refresh)");
   help_row(f, "--timeout SECONDS", "how long to wait for the answer (default 10)");
   help_row(f, "-h, --help", "this help; `runwayctl COMMAND --help` for one command");
   help_row(f, "-V, --version", "print the version");
   fprintf(f, "\nExit status: 0 ok, 1 the daemon answered with an error, 2 usage error,\n"
-             "3 no daemon reachable. subscribe runs until interrupted (SIGINT or SIGTERM: 0)\n"
-             "or until runwayd goes away (3).\n");
+             "3 no daemon reachable. subscribe and top run until interrupted (SIGINT or\n"
+             "SIGTERM: 0; q quits top) or until runwayd goes away (3).\n");
 }
 
 void ctl_print_command_help(FILE *f, const struct proto_command *cmd) {

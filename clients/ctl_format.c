@@ -151,13 +151,93 @@ void ctl_print_status(FILE *f, const json_t *result) {
   }
 }
 
+/* `plugins --lv2`: one row per installed plugin. */
+static void print_lv2_list(FILE *f, const json_t *plugins) {
+  static const char *const header[] = {"URI", "NAME", "IN", "OUT", "MIDI", "NOTE"};
+  struct table t = {.ncols = 6};
+  const json_t *p;
+  size_t i;
+  if (table_add_row(&t) != 0)
+    return;
+  for (size_t c = 0; c < 6; c++)
+    snprintf(table_cell(&t, 0, c), CELL_MAX, "%s", header[c]);
+  json_array_foreach(plugins, i, p) {
+    if (table_add_row(&t) != 0)
+      break;
+    size_t r = t.nrows - 1;
+    field(table_cell(&t, r, 0), CELL_MAX, p, "uri");
+    field(table_cell(&t, r, 1), CELL_MAX, p, "name");
+    field(table_cell(&t, r, 2), CELL_MAX, p, "inputs");
+    field(table_cell(&t, r, 3), CELL_MAX, p, "outputs");
+    field(table_cell(&t, r, 4), CELL_MAX, p, "midi");
+    char note[CELL_MAX] = "";
+    if (!json_is_true(json_object_get(p, "supported")))
+      snprintf(note, sizeof(note), "not supported");
+    else if (json_is_true(json_object_get(p, "latency")))
+      snprintf(note, sizeof(note), "reports latency");
+    snprintf(table_cell(&t, r, 5), CELL_MAX, "%s", note);
+  }
+  table_print(f, &t);
+}
+
+/* `plugins --lv2 URI`: one plugin, its parameters and whether runway can host it. */
+static void print_lv2_plugin(FILE *f, const json_t *p) {
+  char uri[CELL_MAX], name[CELL_MAX], cls[CELL_MAX], in[32], out[32], why[CELL_MAX * 2];
+  size_t i, k;
+  const json_t *q, *point;
+  field(uri, sizeof(uri), p, "uri");
+  field(name, sizeof(name), p, "name");
+  field(cls, sizeof(cls), p, "class");
+  field(in, sizeof(in), p, "inputs");
+  field(out, sizeof(out), p, "outputs");
+  fprintf(f, "%s\n  %s (%s): %s in, %s out%s%s\n", uri, name, cls, in, out,
+          json_is_true(json_object_get(p, "midi")) ? ", MIDI" : "",
+          json_is_true(json_object_get(p, "latency")) ? ", reports latency" : "");
+  if (!json_is_true(json_object_get(p, "supported"))) {
+    field(why, sizeof(why), p, "unsupported");
+    fprintf(f, "  not supported: %s\n", why);
+  }
+  json_array_foreach(json_object_get(p, "params"), i, q) {
+    char id[32], pname[CELL_MAX], label[CELL_MAX], min[32], max[32], def[32], unit[32];
+    field(id, sizeof(id), q, "id");
+    field(pname, sizeof(pname), q, "name");
+    field(label, sizeof(label), q, "label");
+    field(min, sizeof(min), q, "min");
+    field(max, sizeof(max), q, "max");
+    field(def, sizeof(def), q, "default");
+    field(unit, sizeof(unit), q, "unit");
+    fprintf(f, "  %s %s: %s .. %s%s%s, default %s%s%s  (%s)\n", id, pname, min, max,
+            strcmp(unit, "-") && unit[0] ? " " : "", strcmp(unit, "-") ? unit : "", def,
+            json_is_true(json_object_get(q, "integer")) ? ", integer" : "",
+            json_is_true(json_object_get(q, "toggled")) ? ", on/off" : "", label);
+    json_array_foreach(json_object_get(q, "scale_points"), k, point) {
+      char value[32], plabel[CELL_MAX];
+      field(value, sizeof(value), point, "value");
+      field(plabel, sizeof(plabel), point, "label");
+      fprintf(f, "      %s = %s\n", value, plabel);
+    }
+  }
+  size_t hidden = json_array_size(json_object_get(p, "hidden"));
+  if (hidden > 0)
+    fprintf(f, "  %zu more controls are not runway parameters; they keep their defaults\n",
+            hidden);
+}
+
 void ctl_print_plugins(FILE *f, const json_t *result) {
   const json_t *plugins = json_object_get(result, "plugins");
   size_t i, j;
   const json_t *p, *param;
 
+  if (json_is_object(json_object_get(result, "plugin"))) {
+    print_lv2_plugin(f, json_object_get(result, "plugin"));
+    return;
+  }
   if (json_array_size(plugins) == 0) {
     fprintf(f, "no plugins\n");
+    return;
+  }
+  if (json_is_string(json_object_get(json_array_get(plugins, 0), "uri"))) {
+    print_lv2_list(f, plugins);
     return;
   }
   json_array_foreach(plugins, i, p) {
@@ -395,8 +475,81 @@ static void show_slot_list(FILE *f, const json_t *args, const json_t *result) {
   ctl_print_slot_list(f, result);
 }
 
+/*
+ * "  switched at frame 123456 after 142 ms: crossfade 960 frames (20.0 ms), 8064
+ * frames of history, state carried over" for a seamless restart or a replacement.
+ */
+static void print_switch(FILE *f, const json_t *result) {
+  const json_t *sw = json_object_get(result, "switch");
+  char frame[32], xfade[32], history[32];
+  if (!json_is_object(sw))
+    return;
+  field(frame, sizeof(frame), sw, "frame");
+  field(xfade, sizeof(xfade), sw, "crossfade_frames");
+  field(history, sizeof(history), sw, "history_frames");
+  fprintf(f,
+          "  switched at frame %s after %.0f ms: crossfade %s frames (%.1f ms), %s frames of "
+          "history%s\n",
+          frame, number(sw, "warmup_ms", 0), xfade, number(sw, "crossfade_ms", 0), history,
+          json_is_true(json_object_get(sw, "state_carried")) ? ", state carried over" : "");
+}
+
 static void show_slot_restart(FILE *f, const json_t *args, const json_t *result) {
-  ctl_print_slot(f, "restarted", result);
+  ctl_print_slot(
+      f, json_is_object(json_object_get(result, "switch")) ? "restarted seamlessly" : "restarted",
+      result);
+  print_switch(f, result);
+}
+
+static void show_slot_replace(FILE *f, const json_t *args, const json_t *result) {
+  ctl_print_slot(f, "replaced", result);
+  print_switch(f, result);
+}
+
+/* "2400 frames (50.0 ms)", or "-" when the key is null or missing. */
+static void frames_ms(char *buf, size_t len, const json_t *obj, const char *key, double rate) {
+  const json_t *v = json_object_get(obj, key);
+  if (!json_is_integer(v))
+    snprintf(buf, len, "-");
+  else if (rate > 0)
+    snprintf(buf, len, "%" JSON_INTEGER_FORMAT " frames (%.1f ms)", json_integer_value(v),
+             (double)json_integer_value(v) * 1000.0 / rate);
+  else
+    snprintf(buf, len, "%" JSON_INTEGER_FORMAT " frames", json_integer_value(v));
+}
+
+void ctl_print_advice(FILE *f, const json_t *result) {
+  char slot[CELL_MAX], latency[64], lead[64], needed[64], suggested[64], cycles[32], under[32],
+      margin[32];
+  double rate = number(result, "sample_rate", 0);
+  field(slot, sizeof(slot), result, "slot");
+  frames_ms(latency, sizeof(latency), result, "latency_frames", rate);
+  frames_ms(lead, sizeof(lead), result, "lead_min_frames", rate);
+  frames_ms(needed, sizeof(needed), result, "needed_frames", rate);
+  frames_ms(suggested, sizeof(suggested), result, "suggested_frames", rate);
+  field(cycles, sizeof(cycles), result, "cycles");
+  field(under, sizeof(under), result, "underruns");
+  fprintf(f, "slot %s: latency %s\n", slot, latency);
+  if (!json_is_integer(json_object_get(result, "lead_min_frames"))) {
+    fprintf(f, "  no worker has run in it yet: nothing to advise from\n");
+    return;
+  }
+  fprintf(f, "  observed %.1f s (%s cycles): smallest lead %s, %s underrun(s)\n",
+          number(result, "observed_s", 0), cycles, lead, under);
+  fprintf(f, "  the smallest latency with no underrun over that time: %s\n", needed);
+  field(margin, sizeof(margin), result, "margin_min_frames");
+  fprintf(f, "  suggested, with a margin of %.0f %% (at least %s frames): %s\n",
+          number(result, "margin_percent", 0), margin, suggested);
+  const char *advice = json_string_value(json_object_get(result, "advice"));
+  if (advice != NULL) {
+    char clean[CELL_MAX];
+    clean_into(clean, sizeof(clean), advice);
+    fprintf(f, "  %s\n", clean);
+  }
+}
+
+static void show_slot_advise(FILE *f, const json_t *args, const json_t *result) {
+  ctl_print_advice(f, result);
 }
 
 static void show_stats(FILE *f, const json_t *args, const json_t *result) {
@@ -445,12 +598,13 @@ typedef void (*show_fn)(FILE *f, const json_t *args, const json_t *result);
 
 /*
  * show_<stem> for every command people use (proto/commands.h): one without
- * its printer does not compile. INTERNAL commands are never sent from here.
+ * its printer does not compile. INTERNAL commands are never sent from here;
+ * LOCAL ones are never sent at all (runwayctl runs them itself).
  */
 static const show_fn shows[PROTO_CMD_COUNT] = {
 #define SHOW(ID, stem) [PROTO_CMD_##ID] = show_##stem,
 #define NOT_SHOWN(ID, stem)
-    PROTO_COMMAND_MAP(SHOW, NOT_SHOWN)
+    PROTO_COMMAND_MAP(SHOW, NOT_SHOWN, NOT_SHOWN)
 #undef SHOW
 #undef NOT_SHOWN
 };
@@ -552,6 +706,11 @@ void ctl_print_event(FILE *f, const json_t *event) {
   } else if (strcmp(type, "fault") == 0) {
     field(a, sizeof(a), event, "reason");
     fprintf(f, "fault %s: %s\n", slot, a);
+  } else if (strcmp(type, "replace") == 0) {
+    field(a, sizeof(a), event, "phase");
+    field(b, sizeof(b), event, "plugin");
+    field(c, sizeof(c), event, "generation");
+    fprintf(f, "replace %s: %s, %s on generation %s%s\n", slot, a, b, c, why);
   } else {
     /* A type this runwayctl does not know yet: its fields as JSON beat nothing. */
     json_t *rest = json_deep_copy(event);

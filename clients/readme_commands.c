@@ -32,6 +32,8 @@ static void print_protocol_commands(void) {
   printf("| command | arguments | |\n|---|---|---|\n");
   for (int i = 0; i < PROTO_CMD_COUNT; i++) {
     const struct proto_command *c = &proto_commands[i];
+    if (c->local)
+      continue; /* runwayctl's own (top): not on the wire */
     printf("| `%s` | ", c->name);
     print_args(c);
     printf(" | %s |\n", c->help);

@@ -119,6 +119,24 @@ static void prepare_stream_signals(sigset_t *waitmask) {
   sigdelset(waitmask, SIGTERM);
 }
 
+/*
+ * run_<stem> for every LOCAL command (proto/commands.h): runwayctl runs those
+ * itself, out of other commands; one without its runner does not compile.
+ */
+static int run_top(const struct ctl_args *args, struct proto_client *client) {
+  return ctl_top(args, client);
+}
+
+typedef int (*run_fn)(const struct ctl_args *args, struct proto_client *client);
+
+static const run_fn runners[PROTO_CMD_COUNT] = {
+#define RUN(ID, stem) [PROTO_CMD_##ID] = run_##stem,
+#define NOT_RUN(ID, stem)
+    PROTO_COMMAND_MAP(NOT_RUN, NOT_RUN, RUN)
+#undef RUN
+#undef NOT_RUN
+};
+
 int main(int argc, char **argv) {
   struct ctl_args args;
   struct proto_client client = PROTO_CLIENT_INIT;
@@ -155,6 +173,7 @@ int main(int argc, char **argv) {
     status = CTL_EXIT_USAGE;
     goto out;
   }
+
   request = proto_dump_line(args.request, &len);
   if (request == NULL) {
     fprintf(stderr, "runwayctl: out of memory\n");
@@ -172,6 +191,10 @@ int main(int argc, char **argv) {
     else
       connect_failed(path, rc);
     status = rc == -ENOMEM ? CTL_EXIT_ERROR : CTL_EXIT_UNREACHABLE;
+    goto out;
+  }
+  if (args.command->local) {
+    status = runners[args.command->id](&args, &client);
     goto out;
   }
   if (args.command->stream)

@@ -182,6 +182,7 @@ _runwayctl() {
         case $prev in
         --plugin) COMPREPLY=($(compgen -W "$(_runwayctl_names plugins.*.name plugins)" -- "$cur")) ;;
         --exec) COMPREPLY=($(compgen -c -- "$cur")) ;;
+        --on-fault) COMPREPLY=($(compgen -W "silence bypass" -- "$cur")) ;;
         esac
         return
     fi

@@ -33,6 +33,10 @@ static void schedule_reconnect(struct runwayd *d) {
 /* Starts a connection attempt; connected() or schedule_reconnect() follows. */
 static void try_connect(struct runwayd *d) {
   int rc = backend_connect(d->backend);
+  if (rc == -EBUSY) {
+    schedule_reconnect(d); /* the last connection is still being closed */
+    return;
+  }
   if (rc != 0 && rc != -EALREADY) {
     log_error("cannot start connecting to %s: %s", backend_server_name(d->backend),
               strerror(-rc));
@@ -73,6 +77,8 @@ static void on_backend_event(void *user) {
   uint32_t ev = backend_take_events(d->backend);
   if (d->stopping)
     return;
+  if (ev & BACKEND_EV_CLOSED)
+    slots_rt_stopped(d);
   if (ev & BACKEND_EV_CONNECTED)
     connected(d);
   if (!backend_is_open(d->backend))

@@ -93,7 +93,7 @@ static bool refuse_workers(void *user, pid_t pid, char *why, size_t len) {
   pid_t sid = getsid(pid);
   for (uint32_t i = 0; sid > 0 && i < d->n_slots; i++) {
     const struct supervisor *sv = &d->slots[i]->sv;
-    if (sv->proc != NULL && sv->pid == sid) {
+    if ((sv->proc != NULL && sv->pid == sid) || (sv->next_proc != NULL && sv->next_pid == sid)) {
       snprintf(why, len, "pid %d is the worker of slot %s (or one of its processes); workers have "
                          "their segment and may not use the control socket",
                (int)pid, d->slots[i]->name);
@@ -160,12 +160,15 @@ int main(int argc, char **argv) {
   d.exit_status = 1;
   d.cli_set = json_object();
   rc = options_parse(argc, argv, &d.opt, d.cli_set);
-  if (rc != 0)
+  if (rc != 0) {
+    json_decref(d.cli_set);
     return rc == 1 ? 0 : rc;
+  }
   if (d.opt.config_path != NULL) {
     if (config_load(d.opt.config_path, &d.config, err, sizeof(err)) != 0 ||
         config_apply_options(&d.config, &d.opt, d.cli_set, err, sizeof(err)) != 0) {
       fprintf(stderr, "runwayd: %s\n", err);
+      json_decref(d.cli_set);
       return 2;
     }
   }
@@ -183,6 +186,7 @@ int main(int argc, char **argv) {
   rc = catalog_load(&d.catalog, d.opt.worker_path, err, sizeof(err));
   if (rc != 0) {
     log_error("cannot learn the built-in plugins: %s", err);
+    json_decref(d.cli_set);
     return 1;
   }
 
@@ -263,7 +267,12 @@ out:
   config_free(&d.config_reloaded);
   config_free(&d.config);
   json_decref(d.cli_set);
-  engine_destroy(&d.engine);
+  /* A dying server's RT thread that never stopped may still hold the tables: leave them. */
+  if (backend_rt_stopped(d.backend))
+    engine_destroy(&d.engine);
+  else
+    log_warn("the %s client was not closed in time; its slot tables are left to the exit",
+             backend_server_name(d.backend));
   backend_destroy(d.backend);
   catalog_free(&d.catalog);
   /*

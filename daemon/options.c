@@ -172,8 +172,8 @@ static const struct runwayd_option {
      "when runwayd runs as root, workers run as USER\n(default: runway if it exists, else nobody)",
      set_worker_user},
     {"worker-env", "NAMES",
-     "more environment variables workers get (space-separated;\nPATH, HOME, locale, TZ, TMPDIR "
-     "always pass)",
+     "more environment variables workers get (space-separated;\nPATH, HOME, locale, TZ, TMPDIR, "
+     "LV2_PATH always pass)",
      set_worker_env},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

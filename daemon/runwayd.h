@@ -22,6 +22,7 @@
 #include "supervisor.h"
 
 struct slot;
+struct lv2_query;
 
 struct runwayd_options {
   const char *backend;     /* --backend: "jack", "auto" */
@@ -89,6 +90,8 @@ struct runwayd {
   char worker_env_text[1024];
   const char *worker_env[64]; /* NULL terminated */
   uv_timer_t reclaim_timer;        /* frees what the RT thread handed back */
+  uv_timer_t replace_timer;        /* watches replacements and outgoing generations */
+  struct lv2_query *lv2_queries;   /* runway-worker describing LV2 plugins (slots/lv2.c) */
   uint64_t housekeeping_passes;
 
   uv_timer_t housekeeping;

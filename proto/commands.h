@@ -10,39 +10,46 @@
 
 /*
  * Every command, in the order runwayctl's help lists them.
- * PROTO_COMMAND_MAP(USER, INTERNAL) expands USER(ID, stem) for each command
- * people give through runwayctl and INTERNAL(ID, stem) for each that only
- * programs send (worker.attach, from the worker SDK). ID names the constant
+ * PROTO_COMMAND_MAP(USER, INTERNAL, LOCAL) expands USER(ID, stem) for each
+ * command people give through runwayctl, INTERNAL(ID, stem) for each that
+ * only programs send (worker.attach, from the worker SDK) and LOCAL(ID, stem)
+ * for each that runwayctl runs itself out of other commands (top, out of
+ * stats and subscribe; never on the wire). ID names the constant
  * PROTO_CMD_<ID>. The stem names the daemon's handler, cmd_<stem>
  * (daemon/control/commands.c), and runwayctl's printer, show_<stem>
- * (clients/ctl_format.c), which both bind from this list: a command without
- * its handler, or a runwayctl command without its printer, does not compile.
+ * (clients/ctl_format.c), or for a LOCAL command its runner, run_<stem>
+ * (clients/runwayctl.c), which bind from this list: a command without its
+ * handler, or a runwayctl command without its printer or runner, does not
+ * compile.
  *
  * Adding a command: a line here, its entry in proto_commands[]
  * (proto/commands.c: wire name, arguments, usage, help; test_protocol fails
  * until it is there), its handler and, for a USER command, its printer.
  */
-#define PROTO_COMMAND_MAP(USER, INTERNAL)                                                        \
-  USER(STATUS, status)                                                                           \
-  USER(PLUGINS, plugins)                                                                         \
-  USER(SLOT_ADD, slot_add)                                                                       \
-  USER(SLOT_REMOVE, slot_remove)                                                                 \
-  USER(SLOT_LIST, slot_list)                                                                     \
-  USER(SLOT_RESTART, slot_restart)                                                               \
-  USER(STATS, stats)                                                                             \
-  USER(PARAM_LIST, param_list)                                                                   \
-  USER(PARAM_GET, param_get)                                                                     \
-  USER(PARAM_SET, param_set)                                                                     \
-  USER(STATE_SAVE, state_save)                                                                   \
-  USER(STATE_LOAD, state_load)                                                                   \
-  INTERNAL(WORKER_ATTACH, worker_attach)                                                         \
+#define PROTO_COMMAND_MAP(USER, INTERNAL, LOCAL)                                                   \
+  USER(STATUS, status)                                                                             \
+  USER(PLUGINS, plugins)                                                                           \
+  USER(SLOT_ADD, slot_add)                                                                         \
+  USER(SLOT_REMOVE, slot_remove)                                                                   \
+  USER(SLOT_LIST, slot_list)                                                                       \
+  USER(SLOT_RESTART, slot_restart)                                                                 \
+  USER(SLOT_REPLACE, slot_replace)                                                                 \
+  USER(SLOT_ADVISE, slot_advise)                                                                   \
+  USER(STATS, stats)                                                                               \
+  LOCAL(TOP, top)                                                                                  \
+  USER(PARAM_LIST, param_list)                                                                     \
+  USER(PARAM_GET, param_get)                                                                       \
+  USER(PARAM_SET, param_set)                                                                       \
+  USER(STATE_SAVE, state_save)                                                                     \
+  USER(STATE_LOAD, state_load)                                                                     \
+  INTERNAL(WORKER_ATTACH, worker_attach)                                                           \
   USER(SUBSCRIBE, subscribe)
 
 enum proto_cmd {
 #define PROTO_CMD_ENUM(ID, stem) PROTO_CMD_##ID,
-  PROTO_COMMAND_MAP(PROTO_CMD_ENUM, PROTO_CMD_ENUM)
+  PROTO_COMMAND_MAP(PROTO_CMD_ENUM, PROTO_CMD_ENUM, PROTO_CMD_ENUM)
 #undef PROTO_CMD_ENUM
-  PROTO_CMD_COUNT
+      PROTO_CMD_COUNT
 };
 
 enum proto_type {
@@ -91,6 +98,11 @@ struct proto_command {
    * prints each one.
    */
   int stream;
+  /*
+   * runwayctl runs it itself, out of other commands (a LOCAL command of the
+   * map): runwayd answers it on the wire as an unknown command.
+   */
+  int local;
 };
 
 /*
@@ -99,7 +111,7 @@ struct proto_command {
  */
 extern const struct proto_command proto_commands[PROTO_CMD_COUNT + 1];
 
-/* The command called name on the wire, or NULL. */
+/* The command called name (a local one included: runwayd refuses those), or NULL. */
 const struct proto_command *proto_find_command(const char *name);
 
 /* The declared argument called name, or NULL. */

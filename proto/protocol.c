@@ -321,6 +321,14 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
 
   req->cmd = json_string_value(cmd);
   req->command = proto_find_command(req->cmd);
+  if (req->command != NULL && req->command->local) {
+    proto_set_err(err, errlen,
+                  "\"%s\" is runwayctl's own command (it runs it out of other "
+                  "commands); runwayd does not answer it",
+                  req->command->name);
+    req->command = NULL;
+    return PROTO_E_UNKNOWN_COMMAND;
+  }
   if (req->command == NULL) {
     /* json_string_value stops at the first NUL, which jansson rejects in input anyway. */
     proto_set_err(err, errlen, "unknown command \"%.*s%s\"; run `runwayctl --help` for the commands",

@@ -70,6 +70,13 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
                 RW_MAX_STATE_CAPACITY);
 
   uint32_t cap = proto_segment_capacity(p->latency, p->max_period);
+  if (p->capacity != 0) {
+    if (!is_pow2(p->capacity) || p->capacity < cap || p->capacity > RW_MAX_CAPACITY)
+      return fail(-EINVAL, err, errlen,
+                  "ring capacity %u is not a power of two between %u and %u frames", p->capacity,
+                  cap, RW_MAX_CAPACITY);
+    cap = p->capacity;
+  }
 
   memset(hdr, 0, sizeof(*hdr));
   hdr->magic = RW_SEGMENT_MAGIC;
@@ -157,6 +164,7 @@ int proto_segment_validate(const void *base, const uint64_t file_size[RW_FILE_CO
       .message_capacity = snap.message_capacity,
       .wake_frames = snap.wake_frames_default,
       .state_capacity = snap.state_capacity,
+      .capacity = snap.capacity,
       .generation = snap.generation,
   };
   char why[160];

@@ -23,6 +23,12 @@ struct proto_segment_params {
   uint32_t message_capacity; /* records; 0 picks the default */
   uint32_t wake_frames;      /* 0 picks max_period (one period); at most L */
   uint32_t state_capacity;   /* bytes of the state mailbox; 0 picks the default */
+  /*
+   * Audio ring frames: a power of two of at least proto_segment_capacity(); 0
+   * picks that. A generation that takes over from another is given room for
+   * the input history it starts with.
+   */
+  uint32_t capacity;
   uint64_t generation;
 };
 

@@ -166,6 +166,50 @@ void shm_tl_daemon_skip(struct shm_tl_daemon *d, uint64_t frames) {
   atomic_store_explicit(&g->ctl.d->out_read.value, d->pos, memory_order_release);
 }
 
+void shm_tl_daemon_copy_history(struct shm_tl_daemon *d, const struct shm_tl_daemon *from,
+                                uint32_t frames) {
+  const struct shm_tl_geom *g = &d->g, *f = &from->g;
+  uint32_t n_ch = g->n_in < f->n_in ? g->n_in : f->n_in;
+  uint64_t src = from->pos - frames, dst = d->pos;
+  atomic_thread_fence(memory_order_release); /* as in write_input: the seqlock's writer half */
+  for (uint32_t left = frames; left > 0;) {
+    /* The longest piece that wraps in neither ring. */
+    uint32_t si = (uint32_t)(src & (f->capacity - 1)), di = (uint32_t)(dst & (g->capacity - 1));
+    uint32_t k = left;
+    if (k > f->capacity - si)
+      k = f->capacity - si;
+    if (k > g->capacity - di)
+      k = g->capacity - di;
+    /* ... and lies wholly inside or outside from's last gap, which reads as silence. */
+    bool in_gap = src >= from->gap_start && src < from->gap_end;
+    if (in_gap && from->gap_end - src < k)
+      k = (uint32_t)(from->gap_end - src);
+    else if (!in_gap && src < from->gap_start && from->gap_start - src < k)
+      k = (uint32_t)(from->gap_start - src);
+    for (uint32_t c = 0; c < n_ch; c++) {
+      float *to = g->in + (size_t)c * g->stride + di;
+      if (in_gap)
+        memset(to, 0, (size_t)k * sizeof(float));
+      else
+        memcpy(to, f->in + (size_t)c * f->stride + si, (size_t)k * sizeof(float));
+    }
+    src += k;
+    dst += k;
+    left -= k;
+  }
+  d->pos += frames;
+  /* seq_cst, as in write_input: the Dekker pair with a worker going to sleep. */
+  atomic_store_explicit(&g->ctl.d->in_write.value, d->pos, memory_order_seq_cst);
+}
+
+int64_t shm_tl_daemon_fill(const struct shm_tl_daemon *d) {
+  /* Acquire: pairs with the worker's release of out_write, as in read_output. */
+  uint64_t out_write = atomic_load_explicit(&d->g.ctl.w->out_write.value, memory_order_acquire);
+  return (int64_t)(out_write - d->pos);
+}
+
+void shm_tl_daemon_pass(struct shm_tl_daemon *d, uint32_t n) { d->pos += n; }
+
 /* ---- worker end ---------------------------------------------------------- */
 
 int shm_tl_worker_init(struct shm_tl_worker *w, const struct shm_segment *seg) {

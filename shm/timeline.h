@@ -83,6 +83,29 @@ int shm_tl_daemon_read_output(struct shm_tl_daemon *d, float *const *dst, uint32
  */
 void shm_tl_daemon_skip(struct shm_tl_daemon *d, uint64_t frames);
 
+/*
+ * For a generation that takes over from another (a seamless replacement):
+ * copies the last `frames` input frames `from` wrote (before from->pos) into
+ * d's input ring at d->pos, advances d->pos past them and publishes in_write,
+ * so the new worker starts on recent history (what from's last input gap
+ * covers arrives as silence, as from's worker read it). Channels beyond the smaller
+ * count are left alone. frames must fit both rings (from->g.capacity and
+ * d->g.capacity - d->g.max_period); the caller clamps. out_read is not
+ * published. RT safe.
+ */
+void shm_tl_daemon_copy_history(struct shm_tl_daemon *d, const struct shm_tl_daemon *from,
+                                uint32_t frames);
+
+/* out_write - t as the worker published it now (acquire): its lead before this cycle's read. */
+int64_t shm_tl_daemon_fill(const struct shm_tl_daemon *d);
+
+/*
+ * Advances t by n after step 1 without reading output or publishing
+ * out_read: a generation warming up beside the one that plays. Its worker
+ * then never sees itself late, whatever it has still to catch up. RT safe.
+ */
+void shm_tl_daemon_pass(struct shm_tl_daemon *d, uint32_t n);
+
 /* ---- worker end ---------------------------------------------------------- */
 
 struct shm_tl_worker {

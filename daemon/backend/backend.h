@@ -32,7 +32,8 @@ enum backend_event {
   BACKEND_EV_PERIOD = 1u << 1,    /* the period changed */
   BACKEND_EV_RATE = 1u << 2,      /* the sample rate changed */
   BACKEND_EV_CONNECTED = 1u << 3, /* a connection attempt ended: call backend_finish_connect() */
-  BACKEND_EV_GRAPH = 1u << 4      /* connections changed: the slot order may have to follow */
+  BACKEND_EV_GRAPH = 1u << 4,     /* connections changed: the slot order may have to follow */
+  BACKEND_EV_CLOSED = 1u << 5     /* an abandoned connection is closed: its RT thread is gone */
 };
 
 /* Called on the control thread when events arrived; take them with backend_take_events(). */
@@ -91,12 +92,19 @@ struct backend_ops {
   /* Deactivates and disconnects: no RT cycle runs any more when it returns. */
   void (*close)(struct backend *b);
   /*
-   * After BACKEND_EV_SHUTDOWN: the server is gone and its RT thread stopped;
-   * letting go of the connection must not wait on the dying server.
+   * After BACKEND_EV_SHUTDOWN: the server is gone; letting go of the
+   * connection must not wait on the dying server, so it is closed off the
+   * loop, and BACKEND_EV_CLOSED says when its RT thread is certainly gone.
+   * Connecting again waits for that (connect answers -EBUSY until then).
    */
   void (*abandon)(struct backend *b);
 
   bool (*is_open)(const struct backend *b);
+  /*
+   * True when no RT cycle can run or be running: closed, or abandoned and
+   * BACKEND_EV_CLOSED reported. Only then may the engine's tables be freed.
+   */
+  bool (*rt_stopped)(const struct backend *b);
   const char *(*client_name)(const struct backend *b); /* as the server named us */
   uint32_t (*sample_rate)(const struct backend *b);
   uint32_t (*period)(const struct backend *b);
@@ -171,6 +179,9 @@ static inline void backend_close(struct backend *b) { b->ops->close(b); }
 static inline void backend_abandon(struct backend *b) { b->ops->abandon(b); }
 static inline bool backend_is_open(const struct backend *b) {
   return b != NULL && b->ops->is_open(b);
+}
+static inline bool backend_rt_stopped(const struct backend *b) {
+  return b == NULL || b->ops->rt_stopped(b);
 }
 static inline const char *backend_name(const struct backend *b) { return b->ops->name; }
 static inline const char *backend_server_name(const struct backend *b) {

@@ -29,9 +29,10 @@ struct jack_slot {
 };
 
 /*
- * A connection attempt, shared by the loop and the connector thread, which
- * may outlive the backend (a daemon stopping while a dying server keeps the
- * thread waiting): whoever drops the last reference frees it.
+ * A connection attempt or the closing of an abandoned one, shared by the
+ * loop and the thread doing it, which may outlive the backend (a daemon
+ * stopping while a dying server keeps the thread waiting): whoever drops
+ * the last reference frees it.
  */
 struct connect_job {
   pthread_mutex_t lock;
@@ -48,13 +49,15 @@ struct connect_job {
 struct jack_backend {
   struct backend base;
   uv_loop_t *loop;
-  struct connect_job *job; /* the attempt in flight, or NULL */
+  struct connect_job *job;     /* the attempt in flight, or NULL */
+  struct connect_job *closing; /* an abandoned client being closed, or NULL */
   struct engine *engine;
   char *requested_name;
   backend_event_fn on_event;
   void *user;
 
-  jack_client_t *client;
+  jack_client_t *client;    /* the control thread's; NULL once closed or abandoned */
+  jack_client_t *rt_client; /* the RT thread's, set before activation, kept until it is gone */
   char client_name[128];
   uint32_t sample_rate;
   uint32_t period;
@@ -105,7 +108,7 @@ static const struct engine_io jack_io = {
 
 static int on_process(jack_nframes_t nframes, void *arg) {
   struct jack_backend *b = arg;
-  engine_process_at(b->engine, &jack_io, nframes, jack_last_frame_time(b->client));
+  engine_process_at(b->engine, &jack_io, nframes, jack_last_frame_time(b->rt_client));
   return 0;
 }
 
@@ -284,6 +287,8 @@ static int jb_connect(struct backend *base) {
   pthread_t thread;
   if (b->client != NULL || b->job != NULL)
     return -EALREADY;
+  if (b->closing != NULL)
+    return -EBUSY; /* the old client's RT thread may still run: not before it is closed */
   struct connect_job *job = calloc(1, sizeof(*job));
   if (job == NULL)
     return -ENOMEM;
@@ -335,6 +340,7 @@ static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
   }
 
   b->client = client;
+  b->rt_client = client; /* before jack_activate, which orders it before the first cycle */
   snprintf(b->client_name, sizeof(b->client_name), "%s", jack_get_client_name(b->client));
   b->sample_rate = jack_get_sample_rate(b->client);
   b->period = jack_get_buffer_size(b->client);
@@ -377,8 +383,18 @@ static void forget_client(struct jack_backend *b) {
   pthread_mutex_unlock(&b->latency_lock);
 }
 
+/* jack_client_close returns once the client's threads, the RT one too, have stopped. */
 static void *close_thread(void *arg) {
-  jack_client_close(arg);
+  struct connect_job *job = arg;
+  jack_client_close(job->client);
+  pthread_mutex_lock(&job->lock);
+  job->done = true;
+  if (!job->orphaned) {
+    atomic_fetch_or_explicit(job->events, BACKEND_EV_CLOSED, memory_order_release);
+    uv_async_send(job->wake);
+  }
+  pthread_mutex_unlock(&job->lock);
+  job_unref(job);
   return NULL;
 }
 
@@ -389,14 +405,36 @@ static void jb_abandon(struct backend *base) {
   sigset_t saved;
   if (b->client == NULL)
     return;
+  struct connect_job *job = calloc(1, sizeof(*job));
+  if (job == NULL) {
+    log_warn("out of memory closing the dead JACK client; leaving it open");
+    forget_client(b);
+    return;
+  }
+  pthread_mutex_init(&job->lock, NULL);
+  job->refs = 2;
+  job->wake = &b->async;
+  job->events = &b->events;
+  job->client = b->client;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   base_block_signals(&saved);
-  if (pthread_create(&thread, &attr, close_thread, b->client) != 0)
-    log_warn("cannot start a thread to close the dead JACK client; leaving it open");
+  int rc = pthread_create(&thread, &attr, close_thread, job);
   base_restore_signals(&saved);
   pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    log_warn("cannot start a thread to close the dead JACK client; leaving it open");
+    pthread_mutex_destroy(&job->lock);
+    free(job);
+  } else {
+    b->closing = job;
+  }
   forget_client(b);
+}
+
+static bool jb_rt_stopped(const struct backend *base) {
+  const struct jack_backend *b = cjb(base);
+  return b->client == NULL && b->closing == NULL;
 }
 
 static void jb_close(struct backend *base) {
@@ -438,6 +476,13 @@ static void jb_destroy(struct backend *base) {
     job_unref(b->job);
     b->job = NULL;
   }
+  if (b->closing != NULL) {
+    pthread_mutex_lock(&b->closing->lock);
+    b->closing->orphaned = true;
+    pthread_mutex_unlock(&b->closing->lock);
+    job_unref(b->closing);
+    b->closing = NULL;
+  }
   jb_close(base);
   uv_close((uv_handle_t *)&b->async, free_after_close);
 }
@@ -458,6 +503,10 @@ static uint32_t jb_take_events(struct backend *base) {
     b->period = atomic_load_explicit(&b->pending_period, memory_order_acquire);
   if (ev & BACKEND_EV_RATE)
     b->sample_rate = atomic_load_explicit(&b->pending_rate, memory_order_acquire);
+  if ((ev & BACKEND_EV_CLOSED) && b->closing != NULL) {
+    job_unref(b->closing);
+    b->closing = NULL;
+  }
   return ev;
 }
 
@@ -680,6 +729,7 @@ const struct backend_ops backend_jack_ops = {
     .close = jb_close,
     .abandon = jb_abandon,
     .is_open = jb_is_open,
+    .rt_stopped = jb_rt_stopped,
     .client_name = jb_client_name,
     .sample_rate = jb_sample_rate,
     .period = jb_period,

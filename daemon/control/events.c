@@ -8,7 +8,8 @@
 
 #include "clock.h"
 
-const char *const events_types[] = {"slot", "underrun", "restart", "param", "fault", NULL};
+const char *const events_types[] = {"slot",  "underrun", "restart", "param",
+                                    "fault", "replace",  NULL};
 
 #define EVENTS_ALL ((1u << (sizeof(events_types) / sizeof(events_types[0]) - 1)) - 1)
 
@@ -94,7 +95,7 @@ static struct subscriber *find(struct events *ev, const struct control_conn *con
   return NULL;
 }
 
-/* "slot, underrun, restart, param, fault" for messages. */
+/* "slot, underrun, restart, param, fault, replace" for messages. */
 static void type_list(char *buf, size_t len) {
   size_t used = 0;
   buf[0] = '\0';

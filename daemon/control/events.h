@@ -11,6 +11,11 @@
  *   restart   slot, restarts, reason                 a worker is restarted
  *   param     slot, param, param_id, value           a parameter changed
  *   fault     slot, reason                           a slot faulted
+ *   replace   slot, phase, plugin, generation[, reason]
+ *             a seamless replacement or restart: started, switching (the
+ *             crossfade began), done, or failed (reason; the old worker plays
+ *             on); generation is the new one's (0 while the old worker still
+ *             saves its state for it)
  * time_ms is the daemon's monotonic clock in milliseconds. Event lines have
  * "event" and never "ok"; answers have "ok".
  *

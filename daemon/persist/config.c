@@ -9,6 +9,7 @@
 
 #include <ini.h>
 
+#include "lv2.h"
 #include "slot_state.h"
 #include "slots.h"
 #include "store.h"
@@ -17,17 +18,33 @@ struct parse {
   struct config *c;
   json_t *slot; /* the [slot NAME] section being read, or NULL for [daemon] */
   FILE *file;
-  int line;       /* of the text inih is reading now (counted by our reader) */
-  int error_line; /* of the first problem our handler found; 0: none */
+  int line;        /* of the text inih is reading now (counted by our reader) */
+  int pieces;      /* reads inih made: its own line numbers, which long lines skew */
+  int error_line;  /* of the first problem found here; 0: none */
+  int error_piece; /* inih's number for that line */
+  bool in_long_line;
   char error[256];
 };
 
-/* inih's reader, counting lines so that a problem is reported with its own line. */
+/*
+ * inih's reader, counting lines so that a problem is reported with its own
+ * line. A line longer than inih's buffer comes in pieces, each of which inih
+ * counts as a line and parses on its own: such a line is a problem itself.
+ */
 static char *read_line(char *str, int num, void *stream) {
   struct parse *p = stream;
   char *r = fgets(str, num, p->file);
-  /* A line longer than the buffer comes in pieces: count it once, at its end. */
-  if (r != NULL && (strchr(r, '\n') != NULL || feof(p->file)))
+  if (r == NULL)
+    return NULL;
+  p->pieces++;
+  bool whole = strchr(r, '\n') != NULL || feof(p->file);
+  if (!whole && !p->in_long_line && p->error_line == 0) {
+    snprintf(p->error, sizeof(p->error), "the line is longer than %d bytes", num - 2);
+    p->error_line = p->line + 1;
+    p->error_piece = p->pieces;
+  }
+  p->in_long_line = !whole;
+  if (whole)
     p->line++;
   return r;
 }
@@ -62,6 +79,7 @@ static int bad(struct parse *p, const char *fmt, const char *a, const char *b) {
   if (p->error_line == 0) {
     snprintf(p->error, sizeof(p->error), fmt, a, b);
     p->error_line = p->line;
+    p->error_piece = p->pieces;
   }
   return 0; /* tells inih to report this line */
 }
@@ -115,7 +133,14 @@ static int slot_key(struct parse *p, const char *name, const char *value) {
   }
   if (json_object_get(s, name) != NULL)
     return bad(p, "\"%s\" given twice in [slot %s]", name, slot);
-  if (strcmp(name, "plugin") == 0 || strcmp(name, "exec") == 0) {
+  if (strcmp(name, "plugin") == 0 || strcmp(name, "lv2") == 0 || strcmp(name, "exec") == 0) {
+    json_object_set_new(s, name, json_string(value));
+    return 1;
+  }
+  if (strcmp(name, "on_fault") == 0) {
+    enum slot_on_fault mode;
+    if (slot_on_fault_parse(value, &mode) != 0)
+      return bad(p, "on_fault is silence or bypass, not \"%s\"%s", value, "");
     json_object_set_new(s, name, json_string(value));
     return 1;
   }
@@ -177,16 +202,18 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen) {
   c->slots = json_array();
   int line = ini_parse_stream(read_line, &p, on_entry, &p);
   fclose(p.file);
-  if (line != 0) {
+  if (line != 0 || p.error_line != 0) {
     /*
-     * inih returns the first bad line. When that is ours, say what is wrong
-     * with it; a line inih itself could not parse (no '=' or ']') gets the
-     * general explanation.
+     * inih returns the first line it found bad, in its own numbering (pieces
+     * of long lines). When the first problem is one found here, it is said
+     * with its real line; a line inih itself could not parse (no '=' or ']')
+     * before it gets the general explanation, its number still exact.
      */
-    const char *why = p.error_line == line && p.error[0]
-                          ? p.error
-                          : "not a valid INI line ([section], key = value, ; comment)";
-    snprintf(err, errlen, "%s:%d: %s", path, line, why);
+    if (p.error_line != 0 && (line == 0 || line >= p.error_piece))
+      snprintf(err, errlen, "%s:%d: %s", path, p.error_line, p.error);
+    else
+      snprintf(err, errlen, "%s:%d: %s", path, line,
+               "not a valid INI line ([section], key = value, ; comment)");
     config_free(c);
     return -EINVAL;
   }
@@ -194,15 +221,17 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen) {
   size_t i;
   json_t *e;
   json_array_foreach(c->slots, i, e) {
-    int kinds = (json_object_get(e, "plugin") != NULL) + (json_object_get(e, "exec") != NULL) +
-                json_is_true(json_object_get(e, "external"));
+    int kinds = (json_object_get(e, "plugin") != NULL) + (json_object_get(e, "lv2") != NULL) +
+                (json_object_get(e, "exec") != NULL) + json_is_true(json_object_get(e, "external"));
     if (kinds != 1) {
-      snprintf(err, errlen, "%s: [slot %s] needs exactly one of plugin, exec or external = yes",
-               path, json_string_value(json_object_get(e, "name")));
+      snprintf(err, errlen,
+               "%s: [slot %s] needs exactly one of plugin, lv2, exec or external = yes", path,
+               json_string_value(json_object_get(e, "name")));
       config_free(c);
       return -EINVAL;
     }
     enum slot_kind kind = json_object_get(e, "plugin") ? SLOT_PLUGIN
+                          : json_object_get(e, "lv2")  ? SLOT_LV2
                           : json_object_get(e, "exec") ? SLOT_EXEC
                                                        : SLOT_EXTERNAL;
     json_object_set_new(e, "kind", json_string(slot_kind_name(kind)));
@@ -276,7 +305,7 @@ static bool matches(const struct slot *s, const json_t *want) {
   enum slot_kind k;
   if (slot_kind_parse(json_string_value(json_object_get(want, "kind")), &k) != 0)
     return false;
-  const char *plugin = json_string_value(json_object_get(want, "plugin"));
+  const char *plugin = json_string_value(json_object_get(want, k == SLOT_LV2 ? "lv2" : "plugin"));
   const char *exec = json_string_value(json_object_get(want, "exec"));
   if (s->kind != k || (plugin && (!s->plugin || strcmp(plugin, s->plugin))) ||
       (exec && (!s->exec || strcmp(exec, s->exec))))
@@ -286,6 +315,12 @@ static bool matches(const struct slot *s, const json_t *want) {
   if ((v = json_object_get(want, "outputs")) && json_integer_value(v) != s->n_out)
     return false;
   if ((v = json_object_get(want, "midi")) && json_is_true(v) != s->midi)
+    return false;
+  enum slot_on_fault mode = SLOT_ON_FAULT_SILENCE;
+  if ((v = json_object_get(want, "on_fault")) != NULL &&
+      slot_on_fault_parse(json_string_value(v), &mode) != 0)
+    return false;
+  if (mode != s->on_fault)
     return false;
   return json_number_value(json_object_get(want, "latency_ms")) == s->latency_ms &&
          json_integer_value(json_object_get(want, "latency_frames")) == s->latency_frames;
@@ -303,6 +338,20 @@ static struct slot *add_declared(struct runwayd *d, json_t *def, const json_t *c
   /* The configuration file is root's or the daemon's own to write. */
   spec.privileged = true;
   spec.owner = geteuid();
+  /*
+   * An LV2 plugin is described first: its channel counts where the file
+   * gives none, and whether runway can host it at all. The daemon waits for
+   * the answer (tens of milliseconds), as it waits for the file.
+   */
+  json_t *answer = NULL;
+  if (spec.kind == SLOT_LV2 &&
+      (lv2_query_wait(d, spec.plugin ? spec.plugin : "", &answer, err, sizeof(err)) != PROTO_OK ||
+       lv2_fill_spec(answer, spec.plugin, &spec, err, sizeof(err)) != PROTO_OK)) {
+    log_error("configuration: cannot add slot %s: %s", spec.name, err);
+    json_decref(answer);
+    return NULL;
+  }
+  json_decref(answer);
   if (slots_add(d, &spec, &s, err, sizeof(err)) != PROTO_OK) {
     log_error("configuration: cannot add slot %s: %s", spec.name, err);
     return NULL;

@@ -12,11 +12,12 @@
  *   worker = /usr/bin/runway-worker
  *
  *   [slot synth]               ; a slot that must exist
- *   plugin = synth             ; or exec = CMD, or external = yes
- *   inputs = 0
+ *   plugin = synth             ; or lv2 = URI, exec = CMD, or external = yes
+ *   inputs = 0                 ; channel counts and MIDI default to the plugin's
  *   outputs = 2
  *   midi = yes
  *   latency_ms = 50            ; or latency_frames = N
+ *   on_fault = bypass          ; or silence (the default): what plays while no worker can
  *   param.level_db = -6        ; initial parameter values
  *
  * Command-line options win over [daemon] keys. SIGHUP reads the file again:

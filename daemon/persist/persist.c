@@ -1,6 +1,7 @@
 #include "persist.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -250,7 +251,9 @@ int persist_base64_decode(const char *s, unsigned char **out, size_t *len) {
     int last = i + 4 == n;
     int c = s[i + 2] == '=' && last ? -2 : b64_value(s[i + 2]);
     int d = s[i + 3] == '=' && last ? -2 : b64_value(s[i + 3]);
-    if (a < 0 || b < 0 || c == -1 || d == -1 || (c == -2 && d != -2)) {
+    /* RFC 4648 3.5: the bits a final group leaves over are zero (one text per blob). */
+    bool stray = (c == -2 && (b & 0x0f) != 0) || (c >= 0 && d == -2 && (c & 0x03) != 0);
+    if (a < 0 || b < 0 || c == -1 || d == -1 || (c == -2 && d != -2) || stray) {
       free(buf);
       return -EINVAL;
     }

@@ -10,14 +10,11 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "engine_internal.h"
 #include "fpu.h"
 #include "wake.h"
 
-/* Single-writer counters: a relaxed load and store is enough and avoids a locked add. */
-static inline void counter_add(_Atomic uint64_t *c, uint64_t v) {
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-                        memory_order_relaxed);
-}
+#define counter_add engine__counter_add
 
 /*
  * The cycle's own duration, for rt_cycle_ns_*. On x86 with an invariant TSC
@@ -53,10 +50,15 @@ static inline uint64_t cycle_clock(void) {
 static inline uint64_t cycle_clock_ns(uint64_t ticks) {
   return tsc_ns_per_tick > 0.0 ? (uint64_t)((double)ticks * tsc_ns_per_tick) : ticks;
 }
+
+static inline uint64_t cycle_clock_second(void) {
+  return tsc_ns_per_tick > 0.0 ? (uint64_t)(1e9 / tsc_ns_per_tick) : 1000000000u;
+}
 #else
 static void cycle_clock_calibrate(void) {}
 static inline uint64_t cycle_clock(void) { return base_mono_ns(); }
 static inline uint64_t cycle_clock_ns(uint64_t ticks) { return ticks; }
+static inline uint64_t cycle_clock_second(void) { return 1000000000u; }
 #endif
 
 void engine_init(struct engine *e) {
@@ -101,6 +103,7 @@ int engine_slot_create(const struct proto_segment_params *params, const char *na
   atomic_init(&s->counters.headroom_min_frames, INT64_MAX);
   atomic_init(&s->counters.lead_min_last, INT64_MAX);
   atomic_init(&s->counters.lead_min_now, INT64_MAX);
+  s->bp_run_start = ENGINE_NO_RUN;
   *out = s;
   return 0;
 
@@ -120,18 +123,46 @@ void engine_slot_unref(struct engine_slot *slot) {
     slot->release(slot);
   shm_queue_destroy(&slot->commands);
   shm_segment_release(&slot->segment);
+  engine_bypass_unref(slot->bypass);
+  free(slot->scratch);
   free(slot);
+}
+
+int engine_slot_prepare_takeover(struct engine_slot *slot, uint32_t history, uint32_t crossfade) {
+  if (slot->scratch == NULL && slot->n_out > 0) {
+    slot->scratch = calloc((size_t)slot->n_out * RW_MAX_PERIOD, sizeof(float));
+    if (slot->scratch == NULL)
+      return -ENOMEM;
+  }
+  slot->takeover_history = history;
+  slot->takeover_crossfade = crossfade;
+  return 0;
+}
+
+void engine_slot_set_bypass(struct engine_slot *slot, struct engine_bypass *bp) {
+  engine_bypass_ref(bp);
+  engine_bypass_unref(slot->bypass);
+  slot->bypass = bp;
+  /* A generation starts with nothing of its worker's to play: bypass alone. */
+  slot->bp_mix = RW_FADE_FRAMES;
 }
 
 static void state_free(struct engine_state *st) {
   if (st == NULL)
     return;
-  for (uint32_t i = 0; i < st->n_slots; i++)
+  for (uint32_t i = 0; i < st->n_slots; i++) {
     engine_slot_unref(st->slots[i]);
+    engine_slot_unref(st->incoming[i]);
+  }
   free(st);
 }
 
 int engine_publish(struct engine *e, struct engine_slot *const *slots, uint32_t n_slots) {
+  return engine_publish_with(e, slots, NULL, n_slots);
+}
+
+int engine_publish_with(struct engine *e, struct engine_slot *const *slots,
+                        struct engine_slot *const *incoming, uint32_t n_slots) {
   if (n_slots > ENGINE_MAX_SLOTS)
     return -E2BIG;
   struct engine_state *st = calloc(1, sizeof(*st));
@@ -141,6 +172,10 @@ int engine_publish(struct engine *e, struct engine_slot *const *slots, uint32_t 
   for (uint32_t i = 0; i < n_slots; i++) {
     st->slots[i] = slots[i];
     engine_slot_ref(slots[i]);
+    if (incoming != NULL && incoming[i] != NULL) {
+      st->incoming[i] = incoming[i];
+      engine_slot_ref(incoming[i]);
+    }
   }
   struct engine_state *displaced = shm_handover_offer(&e->handover, st);
   if (displaced != NULL) {
@@ -332,11 +367,18 @@ static void count_silence(struct engine_slot *s, uint32_t missing) {
   counter_add(&s->counters.underrun_frames, missing);
 }
 
+/* Frames [from, n) of the cycle have nothing from the worker: silence, or bypass. */
 static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, uint32_t n) {
   float *dst[RW_MAX_CHANNELS];
   for (uint32_t c = 0; c < s->n_out; c++) {
     memset(out[c] + from, 0, (size_t)(n - from) * sizeof(float));
     dst[c] = out[c] + from;
+  }
+  if (s->bypass != NULL) {
+    counter_add(&s->counters.bypass_frames,
+                engine__bypass_mix(s, dst, 0, n - from, s->tl.pos, 0, from));
+    engine__bypass_note_drained(s);
+    return;
   }
   shape_edges(s, dst, 0, n - from);
   count_silence(s, n - from);
@@ -391,7 +433,8 @@ static void publish_clock(struct engine_slot *s, uint64_t t, uint32_t n) {
   s->clock_due = CLOCK_EVERY - 1;
 }
 
-static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
+void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
+                        float *const *into) {
   const float *in[RW_MAX_CHANNELS];
   float *out[RW_MAX_CHANNELS];
   const float *src[RW_MAX_CHANNELS];
@@ -401,7 +444,7 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
   for (uint32_t c = 0; c < s->n_in; c++)
     in[c] = io->audio_buffer(s->in_ports[c], n);
   for (uint32_t c = 0; c < s->n_out; c++)
-    out[c] = io->audio_buffer(s->out_ports[c], n);
+    out[c] = into != NULL ? into[c] : io->audio_buffer(s->out_ports[c], n);
   counter_add(&s->counters.cycles, 1);
   /* Relaxed: only a flag for counting; the control thread reads the worker's declaration. */
   if (!s->worker_seen && atomic_load_explicit(&g->ctl.w->worker_pid, memory_order_relaxed) != 0)
@@ -418,7 +461,7 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
     forward_midi(s, io, n, t);
 
   bool underrun = false, overrun = false;
-  uint32_t missing = 0;
+  uint32_t missing = 0, bypassed = 0;
   uint32_t nonfinite = 0;
   /* A cycle longer than the segment was sized for (the period grew) runs in pieces. */
   for (uint32_t off = 0, k; off < n; off += k) {
@@ -441,6 +484,7 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
     if (shm_wake_worker_if_due(&g->ctl, s->tl.pos + k, g->capacity))
       counter_add(&s->counters.wakeups, 1);
 
+    uint64_t tp = s->tl.pos;
     int valid = shm_tl_daemon_read_output(&s->tl, dst, k);
     if (valid < 0) {
       slot_fault(s);
@@ -452,14 +496,25 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
 
     for (uint32_t c = 0; c < s->n_out; c++)
       nonfinite += sanitize(dst[c], (uint32_t)valid);
+    if (s->bypass != NULL) {
+      /* Nothing is missing from what the graph hears: bypass stands in, and is counted. */
+      bypassed += engine__bypass_mix(s, dst, (uint32_t)valid, k, tp, s->tl.fill, off);
+      continue;
+    }
     shape_edges(s, dst, (uint32_t)valid, k);
     if ((uint32_t)valid < k) {
       underrun = true;
       missing += k - (uint32_t)valid;
     }
   }
+  if (s->bypass != NULL) {
+    if (bypassed > 0)
+      counter_add(&s->counters.bypass_frames, bypassed);
+    engine__bypass_note_drained(s);
+  }
   if (!s->worker_seen) {
-    counter_add(&s->counters.no_worker_frames, n);
+    if (s->bypass == NULL) /* with bypass those frames were not silent */
+      counter_add(&s->counters.no_worker_frames, n);
   } else if (underrun) {
     counter_add(&s->counters.underruns, 1);
     counter_add(&s->counters.underrun_frames, missing);
@@ -468,6 +523,50 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
     counter_add(&s->counters.overruns, 1);
   if (nonfinite > 0)
     counter_add(&s->counters.nonfinite_samples, nonfinite);
+}
+
+void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
+  const float *in[RW_MAX_CHANNELS];
+  const float *src[RW_MAX_CHANNELS];
+  const struct shm_tl_geom *g = &s->tl.g;
+  if (atomic_load_explicit(&s->faulted, memory_order_relaxed))
+    return;
+  for (uint32_t c = 0; c < s->n_in; c++)
+    in[c] = io->audio_buffer(s->in_ports[c], n);
+  uint64_t t = s->tl.pos;
+  forward_commands(s, t);
+  if (s->midi_port != NULL)
+    forward_midi(s, io, n, t);
+  for (uint32_t off = 0, k; off < n; off += k) {
+    k = n - off < g->max_period ? n - off : g->max_period;
+    for (uint32_t c = 0; c < s->n_in; c++)
+      src[c] = in[c] + off;
+    if (shm_tl_daemon_write_input(&s->tl, src, k) < 0) {
+      slot_fault(s);
+      return;
+    }
+    if (off == 0)
+      publish_clock(s, t, n); /* its worker wakes itself by it, as any */
+    if (shm_wake_worker_if_due(&g->ctl, s->tl.pos + k, g->capacity))
+      counter_add(&s->counters.wakeups, 1);
+    shm_tl_daemon_pass(&s->tl, k);
+  }
+  /* An honest worker never publishes past in_write + L; we read nothing yet, but we check. */
+  if (shm_tl_daemon_fill(&s->tl) > (int64_t)g->latency)
+    slot_fault(s);
+}
+
+/* One table entry: its bypass input, then its generation, or the two of a takeover. */
+static void entry_cycle(struct engine *e, const struct engine_state *st, uint32_t i,
+                        const struct engine_io *io, uint32_t n) {
+  struct engine_slot *s = st->slots[i], *next = st->incoming[i];
+  struct engine_bypass *bp = next != NULL && next->bypass != NULL ? next->bypass : s->bypass;
+  if (bp != NULL)
+    engine__bypass_write(bp, io, s->in_ports, s->n_in, n);
+  if (next != NULL)
+    engine__takeover_cycle(e, s, next, io, n);
+  else
+    engine__slot_cycle(s, io, n, NULL);
 }
 
 void engine_reset_clock(struct engine *e) {
@@ -525,25 +624,48 @@ static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes
       uint32_t gap = frame_time - e->next_frame_time;
       if (gap > 0 && gap < 480000u) {
         counter_add(&e->stats.skipped_frames, gap);
-        for (uint32_t i = 0; i < st->n_slots; i++)
-          if (!atomic_load_explicit(&st->slots[i]->faulted, memory_order_relaxed)) {
-            shm_tl_daemon_skip(&st->slots[i]->tl, gap);
-            st->slots[i]->clock_due = 0; /* the timeline jumped: the reference is stale */
+        for (uint32_t i = 0; i < st->n_slots; i++) {
+          struct engine_slot *s = st->slots[i], *next = st->incoming[i];
+          struct engine_bypass *bp = next != NULL && next->bypass ? next->bypass : s->bypass;
+          if (!atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
+            shm_tl_daemon_skip(&s->tl, gap);
+            s->clock_due = 0; /* the timeline jumped: the reference is stale */
           }
+          if (next != NULL && next->to_begun &&
+              !atomic_load_explicit(&next->faulted, memory_order_relaxed)) {
+            shm_tl_daemon_skip(&next->tl, gap);
+            next->clock_due = 0;
+          }
+          if (bp != NULL)
+            engine__bypass_skip(bp, gap);
+        }
       }
     }
     e->next_frame_time = frame_time + nframes;
     atomic_store_explicit(&e->clock_valid, 1, memory_order_relaxed);
   }
+  e->cycle_clocked = clocked;
+  e->cycle_frame = frame_time;
   e->rt_state = shm_handover_adopt(&e->handover, e->rt_state);
   return e->rt_state;
 }
 
-static void stats_add(struct engine_stats *stats, uint64_t dt) {
+/* A cycle's duration dt (ns), which ended at tick now, into the totals and the window. */
+static void stats_add(struct engine *e, uint64_t dt, uint64_t now) {
+  struct engine_stats *stats = &e->stats;
   counter_add(&stats->cycles, 1);
   counter_add(&stats->cycle_ns_sum, dt);
   if (dt > atomic_load_explicit(&stats->cycle_ns_max, memory_order_relaxed))
     atomic_store_explicit(&stats->cycle_ns_max, dt, memory_order_relaxed);
+  if (dt > e->window_max)
+    e->window_max = dt;
+  if (e->window_start == 0) {
+    e->window_start = now; /* the first window starts with the first cycle */
+  } else if (now - e->window_start >= cycle_clock_second()) {
+    atomic_store_explicit(&stats->cycle_ns_max_recent, e->window_max, memory_order_relaxed);
+    e->window_max = 0;
+    e->window_start = now;
+  }
 }
 
 static void process(struct engine *e, const struct engine_io *io, uint32_t nframes,
@@ -564,10 +686,11 @@ static void process(struct engine *e, const struct engine_io *io, uint32_t nfram
     for (uint32_t i = 0; i < st->n_slots; i++)
       slot_prefetch(st->slots[i], nframes);
     for (uint32_t i = 0; i < st->n_slots; i++)
-      slot_cycle(st->slots[i], io, nframes);
+      entry_cycle(e, st, i, io, nframes);
   }
 
-  stats_add(&e->stats, cycle_clock_ns(cycle_clock() - start));
+  uint64_t end = cycle_clock();
+  stats_add(e, cycle_clock_ns(end - start), end);
   fpu_leave(fpu);
   if (e->hooks.leave != NULL)
     e->hooks.leave();
@@ -582,18 +705,17 @@ void engine_process_at(struct engine *e, const struct engine_io *io, uint32_t nf
   process(e, io, nframes, frame_time, true);
 }
 
-/* The slot of the current table whose key is key, starting the search at *hint. */
-static struct engine_slot *find_slot(const struct engine_state *st, const void *key,
-                                     uint32_t *hint) {
+/* The entry of the current table whose key is key, starting the search at *hint; false: none. */
+static bool find_slot(const struct engine_state *st, const void *key, uint32_t *hint) {
   if (*hint < st->n_slots && st->slots[*hint]->key == key)
-    return st->slots[*hint];
+    return true;
   for (uint32_t i = 0; i < st->n_slots; i++) {
     if (st->slots[i]->key == key) {
       *hint = i;
-      return st->slots[i];
+      return true;
     }
   }
-  return NULL;
+  return false;
 }
 
 void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
@@ -607,17 +729,16 @@ void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
   if (!e->node_cycle_open || frame_time != e->node_cycle_frame) {
     /* The first of our nodes in this graph cycle: the last cycle's time is complete. */
     if (e->node_cycle_open)
-      stats_add(&e->stats, cycle_clock_ns(e->node_cycle_ticks));
+      stats_add(e, cycle_clock_ns(e->node_cycle_ticks), start);
     cycle_begin(e, nframes, frame_time, true);
     e->node_cycle_open = true;
     e->node_cycle_frame = frame_time;
     e->node_cycle_ticks = 0;
   }
   const struct engine_state *st = e->rt_state;
-  struct engine_slot *s = st != NULL && nframes > 0 ? find_slot(st, key, hint) : NULL;
-  if (s != NULL) {
-    slot_prefetch(s, nframes);
-    slot_cycle(s, io, nframes);
+  if (st != NULL && nframes > 0 && find_slot(st, key, hint)) {
+    slot_prefetch(st->slots[*hint], nframes);
+    entry_cycle(e, st, *hint, io, nframes);
   }
 
   e->node_cycle_ticks += cycle_clock() - start;

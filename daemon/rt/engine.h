@@ -96,6 +96,35 @@ struct engine_slot_counters {
   _Atomic uint64_t lead_histogram[ENGINE_LEAD_BUCKETS];
   _Atomic int64_t lead_min_last;
   _Atomic int64_t lead_min_now;
+  _Atomic uint64_t bypass_frames; /* frames played from bypass where the worker's were missing */
+};
+
+/*
+ * A slot's own copy of its recent input, for --on-fault bypass
+ * (daemon/rt/bypass.c). The RT thread writes every cycle's input into it
+ * and, where a generation's worker output is missing, plays it exactly L
+ * later: input channel k on output k, outputs beyond the inputs silent. It
+ * belongs to the slot, not to a generation: every generation of the slot
+ * shares it, so it holds the input from before a restart. It is runwayd's
+ * private memory, which no worker can touch.
+ */
+struct engine_bypass {
+  int refs;          /* control thread only */
+  uint32_t n_ch;     /* channels kept: min(inputs, outputs) */
+  uint32_t capacity; /* frames per channel, a power of two >= L + RW_MAX_PERIOD */
+  uint32_t latency;
+  float *ring; /* n_ch rings of capacity frames */
+
+  /* RT thread only. */
+  uint64_t pos;       /* input frames written, across generations */
+  uint64_t cycle_pos; /* pos at the start of this cycle's input */
+};
+
+/* A generation taking over from another in one table entry (daemon/rt/takeover.c). */
+enum engine_takeover_phase {
+  ENGINE_TAKEOVER_WARMING = 0, /* fed the same input, not heard, until it is as far ahead */
+  ENGINE_TAKEOVER_FADING = 1,  /* crossfading from the old generation's output to its own */
+  ENGINE_TAKEOVER_DONE = 2,    /* it alone plays; the old generation is no longer fed */
 };
 
 /*
@@ -129,6 +158,33 @@ struct engine_slot {
   uint32_t clock_due;   /* cycles until the clock reference is refreshed */
   uint32_t lead_window; /* frames into the lead window in progress */
 
+  /*
+   * Bypass (set before publishing, with a reference; NULL: gaps are
+   * silence), and its state over this generation's output, RT thread only:
+   * how far bypass is mixed in (0 the worker .. RW_FADE_FRAMES bypass), where
+   * the worker's current run of output began (ENGINE_NO_RUN in a gap), and
+   * frames since the gap began (the worker's tail fades over them).
+   */
+  struct engine_bypass *bypass;
+  uint32_t bp_mix;
+  uint64_t bp_run_start;
+  uint32_t bp_gap_pos;
+
+  /*
+   * Taking over from another generation (engine_publish_with): set before
+   * publishing. takeover_history input frames of the old generation are
+   * copied in first (as many as it holds); takeover_crossfade is the
+   * crossfade's length in frames (0: a cut at a cycle boundary); scratch is
+   * n_out * RW_MAX_PERIOD floats for this generation's output while both play.
+   */
+  uint32_t takeover_history;
+  uint32_t takeover_crossfade;
+  float *scratch;
+  /* RT thread only. */
+  bool to_begun;
+  uint32_t to_phase;
+  uint32_t to_faded; /* crossfade frames done */
+
   /* Control thread -> RT thread. */
   struct shm_queue commands;
 
@@ -137,19 +193,34 @@ struct engine_slot {
 
   /* RT thread -> control thread. */
   _Atomic int faulted;
+  /* With bypass: the worker's output has run out and bypass plays alone (or it faulted). */
+  _Atomic int drained;
+  /* A takeover's progress (enum engine_takeover_phase), and where its crossfade began. */
+  _Atomic uint32_t takeover_phase;
+  _Atomic uint32_t takeover_frame; /* the graph's frame time (valid when takeover_clocked) */
+  _Atomic int takeover_clocked;
+  _Atomic uint64_t takeover_position;       /* this generation's timeline position there */
+  _Atomic uint32_t takeover_history_frames; /* history frames it started with */
   struct engine_slot_counters counters;
 };
 
-/* The RT thread's immutable view of all slots. */
+#define ENGINE_NO_RUN UINT64_MAX
+
+/*
+ * The RT thread's immutable view of all slots: one entry per slot, its
+ * playing generation and, while another takes over from it, that one.
+ */
 struct engine_state {
   uint32_t n_slots;
   struct engine_slot *slots[ENGINE_MAX_SLOTS];
+  struct engine_slot *incoming[ENGINE_MAX_SLOTS]; /* NULL but during a takeover */
 };
 
 struct engine_stats {
   _Atomic uint64_t cycles;
   _Atomic uint64_t cycle_ns_max;
   _Atomic uint64_t cycle_ns_sum;
+  _Atomic uint64_t cycle_ns_max_recent; /* the largest in the last complete second; 0: none yet */
   _Atomic uint64_t xruns; /* counted by the backend */
   _Atomic uint64_t skipped_frames; /* graph frames that passed without a cycle of ours */
 };
@@ -171,6 +242,12 @@ struct engine {
   bool node_cycle_open;
   uint32_t node_cycle_frame;
   uint64_t node_cycle_ticks;
+  /* RT thread only: the graph frame time of the cycle in progress, when the backend gave one. */
+  bool cycle_clocked;
+  uint32_t cycle_frame;
+  /* RT thread only: the window of cycle_ns_max_recent. */
+  uint64_t window_start;
+  uint64_t window_max;
   _Atomic int clock_valid; /* cleared by the control thread between connections */
   /*
    * The RT thread's id, taken in its first cycle (0 before, and again after
@@ -197,11 +274,42 @@ void engine_slot_ref(struct engine_slot *slot);
 void engine_slot_unref(struct engine_slot *slot);
 
 /*
+ * Makes a generation that has not been published yet one that takes over
+ * from another (see engine_slot.takeover_*): history frames of input to
+ * start on, a crossfade of crossfade frames. 0 or -ENOMEM. Control thread.
+ */
+int engine_slot_prepare_takeover(struct engine_slot *slot, uint32_t history, uint32_t crossfade);
+
+/*
+ * Bypass for a slot of n_ch kept channels and latency L (daemon/rt/bypass.c).
+ * Starts with one reference. 0, -EINVAL or -ENOMEM. Control thread.
+ */
+int engine_bypass_create(uint32_t n_ch, uint32_t latency, struct engine_bypass **out);
+void engine_bypass_ref(struct engine_bypass *bp);
+void engine_bypass_unref(struct engine_bypass *bp);
+/* Gives a generation, before it is published, the slot's bypass (a reference of its own). */
+void engine_slot_set_bypass(struct engine_slot *slot, struct engine_bypass *bp);
+
+/*
  * Publishes a new slot table (copied; slots gain a reference each). The RT
  * thread adopts it at its next cycle; tables it hands back are reclaimed by
  * engine_reclaim(). Returns 0 or -ENOMEM.
  */
 int engine_publish(struct engine *e, struct engine_slot *const *slots, uint32_t n_slots);
+
+/*
+ * The same, with incoming[i] (may be NULL, or incoming itself NULL) taking
+ * over from slots[i]: fed the same input from the cycle the RT thread adopts
+ * the table, after the history it starts with, it warms up unheard; once its
+ * worker is at least as far ahead as the old one's (and has caught up with
+ * L, or the old one has less), the RT thread crossfades from the old output
+ * to the new over takeover_crossfade frames (linear: the two are usually the
+ * same sound, which a linear crossfade keeps exact), then plays it alone.
+ * incoming[i]->takeover_phase tells how far it got. Both share the entry's
+ * ports. Returns 0 or -ENOMEM.
+ */
+int engine_publish_with(struct engine *e, struct engine_slot *const *slots,
+                        struct engine_slot *const *incoming, uint32_t n_slots);
 
 /*
  * Frees tables the RT thread handed back. Returns how many are still moving

@@ -30,6 +30,7 @@ void slot__totals_add(struct slot_totals *t, const struct engine_slot *g) {
   int64_t h = atomic_load(&c->headroom_min_frames);
   if (h < t->headroom_min_frames)
     t->headroom_min_frames = h;
+  t->bypass_frames += atomic_load(&c->bypass_frames);
   t->no_worker_frames += atomic_load(&c->no_worker_frames);
   for (int i = 0; i < ENGINE_LEAD_BUCKETS; i++)
     t->lead_histogram[i] += atomic_load(&c->lead_histogram[i]);
@@ -61,7 +62,30 @@ static uint32_t effective_latency(const struct slot *s) {
   return (uint32_t)l;
 }
 
-int slot__generation_new(struct slot *s, char *err, size_t errlen) {
+/*
+ * The slot's bypass ring for latency L: kept while L stays, so that it holds
+ * the input from before a restart; NULL for a slot that plays silence.
+ */
+static int bypass_for(struct slot *s, enum slot_on_fault mode, uint32_t latency,
+                      struct engine_bypass **out) {
+  *out = NULL;
+  if (mode != SLOT_ON_FAULT_BYPASS)
+    return 0;
+  if (s->bypass != NULL && s->bypass->latency != latency) {
+    engine_bypass_unref(s->bypass);
+    s->bypass = NULL;
+  }
+  if (s->bypass == NULL) {
+    int rc = engine_bypass_create(s->n_in < s->n_out ? s->n_in : s->n_out, latency, &s->bypass);
+    if (rc != 0)
+      return rc;
+  }
+  *out = s->bypass;
+  return 0;
+}
+
+int slot__generation_create(struct slot *s, const struct slot_gen_opts *o, struct engine_slot **out,
+                            char *err, size_t errlen) {
   struct runwayd *d = s->d;
   uint32_t latency = effective_latency(s);
   struct proto_segment_params p = {
@@ -71,10 +95,17 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
       .flags = s->midi ? RW_SEGMENT_F_MIDI : 0,
       .latency = latency,
       .max_period = backend_period(d->backend),
+      .capacity = o->capacity,
       .generation = s->generation + 1,
   };
+  struct engine_bypass *bp;
+  int rc = bypass_for(s, o->on_fault, latency, &bp);
+  if (rc != 0) {
+    snprintf(err, errlen, "out of memory for the bypass ring");
+    return rc;
+  }
   struct engine_slot *g;
-  int rc = engine_slot_create(&p, s->name, &g, err, errlen);
+  rc = engine_slot_create(&p, s->name, &g, err, errlen);
   if (rc != 0)
     return rc;
   s->generation++;
@@ -85,14 +116,40 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
   memcpy(g->in_ports, s->ports->in, sizeof(g->in_ports));
   memcpy(g->out_ports, s->ports->out, sizeof(g->out_ports));
   g->midi_port = s->ports->midi_in;
+  if (bp != NULL)
+    engine_slot_set_bypass(g, bp);
 
-  slot__push_params(s, g);
-  slot_state_prepare(s, g);
+  slot__push_param_table(o->params != NULL ? o->params : &s->params, g);
+  if (o->state)
+    slot_state_prepare(s, g);
+  *out = g;
+  return 0;
+}
 
-  if (s->gen != NULL)
+int slot__generation_new(struct slot *s, char *err, size_t errlen) {
+  struct runwayd *d = s->d;
+  struct slot_gen_opts o = {.on_fault = s->on_fault, .state = true};
+  struct engine_slot *g;
+  int rc = slot__generation_create(s, &o, &g, err, errlen);
+  if (rc != 0)
+    return rc;
+  uint32_t latency = g->tl.g.latency;
+
+  if (s->gen != NULL) {
+    /*
+     * With bypass, the generation that goes plays on (its worker's last
+     * output, then bypass) until it has run out, and the new one takes its
+     * place then, under bypass: no step (slot__keep_outgoing). One that
+     * never played (another still going) just goes.
+     */
+    if (s->gen->bypass != NULL && s->gen_published && s->outgoing == NULL && slot__backend_up(d) &&
+        latency == s->gen->tl.g.latency)
+      slot__keep_outgoing(s, s->gen);
     engine_slot_unref(s->gen);
+  }
   s->gen = g;
   s->gen_used = false;
+  s->gen_published = false;
   s->segment_bytes =
       g->segment.layout.file_size[RW_FILE_DAEMON] + g->segment.layout.file_size[RW_FILE_WORKER];
   if (latency != s->latency) {
@@ -100,7 +157,8 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
       log_info("slot %s: latency is now %u frames", s->name, latency);
     s->latency = latency;
   }
-  backend_slot_latency(d->backend, s->ports, latency);
+  /* The plugin's own latency stays what its last worker reported, until the new one says. */
+  backend_slot_latency(d->backend, s->ports, latency + s->plugin_latency);
   return 0;
 }
 
@@ -108,6 +166,10 @@ void slot__generation_drop(struct slot *s) {
   if (s->gen != NULL) {
     engine_slot_unref(s->gen);
     s->gen = NULL;
+  }
+  if (s->outgoing != NULL) {
+    engine_slot_unref(s->outgoing);
+    s->outgoing = NULL;
   }
 }
 
@@ -126,21 +188,40 @@ static void on_reclaim(uv_timer_t *t) {
  * effect at once.
  */
 void slot__publish(struct runwayd *d) {
-  struct engine_slot *gens[ENGINE_MAX_SLOTS];
+  struct engine_slot *gens[ENGINE_MAX_SLOTS], *incoming[ENGINE_MAX_SLOTS];
   uint32_t n = 0;
-  for (uint32_t i = 0; i < d->n_slots; i++)
-    if (d->slots[i]->gen != NULL)
-      gens[n++] = d->slots[i]->gen;
-  if (engine_publish(&d->engine, gens, n) != 0) {
+  for (uint32_t i = 0; i < d->n_slots; i++) {
+    struct slot *s = d->slots[i];
+    if (s->gen == NULL && s->outgoing == NULL)
+      continue;
+    /* A generation that goes plays on until it has drained; one that comes warms up beside. */
+    if (s->outgoing != NULL) {
+      gens[n] = s->outgoing;
+      incoming[n] = NULL;
+    } else {
+      gens[n] = s->gen;
+      incoming[n] = slot__incoming(s);
+      s->gen_published = true;
+    }
+    n++;
+  }
+  if (engine_publish_with(&d->engine, gens, incoming, n) != 0) {
     log_error("out of memory publishing the slot table");
     return;
   }
   if (!slot__backend_up(d)) {
-    engine_settle(&d->engine);
+    /* A dying server's RT thread may still be in its last cycle: not before it is gone. */
+    if (backend_rt_stopped(d->backend))
+      engine_settle(&d->engine);
     return;
   }
   if (!uv_is_active((uv_handle_t *)&d->reclaim_timer))
     uv_timer_start(&d->reclaim_timer, on_reclaim, RECLAIM_POLL_MS, RECLAIM_POLL_MS);
+}
+
+void slots_rt_stopped(struct runwayd *d) {
+  if (!slot__backend_up(d) && backend_rt_stopped(d->backend))
+    engine_settle(&d->engine);
 }
 
 void slots_reorder(struct runwayd *d) {

@@ -51,11 +51,11 @@ void slot__param_from_worker(struct slot *s, uint32_t id, float value) {
  * may be older than the daemon's, which win). The RT thread has not seen the
  * segment yet, so the control thread may still produce into its event ring.
  */
-void slot__push_params(struct slot *s, struct engine_slot *g) {
-  for (uint32_t i = 0; i < s->params.n; i++) {
+void slot__push_param_table(const struct param_table *t, struct engine_slot *g) {
+  for (uint32_t i = 0; i < t->n; i++) {
     struct rw_record ev = {.time = 0, .type = RW_EVENT_PARAM};
-    ev.u.param.id = s->params.defs[i].id;
-    ev.u.param.value = s->params.values[i];
+    ev.u.param.id = t->defs[i].id;
+    ev.u.param.value = t->values[i];
     if (shm_spsc_push(&g->events, &ev) != 0)
       break;
   }
@@ -96,6 +96,19 @@ void slot__adopt_declared_params(struct slot *s, struct engine_slot *g) {
   }
 }
 
+/*
+ * A value for the worker: the current generation's, and a generation taking
+ * over with the same plugin, which must not start from an older one.
+ */
+static int send_param(struct slot *s, uint32_t id, float value) {
+  struct engine_cmd cmd = {.type = ENGINE_CMD_PARAM, .param_id = id, .value = value};
+  struct engine_slot *next = slot__incoming_same(s);
+  int rc = s->gen != NULL ? engine_slot_command(s->gen, &cmd) : 0;
+  if (rc == 0 && next != NULL)
+    rc = engine_slot_command(next, &cmd);
+  return rc;
+}
+
 json_t *slots_param_list(struct slot *s, json_t *id) {
   return proto_response_built(id, json_pack("{s:s, s:s, s:o}", "slot", s->name, "declared_by",
                                          s->params_from_worker ? "worker" : "catalog", "params",
@@ -122,13 +135,14 @@ json_t *slots_param_set(struct slot *s, json_t *id, const json_t *key, double va
   const struct param_def *pd = &s->params.defs[i];
   bool clamped;
   float v = params_clamp(pd, value, &clamped);
-  if (s->gen != NULL) {
-    struct engine_cmd cmd = {.type = ENGINE_CMD_PARAM, .param_id = pd->id, .value = v};
-    if (engine_slot_command(s->gen, &cmd) != 0)
-      return proto_response_error(id, PROTO_E_BUSY,
-                                  "slot \"%s\" has too many parameter changes queued; try again",
-                                  s->name);
-  }
+  if (s->replacing != NULL && slot__incoming_same(s) == NULL)
+    return proto_response_error(id, PROTO_E_BUSY,
+                                "slot \"%s\" is being replaced by another plugin, whose "
+                                "parameters apply once it plays; try again in a moment",
+                                s->name);
+  if (send_param(s, pd->id, v) != 0)
+    return proto_response_error(
+        id, PROTO_E_BUSY, "slot \"%s\" has too many parameter changes queued; try again", s->name);
   s->params.values[i] = v;
   store_mark_dirty(s->d);
   emit_param(s, i);
@@ -156,11 +170,7 @@ void slots_set_param_values(struct slot *s, const json_t *values) {
     float f = params_clamp(&s->params.defs[i], json_number_value(v), NULL);
     s->params.values[i] = f;
     emit_param(s, i);
-    if (s->gen != NULL) {
-      struct engine_cmd cmd = {.type = ENGINE_CMD_PARAM, .param_id = s->params.defs[i].id,
-                               .value = f};
-      engine_slot_command(s->gen, &cmd);
-    }
+    send_param(s, s->params.defs[i].id, f);
   }
   store_mark_dirty(s->d);
 }
@@ -168,12 +178,9 @@ void slots_set_param_values(struct slot *s, const json_t *values) {
 void slots_resend_params(struct slot *s) {
   if (s->gen == NULL)
     return;
-  for (uint32_t i = 0; i < s->params.n; i++) {
-    struct engine_cmd cmd = {.type = ENGINE_CMD_PARAM, .param_id = s->params.defs[i].id,
-                             .value = s->params.values[i]};
-    if (engine_slot_command(s->gen, &cmd) != 0)
+  for (uint32_t i = 0; i < s->params.n; i++)
+    if (send_param(s, s->params.defs[i].id, s->params.values[i]) != 0)
       break;
-  }
 }
 
 json_t *slots_param_values(const struct slot *s) {

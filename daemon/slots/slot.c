@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lv2.h"
 #include "slot_internal.h"
 #include "slot_state.h"
 
@@ -37,6 +38,11 @@ static void on_worker_restart(void *owner, const char *reason) {
   char err[256];
   if (s->removed || !slot__backend_up(s->d))
     return;
+  if (s->replacing != NULL) {
+    /* A new worker is taking over already; should it fail, the slot restarts then. */
+    slot__replace_defer_restart(s);
+    return;
+  }
   slot__emit(s, "restart", json_pack("{s:s, s:I, s:s}", "slot", s->name, "restarts",
                                      (json_int_t)s->sv.restarts, "reason", reason));
   if (slot__replace_worker(s, SLOT_STOP_GRACE_MS, err, sizeof(err)) != 0)
@@ -60,10 +66,15 @@ static void on_worker_detached(void *owner) {
   slot__publish(s->d);
 }
 
+static void on_next_failed(void *owner, const char *reason) {
+  slot__replace_worker_failed(owner, reason);
+}
+
 static const struct supervisor_ops slot_supervisor_ops = {
     .restart = on_worker_restart,
     .changed = on_worker_changed,
     .detached = on_worker_detached,
+    .next_failed = on_next_failed,
 };
 
 /*
@@ -121,6 +132,8 @@ int slots_init(struct runwayd *d, char *err, size_t errlen) {
   };
   uv_timer_init(d->loop, &d->reclaim_timer);
   d->reclaim_timer.data = d;
+  uv_timer_init(d->loop, &d->replace_timer);
+  d->replace_timer.data = d;
   int rc = worker_identity(d, &d->supervise.launch, err, errlen);
   if (rc == 0)
     rc = worker_env_names(d, &d->supervise.launch, err, errlen);
@@ -129,49 +142,10 @@ int slots_init(struct runwayd *d, char *err, size_t errlen) {
 
 /* ---- workers --------------------------------------------------------------------- */
 
-/*
- * A command line with nothing a shell would interpret (no quotes, variables,
- * redirections, operators, globs, leading assignments) is split at spaces and
- * run directly, so the slot's pid is the worker's own. Returns the number of
- * words, or 0 when it needs a shell.
- */
-static size_t split_simple(const char *cmd, char *buf, size_t buflen, char **argv, size_t max) {
-  static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                              "_-./:,+@%= ";
-  size_t len = strlen(cmd), n = 0;
-  if (len >= buflen || strspn(cmd, plain) != len)
-    return 0;
-  memcpy(buf, cmd, len + 1);
-  for (char *tok = strtok(buf, " "); tok != NULL; tok = strtok(NULL, " ")) {
-    if (n + 1 >= max || (n == 0 && strchr(tok, '=') != NULL))
-      return 0;
-    argv[n++] = tok;
-  }
-  argv[n] = NULL;
-  return n;
-}
-
 void slot__start_worker(struct slot *s) {
-  struct runwayd *d = s->d;
-  char *argv[64] = {NULL};
-  char words[4096];
-  struct worker_command cmd = {.external = s->kind == SLOT_EXTERNAL, .argv = argv};
-  if (s->kind == SLOT_PLUGIN) {
-    cmd.file = d->opt.worker_path;
-    argv[0] = d->opt.worker_path;
-    argv[1] = "--plugin";
-    argv[2] = s->plugin;
-  } else if (s->kind == SLOT_EXEC) {
-    if (split_simple(s->exec, words, sizeof(words), argv, 64) > 0) {
-      cmd.file = argv[0];
-    } else {
-      cmd.file = "/bin/sh";
-      argv[0] = "sh";
-      argv[1] = "-c";
-      argv[2] = s->exec;
-    }
-  }
-  if (supervisor_start(&s->sv, &cmd, s->gen->segment.fd) != 0 || cmd.external)
+  struct slot_command c;
+  slot__worker_command(s->d, s->kind, s->plugin, s->exec, &c);
+  if (supervisor_start(&s->sv, &c.cmd, s->gen->segment.fd) != 0 || c.cmd.external)
     return;
   s->gen_used = true;
   log_info("slot %s: worker pid %d started (generation %llu)", s->name, (int)s->sv.pid,
@@ -202,7 +176,9 @@ static void on_slot_closed(uv_handle_t *h) {
   json_decref(s->pending_params);
   json_decref(s->config_def);
   free(s->state_blob);
+  engine_bypass_unref(s->bypass);
   free(s->plugin);
+  free(s->declared_plugin);
   free(s->exec);
   free(s);
 }
@@ -334,6 +310,12 @@ static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec
                spec->plugin ? spec->plugin : "");
       return PROTO_E_NOT_FOUND;
     }
+  } else if (spec->kind == SLOT_LV2 && (spec->plugin == NULL || spec->plugin[0] == '\0' ||
+                                         spec->inputs < 0 || spec->outputs < 0 ||
+                                         spec->midi < 0)) {
+    /* lv2_fill_spec asks the plugin before a slot is made; slots.json keeps what it said. */
+    snprintf(err, errlen, "an LV2 slot needs its plugin's URI and channel counts");
+    return PROTO_E_INVALID_ARGUMENT;
   } else if (spec->kind == SLOT_EXEC && (spec->exec == NULL || spec->exec[0] == '\0')) {
     snprintf(err, errlen, "--exec needs a command line");
     return PROTO_E_INVALID_ARGUMENT;
@@ -385,17 +367,19 @@ static struct slot *slot_new(struct runwayd *d, const struct slot_spec *spec,
   s->n_in = (uint32_t)spec->inputs;
   s->n_out = (uint32_t)spec->outputs;
   s->midi = spec->midi != 0;
+  s->on_fault = spec->on_fault;
   s->latency_ms = spec->latency_ms;
   s->latency_frames = (uint32_t)spec->latency_frames;
   s->base.headroom_min_frames = INT64_MAX;
   for (uint32_t i = 0; i < RW_MAX_CHANNELS; i++)
     s->meters[i] = NAN;
   supervisor_init(&s->sv, &d->supervise, &slot_supervisor_ops, s, s->name);
-  s->plugin = spec->kind == SLOT_PLUGIN ? strdup(spec->plugin) : NULL;
+  bool named = spec->kind == SLOT_PLUGIN || spec->kind == SLOT_LV2;
+  s->plugin = named ? strdup(spec->plugin) : NULL;
   s->exec = spec->kind == SLOT_EXEC ? strdup(spec->exec) : NULL;
   s->pending_params = json_object();
   if ((cp != NULL && params_from_catalog(&s->params, cp) != 0) || s->pending_params == NULL ||
-      (spec->kind == SLOT_PLUGIN && s->plugin == NULL) || (spec->kind == SLOT_EXEC && !s->exec)) {
+      (named && s->plugin == NULL) || (spec->kind == SLOT_EXEC && !s->exec)) {
     slot__unref(s);
     return NULL;
   }
@@ -453,6 +437,7 @@ void slots_remove(struct runwayd *d, struct slot *s) {
   d->n_slots--;
 
   s->removed = true;
+  slot__replace_abort(s, "the slot was removed");
   slot_state_abort(s, "the slot was removed");
   supervisor_stop(&s->sv, SLOT_STOP_GRACE_MS, WORKER_STOPPED, "the slot was removed");
   store_mark_dirty(d);
@@ -470,6 +455,11 @@ enum proto_err slots_restart(struct runwayd *d, struct slot *s, char *err, size_
   if (!slot__backend_up(d)) {
     snprintf(err, errlen, "the audio server is not connected; the slot starts when it is");
     return PROTO_E_BACKEND;
+  }
+  if (s->replacing != NULL) {
+    snprintf(err, errlen, "slot \"%s\" is having its worker replaced; wait for that to finish",
+             s->name);
+    return PROTO_E_BUSY;
   }
   /* The restart callback replaces the worker; a failure there faults the slot. */
   supervisor_restart_now(&s->sv, "restart requested");
@@ -542,6 +532,7 @@ void slots_backend_up(struct runwayd *d) {
 void slots_backend_down(struct runwayd *d) {
   for (uint32_t i = 0; i < d->n_slots; i++) {
     struct slot *s = d->slots[i];
+    slot__replace_abort(s, "the audio server went away");
     supervisor_stop(&s->sv, SLOT_STOP_GRACE_MS, WORKER_STOPPED, "waiting for the audio server");
     slot__generation_drop(s);
     /* The connection is gone, and its ports with it. */
@@ -557,7 +548,14 @@ void slots_rebuild_all(struct runwayd *d, const char *why) {
     struct slot *s = d->slots[i];
     if (s->ports == NULL)
       continue;
+    slot__replace_abort(s, why);
     supervisor_stop(&s->sv, SLOT_STOP_GRACE_MS, WORKER_STARTING, NULL);
+    /* New rings for another rate or period: nothing of the old ones plays on. */
+    if (s->outgoing != NULL) {
+      engine_slot_unref(s->outgoing);
+      s->outgoing = NULL;
+    }
+    s->gen_published = false;
     if (slot__generation_new(s, err, sizeof(err)) != 0) {
       supervisor_stop(&s->sv, 0, WORKER_FAULTED, err);
       slot__generation_drop(s);
@@ -571,10 +569,12 @@ void slots_rebuild_all(struct runwayd *d, const char *why) {
 }
 
 void slots_shutdown(struct runwayd *d) {
+  lv2_queries_cancel(d);
   while (d->n_slots > 0) {
     struct slot *s = d->slots[d->n_slots - 1];
     d->n_slots--;
     s->removed = true;
+    slot__replace_abort(s, "runwayd is stopping");
     slot_state_abort(s, "runwayd is stopping");
     supervisor_stop(&s->sv, SLOT_STOP_GRACE_MS, WORKER_STOPPED, NULL);
     slot__generation_drop(s);
@@ -582,4 +582,5 @@ void slots_shutdown(struct runwayd *d) {
   }
   slot__publish(d);
   uv_timer_stop(&d->reclaim_timer);
+  uv_timer_stop(&d->replace_timer);
 }

@@ -30,7 +30,7 @@ static void request_free(struct slot_state_request *r) {
 static void answer(struct slot *s, json_t *resp) {
   struct slot_state_request *r = s->state_req;
   s->state_req = NULL;
-  if (r->conn != NULL)
+  if (r->conn != NULL && resp != NULL)
     control_conn_reply(r->conn, resp);
   json_decref(resp);
   request_free(r);
@@ -97,6 +97,10 @@ static json_t *check_path(struct runwayd *d, struct control_conn *conn, json_t *
 }
 
 static json_t *check_worker(struct slot *s, json_t *id) {
+  if (s->replacing != NULL)
+    return proto_response_error(id, PROTO_E_BUSY,
+                                "slot \"%s\" is having its worker replaced; try again in a moment",
+                                s->name);
   if (s->state_req != NULL)
     return proto_response_error(id, PROTO_E_BUSY,
                                 "slot \"%s\" is already saving or loading state; try again", s->name);
@@ -122,7 +126,7 @@ static void post(struct runwayd *d, struct slot *s, struct slot_state_request *r
 static json_t *state_document(const struct slot *s) {
   char *b64 = s->state_len > 0 ? persist_base64_encode(s->state_blob, s->state_len) : NULL;
   json_t *doc = json_pack("{s:s, s:i, s:s, s:s, s:o, s:o}", "format", "runway-state", "version",
-                          1, "slot", s->name, "plugin", s->plugin ? s->plugin : "",
+                          1, "slot", s->name, "plugin", slot_plugin_name(s) ? slot_plugin_name(s) : "",
                           "params", slots_param_values(s), "state",
                           b64 ? json_string(b64) : json_null());
   free(b64);
@@ -176,6 +180,19 @@ json_t *slot_state_save(struct runwayd *d, struct slot *s, struct control_conn *
   return NULL;
 }
 
+int slot_state_refresh(struct slot *s) {
+  if (s->state_req != NULL || s->gen == NULL)
+    return -EBUSY;
+  struct slot_state_request *r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return -ENOMEM;
+  r->op = RW_STATE_SAVE;
+  s->gen->segment.state_request->op = RW_STATE_SAVE;
+  s->gen->segment.state_request->length = 0;
+  post(s->d, s, r);
+  return 0;
+}
+
 static json_t *finish_save(struct slot *s, struct slot_state_request *r) {
   struct rw_state_reply *box = r->gen->segment.state_reply;
   int32_t status = box->status;
@@ -192,6 +209,8 @@ static json_t *finish_save(struct slot *s, struct slot_state_request *r) {
     return proto_response_error(r->id, PROTO_E_INTERNAL,
                                 "the worker could not save its state (status %d)", (int)status);
   }
+  if (r->file == NULL)
+    return NULL; /* slot_state_refresh: nobody to answer */
   return write_state_file(s, r->id, r->file);
 }
 
@@ -234,10 +253,11 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
     return proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
                                 "%s is not a runway state file (version 1)", file);
   }
-  if (plugin != NULL && plugin[0] != '\0' && s->plugin != NULL && strcmp(plugin, s->plugin) != 0) {
+  const char *mine = slot_plugin_name(s);
+  if (plugin != NULL && plugin[0] != '\0' && mine != NULL && strcmp(plugin, mine) != 0) {
     resp = proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
                                 "%s holds state of plugin %s, but slot \"%s\" runs %s", file,
-                                plugin, s->name, s->plugin);
+                                plugin, s->name, mine);
     json_decref(doc);
     return resp;
   }

@@ -1,9 +1,9 @@
 /*
  * Plugin state: state.save and state.load through the segment's state
- * mailbox (struct rw_state_box), and handing a slot's last state to every
- * new worker. A request waits for the worker without blocking the loop: the
- * client's connection is held (control_conn_hold) and answered when the
- * worker has, or after a timeout. Control thread only.
+ * mailbox (struct rw_state_request, rw_state_reply), and handing a slot's
+ * last state to every new worker. A request waits for the worker without
+ * blocking the loop: the client's connection is held (control_conn_hold) and
+ * answered when the worker has, or after a timeout. Control thread only.
  *
  * State files are JSON: {"format":"runway-state","version":1,"slot","plugin",
  * "params":{name: value},"state": base64 or null}.
@@ -35,6 +35,13 @@ void slot_state_abort(struct slot *s, const char *why);
 
 /* Puts the slot's last state into a new generation's mailbox, before it is published. */
 void slot_state_prepare(struct slot *s, struct engine_slot *gen);
+
+/*
+ * Asks the slot's worker for its state now, to hand to a worker that
+ * replaces it: the slot's last state when it answers (slot_state_poll), no
+ * file, no client. 0, or -EBUSY when a request is in progress, -ENOMEM.
+ */
+int slot_state_refresh(struct slot *s);
 
 /* Replaces the slot's last state. 0 or -ENOMEM. */
 int slot_state_set_blob(struct slot *s, const unsigned char *data, size_t len);

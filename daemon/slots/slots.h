@@ -32,12 +32,25 @@
 #include "runwayd.h"
 #include "supervisor.h"
 
-enum slot_kind { SLOT_PLUGIN, SLOT_EXEC, SLOT_EXTERNAL };
+enum slot_kind { SLOT_PLUGIN, SLOT_EXEC, SLOT_EXTERNAL, SLOT_LV2 };
 
-/* "plugin", "exec", "external": the names in the protocol and the files. */
+/* "plugin", "exec", "external", "lv2": the names in the protocol and the files. */
 const char *slot_kind_name(enum slot_kind kind);
 /* 0, or -EINVAL for an unknown name. */
 int slot_kind_parse(const char *name, enum slot_kind *kind);
+
+/*
+ * What a slot plays while no worker can (dead, restarting, stalled, faulted,
+ * not started yet): silence, or its own input exactly L later (bypass, from
+ * a copy of the input the RT thread keeps; input channel k goes to output k,
+ * outputs beyond the inputs are silent).
+ */
+enum slot_on_fault { SLOT_ON_FAULT_SILENCE, SLOT_ON_FAULT_BYPASS };
+
+/* "silence", "bypass". */
+const char *slot_on_fault_name(enum slot_on_fault mode);
+/* 0, or -EINVAL for an unknown name. */
+int slot_on_fault_parse(const char *name, enum slot_on_fault *mode);
 
 /* Counters carried over from generations that are gone. */
 struct slot_totals {
@@ -52,9 +65,12 @@ struct slot_totals {
   uint64_t skipped_frames;
   uint64_t discontinuities;
   int64_t headroom_min_frames; /* INT64_MAX: none */
+  uint64_t bypass_frames;
   uint64_t no_worker_frames;
   uint64_t lead_histogram[ENGINE_LEAD_BUCKETS];
 };
+
+struct slot_replace;
 
 struct slot {
   struct runwayd *d;
@@ -63,23 +79,42 @@ struct slot {
 
   char name[PROTO_SLOT_NAME_MAX + 1];
   enum slot_kind kind;
-  char *plugin; /* built-in plugin name, or NULL */
+  char *plugin; /* built-in plugin name, an LV2 plugin's URI (SLOT_LV2), or NULL */
+  char *declared_plugin; /* the name the worker declared in its segment, or NULL */
   char *exec;   /* command line for SLOT_EXEC, or NULL */
   uint32_t n_in;
   uint32_t n_out;
   bool midi;
+  enum slot_on_fault on_fault;
   uid_t owner;             /* who added it (quotas) */
   bool privileged;         /* added by root, the daemon's user or its files: no per-user quota */
   uint64_t segment_bytes;  /* locked memory of its segment (quotas) */
   double latency_ms;       /* > 0 when L was given in ms (kept in time across rate changes) */
   uint32_t latency_frames; /* > 0 when L was given in frames */
   uint32_t latency;        /* L in effect, frames */
+  /*
+   * The plugin's own latency as its worker reports it (an LV2 plugin's
+   * latency port): the ports report L + this. Kept across worker restarts.
+   */
+  uint32_t plugin_latency;
+  bool plugin_latency_refused; /* the worker reported nonsense once (logged once) */
 
   struct backend_slot *ports; /* NULL while the server is away */
 
   struct engine_slot *gen;
   uint64_t generation;
-  bool gen_used; /* a worker has been given the current generation */
+  bool gen_used;      /* a worker has been given the current generation */
+  bool gen_published; /* the current generation is (or was) in the RT table */
+  /*
+   * With bypass: the generation before the current one, still in the RT
+   * table in its place until its worker's output has run out (and bypass
+   * plays alone), so that the new one comes in under bypass.
+   */
+  struct engine_slot *outgoing;
+  uint64_t outgoing_deadline_ms;
+  struct engine_bypass *bypass; /* the slot's own input ring (on_fault bypass), or NULL */
+  /* A seamless replacement in progress (replace.c), or NULL. */
+  struct slot_replace *replacing;
 
   struct supervisor sv;
 
@@ -106,13 +141,14 @@ struct slot {
 struct slot_spec {
   const char *name;
   enum slot_kind kind;
-  const char *plugin;
+  const char *plugin; /* built-in plugin name, or an LV2 plugin's URI (SLOT_LV2) */
   const char *exec;
-  int64_t inputs;  /* -1: the plugin's (2 for exec and external) */
+  int64_t inputs;  /* -1: the plugin's (2 for exec and external; SLOT_LV2 needs them given) */
   int64_t outputs; /* -1: the plugin's */
   int midi;        /* -1: the plugin's; 0 or 1 */
   double latency_ms;      /* 0: not given */
   int64_t latency_frames; /* 0: not given */
+  enum slot_on_fault on_fault;
   /*
    * The asker is root, the daemon's own user, the configuration file or
    * slots.json: it may start programs (SLOT_EXEC), and only the daemon's
@@ -124,8 +160,8 @@ struct slot_spec {
 
 /*
  * Reads a slot definition as slots.json and the configuration keep it
- * ({"name", "kind", "plugin" | "exec", "inputs", "outputs", "midi",
- * "latency_ms", "latency_frames"}). The strings point into def. 0 or -EINVAL
+ * ({"name", "kind", "plugin" | "lv2" | "exec", "inputs", "outputs", "midi",
+ * "latency_ms", "latency_frames", "on_fault"}). The strings point into def. 0 or -EINVAL
  * with a message.
  */
 int slot_spec_from_json(const json_t *def, struct slot_spec *spec, char *err, size_t errlen);
@@ -139,7 +175,8 @@ int slots_init(struct runwayd *d, char *err, size_t errlen);
 /*
  * Adds a slot. With the server connected it gets ports, a segment and a
  * worker at once; without, it waits in state "stopped" until it connects.
- * Returns 0, or a proto error code with a message.
+ * An LV2 slot's channel counts and MIDI must be given (lv2_fill_spec asks
+ * the plugin). Returns 0, or a proto error code with a message.
  */
 enum proto_err slots_add(struct runwayd *d, const struct slot_spec *spec, struct slot **out,
                          char *err, size_t errlen);
@@ -150,7 +187,35 @@ void slots_remove(struct runwayd *d, struct slot *s);
 /* Replaces the worker at once (a new generation). */
 enum proto_err slots_restart(struct runwayd *d, struct slot *s, char *err, size_t errlen);
 
+/* What slot.replace and slot.restart --seamless ask for. */
+struct slot_replace_spec {
+  enum slot_kind kind; /* SLOT_PLUGIN, SLOT_LV2 (plugin is the URI) or SLOT_EXEC */
+  const char *plugin;
+  const char *exec;
+  int on_fault;        /* enum slot_on_fault, or -1: as the slot has it */
+  double crossfade_ms; /* -1: the default (20 ms) */
+  bool restart;        /* slot restart --seamless: the same worker again */
+  bool privileged;     /* the asker may start programs (SLOT_EXEC) */
+};
+
+/*
+ * Starts a seamless replacement of the slot's worker (replace.c): returns
+ * PROTO_OK when it is under way, and then answers id on conn (held until
+ * then, or already held when held is true; conn may be NULL) when it is
+ * over, with the slot and where it switched, or with why the new worker
+ * failed (the old one plays on). Otherwise a proto error code with a
+ * message, and nothing changed (a held conn is still the caller's).
+ */
+enum proto_err slots_replace(struct runwayd *d, struct slot *s,
+                             const struct slot_replace_spec *spec, struct control_conn *conn,
+                             bool held, json_t *id, char *err, size_t errlen);
+
 struct slot *slots_find(struct runwayd *d, const char *name);
+
+/* The plugin's name as users know it: the built-in one asked for, else the worker's own. */
+static inline const char *slot_plugin_name(const struct slot *s) {
+  return s->plugin != NULL ? s->plugin : s->declared_plugin;
+}
 
 static inline bool slot_running(const struct slot *s) {
   return s->gen != NULL && s->sv.state == WORKER_RUNNING;
@@ -165,6 +230,13 @@ enum proto_err slots_attach(struct runwayd *d, struct slot *s, struct control_co
 
 json_t *slot_to_json(const struct slot *s);
 json_t *slot_stats_json(const struct slot *s);
+
+/*
+ * slot.advise (advise.c): the smallest lead the worker had, the smallest L
+ * that would have had no underrun over the time observed, a suggestion with
+ * a margin, and the advice in words.
+ */
+json_t *slot_advice_json(const struct slot *s);
 
 /* Definition of a slot as the state directory and the configuration see it. */
 json_t *slot_definition_json(const struct slot *s);
@@ -181,6 +253,8 @@ void slots_backend_up(struct runwayd *d);
 void slots_backend_down(struct runwayd *d);
 /* The period or rate changed: every slot gets a new generation and worker. */
 void slots_rebuild_all(struct runwayd *d, const char *why);
+/* An abandoned connection's RT thread is gone (BACKEND_EV_CLOSED): the old tables go. */
+void slots_rt_stopped(struct runwayd *d);
 /* Connections changed: the RT table follows the graph's order (backend_order). */
 void slots_reorder(struct runwayd *d);
 

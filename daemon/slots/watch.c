@@ -6,6 +6,8 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "slot_internal.h"
 
@@ -41,6 +43,59 @@ static int drain_messages(struct slot *s) {
       take_meter(s, ev.u.meter.channel, ev.u.meter.peak);
   }
   return 0;
+}
+
+/*
+ * The plugin's own latency, from the worker's info block, where any value may
+ * be written at any time: one above RW_MAX_PLUGIN_LATENCY is refused (and
+ * said once). A new worker's block says 0 until its plugin has run, so it
+ * counts only once the worker has published a block (it sets the latency
+ * before it publishes the block that produced it); until then the ports keep
+ * reporting what the previous worker said. A value read a pass too early is
+ * put right at the next pass.
+ */
+static void follow_plugin_latency(struct slot *s, struct engine_slot *g) {
+  struct runwayd *d = s->d;
+  struct rw_worker_control *ctl = g->segment.ctl.w;
+  /* Relaxed: only "has it published a block yet"; the acquire below orders the value. */
+  if (atomic_load_explicit(&ctl->counters.chunks, memory_order_relaxed) == 0)
+    return;
+  /* Acquire: a latency stored before the worker released in_read is visible with it. */
+  (void)atomic_load_explicit(&ctl->in_read.value, memory_order_acquire);
+  /* Relaxed: a lone value the worker may change whenever its plugin does. */
+  uint32_t v = __atomic_load_n(&g->segment.info->latency, __ATOMIC_RELAXED);
+  if (v > RW_MAX_PLUGIN_LATENCY) {
+    if (!s->plugin_latency_refused)
+      log_warn("slot %s: its worker reports a plugin latency of %u frames, over %u; ignored",
+               s->name, v, RW_MAX_PLUGIN_LATENCY);
+    s->plugin_latency_refused = true;
+    return;
+  }
+  if (v == s->plugin_latency || s->ports == NULL)
+    return;
+  s->plugin_latency = v;
+  log_info("slot %s: its plugin's latency is now %u frames; the ports report %u", s->name, v,
+           s->latency + v);
+  backend_slot_latency(d->backend, s->ports, s->latency + v);
+  backend_latency_update(d->backend);
+}
+
+/*
+ * The plugin name the worker declared (its info block is complete once it
+ * published its pid). Untrusted: cut at the field's end, kept only when it
+ * is printable UTF-8 text.
+ */
+void slot__adopt_declared_name(struct slot *s, const struct rw_info *info) {
+  char name[sizeof(info->plugin)];
+  memcpy(name, info->plugin, sizeof(name));
+  name[sizeof(name) - 1] = '\0';
+  bool printable = name[0] != '\0';
+  for (const char *c = name; *c != '\0'; c++)
+    printable &= (unsigned char)*c >= 0x20 && *c != 0x7f;
+  json_t *utf8 = printable ? json_string(name) : NULL;
+  json_decref(utf8);
+  free(s->declared_plugin);
+  s->declared_plugin = utf8 != NULL ? strdup(name) : NULL;
 }
 
 /* How much pending input a running worker may leave before it counts as stalled. */
@@ -89,9 +144,14 @@ static void check_slot(struct slot *s, uint64_t now, bool deep) {
   if (s->sv.state == WORKER_STARTING &&
       atomic_load_explicit(&ctl->w->worker_pid, memory_order_acquire) != 0) {
     supervisor_running(&s->sv);
-    log_info("slot %s: worker running", s->name);
+    slot__adopt_declared_name(s, g->segment.info);
+    log_info("slot %s: worker running%s%s", s->name, s->declared_plugin ? ", plugin " : "",
+             s->declared_plugin ? s->declared_plugin : "");
     slot__adopt_declared_params(s, g);
   }
+
+  if (s->sv.state == WORKER_RUNNING)
+    follow_plugin_latency(s, g);
 
   uint64_t in_write = atomic_load(&ctl->d->in_write.value);
   uint64_t in_read = atomic_load(&ctl->w->in_read.value);

@@ -62,7 +62,17 @@ static void let_go(struct supervisor *sv, uint64_t grace_ms) {
   sv->pid = 0;
 }
 
+void supervisor_drop_next(struct supervisor *sv) {
+  if (sv->next_proc == NULL)
+    return;
+  worker_proc_stop(sv->next_proc, 0);
+  worker_proc_detach(sv->next_proc);
+  sv->next_proc = NULL;
+  sv->next_pid = 0;
+}
+
 void supervisor_close(struct supervisor *sv, uv_close_cb done) {
+  supervisor_drop_next(sv);
   let_go(sv, 0);
   uv_timer_stop(&sv->restart_timer);
   uv_close((uv_handle_t *)&sv->restart_timer, done);
@@ -96,18 +106,32 @@ void supervisor_fail(struct supervisor *sv, enum worker_state state, const char 
   schedule_restart(sv, state);
 }
 
+/* How a worker ended, for messages. */
+static void exit_reason(char *buf, size_t len, int64_t status, int sig) {
+  if (sig != 0)
+    snprintf(buf, len, "worker was killed by signal %d", sig);
+  else
+    snprintf(buf, len, "worker exited with status %lld", (long long)status);
+}
+
 static void on_worker_exit(struct worker_proc *proc, int64_t status, int sig, void *user) {
   struct supervisor *sv = user;
+  if (proc == sv->next_proc) {
+    char why[128];
+    worker_proc_detach(proc);
+    sv->next_proc = NULL;
+    sv->next_pid = 0;
+    exit_reason(why, sizeof(why), status, sig);
+    sv->ops->next_failed(sv->owner, why);
+    return;
+  }
   worker_proc_detach(proc);
   sv->proc = NULL;
   sv->pid = 0;
   if (!sv->active)
     return;
   sv->active = false;
-  if (sig != 0)
-    snprintf(sv->error, sizeof(sv->error), "worker was killed by signal %d", sig);
-  else
-    snprintf(sv->error, sizeof(sv->error), "worker exited with status %lld", (long long)status);
+  exit_reason(sv->error, sizeof(sv->error), status, sig);
   schedule_restart(sv, WORKER_RESTARTING);
 }
 
@@ -144,8 +168,54 @@ int supervisor_start(struct supervisor *sv, const struct worker_command *cmd,
   return 0;
 }
 
+int supervisor_start_next(struct supervisor *sv, const struct worker_command *cmd,
+                          const int segment_fds[RW_FILE_COUNT], char *err, size_t errlen) {
+  if (sv->next_proc != NULL) {
+    snprintf(err, errlen, "a new worker (pid %d) is starting already", (int)sv->next_pid);
+    return -EBUSY;
+  }
+  struct worker_spawn spec = {
+      .launch = &sv->env->launch,
+      .file = cmd->file,
+      .argv = cmd->argv,
+      .segment_fds = {segment_fds[RW_FILE_DAEMON], segment_fds[RW_FILE_WORKER]},
+      .slot = sv->name,
+      .on_exit = on_worker_exit,
+      .user = sv,
+  };
+  int rc = worker_proc_spawn(sv->env->loop, &spec, &sv->next_proc, err, errlen);
+  if (rc != 0) {
+    sv->next_proc = NULL;
+    return rc;
+  }
+  sv->next_pid = worker_proc_pid(sv->next_proc);
+  return 0;
+}
+
+void supervisor_promote_next(struct supervisor *sv, uint64_t grace_ms, const char *reason) {
+  if (sv->next_proc == NULL)
+    return;
+  let_go(sv, grace_ms);
+  uv_timer_stop(&sv->restart_timer);
+  sv->proc = sv->next_proc;
+  sv->pid = sv->next_pid;
+  sv->next_proc = NULL;
+  sv->next_pid = 0;
+  sv->active = true;
+  sv->restarts++;
+  sv->failures = 0;
+  sv->started_ms = base_mono_ms();
+  stall_watch_reset(&sv->stall, 0, sv->started_ms);
+  sv->error[0] = '\0';
+  if (sv->state == WORKER_RUNNING)
+    sv->ops->changed(sv->owner, WORKER_RUNNING, reason); /* same state, another worker */
+  else
+    set_state(sv, WORKER_RUNNING, reason);
+}
+
 void supervisor_stop(struct supervisor *sv, uint64_t grace_ms, enum worker_state state,
                      const char *reason) {
+  supervisor_drop_next(sv);
   let_go(sv, grace_ms);
   uv_timer_stop(&sv->restart_timer);
   if (reason != NULL)

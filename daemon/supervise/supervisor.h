@@ -62,6 +62,11 @@ struct supervisor_ops {
   void (*changed)(void *owner, enum worker_state state, const char *reason);
   /* The attached worker's connection closed: prepare for the next worker. */
   void (*detached)(void *owner);
+  /*
+   * The next worker (supervisor_start_next) exited before it took over;
+   * reason says how. Nothing is restarted: the current worker plays on.
+   */
+  void (*next_failed)(void *owner, const char *reason);
 };
 
 struct supervisor {
@@ -81,6 +86,14 @@ struct supervisor {
   struct control_conn *attached; /* external worker's connection, or NULL */
   uv_timer_t restart_timer;      /* active exactly while a restart is pending */
   struct stall_watch stall;
+
+  /*
+   * A second managed worker started beside the first for a seamless
+   * replacement: it warms up on its own generation, then takes over
+   * (supervisor_promote_next) or goes (supervisor_drop_next).
+   */
+  struct worker_proc *next_proc;
+  pid_t next_pid;
 };
 
 void supervisor_init(struct supervisor *sv, const struct supervisor_env *env,
@@ -100,7 +113,8 @@ int supervisor_start(struct supervisor *sv, const struct worker_command *cmd,
 
 /*
  * Lets the worker go (SIGTERM, SIGKILL after grace_ms; 0: SIGKILL now; an
- * attached worker is disconnected) and cancels a pending restart. The state
+ * attached worker is disconnected), and a next worker with it (SIGKILL), and
+ * cancels a pending restart. The state
  * becomes `state` with reason, unless reason is NULL (the state is kept).
  */
 void supervisor_stop(struct supervisor *sv, uint64_t grace_ms, enum worker_state state,
@@ -112,6 +126,29 @@ void supervisor_stop(struct supervisor *sv, uint64_t grace_ms, enum worker_state
  */
 void supervisor_fail(struct supervisor *sv, enum worker_state state, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Starts a managed worker for the generation with segment_fds beside the
+ * current one, which keeps running and being watched. Returns 0, or -EBUSY
+ * when a next worker runs already, or -errno when it could not be spawned
+ * (err says why; nothing else changes).
+ */
+int supervisor_start_next(struct supervisor *sv, const struct worker_command *cmd,
+                          const int segment_fds[RW_FILE_COUNT], char *err, size_t errlen);
+
+/*
+ * The next worker takes over: the current one is let go (SIGTERM, SIGKILL
+ * after grace_ms), a pending restart is cancelled, and the next one is the
+ * worker from now on (running; counted as a restart).
+ */
+void supervisor_promote_next(struct supervisor *sv, uint64_t grace_ms, const char *reason);
+
+/* The next worker goes (SIGKILL); the current one is left alone. */
+void supervisor_drop_next(struct supervisor *sv);
+
+static inline bool supervisor_has_next(const struct supervisor *sv) {
+  return sv->next_proc != NULL;
+}
 
 /* A restart asked for: counted, the failure streak reset, ops->restart() now. */
 void supervisor_restart_now(struct supervisor *sv, const char *reason);

@@ -24,8 +24,9 @@ extern char **environ;
 #define OUTPUT_LINE_MAX 400
 #define OUTPUT_LINES_PER_S 20
 
+/* LV2_PATH: where runway-worker --lv2 (lilv) looks for plugins, as every LV2 host does. */
 const char *const worker_env_default[] = {
-    "PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME",
+    "PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME", "LV2_PATH",
     "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", NULL,
 };
 
@@ -42,8 +43,19 @@ const char *const worker_env_default[] = {
 struct worker_proc {
   uv_poll_t poll;
   uv_timer_t kill_timer;
-  uv_pipe_t output; /* the worker's stdout and stderr */
+  uv_pipe_t output; /* the worker's stdout and stderr (only stderr when capturing) */
   int open_handles;
+
+  /* A query (spec.capture_max > 0): its stdout, kept, and its exit held back until EOF. */
+  uv_pipe_t captured;
+  char *cap_buf;
+  size_t cap_len;
+  size_t cap_max;
+  bool cap_open;     /* the capture pipe is being read */
+  bool cap_overflow; /* it said more than cap_max */
+  bool exit_held;    /* exited before its stdout ended: on_exit waits for EOF */
+  int64_t exit_status;
+  int exit_signal;
   worker_exit_fn on_exit;
   void *user;
   pid_t pid; /* also its session and process group */
@@ -65,6 +77,7 @@ static void handle_closed(uv_handle_t *h) {
   if (--p->open_handles > 0)
     return;
   close(p->pidfd);
+  free(p->cap_buf);
   free(p);
 }
 
@@ -74,6 +87,8 @@ static void close_all(struct worker_proc *p) {
   uv_close((uv_handle_t *)&p->poll, handle_closed);
   if (!uv_is_closing((uv_handle_t *)&p->output))
     uv_close((uv_handle_t *)&p->output, handle_closed);
+  if (p->cap_max > 0 && !uv_is_closing((uv_handle_t *)&p->captured))
+    uv_close((uv_handle_t *)&p->captured, handle_closed);
 }
 
 /* ---- the worker's output ------------------------------------------------------ */
@@ -123,6 +138,41 @@ static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
 }
 
+/* ---- a query's answer ------------------------------------------------------------ */
+
+static void report_exit(struct worker_proc *p) {
+  if (p->on_exit != NULL)
+    p->on_exit(p, p->exit_status, p->exit_signal, p->user);
+}
+
+/* Untrusted too: kept as bytes up to cap_max, the rest read and dropped so the child never blocks. */
+static void on_captured(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  struct worker_proc *p = s->data;
+  if (n < 0) {
+    uv_read_stop(s);
+    p->cap_open = false;
+    if (p->exit_held && !p->detached) {
+      p->exit_held = false;
+      report_exit(p);
+    }
+    return;
+  }
+  if (p->cap_len + (size_t)n > p->cap_max) {
+    p->cap_overflow = true;
+    return;
+  }
+  memcpy(p->cap_buf + p->cap_len, buf->base, (size_t)n);
+  p->cap_len += (size_t)n;
+}
+
+const char *worker_proc_captured(const struct worker_proc *proc, size_t *len) {
+  *len = proc->cap_len;
+  if (proc->cap_buf == NULL || proc->cap_overflow)
+    return NULL;
+  proc->cap_buf[proc->cap_len] = '\0';
+  return proc->cap_buf;
+}
+
 /* ---- exit ----------------------------------------------------------------------- */
 
 /* Everything the worker left in its session goes with it. */
@@ -146,10 +196,14 @@ static void on_pidfd(uv_poll_t *h, int status, int events) {
     close_all(p);
     return;
   }
-  int64_t status_code = si.si_code == CLD_EXITED ? si.si_status : 0;
-  int term_signal = si.si_code == CLD_EXITED ? 0 : si.si_status;
-  if (p->on_exit != NULL)
-    p->on_exit(p, status_code, term_signal, p->user);
+  p->exit_status = si.si_code == CLD_EXITED ? si.si_status : 0;
+  p->exit_signal = si.si_code == CLD_EXITED ? 0 : si.si_status;
+  /* A query's answer may still sit in the pipe: its owner hears of the exit with all of it. */
+  if (p->cap_open) {
+    p->exit_held = true;
+    return;
+  }
+  report_exit(p);
 }
 
 /* ---- spawning ------------------------------------------------------------------- */
@@ -243,7 +297,7 @@ static char **launcher_argv(const struct worker_spawn *spec, char *parent, char 
  * it should not).
  */
 static int spawn(const struct worker_spawn *spec, const int *segment_fds, char **argv, char **env,
-                 int out_fd, pid_t *pid) {
+                 int out_fd, int stdout_fd, pid_t *pid) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   sigset_t none, all;
@@ -255,10 +309,10 @@ static int spawn(const struct worker_spawn *spec, const int *segment_fds, char *
   sigfillset(&all);
   rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   if (rc == 0)
-    rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    rc = posix_spawn_file_actions_adddup2(&fa, stdout_fd >= 0 ? stdout_fd : out_fd, 1);
   if (rc == 0)
     rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-  for (int f = 0; f < RW_FILE_COUNT && rc == 0; f++)
+  for (int f = 0; f < RW_FILE_COUNT && rc == 0 && segment_fds[f] >= 0; f++)
     rc = posix_spawn_file_actions_adddup2(&fa, segment_fds[f], SUPERVISOR_SEGMENT_FD + f);
   if (rc == 0)
     rc = posix_spawn_file_actions_addclosefrom_np(&fa, SUPERVISOR_SEGMENT_FD + RW_FILE_COUNT);
@@ -284,8 +338,12 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
   int pipe_fds[2] = {-1, -1};
   int high[RW_FILE_COUNT] = {-1, -1};
   int segment_fds[RW_FILE_COUNT];
+  int cap_fds[2] = {-1, -1};
   int rc = -ENOMEM;
   if (p == NULL)
+    goto fail;
+  p->cap_max = spec->capture_max;
+  if (p->cap_max > 0 && (p->cap_buf = malloc(p->cap_max + 1)) == NULL)
     goto fail;
   /*
    * The child's dup2s run in order: a source below the target range could
@@ -293,7 +351,7 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
    */
   for (int f = 0; f < RW_FILE_COUNT; f++) {
     segment_fds[f] = spec->segment_fds[f];
-    if (segment_fds[f] < SUPERVISOR_SEGMENT_FD + RW_FILE_COUNT) {
+    if (segment_fds[f] >= 0 && segment_fds[f] < SUPERVISOR_SEGMENT_FD + RW_FILE_COUNT) {
       high[f] = fcntl(segment_fds[f], F_DUPFD_CLOEXEC, SUPERVISOR_SEGMENT_FD + RW_FILE_COUNT);
       if (high[f] < 0) {
         rc = -errno;
@@ -315,9 +373,18 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
     snprintf(err, errlen, "cannot make a pipe for the worker's output: %s", strerror(errno));
     goto fail;
   }
-  rc = spawn(spec, segment_fds, argv, env, pipe_fds[1], &p->pid);
+  if (p->cap_max > 0 && pipe2(cap_fds, O_CLOEXEC) != 0) {
+    rc = -errno;
+    snprintf(err, errlen, "cannot make a pipe for the answer of %s: %s", spec->file,
+             strerror(errno));
+    goto fail;
+  }
+  rc = spawn(spec, segment_fds, argv, env, pipe_fds[1], cap_fds[1], &p->pid);
   close(pipe_fds[1]);
   pipe_fds[1] = -1;
+  if (cap_fds[1] >= 0)
+    close(cap_fds[1]);
+  cap_fds[1] = -1;
   if (rc != 0) {
     snprintf(err, errlen, "cannot start %s: %s", spec->file, strerror(-rc));
     goto fail;
@@ -343,6 +410,18 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
   uv_pipe_init(loop, &p->output, 0);
   p->poll.data = p->kill_timer.data = p->output.data = p;
   p->open_handles = 3;
+  if (p->cap_max > 0) {
+    uv_pipe_init(loop, &p->captured, 0);
+    p->captured.data = p;
+    p->open_handles++;
+    if (uv_pipe_open(&p->captured, cap_fds[0]) == 0) {
+      cap_fds[0] = -1; /* the pipe handle owns it now */
+      p->cap_open = true;
+      uv_read_start((uv_stream_t *)&p->captured, on_output_alloc, on_captured);
+    } else {
+      p->cap_overflow = true; /* no answer can be read: the owner sees none */
+    }
+  }
   uv_poll_start(&p->poll, UV_READABLE, on_pidfd);
   if (uv_pipe_open(&p->output, pipe_fds[0]) == 0) {
     pipe_fds[0] = -1; /* the pipe handle owns it now */
@@ -362,14 +441,43 @@ fail:
     close(pipe_fds[0]);
   if (pipe_fds[1] >= 0)
     close(pipe_fds[1]);
+  if (cap_fds[0] >= 0)
+    close(cap_fds[0]);
+  if (cap_fds[1] >= 0)
+    close(cap_fds[1]);
   if (env != NULL)
     free_env(env);
   free(argv);
+  if (p != NULL)
+    free(p->cap_buf);
   free(p);
   return rc;
 }
 
 pid_t worker_proc_pid(const struct worker_proc *proc) { return proc->pid; }
+
+int worker_proc_cpu_ms(pid_t pid, uint64_t *ms) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  int err = errno;
+  close(fd);
+  if (n <= 0)
+    return n < 0 ? -err : -EIO;
+  buf[n] = '\0';
+  /* The command name (field 2) may hold spaces and parentheses: count from its last ')'. */
+  char *p = strrchr(buf, ')');
+  unsigned long long utime, stime;
+  if (p == NULL ||
+      sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+    return -EIO;
+  long hz = sysconf(_SC_CLK_TCK);
+  *ms = (utime + stime) * 1000u / (unsigned long long)(hz > 0 ? hz : 100);
+  return 0;
+}
 
 static void on_kill_timer(uv_timer_t *t) {
   struct worker_proc *p = t->data;

@@ -49,10 +49,16 @@ struct worker_spawn {
   const struct worker_launch *launch;
   const char *file;  /* executable; searched in the worker's PATH when it has no slash */
   char *const *argv; /* argv[0] included, NULL terminated */
-  int segment_fds[RW_FILE_COUNT]; /* inherited as SUPERVISOR_SEGMENT_FD and the next */
+  int segment_fds[RW_FILE_COUNT]; /* inherited as SUPERVISOR_SEGMENT_FD and the next; -1: none (a query) */
   const char *slot;  /* exported as RUNWAY_SLOT; tags the worker's output in the log */
   worker_exit_fn on_exit;
   void *user;
+  /*
+   * > 0: a query, not a worker. Its stdout is kept (up to this many bytes)
+   * for worker_proc_captured, only its stderr is logged, and on_exit runs
+   * once it has exited and its stdout has ended.
+   */
+  size_t capture_max;
 };
 
 /* Starts a worker. Returns 0 or a negative libuv/errno code with a message. */
@@ -60,6 +66,19 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
                       char *err, size_t errlen);
 
 pid_t worker_proc_pid(const struct worker_proc *proc);
+
+/*
+ * What a query printed on stdout (NUL-terminated, *len bytes), or NULL when
+ * it printed more than capture_max or its output could not be read. Valid in
+ * the exit callback, before worker_proc_detach.
+ */
+const char *worker_proc_captured(const struct worker_proc *proc, size_t *len);
+
+/*
+ * The CPU time process pid has used (user and system, its threads included;
+ * /proc/PID/stat), in milliseconds. 0, or -errno when it cannot be read.
+ */
+int worker_proc_cpu_ms(pid_t pid, uint64_t *ms);
 
 /*
  * Stops the worker: SIGTERM now, SIGKILL to its whole session if it is still
@@ -79,7 +98,7 @@ void worker_proc_detach(struct worker_proc *proc);
 
 /*
  * The environment names a worker gets besides its own RUNWAY_ ones (PATH,
- * HOME, locale, TZ, TMPDIR, sanitizer options...). For --help and tests.
+ * HOME, locale, TZ, TMPDIR, LV2_PATH, sanitizer options...). For --help and tests.
  */
 extern const char *const worker_env_default[];
 

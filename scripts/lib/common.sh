@@ -16,13 +16,17 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # (clients/python, clients/go); python3-pip installs the Python package as a
 # user would, python3-numpy tests its zero-copy numpy views (the binding
 # itself needs neither).
+# liblilv-dev (which brings lv2-dev and its spec bundles) hosts LV2 plugins;
+# the LV2 tests run Debian's mda-lv2 and x42-plugins against lv2apply
+# (lilv-utils), and the LV2 benchmark compares with jalv and an LSP plugin.
 RUNWAY_PACKAGES=(
   build-essential cmake pkg-config
   jackd2 libjack-jackd2-dev
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
   clang libclang-rt-dev
-  bash-completion man-db
+  bash-completion man-db tmux
   python3 python3-pip python3-numpy golang-go
+  liblilv-dev lilv-utils mda-lv2 x42-plugins lsp-plugins-lv2 jalv
 )
 
 # scripts/test-system.sh, besides the above: the Debian packaging tools, a
@@ -58,6 +62,29 @@ install_packages() {
   fi
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
+}
+
+# start_busy_loops N: N shell loops that keep a CPU busy at normal priority
+# (load for the integration tests); stop_busy_loops ends them by pid, and so
+# does the script's exit.
+RUNWAY_BUSY_PIDS=()
+start_busy_loops() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    sh -c 'while :; do :; done' &
+    RUNWAY_BUSY_PIDS+=($!)
+  done
+  trap stop_busy_loops EXIT
+  log "started $1 busy loop(s): ${RUNWAY_BUSY_PIDS[*]}"
+}
+
+stop_busy_loops() {
+  local pid
+  for pid in "${RUNWAY_BUSY_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  RUNWAY_BUSY_PIDS=()
 }
 
 # configure_and_build DIR [cmake options...]

@@ -50,6 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 struct preset {
   struct engine engine;
   struct engine_slot *slot; /* held by the engine's table */
+  struct engine_bypass *bypass; /* the slot's when byte 0 asks for bypass; ours */
   struct rw_daemon_control fresh_d; /* the control blocks as created */
   struct rw_worker_control fresh_w;
 };
@@ -169,6 +170,9 @@ static void setup(void) {
     engine_settle(&p->engine);
     engine_slot_unref(s);
     p->slot = s;
+    uint32_t n_ch = s->n_in < s->n_out ? s->n_in : s->n_out;
+    if (engine_bypass_create(n_ch, s->segment.layout.latency, &p->bypass) != 0)
+      die("engine_bypass_create failed");
     memcpy(&p->fresh_d, s->segment.ctl.d, sizeof(p->fresh_d));
     memcpy(&p->fresh_w, s->segment.ctl.w, sizeof(p->fresh_w));
     guard_slack(&s->segment);
@@ -187,9 +191,20 @@ static void clear_region(struct shm_segment *seg, enum rw_region_id id) {
  * Puts the preset's segment and its RT state back to "just created", so that
  * every input runs alone and a crash reproduces from its input.
  */
-static void reset(struct preset *p) {
+static void reset(struct preset *p, bool bypass) {
   struct engine_slot *s = p->slot;
   struct shm_segment *seg = &s->segment;
+
+  /* Bypass: the preset's own ring, empty, and the generation's state over it fresh. */
+  s->bypass = bypass ? p->bypass : NULL;
+  p->bypass->pos = p->bypass->cycle_pos = 0;
+  if (p->bypass->ring != NULL)
+    memset(p->bypass->ring, 0, (size_t)p->bypass->n_ch * p->bypass->capacity * sizeof(float));
+  s->bp_mix = RW_FADE_FRAMES;
+  s->bp_run_start = ENGINE_NO_RUN;
+  s->bp_gap_pos = 0;
+  atomic_store(&s->drained, 0);
+  atomic_store(&s->counters.bypass_frames, 0);
 
   memcpy(seg->base[RW_FILE_DAEMON], &seg->layout, sizeof(seg->layout));
   memcpy(seg->ctl.d, &p->fresh_d, sizeof(p->fresh_d));
@@ -257,6 +272,7 @@ static void check_validate(const struct rw_segment_header *img) {
       .message_capacity = out.message_capacity,
       .wake_frames = out.wake_frames_default,
       .state_capacity = out.state_capacity,
+      .capacity = out.capacity, /* a ring larger than the smallest is a parameter too */
       .generation = out.generation,
   };
   if (proto_segment_layout(&p, &again, NULL, 0) != 0 || memcmp(&again, &out, sizeof(out)) != 0)
@@ -290,8 +306,11 @@ static void check_cycle(const struct engine_slot *s, uint32_t n, uint64_t cycles
   if (atomic_load(&s->counters.underruns) > cycles ||
       atomic_load(&s->counters.overruns) > cycles ||
       atomic_load(&s->counters.underrun_frames) > frames ||
-      atomic_load(&s->counters.nonfinite_samples) > frames * s->n_out)
+      atomic_load(&s->counters.nonfinite_samples) > frames * s->n_out ||
+      atomic_load(&s->counters.bypass_frames) > frames)
     die("a counter grew more than the cycles could make it");
+  if (s->bypass == NULL && atomic_load(&s->counters.bypass_frames) != 0)
+    die("bypass played in a slot without it");
 }
 
 /* ---- operations ------------------------------------------------------------------ */
@@ -379,13 +398,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   if (!ready)
     setup();
-  struct preset *p = &presets[take(&cur, 1) % FUZZ_SEG_PRESETS];
+  uint64_t pick = take(&cur, 1);
+  struct preset *p = &presets[(pick & 0x7f) % FUZZ_SEG_PRESETS];
   struct engine_slot *s = p->slot;
   struct shm_segment *seg = &s->segment;
   const struct shm_ctl *ctl = &seg->ctl;
   const struct rw_segment_header *h = &seg->layout;
   uint32_t frame_time = 0;
-  reset(p);
+  reset(p, (pick & 0x80) != 0);
 
   /* The header image, over the real header. */
   memcpy(&img, &seg->layout, sizeof(img));

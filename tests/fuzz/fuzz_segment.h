@@ -1,7 +1,8 @@
 /*
  * The input format of fuzz_segment, shared with gen_segment_seeds:
  *
- *   byte 0                      preset segment geometry (FUZZ_SEG_PRESETS)
+ *   byte 0                      preset segment geometry (FUZZ_SEG_PRESETS), and
+ *                               bit 7: the slot has --on-fault bypass
  *   FUZZ_SEG_HEADER_SIZE bytes  laid over the preset's real header (a shorter
  *                               input leaves the rest of the header as it was)
  *   FUZZ_SEG_CONTROL_SIZE bytes laid over fresh control blocks, the daemon's

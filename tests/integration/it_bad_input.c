@@ -15,7 +15,9 @@
  *     slot's last_error says why, restarts rise); a fifth worker writes NaN
  *     and infinities with valid positions: they are replaced by 0 and counted
  *     in nonfinite_samples, and none reaches JACK. The passthrough slot
- *     plays on exactly: every impulse L later, no underrun, no restart.
+ *     plays on exactly: every impulse L later, no underrun (unless its own
+ *     worker was kept from the CPU for L in all, or the graph skipped
+ *     cycles), no restart.
  *
  * (b) Invalid control requests get the documented error codes and the
  *     connection stays usable; a line over 64 KiB gets too_large and the
@@ -76,16 +78,59 @@ static bool catches(pid_t pid, int sig) {
   return yes;
 }
 
+struct handler {
+  pid_t pid;
+  int sig;
+};
+
+static bool handler_installed(void *arg, char *seen, size_t len) {
+  const struct handler *h = arg;
+  (void)seen;
+  (void)len;
+  return catches(h->pid, h->sig);
+}
+
 /* Sends sig once the worker has installed its handler (a fresh process may not have yet). */
 static void signal_worker(pid_t pid, int sig, const char *slot) {
-  uint64_t deadline = h_now_ms() + 10000;
-  while (!catches(pid, sig)) {
-    if (h_now_ms() > deadline)
-      H_FAIL("the worker of %s (pid %d) never installed its handler for signal %d", slot,
-             (int)pid, sig);
-    h_sleep_ms(2);
-  }
+  struct handler h = {pid, sig};
+  H_WAIT_UNTIL(handler_installed, &h, 10000, "the worker of %s (pid %d) to handle signal %d",
+               slot, (int)pid, sig);
   H_CHECK(kill(pid, sig) == 0, "signal %d to the worker of %s", sig, slot);
+}
+
+struct restarted {
+  struct h_conn *c;
+  const struct hostile *hw;
+  json_t *slot;
+};
+
+/* The slot has a new worker, and last_error says why the old one went. */
+static bool slot_restarted(void *arg, char *seen, size_t len) {
+  struct restarted *w = arg;
+  json_t *s = h_slot(w->c, w->hw->slot);
+  H_CHECK(s != NULL, "slot %s vanished", w->hw->slot);
+  json_int_t pid = h_int(s, "pid");
+  if (pid > 0 && pid != w->hw->pid && h_str(s, "last_error") != NULL) {
+    w->slot = s;
+    return true;
+  }
+  char *text = json_dumps(s, JSON_COMPACT);
+  snprintf(seen, len, "%s", text);
+  free(text);
+  json_decref(s);
+  return false;
+}
+
+struct nonfinite {
+  struct h_conn *c;
+  json_int_t count;
+};
+
+static bool nonfinite_counted(void *arg, char *seen, size_t len) {
+  struct nonfinite *w = arg;
+  w->count = h_slot_stat(w->c, "g_nan", "nonfinite_samples");
+  snprintf(seen, len, "nonfinite_samples %lld", (long long)w->count);
+  return w->count > 1000;
 }
 
 static const char *port_of(json_t *slot, const char *dir, size_t i) {
@@ -104,6 +149,7 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
   h_probe_count_only(p, 1); /* the NaN writer's output: counted, not recorded */
   h_connect(p, h_probe_out(p, 0), port_of(s, "inputs", 0));
   h_connect(p, port_of(s, "outputs", 0), h_probe_in(p, 0));
+  pid_t pt_pid = (pid_t)h_int(s, "pid");
   json_decref(s);
 
   for (size_t i = 0; i < N_HOSTILE; i++) {
@@ -123,8 +169,14 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
     json_decref(s);
   }
 
-  /* Impulses into pt, MIDI into g_rings, for the whole scenario (in frame order). */
-  uint64_t f = h_probe_now(p) + 4800, last = f;
+  /*
+   * Impulses into pt, MIDI into g_rings, for the whole scenario (in frame
+   * order), from half a second ahead: on a busy machine the test thread may
+   * lose the CPU that long while it schedules them.
+   */
+  uint64_t skipped0 = h_daemon_skipped(c), start = h_probe_cycle(p);
+  uint64_t pt_waited0 = h_sched_delay_ns(pt_pid);
+  uint64_t f = h_probe_now(p) + RATE / 2, last = f;
   uint32_t first_id = h_probe_n_events(p);
   for (unsigned k = 0; k < 150; k++) {
     f += 900 + (k * 53u) % 101u;
@@ -137,7 +189,8 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
     }
     last = f;
   }
-  h_sleep_ms(300); /* the scenario starts with everything running normally */
+  /* The scenario starts with everything running normally: a few impulses through pt first. */
+  h_probe_wait_frame(p, h_probe_frame(p, first_id) + L + 4 * 900, 10000);
 
   for (size_t i = 0; i < N_HOSTILE; i++)
     signal_worker((pid_t)hostiles[i].pid, SIGUSR1, hostiles[i].slot);
@@ -148,21 +201,10 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
     struct hostile *hw = &hostiles[i];
     if (!hw->faults)
       continue;
-    uint64_t deadline = h_now_ms() + 10000;
-    for (;;) {
-      s = h_slot(c, hw->slot);
-      H_CHECK(s != NULL, "slot %s vanished", hw->slot);
-      json_int_t pid = h_int(s, "pid");
-      const char *err = h_str(s, "last_error");
-      if (pid > 0 && pid != hw->pid && err != NULL)
-        break;
-      if (h_now_ms() > deadline) {
-        char *text = json_dumps(s, JSON_COMPACT);
-        H_FAIL("slot %s (%s) was not restarted within 10 s: %s", hw->slot, hw->mode, text);
-      }
-      json_decref(s);
-      h_sleep_ms(5);
-    }
+    struct restarted w = {c, hw, NULL};
+    H_WAIT_UNTIL(slot_restarted, &w, 10000, "slot %s (%s) to be restarted, saying why",
+                 hw->slot, hw->mode);
+    s = w.slot;
     H_CHECK(h_proc_alive(&d->proc), "runwayd died");
     const char *state = h_str(s, "state");
     json_t *st = h_slot_stats(c, hw->slot);
@@ -187,16 +229,9 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
   }
 
   /* The NaN writer: counted and replaced, never faulted. */
-  uint64_t deadline = h_now_ms() + 5000;
-  json_int_t nonfinite = 0;
-  for (;;) {
-    json_t *st = h_slot_stats(c, "g_nan");
-    nonfinite = h_int(st, "nonfinite_samples");
-    json_decref(st);
-    if (nonfinite > 1000 || h_now_ms() > deadline)
-      break;
-    h_sleep_ms(10);
-  }
+  struct nonfinite nf = {c, 0};
+  h_wait_for(nonfinite_counted, &nf, 5000);
+  json_int_t nonfinite = nf.count;
   s = h_slot(c, "g_nan");
   h_log("g_nan: nonfinite_samples %lld, state %s, restarts %lld; at the sink: %llu non-zero "
         "samples, %llu non-finite",
@@ -217,18 +252,38 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
 
   /* The passthrough slot played on, exactly. */
   h_probe_wait_frame(p, last + L + 2 * PERIOD, 30000);
+  bool skipped = h_daemon_skipped(c) != skipped0;
+  if (skipped) {
+    /* runwayd's clock jumped where the probe's may not have: a busy graph, not the slot. */
+    h_log("pt: runwayd's clock skipped frames meanwhile; checked leniently");
+    h_probe_mark_disturbed(p, start, last + L + 1);
+  }
+  /*
+   * pt must not underrun because other slots fault. It may when its own
+   * worker was kept from the CPU for as long as L in all (a busy machine
+   * without real-time scheduling), or the graph itself skipped cycles: such
+   * underruns are excused (impulses may then be lost, never moved).
+   */
+  double pt_waited_ms = (double)(h_sched_delay_ns(pt_pid) - pt_waited0) / 1e6;
+  json_int_t pt_underruns = h_slot_stat(c, "pt", "underruns");
+  bool excused = pt_underruns > 0 && (pt_waited_ms >= L * 1000.0 / RATE || skipped);
+  if (excused)
+    h_log("pt: %lld underrun(s), excused: its worker waited %.1f ms for a CPU in all%s",
+          (long long)pt_underruns, pt_waited_ms,
+          skipped ? " and runwayd's clock skipped frames" : "");
   json_t *st = h_slot_stats(c, "pt");
   s = h_slot(c, "pt");
   h_log("pt: underruns %lld, restarts %lld, state %s", (long long)h_int(st, "underruns"),
         (long long)h_int(st, "restarts"), h_str(s, "state"));
   struct h_check ck;
-  if (!h_check_impulses(p, 0, 0, L, first_id, 0, last + L + 1, false, "pt beside the hostile workers",
-                        &ck))
-    h_error("pt: impulses not exactly L later while hostile workers were faulted");
-  if (ck.exact + ck.optional_exact < 120)
-    h_error("pt: only %u impulses checked", ck.exact + ck.optional_exact);
-  if (h_int(st, "underruns") != 0)
-    h_error("pt: %lld underruns while other slots faulted", (long long)h_int(st, "underruns"));
+  struct h_impulses pt = {.out = 0, .in = 0, .delay = L, .first_id = first_id, .from = 0,
+                          .to = last + L + 1, .tolerant = excused, .min_exact = 120};
+  if (!h_check(p, &pt, "pt beside the hostile workers", &ck))
+    h_error("pt: impulses not exactly L later while hostile workers were faulted (%s)",
+            h_verdict_str(ck.verdict));
+  if (h_int(st, "underruns") != 0 && !excused)
+    h_error("pt: %lld underruns while other slots faulted (its worker waited %.1f ms for a CPU)",
+            (long long)h_int(st, "underruns"), pt_waited_ms);
   if (h_int(st, "restarts") != 0 || strcmp(h_str(s, "state"), "running") != 0)
     h_error("pt: disturbed (state %s, restarts %lld)", h_str(s, "state"),
             (long long)h_int(st, "restarts"));

@@ -88,23 +88,29 @@ static json_int_t underruns_of(struct h_conn *c) {
   return u;
 }
 
-static void round_of_events(struct h_probe *p, struct h_conn *c, uint64_t *checked,
-                            const char *label) {
+/* One round of events; returns the check's verdict. */
+static enum h_verdict one_round(struct h_probe *p, struct h_conn *c, uint64_t *checked,
+                                const char *label) {
   struct sent *sent = calloc(CYCLES * 4, sizeof(*sent));
   json_int_t u0 = underruns_of(c);
+  uint64_t skipped0 = h_daemon_skipped(c), start = h_probe_cycle(p);
   uint64_t last = 0;
   size_t n = schedule(p, sent, &last);
   h_probe_wait_frame(p, last + L + 2 * PERIOD, 15000);
+  if (h_daemon_skipped(c) != skipped0) {
+    /* runwayd's clock jumped where the probe's may not have: a busy graph, not the slot. */
+    h_log("%s: runwayd's clock skipped frames meanwhile; checked leniently", label);
+    h_probe_mark_disturbed(p, start, last + L + 1);
+  }
   struct h_expect *ex = calloc(n, sizeof(*ex));
   size_t k = 0;
   unsigned late = 0;
   for (size_t i = 0; i < n; i++) {
-    if (h_probe_status(p, sent[i].id) != H_EV_EMITTED) {
-      late++;
-      continue;
-    }
     ex[k].frame = h_probe_frame(p, sent[i].id) + L;
     ex[k].value = sent[i].value;
+    /* Never sent (the test thread came too late): no answer is due, none may be elsewhere. */
+    ex[k].optional = h_probe_status(p, sent[i].id) != H_EV_EMITTED;
+    late += ex[k].optional;
     k++;
   }
   json_int_t u1 = underruns_of(c);
@@ -117,13 +123,36 @@ static void round_of_events(struct h_probe *p, struct h_conn *c, uint64_t *check
   if (late > 0)
     h_log("%s: %u event(s) were scheduled too late to be sent; skipped", label, late);
   struct h_check ck;
-  if (!h_check_port_delay(p, 0, ex, k, *checked, last + L + 1, L, label, &ck))
-    h_error("%s: MIDI events not answered at exactly frame + L", label);
-  if (u1 == u0 && ck.exact + ck.optional_exact < 150)
-    h_error("%s: only %u events checked", label, ck.exact + ck.optional_exact);
+  h_check_port_delay(p, 0, ex, k, *checked, last + L + 1, L, 150, label, &ck);
   *checked = last + L + 1;
   free(ex);
   free(sent);
+  return ck.verdict;
+}
+
+/*
+ * A round of events, answered exactly: at least 150 answers exact, none out
+ * of place. A round that a disturbance of the graph or an underrun spoiled is
+ * sent again.
+ */
+static void round_of_events(struct h_probe *p, struct h_conn *c, uint64_t *checked,
+                            const char *name) {
+  char label[96];
+  for (unsigned attempt = 1;; attempt++) {
+    snprintf(label, sizeof(label), "%s, attempt %u", name, attempt);
+    enum h_verdict v = one_round(p, c, checked, label);
+    if (v == H_EXACT)
+      return;
+    if (v == H_MISALIGNED) {
+      h_error("%s: MIDI events not answered at exactly frame + L", name);
+      return;
+    }
+    if (attempt == 8) {
+      h_error("%s: too few answers exact in %u rounds, each disturbed (xruns, late runs of "
+              "the graph or underruns): the machine is too busy to measure", name, attempt);
+      return;
+    }
+  }
 }
 
 int main(void) {

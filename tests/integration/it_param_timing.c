@@ -12,20 +12,26 @@
  * so the first output sample that differs from the old level, F, marks the
  * change. For every change:
  *   - F - L is the start of a JACK cycle of the graph;
- *   - t_send - period <= F - L <= t_resp + period, and, on the probe's own
- *     cycle clock (which no xrun can skew), F - L lies between the start of
- *     the cycle that was running when the request went out and the start of
- *     the cycle after the one running when the answer came;
+ *   - on the probe's own cycle clock (which no xrun can skew), F - L lies
+ *     between the start of the cycle that was running when the request went
+ *     out and the start of the cycle after the one running when the answer
+ *     came; and, while the graph keeps up with JACK's clock (its frame time
+ *     at most two periods ahead of the probe's latest cycle), on JACK's
+ *     clock too: t_send - period <= F - L <= t_resp + period. When the graph
+ *     runs behind (no real-time scheduling on a busy machine), JACK's clock
+ *     says where the graph should be, not where it is: that window is then
+ *     not measurable and is logged, not checked;
  *   - every sample before F is exactly the old level, every sample from the
  *     end of the ramp (F + ramp - 1) on exactly the new one, which is
  *     10^(V/20) within float tolerance, and the ramp takes exactly `ramp`
  *     frames (10 ms);
  *   - no gap, and no step between neighbouring samples larger than the
  *     ramp's own step: no click.
- * Ten changes per period, at periods 64 and 256. A change during which JACK
- * reported an xrun to the probe, or the slot underran (a loaded machine, not
- * the timing under test), is logged with what it would have found, the level
- * is put back, and the change is repeated (MAX_REDO times per period at most).
+ * Ten changes per period, at periods 64 and 256. A change that found a
+ * problem while JACK reported an xrun to the probe, the probe's runs slipped,
+ * or the slot underran (a loaded machine, not the timing under test), is
+ * logged with what it found, the level is put back, and the change is
+ * repeated (MAX_REDO times per period at most).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -40,7 +46,9 @@
 #define LAT 2400 /* 50 ms */
 #define RAMP (RATE / 100)
 #define CHANGES 10
-#define MAX_REDO 12
+/* Changes repeated after a disturbance, per period: a busy machine without real-time
+ * scheduling disturbs about half of them at period 64. */
+#define MAX_REDO 40
 #define DC 1.0f
 
 static const double values_db[CHANGES] = {-6, 0, -6, -12, -3, 0, -20, -6, 6, -1};
@@ -71,25 +79,33 @@ static json_int_t underruns(struct run *r) {
  * Waits until the output is the steady level `want` over a whole stretch of
  * 2 periods + ramp frames (the DC has reached the output).
  */
-static void wait_steady(struct run *r, float want) {
-  uint64_t deadline = h_now_ms() + 10000;
-  const uint32_t span = 2 * r->period + RAMP;
-  float *buf = malloc(span * sizeof(float));
-  for (;;) {
-    uint64_t now = h_probe_cycle(r->p);
-    h_probe_wait_frame(r->p, now, 5000);
-    h_probe_samples(r->p, 0, now - span, now, buf);
-    bool steady = true;
-    for (uint32_t k = 0; k < span && steady; k++)
-      steady = buf[k] == want;
-    if (steady)
-      break;
-    if (h_now_ms() > deadline)
-      H_FAIL("period %u: the output never settled at %.9g (last sample %.9g)", r->period,
-             (double)want, (double)buf[span - 1]);
-    h_sleep_ms(20);
+struct steady {
+  struct run *r;
+  float want;
+  float *buf;
+};
+
+static bool output_steady(void *arg, char *seen, size_t len) {
+  struct steady *w = arg;
+  const uint32_t span = 2 * w->r->period + RAMP;
+  uint64_t now = h_probe_cycle(w->r->p);
+  h_probe_wait_frame(w->r->p, now, 5000);
+  h_probe_samples(w->r->p, 0, now - span, now, w->buf);
+  for (uint32_t k = 0; k < span; k++) {
+    if (w->buf[k] != w->want) {
+      snprintf(seen, len, "%.9g at frame %llu", (double)w->buf[k],
+               (unsigned long long)(now - span + k));
+      return false;
+    }
   }
-  free(buf);
+  return true;
+}
+
+static void wait_steady(struct run *r, float want) {
+  struct steady w = {r, want, malloc((2 * r->period + RAMP) * sizeof(float))};
+  H_WAIT_UNTIL(output_steady, &w, 10000, "period %u: the output to settle at %.9g", r->period,
+               (double)want);
+  free(w.buf);
 }
 
 /* Problems found in one change, reported only once the change is known to be undisturbed. */
@@ -153,6 +169,15 @@ static bool change(struct run *r, unsigned k, double old_db, double db) {
             json_real_value(json_object_get(res, "value")), db);
   json_decref(res);
 
+  /* The graph behind JACK's clock (or a client that ran after the next cycle began). */
+  bool skewed = t_send < c_send || t_send > c_send + 2 * per || t_resp < c_resp ||
+                t_resp > c_resp + 2 * per;
+  if (skewed)
+    h_log("period %u change %u: JACK's frame time (%llu, %llu) out of step with the probe's "
+          "cycles (%llu, %llu): the graph runs behind, JACK's clock is not measured against",
+          per, k, (unsigned long long)t_send, (unsigned long long)t_resp,
+          (unsigned long long)c_send, (unsigned long long)c_resp);
+
   const uint64_t from = c_send + LAT - 2 * per;
   const uint64_t to = c_resp + LAT + per + RAMP + 2 * per;
   h_probe_wait_frame(r->p, to, 10000);
@@ -182,7 +207,7 @@ static bool change(struct run *r, unsigned k, double old_db, double db) {
                    "the one running at the answer] = [%llu, %llu]",
               (unsigned long long)at, (unsigned long long)c_send,
               (unsigned long long)(c_resp + per));
-    if (at + per < t_send || at > t_resp + per)
+    if (!skewed && (at + per < t_send || at > t_resp + per))
       problem(&pr, "F - L = %llu is outside [t_send - period, t_resp + period] = [%llu, %llu]",
               (unsigned long long)at, (unsigned long long)(t_send - per),
               (unsigned long long)(t_resp + per));
@@ -223,24 +248,19 @@ static bool change(struct run *r, unsigned k, double old_db, double db) {
   }
   free(y);
 
+  /* JACK reports an xrun to a client late: look again before blaming the slot. */
   /*
-   * JACK reports an xrun to a client late: look again before blaming the
-   * slot. JACK's frame time out of step with the probe's own cycle clock is
-   * a sign of one too (a client that ran after the next cycle began).
+   * A change that checked out exactly counts, disturbed or not; only the
+   * findings of a disturbed one are set aside (they may be JACK's doing), and
+   * it is repeated.
    */
-  bool skewed = t_send < c_send || t_send > c_send + 2 * per || t_resp < c_resp ||
-                t_resp > c_resp + 2 * per;
-  if (skewed)
-    h_log("period %u change %u: JACK's frame time (%llu, %llu) out of step with the probe's "
-          "cycles (%llu, %llu)",
-          per, k, (unsigned long long)t_send, (unsigned long long)t_resp,
-          (unsigned long long)c_send, (unsigned long long)c_resp);
-  bool disturbed = disturbed_since(r, xruns0, gaps0) || skewed;
+  bool disturbed = disturbed_since(r, xruns0, gaps0);
   if (!disturbed && pr.n > 0) {
-    h_sleep_ms(300);
+    /* JACK may report an xrun late: let the graph run 200 ms further and ask again. */
+    h_probe_wait_frame(r->p, h_probe_cycle(r->p) + RATE / 5, 5000);
     disturbed = disturbed_since(r, xruns0, gaps0);
   }
-  if (disturbed) {
+  if (disturbed && pr.n > 0) {
     h_log("period %u change %u (%+g dB): a JACK xrun or a slot underrun during the change (%u "
           "finding(s) set aside); putting the level back and repeating it",
           per, k, db, pr.n);

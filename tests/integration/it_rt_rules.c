@@ -42,6 +42,34 @@ static json_int_t stat_of(struct h_conn *c, const char *slot, const char *key) {
   return h_slot_stat(c, slot, key);
 }
 
+struct underran {
+  struct h_conn *c;
+  json_int_t before, now;
+};
+
+static bool pt_underran(void *arg, char *seen, size_t len) {
+  struct underran *w = arg;
+  w->now = stat_of(w->c, "pt", "underruns");
+  snprintf(seen, len, "underruns %lld", (long long)w->now);
+  return w->now > w->before;
+}
+
+struct played {
+  struct h_conn *c;
+  struct h_probe *p;
+  uint64_t frame;
+};
+
+/* The probe has recorded up to the frame; each look asks for stats too (busy control plane). */
+static bool played_out(void *arg, char *seen, size_t len) {
+  struct played *w = arg;
+  json_decref(h_call(w->c, "stats", NULL));
+  uint64_t now = h_probe_cycle(w->p);
+  snprintf(seen, len, "the probe at frame %llu of %llu", (unsigned long long)now,
+           (unsigned long long)w->frame);
+  return now >= w->frame;
+}
+
 int main(void) {
   struct h_jack jack;
   struct h_daemon d;
@@ -92,6 +120,7 @@ int main(void) {
       h_probe_midi3(p, f + 11, 0x80, (uint8_t)(48 + (k - 2) % 24), 0);
     last = f + 11;
   }
+  /* The steps below are paced apart, so that the RT thread runs a while after each. */
   h_sleep_ms(300);
 
   /* A slot added and removed. */
@@ -115,22 +144,17 @@ int main(void) {
   /* A worker stopped for longer than L: underruns, fades. */
   json_int_t u0 = stat_of(&c, "pt", "underruns");
   H_CHECK(kill((pid_t)pt_pid, SIGSTOP) == 0, "SIGSTOP");
-  h_sleep_ms(200);
+  h_sleep_ms(200); /* the length of the stop */
   H_CHECK(kill((pid_t)pt_pid, SIGCONT) == 0, "SIGCONT");
-  h_sleep_ms(200);
-  json_int_t u1 = stat_of(&c, "pt", "underruns");
-  h_log("passthrough worker stopped for 200 ms: underruns %lld -> %lld", (long long)u0,
-        (long long)u1);
-  if (u1 <= u0)
+  struct underran w = {&c, u0, 0};
+  if (!h_wait_for(pt_underran, &w, 5000))
     h_error("a 200 ms stop (L = 50 ms) caused no underrun");
+  h_log("passthrough worker stopped for 200 ms: underruns %lld -> %lld", (long long)u0,
+        (long long)w.now);
 
   /* Let the rest of the audio and MIDI play, with stats polled meanwhile. */
-  uint64_t deadline = h_now_ms() + 20000;
-  while (h_probe_now(p) < last + L + PERIOD && h_now_ms() < deadline) {
-    json_decref(h_call(&c, "stats", NULL));
-    h_sleep_ms(50);
-  }
-  h_probe_wait_frame(p, last + L + 2 * PERIOD, 10000);
+  struct played pl = {&c, p, last + L + 2 * PERIOD};
+  H_WAIT_UNTIL(played_out, &pl, 20000, "the rest of the audio and MIDI to play");
   H_CHECK(h_proc_alive(&d.proc), "runwayd died (aborted by the RT checker?)");
 
   h_log("at the sink: passthrough %llu, gain %llu, synth %llu, sine %llu non-zero samples",
@@ -149,7 +173,7 @@ int main(void) {
         (long long)h_int(ds, "rt_cycle_ns_avg"), (long long)h_int(ds, "xruns"));
   json_decref(ds);
   struct h_xruns xr;
-  h_jack_xruns(&jack, 0, d.name, h_probe_source_client(p), &xr);
+  h_jack_xruns(&jack, 0, d.name, h_probe_client(p), &xr);
   h_log("jackd log: %u xrun(s), %u late driver wake-up(s); runwayd's callback overran in %u, "
         "was woken but not yet running in %u (the probe's source late too in %u)",
         xr.events, xr.driver_late, xr.client_running, xr.client_waiting, xr.upstream_late);

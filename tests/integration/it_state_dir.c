@@ -67,52 +67,65 @@ static unsigned count_files(const char *prefix) {
   return n;
 }
 
+struct saved {
+  struct h_conn *c;
+  double want;
+};
+
+static bool saved_with(void *arg, char *seen, size_t len) {
+  struct saved *w = arg;
+  json_t *st = h_call(w->c, "status", NULL);
+  json_t *state = json_object_get(st, "state");
+  bool saved = json_is_true(json_object_get(state, "saved")) &&
+               json_is_null(json_object_get(state, "error"));
+  json_decref(st);
+  double v = file_gain();
+  snprintf(seen, len, "status saved %d; slots.json gain_db %g, want %g", saved, v, w->want);
+  return saved && fabs(v - w->want) < 1e-6;
+}
+
 /* Waits until status says saved (error null) and the file has gain_db = want. */
 static void wait_saved(struct h_conn *c, double want, unsigned timeout_ms, const char *when) {
-  uint64_t t0 = h_now_ms(), deadline = t0 + timeout_ms;
-  for (;;) {
-    json_t *st = h_call(c, "status", NULL);
-    json_t *state = json_object_get(st, "state");
-    bool saved = json_is_true(json_object_get(state, "saved")) &&
-                 json_is_null(json_object_get(state, "error"));
-    json_decref(st);
-    double v = file_gain();
-    if (saved && fabs(v - want) < 1e-6) {
-      h_log("%s: saved (gain_db %g in slots.json) after %llu ms", when, v,
-            (unsigned long long)(h_now_ms() - t0));
-      return;
-    }
-    if (h_now_ms() > deadline)
-      H_FAIL("%s: not saved within %u ms (status saved %d; slots.json gain_db %g, want %g)", when,
-             timeout_ms, saved, v, want);
-    h_sleep_ms(50);
+  uint64_t t0 = h_now_ms();
+  struct saved w = {c, want};
+  H_WAIT_UNTIL(saved_with, &w, timeout_ms, "%s: the state to be saved", when);
+  h_log("%s: saved (gain_db %g in slots.json) after %llu ms", when, want,
+        (unsigned long long)(h_now_ms() - t0));
+}
+
+struct save_error {
+  struct h_conn *c;
+  json_t *status;
+};
+
+static bool error_reported(void *arg, char *seen, size_t len) {
+  struct save_error *w = arg;
+  json_t *st = h_call(w->c, "status", NULL);
+  if (json_is_string(json_object_get(json_object_get(st, "state"), "error"))) {
+    w->status = st;
+    return true;
   }
+  snprintf(seen, len, "no error in status");
+  json_decref(st);
+  return false;
 }
 
 /* Waits until status reports a saving error; checks what must hold meanwhile. */
 static void wait_error(struct h_conn *c, double old, const char *needle, const char *when) {
-  uint64_t t0 = h_now_ms(), deadline = t0 + 5000;
-  for (;;) {
-    json_t *st = h_call(c, "status", NULL);
-    json_t *state = json_object_get(st, "state");
-    const char *err = json_string_value(json_object_get(state, "error"));
-    bool saved = json_is_true(json_object_get(state, "saved"));
-    if (err != NULL) {
-      h_log("%s: status after %llu ms: saved %s, error \"%s\"", when,
-            (unsigned long long)(h_now_ms() - t0), saved ? "true" : "false", err);
-      if (saved)
-        h_error("%s: status says saved although it reports an error", when);
-      if (strstr(err, needle) == NULL || strstr(err, "slots.json") == NULL)
-        h_error("%s: the error does not say what failed (want \"%s\" and the file): %s", when,
-                needle, err);
-      json_decref(st);
-      break;
-    }
-    json_decref(st);
-    if (h_now_ms() > deadline)
-      H_FAIL("%s: status reported no error within 5 s", when);
-    h_sleep_ms(20);
-  }
+  uint64_t t0 = h_now_ms();
+  struct save_error w = {c, NULL};
+  H_WAIT_UNTIL(error_reported, &w, 5000, "%s: status to report the saving error", when);
+  json_t *state = json_object_get(w.status, "state");
+  const char *err = json_string_value(json_object_get(state, "error"));
+  bool saved = json_is_true(json_object_get(state, "saved"));
+  h_log("%s: status after %llu ms: saved %s, error \"%s\"", when,
+        (unsigned long long)(h_now_ms() - t0), saved ? "true" : "false", err);
+  if (saved)
+    h_error("%s: status says saved although it reports an error", when);
+  if (strstr(err, needle) == NULL || strstr(err, "slots.json") == NULL)
+    h_error("%s: the error does not say what failed (want \"%s\" and the file): %s", when,
+            needle, err);
+  json_decref(w.status);
   double v = file_gain();
   if (fabs(v - old) > 1e-6)
     h_error("%s: slots.json is not the old one intact (gain_db %g, want %g)", when, v, old);

@@ -22,7 +22,9 @@
  *      within a few periods, and no longer.
  *
  * A pause the scheduler stretched (the worker then waited for a CPU; see
- * h_sched_delay_ns) is excused from C's rule and D's bound, and logged.
+ * h_sched_delay_ns), or one while the graph itself ran late (xruns, late
+ * runs, frames runwayd skipped), is excused from C's rule, a worker's CPU
+ * wait from D's bound, and both are logged.
  */
 #include <math.h>
 #include <signal.h>
@@ -89,7 +91,7 @@ static const char *port_of(json_t *slot, const char *dir, unsigned i) {
   return json_string_value(json_array_get(json_object_get(json_object_get(slot, "ports"), dir), i));
 }
 
-/* Adds a stereo slot (args stolen), wires it between the probe's source and sink, waits for it. */
+/* Adds a stereo slot (args stolen), wires it from the probe's outputs to its inputs, waits for it. */
 static json_t *add_slot(const char *name, json_t *args) {
   json_object_set_new(args, "inputs", json_integer(2));
   json_object_set_new(args, "outputs", json_integer(2));
@@ -121,56 +123,59 @@ static const char *comm_of(pid_t pid, char *buf, size_t len) {
   return buf;
 }
 
-/* Ten impulses on each channel: each exactly L later, scaled by exactly `gain`. */
+/*
+ * Ten impulses on each channel: each exactly L later, scaled by exactly
+ * `gain` (measured again when a disturbance of the graph or an underrun
+ * spoiled them).
+ */
 static void impulses(const char *slot, float gain, uint64_t *checked, const char *label) {
-  const unsigned ports[] = {0, 1};
-  json_int_t u0 = stat_of(slot, "underruns");
-  uint32_t first = h_probe_n_events(p);
-  uint64_t last = h_impulse_train(p, ports, 2, 10, 1100, 4800);
-  h_probe_wait_frame(p, last + L + 2 * PERIOD, 15000);
-  bool tolerant = stat_of(slot, "underruns") > u0;
-  if (tolerant)
-    h_log("%s: the worker underran (a loaded machine?); missing impulses tolerated", label);
+  struct h_path paths[2];
   for (unsigned i = 0; i < 2; i++) {
-    char what[160];
-    snprintf(what, sizeof(what), "%s, channel %u", label, i + 1);
-    struct h_check ck;
-    if (!h_check_impulses_gain(p, i, i, L, gain, first, *checked, last + L + 1, tolerant, what,
-                               &ck))
-      h_error("%s: impulses not exactly L later, scaled by exactly %.9g", what, (double)gain);
-    else if (tolerant && ck.optional_exact == 0)
-      h_error("%s: nothing came through", what);
+    paths[i] = (struct h_path){.out = i, .in = i, .delay = L, .gain = gain, .slots = {slot},
+                               .checked_to = *checked};
+    snprintf(paths[i].label, sizeof(paths[i].label), "%s, channel %u", label, i + 1);
   }
-  *checked = last + L + 1;
+  struct h_train train = {.count = 10, .gap = 1100, .lead = 4800};
+  if (!h_measure(p, &c, paths, 2, &train))
+    h_error("%s: impulses not exactly L later, scaled by exactly %.9g", label, (double)gain);
+  *checked = paths[0].checked_to > paths[1].checked_to ? paths[0].checked_to : paths[1].checked_to;
 }
 
 static float level_of(double db) { return (float)pow(10.0, db / 20.0); }
 
-/* Waits until sink port 0 has played `want` for two periods and a ramp. */
-static void wait_steady(float want) {
+struct steady {
+  float want;
+  float buf[2 * PERIOD + RAMP];
+};
+
+static bool output_steady(void *arg, char *seen, size_t len) {
+  struct steady *w = arg;
   const uint32_t span = 2 * PERIOD + RAMP;
-  float *buf = malloc(span * sizeof(float));
-  uint64_t deadline = h_now_ms() + 15000;
-  for (;;) {
-    uint64_t now = h_probe_cycle(p);
-    h_probe_wait_frame(p, now, 5000);
-    h_probe_samples(p, 0, now - span, now, buf);
-    bool steady = true;
-    for (uint32_t k = 0; k < span && steady; k++)
-      steady = buf[k] == want;
-    if (steady)
-      break;
-    if (h_now_ms() > deadline)
-      H_FAIL("the output never settled at %.9g (last sample %.9g)", (double)want,
-             (double)buf[span - 1]);
-    h_sleep_ms(20);
+  uint64_t now = h_probe_cycle(p);
+  h_probe_wait_frame(p, now, 5000);
+  h_probe_samples(p, 0, now - span, now, w->buf);
+  for (uint32_t k = 0; k < span; k++) {
+    if (w->buf[k] != w->want) {
+      snprintf(seen, len, "%.9g at frame %llu", (double)w->buf[k],
+               (unsigned long long)(now - span + k));
+      return false;
+    }
   }
-  free(buf);
+  return true;
+}
+
+/* Waits until input 0 has played `want` for two periods and a ramp. */
+static void wait_steady(float want) {
+  struct steady *w = malloc(sizeof(*w));
+  w->want = want;
+  H_WAIT_UNTIL(output_steady, w, 15000, "the output to settle at %.9g", (double)want);
+  free(w);
 }
 
 /*
  * param.set gain_db db while the level DC flows (old level `old`). Returns
- * false when JACK or the slot was disturbed meanwhile (the caller repeats).
+ * false when it found a problem while JACK or the slot was disturbed (the
+ * caller repeats).
  */
 static bool gain_change(const char *slot, double db, float old, uint64_t phase) {
   const float want = level_of(db) * DC;
@@ -209,7 +214,8 @@ static bool gain_change(const char *slot, double db, float old, uint64_t phase) 
   free(y);
   bool disturbed = h_probe_xruns(p) != xruns0 || h_probe_gaps(p) != gaps0 ||
                    stat_of(slot, "underruns") != u0;
-  if (disturbed) {
+  /* A change that checked out exactly counts, disturbed or not. */
+  if (disturbed && why[0]) {
     h_log("gain change to %+g dB disturbed by an xrun or an underrun (%s); repeating", db,
           why[0] ? why : "no finding");
     return false;
@@ -250,13 +256,14 @@ static void exec_slot(uint64_t *checked) {
   wait_steady(DC);
   unsigned tries = 0;
   while (!gain_change("ex", -6.0, DC, phase)) {
-    H_CHECK(++tries < 6, "six gain changes disturbed: the machine is too busy to measure");
+    H_CHECK(++tries < 12, "twelve gain changes disturbed: the machine is too busy to measure");
     json_decref(h_call(&c, "param.set", json_pack("{s:s, s:s, s:f}", "name", "ex", "param",
                                                    "gain_db", "value", 0.0)));
     wait_steady(DC);
   }
   h_probe_dc(p, 0, 0.0f);
-  h_sleep_ms(200);
+  /* The level stops from the probe's next run on: nothing of it is due after that + L. */
+  h_probe_wait_frame(p, h_probe_cycle(p) + 2 * PERIOD, 5000);
   *checked = h_probe_cycle(p) + L + PERIOD;
 
   H_CHECK(kill(pid, SIGKILL) == 0, "SIGKILL the worker");
@@ -265,7 +272,6 @@ static void exec_slot(uint64_t *checked) {
   h_log("A. after SIGKILL a new worker runs (pid %d); gain_db is %g", (int)again,
         json_number_value(json_object_get(v, "value")));
   json_decref(v);
-  h_sleep_ms(100);
   h_probe_wait_frame(p, *checked, 10000);
   impulses("ex", level_of(-6.0), checked, "A. after SIGKILL, -6 dB kept");
   remove_slot("ex");
@@ -298,7 +304,7 @@ static void external_slot(uint64_t *checked) {
 
   json_decref(h_call(&c, "param.set", json_pack("{s:s, s:s, s:f}", "name", "ext", "param",
                                                  "gain_db", "value", -6.0)));
-  h_sleep_ms(200);
+  /* runwayd holds the value from its answer on: the next worker gets it from runwayd. */
   kill(w1.pid, SIGKILL);
   h_proc_wait(&w1, 5000);
   spawn_external(&w2, "ext", RUNTIME "-gain-2");
@@ -327,19 +333,29 @@ static void short_pauses(void) {
   unsigned windows = 0, excused = 0;
   json_int_t u_prev = stat_of("pz", "underruns");
   uint64_t w_prev = h_sched_delay_ns(pid), most_waited = 0;
+  uint64_t graph_prev = h_probe_xruns(p) + h_probe_gaps(p) + h_daemon_skipped(&c);
   for (uint64_t end = h_now_ms() + seconds * 1000; h_now_ms() < end; windows++) {
-    h_sleep_ms(100);
+    h_sleep_ms(100); /* paces the windows */
     json_int_t u = stat_of("pz", "underruns");
     uint64_t w = h_sched_delay_ns(pid);
     uint64_t waited_us = (w - w_prev) / 1000;
+    /* xruns, late runs, frames runwayd skipped: the graph itself ran late meanwhile. */
+    uint64_t graph = h_probe_xruns(p) + h_probe_gaps(p) + h_daemon_skipped(&c);
+    bool graph_late = graph != graph_prev;
+    graph_prev = graph;
     if (waited_us > most_waited)
       most_waited = waited_us;
     if (u > u_prev) {
-      /* The pause leaves 2 periods less the timer's slack: 9 ms of CPU waits eat it. */
-      if (waited_us > 5000) {
+      /*
+       * The pause leaves 2 periods less the timer's slack: 9 ms of CPU waits
+       * eat it, and so does a graph that runs late (a busy machine without
+       * real-time scheduling), which delays the worker's wake-ups.
+       */
+      if (waited_us > 5000 || graph_late) {
         excused++;
-        h_log("C. %lld underrun(s) while the worker waited %.1f ms for a CPU: excused",
-              (long long)(u - u_prev), waited_us / 1000.0);
+        h_log("C. %lld underrun(s) while the worker waited %.1f ms for a CPU%s: excused",
+              (long long)(u - u_prev), waited_us / 1000.0,
+              graph_late ? " and the graph ran late" : "");
       } else {
         h_error("C. %lld underrun(s) with pauses of L - 2 periods (%.1f ms; the worker waited "
                 "%.1f ms for a CPU)",
@@ -356,7 +372,7 @@ static void short_pauses(void) {
         pause_ms, every, seconds, (long long)h_int(st, "underruns"), excused, (long long)head, L,
         (long long)h_int(st, "cycles"), most_waited / 1000.0);
   /* The pauses really ate the write-ahead: without them the lead stays near L - period. */
-  if (head < 0 && excused == 0)
+  if (head < 0 && h_int(st, "underruns") == 0)
     h_error("C. the lead went negative with no underrun counted");
   if (head > 4 * PERIOD)
     h_error("C. the smallest lead was %lld frames: the worker did not pause as asked",
@@ -369,53 +385,68 @@ static void short_pauses(void) {
 
 /* ---- D: pauses of 2 L: the silence counted is the silence played ----------------------------- */
 
-/* Waits until sink port 0 played DC for the last 4 periods; returns that frame, after stats. */
-static uint64_t quiet_point(json_int_t *underrun_frames) {
+struct quiet {
+  json_int_t underrun_frames;
+  uint64_t at;
+};
+
+/* Input 0 played DC for the last 4 periods, and still does through a read of the stats. */
+static bool quiet_now(void *arg, char *seen, size_t len) {
+  struct quiet *q = arg;
   const uint32_t span = 4 * PERIOD;
   float buf[4 * PERIOD];
-  uint64_t deadline = h_now_ms() + 15000;
-  for (;;) {
-    uint64_t before = h_probe_cycle(p);
-    h_probe_wait_frame(p, before, 5000);
-    h_probe_samples(p, 0, before - span, before, buf);
-    bool quiet = true;
-    for (uint32_t k = 0; k < span && quiet; k++)
-      quiet = buf[k] == DC;
-    if (quiet) {
-      json_int_t u = stat_of("gap", "underrun_frames");
-      uint64_t after = h_probe_cycle(p) + PERIOD;
-      h_probe_wait_frame(p, after, 5000);
-      /* Still quiet through the stats read: the count belongs to what came before `after`. */
-      uint32_t n = (uint32_t)(after - before);
-      float *y = malloc(n * sizeof(float));
-      h_probe_samples(p, 0, before, after, y);
-      for (uint32_t k = 0; k < n && quiet; k++)
-        quiet = y[k] == DC;
-      free(y);
-      if (quiet) {
-        *underrun_frames = u;
-        return after;
-      }
+  uint64_t before = h_probe_cycle(p);
+  h_probe_wait_frame(p, before, 5000);
+  h_probe_samples(p, 0, before - span, before, buf);
+  for (uint32_t k = 0; k < span; k++) {
+    if (buf[k] != DC) {
+      snprintf(seen, len, "%.9g at frame %llu", (double)buf[k],
+               (unsigned long long)(before - span + k));
+      return false;
     }
-    H_CHECK(h_now_ms() < deadline, "D. the output never stayed quiet for 4 periods");
-    h_sleep_ms(10);
   }
+  json_int_t u = stat_of("gap", "underrun_frames");
+  uint64_t after = h_probe_cycle(p) + PERIOD;
+  h_probe_wait_frame(p, after, 5000);
+  /* Still quiet through the stats read: the count belongs to what came before `after`. */
+  uint32_t n = (uint32_t)(after - before);
+  float *y = malloc(n * sizeof(float));
+  h_probe_samples(p, 0, before, after, y);
+  bool quiet = true;
+  for (uint32_t k = 0; k < n && quiet; k++)
+    quiet = y[k] == DC;
+  free(y);
+  if (!quiet) {
+    snprintf(seen, len, "a gap while the stats were read");
+    return false;
+  }
+  q->underrun_frames = u;
+  q->at = after;
+  return true;
+}
+
+/* Waits until input 0 played DC for the last 4 periods; returns that frame, after stats. */
+static uint64_t quiet_point(json_int_t *underrun_frames) {
+  struct quiet q;
+  H_WAIT_UNTIL(quiet_now, &q, 15000, "D. the output to stay quiet for 4 periods");
+  *underrun_frames = q.underrun_frames;
+  return q.at;
 }
 
 /*
  * One window between two quiet points: returns false when JACK disturbed the
- * recording meanwhile (an xrun, a cycle the probe's sink missed: its frames
+ * recording meanwhile (an xrun, a run the probe missed or began late: its frames
  * read as zeros), so the window says nothing and is measured again.
  */
 static bool gap_window(pid_t pid, unsigned pause_ms, unsigned every) {
   json_int_t u0, u1;
   uint64_t xruns0 = h_probe_xruns(p), holes0 = h_probe_gaps(p);
   uint64_t t0 = quiet_point(&u0), w0 = h_sched_delay_ns(pid);
-  h_sleep_ms(2500); /* four or five pauses */
+  h_sleep_ms(1600); /* the window's length: three pauses; short, so JACK seldom disturbs it */
   uint64_t t1 = quiet_point(&u1), waited_us = (h_sched_delay_ns(pid) - w0) / 1000;
   if (h_probe_xruns(p) != xruns0 || h_probe_gaps(p) != holes0) {
-    h_log("D. JACK disturbed the recording of [%llu, %llu) (xruns %llu -> %llu, sink "
-          "discontinuities %llu -> %llu); measuring again",
+    h_log("D. JACK disturbed the recording of [%llu, %llu) (xruns %llu -> %llu, late "
+          "or skipped probe runs %llu -> %llu); measuring again",
           (unsigned long long)t0, (unsigned long long)t1, (unsigned long long)xruns0,
           (unsigned long long)h_probe_xruns(p), (unsigned long long)holes0,
           (unsigned long long)h_probe_gaps(p));
@@ -481,7 +512,7 @@ static bool gap_window(pid_t pid, unsigned pause_ms, unsigned every) {
         (long long)h_int(st, "skipped_frames"), (long long)h_int(st, "headroom_min_frames"));
   json_decref(st);
   if (gaps < 2)
-    h_error("D. only %u gaps in 2.5 s of pauses every %u blocks", gaps, every);
+    h_error("D. only %u gaps in 1.6 s of pauses every %u blocks", gaps, every);
   if ((uint64_t)(u1 - u0) != silence)
     h_error("D. runwayd counted %lld underrun frames, the recording has %llu frames of silence",
             (long long)(u1 - u0), (unsigned long long)silence);
@@ -499,7 +530,7 @@ static void long_pauses(void) {
   h_probe_dc(p, 0, DC);
   unsigned tries = 0;
   while (!gap_window(pid, pause_ms, every))
-    H_CHECK(++tries < 4, "D. four windows disturbed by JACK: the machine is too busy to measure");
+    H_CHECK(++tries < 12, "D. twelve windows disturbed by JACK: the machine is too busy to measure");
   h_probe_dc(p, 0, 0.0f);
   remove_slot("gap");
 }

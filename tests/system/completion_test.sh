@@ -106,14 +106,14 @@ check() {
 }
 
 # Commands and their words, from the table.
-check '' 'param plugins slot state stats status subscribe'
+check '' 'param plugins slot state stats status subscribe top'
 check 'st' 'state stats status'
-check 'slot ' 'add list remove restart'
-check 'slot re' 'remove restart'
+check 'slot ' 'add advise list remove replace restart'
+check 'slot re' 'remove replace restart'
 check 'param ' 'get list set'
 check '-' '--help --json --socket --timeout --version'
-check '--json slot ' 'add list remove restart'
-check 'slot add fx --' '--exec --external --help --inputs --json --latency-frames --latency-ms --midi --outputs --plugin'
+check '--json slot ' 'add advise list remove replace restart'
+check 'slot add fx --' '--exec --external --help --inputs --json --latency-frames --latency-ms --lv2 --midi --on-fault --outputs --plugin'
 # Slot names from the daemon, in either layout; escaped quotes inside values
 # and nested "name"-free objects do not confuse the reader.
 check 'slot remove ' 'fx synth_2'
@@ -127,13 +127,15 @@ check 'slot remove fx ' ''
 # Plugin names (not their parameters' names), also after other options.
 check 'slot add fx --plugin ' 'delay gain passthrough'
 check 'slot add fx --inputs 2 --plugin g' 'gain'
+check 'slot replace fx --plugin d' 'delay'
+check 'slot add fx --on-fault ' 'bypass silence'
 # Parameter names of the slot named before.
 check 'param set fx ' 'feedback mix time_ms'
 check 'param get fx t' 'time_ms'
 check 'param set fx time_ms ' ''
 check 'param set --json fx m' 'mix'
 # Events, from the help text of subscribe.
-check 'subscribe ' 'fault param restart slot underrun'
+check 'subscribe ' 'fault param replace restart slot underrun'
 check 'subscribe slot u' 'underrun'
 
 # The daemon asked is the one on the command line.
@@ -159,7 +161,7 @@ else
   failed=1
 fi
 got=$(complete_line "$real" 'slot ')
-if [ "$got" == 'add list remove restart' ]; then
+if [ "$got" == 'add advise list remove replace restart' ]; then
   echo "ok: no daemon: the commands still complete"
 else
   echo "FAIL: no daemon: runwayctl slot <TAB> -> \"$got\""

@@ -180,7 +180,7 @@ static void test_subscribe_and_receive(void **state) {
   (void)state;
   start_ok();
   struct client *c = client_connect();
-  subscribe_ok(c, NULL, "slot,underrun,restart,param,fault");
+  subscribe_ok(c, NULL, "slot,underrun,restart,param,fault,replace");
   assert_int_equal(events_subscribers(fx->events), 1);
 
   uint64_t t0 = base_mono_ms();
@@ -318,7 +318,7 @@ static void test_slow_subscriber_dropped(void **state) {
   struct client *slow = client_connect();
   struct client *fast = client_connect();
   struct client *late = client_connect();
-  subscribe_ok(slow, NULL, "slot,underrun,restart,param,fault");
+  subscribe_ok(slow, NULL, "slot,underrun,restart,param,fault,replace");
   subscribe_ok(fast, "{\"events\":[\"param\"]}", "param");
   subscribe_ok(late, "{\"events\":[\"param\"]}", "param");
   assert_int_equal(events_subscribers(fx->events), 3);
@@ -386,7 +386,7 @@ static void test_close_unregisters(void **state) {
 
   /* Destroying the registry with a subscriber left detaches it; the server then closes it. */
   sub = client_connect();
-  subscribe_ok(sub, NULL, "slot,underrun,restart,param,fault");
+  subscribe_ok(sub, NULL, "slot,underrun,restart,param,fault,replace");
   events_destroy(fx->events);
   fx->events = events_create();
   assert_non_null(fx->events);

@@ -124,12 +124,15 @@ static void test_command_map(void **state) {
   static const struct {
     const char *stem;
     int user;
+    int local;
   } map[] = {
-#define USER_ROW(ID, stem) {#stem, 1},
-#define INTERNAL_ROW(ID, stem) {#stem, 0},
-      PROTO_COMMAND_MAP(USER_ROW, INTERNAL_ROW)
+#define USER_ROW(ID, stem) {#stem, 1, 0},
+#define INTERNAL_ROW(ID, stem) {#stem, 0, 0},
+#define LOCAL_ROW(ID, stem) {#stem, 1, 1},
+      PROTO_COMMAND_MAP(USER_ROW, INTERNAL_ROW, LOCAL_ROW)
 #undef USER_ROW
 #undef INTERNAL_ROW
+#undef LOCAL_ROW
   };
   assert_int_equal(sizeof(map) / sizeof(map[0]), PROTO_CMD_COUNT);
   for (int i = 0; i < PROTO_CMD_COUNT; i++) {
@@ -145,6 +148,7 @@ static void test_command_map(void **state) {
     if (strcmp(stem, map[i].stem) != 0)
       fail_msg("proto_commands[%d] is %s, but the map has %s there", i, c->name, map[i].stem);
     assert_int_equal(c->usage != NULL, map[i].user);
+    assert_int_equal(c->local, map[i].local);
     assert_ptr_equal(proto_find_command(c->name), c);
   }
   assert_null(proto_commands[PROTO_CMD_COUNT].name);
@@ -257,6 +261,8 @@ static void test_cmd_errors(void **state) {
   expect_code("{\"cmd\":\"frobnicate\"}", PROTO_E_UNKNOWN_COMMAND, "runwayctl --help");
   expect_code("{\"cmd\":\"slot add\"}", PROTO_E_UNKNOWN_COMMAND, "slot add");
   expect_code("{\"cmd\":\"\"}", PROTO_E_UNKNOWN_COMMAND, NULL);
+  /* runwayctl's own commands are not runwayd's. */
+  expect_code("{\"cmd\":\"top\"}", PROTO_E_UNKNOWN_COMMAND, "runwayctl's own command");
   expect_code("{\"cmd\":\"status\",\"arg\":{}}", PROTO_E_BAD_REQUEST, "\"arg\"");
 
   /* A very long unknown command is quoted only in part. */

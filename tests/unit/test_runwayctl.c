@@ -222,11 +222,12 @@ static void test_usage_errors(void **state) {
   expect_usage("slot remove needs NAME; usage: runwayctl slot remove NAME", "slot", "remove",
                NULL);
   expect_usage("slot restart needs NAME", "slot", "restart", NULL);
-  expect_usage("exactly one of --plugin P, --exec \"CMD\" or --external", "slot", "add", "fx",
-               NULL);
+  expect_usage("exactly one of --plugin P, --lv2 URI, --exec \"CMD\" or --external", "slot",
+               "add", "fx", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--external", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--exec", "x", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--external=false", NULL);
+  expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--lv2", "urn:x", NULL);
   expect_usage("--latency-ms or --latency-frames, not both", "slot", "add", "fx", "--plugin", "g",
                "--latency-ms", "5", "--latency-frames", "240", NULL);
   expect_usage("--inputs expects an integer, not \"abc\"", "slot", "add", "fx", "--plugin", "g",
@@ -352,9 +353,10 @@ static void test_every_command_printed(void **state) {
     assert_non_null(f);
     ctl_print_result(f, request, result);
     assert_int_equal(fclose(f), 0);
-    if (c->usage != NULL && strstr(out, "no_printer_shows_this") != NULL)
+    /* A local command (top) has a runner instead: it never gets an answer to print. */
+    if (c->usage != NULL && !c->local && strstr(out, "no_printer_shows_this") != NULL)
       fail_msg("runwayctl has no printer for %s: it printed %s", c->name, out);
-    if (c->usage == NULL && strstr(out, "no_printer_shows_this") == NULL)
+    if ((c->usage == NULL || c->local) && strstr(out, "no_printer_shows_this") == NULL)
       fail_msg("%s is not a runwayctl command, yet something printed it: %s", c->name, out);
     free(out);
     json_decref(request);
@@ -610,6 +612,127 @@ static void test_handle_response(void **state) {
   json_decref(req_future);
 }
 
+/* slot replace, slot restart --seamless, slot add --on-fault, slot advise, top. */
+static void test_seamless_requests(void **state) {
+  (void)state;
+  expect_request("slot.replace", "{\"name\":\"fx\",\"plugin\":\"gain\"}", "slot", "replace", "fx",
+                 "--plugin", "gain", NULL);
+  expect_request("slot.replace",
+                 "{\"name\":\"fx\",\"exec\":\"/bin/w --x\",\"on_fault\":\"bypass\","
+                 "\"crossfade_ms\":5}",
+                 "slot", "replace", "fx", "--exec", "/bin/w --x", "--on-fault", "bypass",
+                 "--crossfade-ms", "5", NULL);
+  expect_request("slot.restart", "{\"name\":\"fx\",\"seamless\":true}", "slot", "restart", "fx",
+                 "--seamless", NULL);
+  expect_request("slot.restart", "{\"name\":\"fx\",\"seamless\":true,\"crossfade_ms\":0}", "slot",
+                 "restart", "fx", "--seamless", "--crossfade-ms", "0", NULL);
+  expect_request("slot.add", "{\"name\":\"fx\",\"plugin\":\"gain\",\"on_fault\":\"bypass\"}",
+                 "slot", "add", "fx", "--plugin", "gain", "--on-fault", "bypass", NULL);
+  expect_request("slot.advise", "{\"name\":\"fx\"}", "slot", "advise", "fx", NULL);
+  expect_request("top", "{\"once\":true,\"interval\":0.5}", "top", "--once", "--interval", "0.5",
+                 NULL);
+  expect_usage("exactly one of --plugin P, --lv2 URI or --exec", "slot", "replace", "fx", NULL);
+  expect_usage("exactly one of --plugin P, --lv2 URI or --exec", "slot", "replace", "fx", "--plugin", "a",
+               "--exec", "b", NULL);
+  expect_usage("--on-fault is silence or bypass", "slot", "replace", "fx", "--plugin", "gain",
+               "--on-fault", "loud", NULL);
+  expect_usage("--on-fault is silence or bypass", "slot", "add", "fx", "--plugin", "gain",
+               "--on-fault", "loud", NULL);
+  expect_usage("--crossfade-ms is 0 to 1000", "slot", "replace", "fx", "--plugin", "gain",
+               "--crossfade-ms", "2000", NULL);
+  expect_usage("--crossfade-ms goes with --seamless", "slot", "restart", "fx", "--crossfade-ms",
+               "10", NULL);
+  expect_usage("--interval is 0.1 to 60", "top", "--interval", "0", NULL);
+}
+
+static void test_format_replace_and_advice(void **state) {
+  (void)state;
+  expect_render(ctl_print_advice,
+                "{\"slot\":\"fx\",\"latency_frames\":960,\"sample_rate\":48000,\"cycles\":2264,"
+                "\"underruns\":30,\"observed_s\":6.0,\"margin_percent\":25,"
+                "\"margin_min_frames\":256,\"lead_min_frames\":-576,\"needed_frames\":1536,"
+                "\"suggested_frames\":1920,\"advice\":\"raise L\"}",
+                "slot fx: latency 960 frames (20.0 ms)\n"
+                "  observed 6.0 s (2264 cycles): smallest lead -576 frames (-12.0 ms), 30 "
+                "underrun(s)\n"
+                "  the smallest latency with no underrun over that time: 1536 frames (32.0 ms)\n"
+                "  suggested, with a margin of 25 % (at least 256 frames): 1920 frames (40.0 ms)\n"
+                "  raise L\n");
+  expect_render(ctl_print_advice,
+                "{\"slot\":\"fx\",\"latency_frames\":960,\"lead_min_frames\":null}",
+                "slot fx: latency 960 frames\n"
+                "  no worker has run in it yet: nothing to advise from\n");
+  json_t *request = J("{\"id\":1,\"cmd\":\"slot.replace\",\"args\":{\"name\":\"fx\"}}");
+  json_t *result = J("{\"name\":\"fx\",\"plugin\":\"gain\",\"state\":\"running\","
+                     "\"latency_frames\":2400,\"latency_ms\":50.0,\"switch\":{\"frame\":95104,"
+                     "\"warmup_ms\":11,\"crossfade_frames\":960,\"crossfade_ms\":20.0,"
+                     "\"history_frames\":8192,\"state_carried\":true}}");
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  ctl_print_result(f, request, result);
+  fclose(f);
+  assert_string_equal(out, "slot fx replaced: gain, running, latency 2400 (50.0 ms)\n"
+                           "  switched at frame 95104 after 11 ms: crossfade 960 frames (20.0 "
+                           "ms), 8192 frames of history, state carried over\n");
+  free(out);
+  json_decref(request);
+  json_decref(result);
+}
+
+/* top's view: rates from two samples, nulls where there is no rate, the drawing. */
+static void test_top_view(void **state) {
+  (void)state;
+  json_t *prev = J("{\"daemon\":{\"sample_rate\":48000,\"period\":128,\"cycles\":1000,"
+                   "\"rt_cycle_ns_sum\":5000000},\"slots\":[{\"name\":\"fx\",\"pid\":7,"
+                   "\"worker_cpu_ms\":100},{\"name\":\"gone\",\"pid\":8,\"worker_cpu_ms\":5}]}");
+  json_t *cur = J("{\"daemon\":{\"sample_rate\":48000,\"period\":128,\"cycles\":1375,"
+                  "\"rt_cycle_ns_sum\":5750000,\"rt_cycle_ns_max\":90000,"
+                  "\"rt_cycle_ns_max_recent\":20000,\"xruns\":0},"
+                  "\"slots\":[{\"name\":\"fx\",\"state\":\"running\",\"pid\":7,"
+                  "\"worker_cpu_ms\":150,\"latency_frames\":2400,\"lead_min_recent_frames\":2304,"
+                  "\"headroom_min_frames\":-96,\"underruns\":1,\"skipped_frames\":0,"
+                  "\"restarts\":2,\"lead_histogram\":[1,0,0,0,0,0,0,10,1000]},"
+                  "{\"name\":\"new\\u001b\",\"state\":\"starting\",\"pid\":9,"
+                  "\"worker_cpu_ms\":3,\"replacing\":true}]}");
+  json_t *view = ctl_top_view(prev, cur, 1000.0);
+  const json_t *d = json_object_get(view, "daemon");
+  assert_float_equal(json_real_value(json_object_get(d, "rt_cycle_us_avg")), 2.0, 1e-9);
+  assert_float_equal(json_real_value(json_object_get(d, "rt_cycle_us_max")), 20.0, 1e-9);
+  assert_float_equal(json_real_value(json_object_get(d, "rt_load_percent")), 0.075, 1e-9);
+  const json_t *fx = json_array_get(json_object_get(view, "slots"), 0);
+  assert_float_equal(json_real_value(json_object_get(fx, "cpu_percent")), 5.0, 1e-9);
+  assert_float_equal(json_real_value(json_object_get(fx, "lead_ms")), 48.0, 1e-9);
+  assert_float_equal(json_real_value(json_object_get(fx, "lead_min_ms")), -2.0, 1e-9);
+  assert_float_equal(json_real_value(json_object_get(fx, "latency_ms")), 50.0, 1e-9);
+  /* A slot not in the last sample has no rate yet. */
+  const json_t *nw = json_array_get(json_object_get(view, "slots"), 1);
+  assert_true(json_is_null(json_object_get(nw, "cpu_percent")));
+
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  ctl_top_render(f, view, 0, 1);
+  fclose(f);
+  assert_non_null(strstr(out, "RT cycle: avg 2.0 us, max 20.0 us of 2667 us (0.1 % of the "
+                              "period); xruns 0\n"));
+  assert_non_null(strstr(out, "fx               running          7    5.0    48.0    -2.0    "
+                              "50.0         1         0        2  [.      -#]\n"));
+  assert_non_null(strstr(out, "new?             starting+new       9      -"));
+  assert_null(strstr(out, "\033")); /* --once: no terminal codes, nothing from the daemon */
+  free(out);
+  /* In a terminal: lines cut at its width, each clearing what was there. */
+  out = NULL;
+  f = open_memstream(&out, &len);
+  ctl_top_render(f, view, 20, 0);
+  fclose(f);
+  assert_non_null(strstr(out, "fx               run\033[K\n"));
+  free(out);
+  json_decref(view);
+  json_decref(prev);
+  json_decref(cur);
+}
+
 static void test_format_events(void **state) {
   (void)state;
   static const struct {
@@ -630,6 +753,12 @@ static void test_format_events(void **state) {
       {"{\"event\":\"fault\",\"slot\":\"fx\",\"reason\":\"segment \\u001b[31mcorrupted\"}",
        "fault fx: segment ?[31mcorrupted\n"},
       {"{\"event\":\"fault\",\"slot\":\"fx\"}", "fault fx: -\n"},
+      {"{\"event\":\"replace\",\"slot\":\"fx\",\"phase\":\"switching\",\"plugin\":\"gain\","
+       "\"generation\":4}",
+       "replace fx: switching, gain on generation 4\n"},
+      {"{\"event\":\"replace\",\"slot\":\"fx\",\"phase\":\"failed\",\"plugin\":\"/bin/false\","
+       "\"generation\":5,\"reason\":\"the new worker exited\"}",
+       "replace fx: failed, /bin/false on generation 5 (the new worker exited)\n"},
       {"{\"event\":\"meter\",\"slot\":\"fx\",\"peak\":1}", "meter: {\"slot\":\"fx\",\"peak\":1}\n"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1067,6 +1196,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_usage_errors),
       cmocka_unit_test(test_help_text),
       cmocka_unit_test(test_format_events),
+      cmocka_unit_test(test_seamless_requests),
+      cmocka_unit_test(test_format_replace_and_advice),
+      cmocka_unit_test(test_top_view),
       cmocka_unit_test(test_stream_lines),
       cmocka_unit_test(test_tool_subscribe),
       cmocka_unit_test(test_format_status),

@@ -205,6 +205,18 @@ static void test_info_filled_before_pid(void **state) {
   assert_int_equal(rw_worker_set_state_handlers(w, &h), 0);
   assert_int_equal(info->flags, RW_INFO_F_STATE);
   assert_int_equal(rw_worker_set_state_handlers(NULL, &h), RW_ERR_INVALID);
+
+  /* The plugin's own latency: 0 until declared, then whatever it says, at once. */
+  assert_int_equal(__atomic_load_n(&info->latency, __ATOMIC_RELAXED), 0);
+  assert_int_equal(rw_worker_set_latency(w, 100), 0);
+  assert_int_equal(__atomic_load_n(&info->latency, __ATOMIC_RELAXED), 100);
+  assert_int_equal(rw_worker_set_latency(w, RW_MAX_PLUGIN_LATENCY), 0);
+  assert_int_equal(__atomic_load_n(&info->latency, __ATOMIC_RELAXED), RW_MAX_PLUGIN_LATENCY);
+  assert_int_equal(rw_worker_set_latency(w, RW_MAX_PLUGIN_LATENCY + 1), RW_ERR_INVALID);
+  assert_int_equal(__atomic_load_n(&info->latency, __ATOMIC_RELAXED), RW_MAX_PLUGIN_LATENCY);
+  assert_int_equal(rw_worker_set_latency(NULL, 1), RW_ERR_INVALID);
+  assert_int_equal(rw_worker_set_latency(w, 0), 0);
+  assert_int_equal(__atomic_load_n(&info->latency, __ATOMIC_RELAXED), 0);
   rw_worker_close(w);
   assert_int_equal(atomic_load(&d.seg.ctl.w->worker_pid), 0);
 
@@ -213,6 +225,46 @@ static void test_info_filled_before_pid(void **state) {
   assert_terminated(info->plugin, sizeof(info->plugin), "test_worker_state");
   assert_int_equal(info->n_params, 0);
   assert_int_equal(info->params[0].name[0], 0);
+  rw_worker_close(w);
+  daemon_destroy(&d);
+}
+
+/* Parameters declared after attaching replace those of the options, until the first block. */
+static void test_declare_params(void **state) {
+  (void)state;
+  struct daemon_role d;
+  daemon_create(&d);
+  rw_worker_options o = {.params = &params[1], .n_params = 1};
+  rw_worker *w = open_worker(&d, &o);
+  const struct rw_info *info = d.seg.info;
+  assert_int_equal(info->n_params, 1);
+  assert_terminated(info->params[0].name, RW_NAME_MAX, "y_2");
+
+  assert_int_equal(rw_worker_declare_params(w, params, 2), 0);
+  assert_int_equal(info->n_params, 2);
+  assert_terminated(info->params[0].name, RW_NAME_MAX, "x");
+  assert_int_equal(info->params[1].id, 9);
+  assert_true(rw_worker_param(w, 7) == 1.0f);
+
+  /* A bad declaration changes nothing. */
+  rw_param_info twice[] = {params[0], params[0]};
+  assert_int_equal(rw_worker_declare_params(w, twice, 2), RW_ERR_INVALID);
+  assert_non_null(strstr(rw_worker_error(w), "share id 7"));
+  assert_int_equal(rw_worker_declare_params(w, NULL, 1), RW_ERR_INVALID);
+  assert_int_equal(info->n_params, 2);
+  assert_true(rw_worker_param(w, 9) == 0.0f);
+
+  /* None at all is a declaration too. */
+  assert_int_equal(rw_worker_declare_params(w, NULL, 0), 0);
+  assert_int_equal(info->n_params, 0);
+  assert_true(isnan(rw_worker_param(w, 7)));
+  assert_int_equal(rw_worker_declare_params(w, params, 2), 0);
+
+  /* Once the daemon may have read the declaration, it stays. */
+  idle_next(w);
+  assert_int_equal(rw_worker_declare_params(w, params, 1), RW_ERR_INVALID);
+  assert_int_equal(info->n_params, 2);
+  assert_int_equal(rw_worker_declare_params(NULL, params, 1), RW_ERR_INVALID);
   rw_worker_close(w);
   daemon_destroy(&d);
 }
@@ -262,20 +314,21 @@ static void test_bad_declarations_refused(void **state) {
   expect_refused(&d, &o, "control character");
   p.unit = "";
 
-  char name63[64];
-  char name64[65];
-  memset(name63, 'n', 63);
-  name63[63] = '\0';
-  memset(name64, 'n', 64);
-  name64[64] = '\0';
-  o.plugin = name63;
+  /* The longest name that fits, and one byte more. */
+  char name255[RW_PLUGIN_NAME_MAX];
+  char name256[RW_PLUGIN_NAME_MAX + 1];
+  memset(name255, 'n', RW_PLUGIN_NAME_MAX - 1);
+  name255[RW_PLUGIN_NAME_MAX - 1] = '\0';
+  memset(name256, 'n', RW_PLUGIN_NAME_MAX);
+  name256[RW_PLUGIN_NAME_MAX] = '\0';
+  o.plugin = name255;
   w = open_worker(&d, &o);
-  assert_terminated(d.seg.info->plugin, sizeof(d.seg.info->plugin), name63);
+  assert_terminated(d.seg.info->plugin, sizeof(d.seg.info->plugin), name255);
   rw_worker_close(w);
-  o.plugin = name64;
-  expect_refused(&d, &o, "1 to 63");
+  o.plugin = name256;
+  expect_refused(&d, &o, "1 to 255");
   o.plugin = "";
-  expect_refused(&d, &o, "1 to 63");
+  expect_refused(&d, &o, "1 to 255");
   o.plugin = "two\nlines";
   expect_refused(&d, &o, "control character");
   o.plugin = NULL;
@@ -1242,6 +1295,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_info_filled_before_pid),
       cmocka_unit_test(test_bad_declarations_refused),
+      cmocka_unit_test(test_declare_params),
       cmocka_unit_test(test_custom_round_trip),
       cmocka_unit_test(test_save_results),
       cmocka_unit_test(test_load_failures),

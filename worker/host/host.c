@@ -1,14 +1,18 @@
 /*
- * runway-worker: runs one built-in plugin for a runway slot, or lists them.
+ * runway-worker: runs one built-in plugin or one LV2 plugin for a runway
+ * slot, or lists them.
  *
  *   runway-worker --plugin NAME [--slot NAME] [--socket PATH] [--max-block N]
  *                 [--wake-frames N]
+ *   runway-worker --lv2 URI [same options]
  *   runway-worker --list [--json]
+ *   runway-worker --list-lv2 [URI] [--json] [--sample-rate N]
  *
  * runwayd spawns it with the slot's segment inherited (RUNWAY_SEGMENT_FD and
  * RUNWAY_SEGMENT_WORKER_FD);
  * started by hand, it attaches over the control socket to a slot added with
- * --external. runwayd learns the catalog from `runway-worker --list --json`.
+ * --external. runwayd learns the catalogs from `runway-worker --list --json`
+ * and `--list-lv2 [URI] --json`.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +22,7 @@
 
 #include <jansson.h>
 
+#include "lv2host.h"
 #include "plugins.h"
 
 #include "version.h"
@@ -27,10 +32,15 @@ enum { EXIT_USAGE = 2 };
 static void usage(FILE *out) {
   fprintf(out,
           "usage: runway-worker --plugin NAME [options]   run a built-in plugin for a slot\n"
+          "       runway-worker --lv2 URI [options]       run an LV2 plugin for a slot\n"
           "       runway-worker --list [--json]           list the built-in plugins\n"
+          "       runway-worker --list-lv2 [URI] [--json] list the installed LV2 plugins, or\n"
+          "                                               one plugin's parameters\n"
           "\n"
           "options:\n"
           "  -p, --plugin NAME      the plugin to run (see --list)\n"
+          "      --lv2 URI          the LV2 plugin to run (see --list-lv2); LV2_PATH says\n"
+          "                         where plugins are looked for\n"
           "  -s, --slot NAME        slot to attach to (default: $RUNWAY_SLOT)\n"
           "  -S, --socket PATH      runwayd control socket (default: $RUNWAY_SOCKET, then\n"
           "                         $XDG_RUNTIME_DIR/runway/control.sock, then\n"
@@ -38,12 +48,16 @@ static void usage(FILE *out) {
           "  -b, --max-block N      largest block in frames (16..8192, default 256)\n"
           "  -w, --wake-frames N    pending input worth waking for (default: L/4)\n"
           "  -l, --list             print the plugin catalog\n"
-          "  -j, --json             with --list: print it as JSON\n"
+          "      --list-lv2         print the LV2 plugins runway can find (exit status 3:\n"
+          "                         the URI given is not installed)\n"
+          "  -j, --json             with --list or --list-lv2: print it as JSON\n"
+          "      --sample-rate N    with --list-lv2 URI: the rate ranges relative to the\n"
+          "                         sample rate are given for (default 48000)\n"
           "  -h, --help             print this help\n"
           "  -V, --version          print the version\n"
           "\n"
           "Started by runwayd, the slot's segment is inherited and no option but --plugin\n"
-          "is needed. Started by hand, it attaches to a slot added with\n"
+          "or --lv2 is needed. Started by hand, it attaches to a slot added with\n"
           "`runwayctl slot add NAME --external`.\n");
 }
 
@@ -104,8 +118,12 @@ static int list_text(void) {
   return fflush(stdout) == 0 ? 0 : 1;
 }
 
+enum { OPT_LV2 = 256, OPT_LIST_LV2, OPT_SAMPLE_RATE };
+
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
+      {"lv2", required_argument, NULL, OPT_LV2}, {"list-lv2", no_argument, NULL, OPT_LIST_LV2},
+      {"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
       {"plugin", required_argument, NULL, 'p'},  {"slot", required_argument, NULL, 's'},
       {"socket", required_argument, NULL, 'S'},  {"max-block", required_argument, NULL, 'b'},
       {"wake-frames", required_argument, NULL, 'w'}, {"list", no_argument, NULL, 'l'},
@@ -114,6 +132,9 @@ int main(int argc, char **argv) {
   };
   rw_worker_options opts = {.api_version = RW_WORKER_API_VERSION};
   const char *plugin_name = NULL;
+  const char *lv2_uri = NULL;
+  int list_lv2 = 0;
+  uint32_t sample_rate = 48000;
   int list = 0;
   int json = 0;
   int c;
@@ -137,6 +158,21 @@ int main(int argc, char **argv) {
       if (parse_u32(optarg, "--wake-frames", &opts.wake_frames) != 0)
         return EXIT_USAGE;
       break;
+    case OPT_LV2:
+      lv2_uri = optarg;
+      break;
+    case OPT_LIST_LV2:
+      list_lv2 = 1;
+      break;
+    case OPT_SAMPLE_RATE:
+      if (parse_u32(optarg, "--sample-rate", &sample_rate) != 0)
+        return EXIT_USAGE;
+      if (sample_rate < RW_MIN_SAMPLE_RATE || sample_rate > RW_MAX_SAMPLE_RATE) {
+        fprintf(stderr, "runway-worker: --sample-rate must be between %u and %u\n",
+                RW_MIN_SAMPLE_RATE, RW_MAX_SAMPLE_RATE);
+        return EXIT_USAGE;
+      }
+      break;
     case 'l':
       list = 1;
       break;
@@ -154,10 +190,29 @@ int main(int argc, char **argv) {
       return EXIT_USAGE;
     }
   }
+  if (list_lv2) {
+    if (argc - optind > 1 || list || plugin_name != NULL || lv2_uri != NULL) {
+      fprintf(stderr, "runway-worker: --list-lv2 takes at most one plugin URI and no other "
+                      "plugin option\n");
+      return EXIT_USAGE;
+    }
+    return lv2host_catalog_main(optind < argc ? argv[optind] : NULL, json, sample_rate);
+  }
   if (optind < argc) {
     fprintf(stderr, "runway-worker: unexpected argument \"%s\"\n", argv[optind]);
     usage(stderr);
     return EXIT_USAGE;
+  }
+  if (plugin_name != NULL && lv2_uri != NULL) {
+    fprintf(stderr, "runway-worker: give --plugin or --lv2, not both\n");
+    return EXIT_USAGE;
+  }
+  if (lv2_uri != NULL) {
+    if (list || json) {
+      fprintf(stderr, "runway-worker: --lv2 runs a plugin; --list-lv2 URI describes one\n");
+      return EXIT_USAGE;
+    }
+    return lv2host_session_main(lv2_uri, &opts);
   }
   if (list)
     return json ? list_json() : list_text();
@@ -166,8 +221,8 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   if (plugin_name == NULL) {
-    fprintf(stderr, "runway-worker: say which plugin to run with --plugin NAME "
-                    "(runway-worker --list shows them)\n");
+    fprintf(stderr, "runway-worker: say which plugin to run with --plugin NAME or --lv2 URI "
+                    "(--list and --list-lv2 show them)\n");
     return EXIT_USAGE;
   }
   const rw_plugin *plugin = plugin_find(plugin_name);

@@ -34,8 +34,8 @@ static int is_shown_char(char c) {
   return u >= 0x20 && u != 0x7f && c != '"' && c != '\\';
 }
 
-static int check_param(rw_worker *w, const rw_worker_options *o, uint32_t i) {
-  const rw_param_info *p = &o->params[i];
+static int check_param(rw_worker *w, const rw_param_info *params, uint32_t i) {
+  const rw_param_info *p = &params[i];
   if (p->name == NULL || p->name[0] == '\0') {
     rw__set_error(w, "parameter %u (id %u) has no name", i, p->id);
     return RW_ERR_INVALID;
@@ -73,16 +73,30 @@ static int check_param(rw_worker *w, const rw_worker_options *o, uint32_t i) {
     return RW_ERR_INVALID;
   }
   for (uint32_t j = 0; j < i; j++) {
-    if (o->params[j].id == p->id) {
-      rw__set_error(w, "parameters \"%s\" and \"%s\" share id %u", o->params[j].name, p->name,
+    if (params[j].id == p->id) {
+      rw__set_error(w, "parameters \"%s\" and \"%s\" share id %u", params[j].name, p->name,
                     p->id);
       return RW_ERR_INVALID;
     }
-    if (strcmp(o->params[j].name, p->name) == 0) {
+    if (strcmp(params[j].name, p->name) == 0) {
       rw__set_error(w, "two parameters are named \"%s\" (ids %u and %u)", p->name,
-                    o->params[j].id, p->id);
+                    params[j].id, p->id);
       return RW_ERR_INVALID;
     }
+  }
+  return 0;
+}
+
+static int check_params(rw_worker *w, const rw_param_info *params, uint32_t n) {
+  if (n > RW_MAX_PARAMS || (n > 0 && params == NULL)) {
+    rw__set_error(w, "n_params is %u but params is %s (at most %u parameters)", n,
+                  params ? "set" : "NULL", RW_MAX_PARAMS);
+    return RW_ERR_INVALID;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = check_param(w, params, i);
+    if (rc != 0)
+      return rc;
   }
   return 0;
 }
@@ -96,16 +110,9 @@ static int check_options(rw_worker *w, const rw_worker_options *o) {
                   o->api_version, RW_WORKER_API_VERSION);
     return RW_ERR_INVALID;
   }
-  if (o->n_params > RW_MAX_PARAMS || (o->n_params > 0 && o->params == NULL)) {
-    rw__set_error(w, "n_params is %u but params is %s (at most %u parameters)", o->n_params,
-                  o->params ? "set" : "NULL", RW_MAX_PARAMS);
-    return RW_ERR_INVALID;
-  }
-  for (uint32_t i = 0; i < o->n_params; i++) {
-    int rc = check_param(w, o, i);
-    if (rc != 0)
-      return rc;
-  }
+  int rc = check_params(w, o->params, o->n_params);
+  if (rc != 0)
+    return rc;
   if (o->plugin != NULL) {
     size_t len = strlen(o->plugin);
     if (len == 0 || len >= sizeof(w->plugin)) {
@@ -181,23 +188,27 @@ static int allocate_buffers(rw_worker *w) {
   return 0;
 }
 
-static int copy_params(rw_worker *w, const rw_worker_options *o) {
-  if (o == NULL || o->n_params == 0)
-    return 0;
-  w->params = calloc(o->n_params, sizeof(*w->params));
-  if (w->params == NULL)
-    return RW_ERR_NOMEM;
-  for (uint32_t i = 0; i < o->n_params; i++) {
-    w->params[i].id = o->params[i].id;
-    w->params[i].min = o->params[i].min;
-    w->params[i].max = o->params[i].max;
-    w->params[i].value = o->params[i].def;
-    /* check_options made sure it fits. */
-    snprintf(w->params[i].name, sizeof(w->params[i].name), "%s", o->params[i].name);
-    snprintf(w->params[i].unit, sizeof(w->params[i].unit), "%s",
-             o->params[i].unit ? o->params[i].unit : "");
+/* Replaces w's table with a copy of params (checked by check_params). */
+static int copy_params(rw_worker *w, const rw_param_info *params, uint32_t n) {
+  struct rw__param *table = NULL;
+  if (n > 0) {
+    table = calloc(n, sizeof(*table));
+    if (table == NULL)
+      return RW_ERR_NOMEM;
   }
-  w->n_params = o->n_params;
+  for (uint32_t i = 0; i < n; i++) {
+    table[i].id = params[i].id;
+    table[i].min = params[i].min;
+    table[i].max = params[i].max;
+    table[i].value = params[i].def;
+    /* check_params made sure it fits. */
+    snprintf(table[i].name, sizeof(table[i].name), "%s", params[i].name);
+    snprintf(table[i].unit, sizeof(table[i].unit), "%s", params[i].unit ? params[i].unit : "");
+  }
+  free(w->params);
+  w->params = table;
+  w->n_params = n;
+  w->n_loaded = 0;
   return 0;
 }
 
@@ -270,7 +281,7 @@ int rw_worker_open(const rw_worker_options *opts, rw_worker **out) {
   rc = check_options(w, opts);
   if (rc != 0)
     goto fail;
-  rc = copy_params(w, opts);
+  rc = opts != NULL ? copy_params(w, opts->params, opts->n_params) : 0;
   if (rc != 0)
     goto fail;
   pick_plugin_name(w, opts);
@@ -305,6 +316,21 @@ fail:
     rw__set_error(w, "out of memory while attaching");
   snprintf(open_error, sizeof(open_error), "%s", w->err);
   rw_worker_close(w);
+  return rc;
+}
+
+int rw_worker_declare_params(rw_worker *w, const rw_param_info *params, uint32_t n) {
+  if (w == NULL)
+    return RW_ERR_INVALID;
+  if (w->published || w->in_state_handler) {
+    rw__set_error(w, "rw_worker_declare_params is for before the first rw_worker_next");
+    return RW_ERR_INVALID;
+  }
+  int rc = check_params(w, params, n);
+  if (rc == 0)
+    rc = copy_params(w, params, n);
+  if (rc == 0)
+    rw__info_fill(w);
   return rc;
 }
 

@@ -88,8 +88,9 @@ struct rw_worker {
   uint32_t n_loaded; /* params with `loaded` set */
 
   /* The declaration in the segment's info block, and whether the daemon may read it yet. */
-  char plugin[RW_NAME_MAX * 2];
+  char plugin[RW_PLUGIN_NAME_MAX];
   int published;
+  uint32_t latency; /* the plugin's own latency, as last given to rw_worker_set_latency */
 
   /* Plugin state (state.c). */
   rw_state_handlers state;

@@ -48,6 +48,7 @@ void rw__info_fill(rw_worker *w) {
   /* A previous worker of the slot may have declared more: clear everything it wrote. */
   memset(info, 0, sizeof(*info));
   snprintf(info->plugin, sizeof(info->plugin), "%s", w->plugin);
+  __atomic_store_n(&info->latency, w->latency, __ATOMIC_RELAXED);
   for (uint32_t i = 0; i < w->n_params; i++) {
     struct rw_param_desc *d = &info->params[i];
     const struct rw__param *p = &w->params[i];
@@ -60,6 +61,15 @@ void rw__info_fill(rw_worker *w) {
   }
   info->n_params = w->n_params;
   rw__info_set_flags(w);
+}
+
+int rw_worker_set_latency(rw_worker *w, uint32_t frames) {
+  if (w == NULL || frames > RW_MAX_PLUGIN_LATENCY)
+    return RW_ERR_INVALID;
+  w->latency = frames;
+  /* Relaxed: a lone value the daemon polls; it orders nothing else in the segment. */
+  __atomic_store_n(&w->seg.info->latency, frames, __ATOMIC_RELAXED);
+  return 0;
 }
 
 /* ---- default format ----------------------------------------------------------- */

@@ -56,7 +56,11 @@
 #define RW_MAX_CAPACITY (1u << 24)
 #define RW_MAX_EVENT_CAPACITY (1u << 16)
 #define RW_MAX_PARAMS 128u
-#define RW_NAME_MAX 32u /* bytes of a parameter or plugin name, NUL included */
+#define RW_NAME_MAX 32u /* bytes of a parameter name, NUL included */
+/* Bytes of a plugin name, NUL included: room for an LV2 plugin's URI (Debian's reach 79). */
+#define RW_PLUGIN_NAME_MAX 256u
+/* Largest plugin latency (struct rw_info.latency) a reader accepts, in frames. */
+#define RW_MAX_PLUGIN_LATENCY (1u << 20)
 #define RW_UNIT_MAX 16u
 #define RW_STATE_CAPACITY_DEFAULT (256u * 1024u)
 #define RW_MAX_STATE_CAPACITY (16u * 1024u * 1024u)
@@ -261,7 +265,16 @@ struct rw_param_desc {
 struct rw_info {
   uint32_t n_params;
   uint32_t flags; /* RW_INFO_F_* */
-  char plugin[RW_NAME_MAX * 2];
+  /*
+   * The plugin's own processing latency in frames (an LV2 plugin's latency
+   * port), which the slot's ports report on top of L. Unlike the rest of the
+   * block it may change at any time: the worker stores it atomically
+   * (relaxed, it orders nothing else), the daemon re-reads it, and ignores a
+   * value above RW_MAX_PLUGIN_LATENCY.
+   */
+  uint32_t latency;
+  uint32_t reserved;
+  char plugin[RW_PLUGIN_NAME_MAX];
   struct rw_param_desc params[RW_MAX_PARAMS];
 };
 

@@ -299,9 +299,10 @@ typedef struct rw_worker_options {
   uint32_t n_params;           /* @40 */
   /*
    * @48. The plugin's name as runwayd shows it (status, slot list, state
-   * files): 1 to 63 bytes, no control characters, double quotes or
-   * backslashes. It is declared in the segment's info block. NULL: the
-   * program's name (shortened to 63 bytes if need be), or "worker".
+   * files): 1 to 255 bytes (an LV2 plugin's URI fits), no control
+   * characters, double quotes or backslashes. It is declared in the
+   * segment's info block. NULL: the program's name (shortened to 255 bytes
+   * if need be), or "worker".
    */
   const char *plugin;
 } rw_worker_options;
@@ -330,6 +331,17 @@ typedef struct rw_worker rw_worker;
 RW_API int rw_worker_open(const rw_worker_options *opts, rw_worker **out);
 
 RW_API const rw_worker_info *rw_worker_get_info(const rw_worker *w);
+
+/*
+ * Replaces the parameters declared in rw_worker_options.params, for a plugin
+ * that learns them only once attached (ranges relative to the sample rate,
+ * a table that depends on the channel counts). Only before the first
+ * rw_worker_next(), which publishes the declaration. The same checks as at
+ * open apply; on failure nothing changes. Copied, like the options'
+ * parameters. Values start at the defaults.
+ * Returns 0, RW_ERR_INVALID (see rw_worker_error) or RW_ERR_NOMEM.
+ */
+RW_API int rw_worker_declare_params(rw_worker *w, const rw_param_info *params, uint32_t n);
 
 /*
  * Waits up to timeout_ms (< 0: forever) for the next block. Returns 1 with
@@ -444,6 +456,21 @@ RW_API int rw_worker_set_state_handlers(rw_worker *w, const rw_state_handlers *h
  */
 RW_API int rw_worker_send_param(rw_worker *w, uint32_t id, float value);
 RW_API int rw_worker_send_meter(rw_worker *w, uint32_t channel, float peak);
+
+/*
+ * Declares the plugin's own processing latency: output that answers input
+ * frame k comes out `frames` later than the slot's L (a look-ahead limiter,
+ * an LV2 plugin's latency port). runwayd adds it to the latency the slot's
+ * ports report, so the graph's delay compensation stays exact; timing of
+ * blocks and events does not change. 0 (the default) for none. Call it
+ * whenever the plugin's latency changes, inside or between blocks; the
+ * daemon picks the new value up within its housekeeping period (about
+ * 100 ms) and ignores one above 2^20 frames. A new worker's latency counts
+ * from its first rw_worker_done() on (until then the slot keeps reporting
+ * what the previous worker said), so set it before that call when it is
+ * known only once the plugin ran. Returns 0 or RW_ERR_INVALID.
+ */
+RW_API int rw_worker_set_latency(rw_worker *w, uint32_t frames);
 
 /*
  * Asks rw_worker_next() to return RW_ERR_CLOSED (now, or after the block in

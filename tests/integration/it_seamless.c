@@ -1,0 +1,316 @@
+/*
+ * it_seamless: a slot's worker is swapped while audio flows, with no gap.
+ *
+ * runwayd runs under the RT-rules checker (librunway-rtcheck preloaded), so
+ * the takeover's RT path (history copy, two generations per entry, the
+ * crossfade) is held to the RT rules as well.
+ *
+ *   1. Impulses on channel 1 and a 440 Hz sine (a sine slot chained in) on
+ *      channel 2 of a passthrough slot; `slot replace` to gain (0 dB) and
+ *      `slot restart --seamless` in turn (and back to passthrough, until
+ *      each kind had a switch with no JACK xrun near it): every impulse
+ *      exactly L later, once, with its exact value; no underrun; every
+ *      switch inside the train; the sine continuous through the crossfades
+ *      (no step above what a 440 Hz sine of its level ever takes between two
+ *      samples, no sample missing).
+ *   2. A delay (300 ms, mix 1, feedback 0) replaced by the same delay: the
+ *      echo of an impulse sent before the switch arrives after the switch,
+ *      exactly L + 300 ms later: the new worker heard it in its history.
+ *   3. A replacement whose worker fails (exec /bin/false): spawn_failed with
+ *      the reason, and the old worker plays on, exactly.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+#ifndef RWT_RTCHECK
+#error "RWT_RTCHECK must be defined by the build"
+#endif
+
+#define RATE 48000
+#define PERIOD 128
+#define L 2400
+#define ECHO_MS 300
+#define ECHO (ECHO_MS * RATE / 1000)
+#define XFADE_MS 20
+#define XFADE (XFADE_MS * RATE / 1000)
+#define TONE_LEVEL 0.25118864f /* -12 dB, the sine plugin's default */
+#define SWAPS 6
+
+static const char *port_of(const json_t *slot, const char *dir, size_t i) {
+  return json_string_value(json_array_get(json_object_get(json_object_get(slot, "ports"), dir), i));
+}
+
+/* Frame f of the probe (JACK frame time, 64 bits) as runwayd reports it (32 bits). */
+static int64_t frames_after(uint32_t reported, uint64_t probe_frame) {
+  return (int64_t)(int32_t)(reported - (uint32_t)probe_frame);
+}
+
+/* The switch of a replace / seamless restart answer; logs it. Returns its frame. */
+static uint32_t check_switch(const json_t *result, const char *what) {
+  const json_t *sw = json_object_get(result, "switch");
+  H_CHECK(json_is_object(sw), "%s: the answer has no switch", what);
+  H_CHECK(json_is_integer(json_object_get(sw, "frame")), "%s: no switch frame", what);
+  h_log("%s: switched at frame %lld after %lld ms, crossfade %lld frames, %lld frames of history, "
+        "generation %lld -> %lld, state carried %s",
+        what, (long long)h_int(sw, "frame"), (long long)h_int(sw, "warmup_ms"),
+        (long long)h_int(sw, "crossfade_frames"), (long long)h_int(sw, "history_frames"),
+        (long long)h_int(sw, "from_generation"), (long long)h_int(sw, "generation"),
+        json_is_true(json_object_get(sw, "state_carried")) ? "yes" : "no");
+  if (h_int(sw, "history_frames") <= 0)
+    h_error("%s: the new worker got no input history", what);
+  return (uint32_t)h_int(sw, "frame");
+}
+
+/*
+ * The sine through sink port `in` over [from, to): no sample missing (a
+ * recorded 0 is a gap; a 440 Hz sine never holds one) and no step larger
+ * than the sine's own steepest, with a little room for rounding.
+ */
+static void check_sine(struct h_probe *p, unsigned in, uint64_t from, uint64_t to,
+                       const char *label) {
+  size_t n = (size_t)(to - from);
+  float *x = calloc(n, sizeof(float));
+  H_CHECK(x != NULL, "out of memory");
+  h_probe_samples(p, in, from, to, x);
+  const double bound = TONE_LEVEL * 2 * M_PI * 440.0 / RATE * 1.05 + 1e-4;
+  double worst = 0, peak = 0;
+  size_t zeros = 0, at = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (x[i] == 0.0f)
+      zeros++;
+    if (fabs(x[i]) > peak)
+      peak = fabs(x[i]);
+    if (i > 0 && fabs((double)x[i] - x[i - 1]) > worst) {
+      worst = fabs((double)x[i] - x[i - 1]);
+      at = i;
+    }
+  }
+  h_log("%s: sine over %zu frames: largest step %.5f at frame %llu (bound %.5f), peak %.4f, %zu "
+        "zero samples",
+        label, n, worst, (unsigned long long)(from + at), bound, peak, zeros);
+  if (zeros > 2)
+    h_error("%s: the sine has %zu missing samples", label, zeros);
+  if (worst > bound)
+    h_error("%s: a step of %.5f at frame %llu: the sine is not continuous", label, worst,
+            (unsigned long long)(from + at));
+  if (fabs(peak - TONE_LEVEL) > 0.01)
+    h_error("%s: the sine's peak is %.4f, not %.4f", label, peak, TONE_LEVEL);
+  free(x);
+}
+
+static void param_set(struct h_conn *c, const char *slot, const char *param, double value) {
+  json_decref(h_call(c, "param.set",
+                     json_pack("{s:s, s:s, s:f}", "name", slot, "param", param, "value", value)));
+}
+
+/* The RT checker's verdict, once runwayd has exited. */
+static void check_rt_report(const char *report, int status) {
+  char buf[64];
+  char *text = h_file_read(report);
+  h_log("rtcheck report: %s", text ? text : "(none)");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    h_error("runwayd did not exit 0 (%s): an RT rule was broken?",
+            h_status_str(status, buf, sizeof(buf)));
+  const char *cy = text ? strstr(text, "cycles ") : NULL;
+  const char *vi = text ? strstr(text, "violations ") : NULL;
+  if (cy == NULL || vi == NULL || strtoull(cy + 7, NULL, 10) < 500)
+    h_error("the RT checker did not watch runwayd's cycles: %s", text ? text : "(no report)");
+  else if (strtoull(vi + 11, NULL, 10) != 0)
+    h_error("RT rule violations: %s", text);
+  free(text);
+}
+
+int main(void) {
+  struct h_jack jack;
+  struct h_daemon d;
+  struct h_conn c;
+  char report[4200], preload[4200], report_env[4300];
+
+  h_init("seamless", 110);
+  snprintf(report, sizeof(report), "%s/rtcheck.report", h_tmpdir());
+  snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", RWT_RTCHECK);
+  snprintf(report_env, sizeof(report_env), "RUNWAY_RTCHECK_REPORT=%s", report);
+  const char *env[] = {preload, report_env, NULL};
+  h_jack_start(&jack, RATE, PERIOD);
+  h_daemon_start(&d, &jack, NULL, env);
+  H_CHECK(h_conn_open(&c, d.socket) == 0, "connect to runwayd");
+  struct h_probe *p = h_probe_open(&jack, 2, false, 3, 0, 0);
+
+  /* ---- 1. impulses and a sine across replace and a seamless restart ------------------ */
+  json_t *sw = h_add_slot(&c, "sw",
+                          json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs", 2,
+                                    "outputs", 2, "latency_frames", L),
+                          10000);
+  json_t *tone = h_add_slot(
+      &c, "tone", json_pack("{s:s, s:i, s:i}", "plugin", "sine", "inputs", 0, "outputs", 1), 10000);
+  h_probe_path_latency(p, L);
+  h_connect(p, h_probe_out(p, 0), port_of(sw, "inputs", 0));
+  h_connect(p, port_of(tone, "outputs", 0), port_of(sw, "inputs", 1));
+  h_connect(p, port_of(sw, "outputs", 0), h_probe_in(p, 0));
+  h_connect(p, port_of(sw, "outputs", 1), h_probe_in(p, 1));
+  json_decref(tone);
+
+  /*
+   * Swaps one after another while the impulses flow: replacements to another
+   * plugin (gain, passthrough, gain...) and seamless restarts in turn. A
+   * swap whose window saw a JACK xrun (the machine late: JACK may lose a
+   * cycle between clients) is logged and not used for the sine.
+   */
+  const unsigned out0 = 0;
+  uint32_t first = h_probe_n_events(p);
+  uint64_t start = h_probe_now(p);
+  uint64_t last = h_impulse_train(p, &out0, 1, 160, 400, 2 * L);
+  struct {
+    uint32_t frame;
+    bool restart, clean;
+  } swaps[SWAPS];
+  unsigned n_swaps = 0, clean_replace = 0, clean_restart = 0;
+  h_sleep_ms(100);
+  json_int_t u0 = h_slot_stat(&c, "sw", "underruns");
+  while (n_swaps < SWAPS && (clean_replace == 0 || clean_restart == 0) &&
+         h_probe_now(p) + 3 * RATE / 10 < last) {
+    bool restart = n_swaps % 2 == 1;
+    const char *plugin = n_swaps % 4 == 0 ? "gain" : "passthrough";
+    /* The sine is checked from 100 ms before the switch: xruns count from before that. */
+    uint64_t xruns = h_probe_xruns(p);
+    h_sleep_ms(120);
+    json_t *r =
+        restart ? h_call(&c, "slot.restart", json_pack("{s:s, s:b}", "name", "sw", "seamless", 1))
+                : h_call(&c, "slot.replace",
+                         json_pack("{s:s, s:s, s:i}", "name", "sw", "plugin", plugin,
+                                   "crossfade_ms", XFADE_MS));
+    char label[64];
+    snprintf(label, sizeof(label), restart ? "restart --seamless" : "replace -> %s", plugin);
+    swaps[n_swaps].frame = check_switch(r, label);
+    swaps[n_swaps].restart = restart;
+    if (!restart)
+      H_CHECK(strcmp(h_str(r, "plugin"), plugin) == 0, "the slot runs %s", h_str(r, "plugin"));
+    H_CHECK(h_int(json_object_get(r, "switch"), "crossfade_frames") == XFADE,
+            "crossfade of %lld frames",
+            (long long)h_int(json_object_get(r, "switch"), "crossfade_frames"));
+    H_CHECK(h_int(r, "latency_frames") == L, "L changed to %lld",
+            (long long)h_int(r, "latency_frames"));
+    json_decref(r);
+    h_sleep_ms(150); /* the crossfade and 100 ms after it have played */
+    swaps[n_swaps].clean = h_probe_xruns(p) == xruns;
+    if (!swaps[n_swaps].clean)
+      h_log("%s: a JACK xrun near the switch; its sine is not checked", label);
+    else if (restart)
+      clean_restart++;
+    else
+      clean_replace++;
+    n_swaps++;
+  }
+
+  h_probe_wait_frame(p, last + L + 2 * PERIOD, 15000);
+  /* The sine stops recording: its slot goes (the sink would fill up). */
+  json_decref(h_call(&c, "slot.remove", json_pack("{s:s}", "name", "tone")));
+  json_int_t u1 = h_slot_stat(&c, "sw", "underruns");
+  h_log("%u swaps; underruns of sw meanwhile: %lld", n_swaps, (long long)(u1 - u0));
+  if (u1 != u0)
+    h_error("%lld underrun(s) during the swaps", (long long)(u1 - u0));
+  if (!h_check_impulses(p, 0, 0, L, first, start, last + L + 1, false, "across the swaps", NULL))
+    h_error("the impulses did not come out exactly L later, once each, across the swaps");
+  for (unsigned i = 0; i < n_swaps; i++) {
+    /* Each switch happened while the impulses flowed out. */
+    int64_t a = frames_after(swaps[i].frame, start + 2 * L);
+    int64_t b = frames_after(swaps[i].frame, last + L);
+    H_CHECK(a > 0 && b < 0, "switch %u at %u is not inside the train (%llu .. %llu)", i,
+            swaps[i].frame, (unsigned long long)(start + 2 * L), (unsigned long long)(last + L));
+    uint64_t f = last + L - (uint64_t)(-b);
+    if (swaps[i].clean)
+      check_sine(p, 1, f - 4800, f + XFADE + 4800,
+                 swaps[i].restart ? "restart --seamless" : "replace");
+  }
+  if (clean_replace == 0 || clean_restart == 0)
+    h_error("no swap of each kind without a JACK xrun nearby (%u replace, %u restart): the sine "
+            "was not checked across both",
+            clean_replace, clean_restart);
+
+  /* ---- 2. a delay replaced by a delay: the echo of audio from before the switch -------- */
+  json_t *dl = h_add_slot(&c, "dl",
+                          json_pack("{s:s, s:i, s:i, s:i}", "plugin", "delay", "inputs", 1,
+                                    "outputs", 1, "latency_frames", L),
+                          10000);
+  param_set(&c, "dl", "feedback", 0.0);
+  param_set(&c, "dl", "mix", 1.0);
+  param_set(&c, "dl", "time_ms", ECHO_MS);
+  h_probe_path_latency(p, L + ECHO);
+  h_connect(p, h_probe_out(p, 1), port_of(dl, "inputs", 0));
+  h_connect(p, port_of(dl, "outputs", 0), h_probe_in(p, 2));
+  json_decref(dl);
+  h_sleep_ms(300); /* the time glide (50 ms) is over */
+  bool proven = false;
+  for (int attempt = 1; attempt <= 3 && !proven; attempt++) {
+    uint64_t from = h_probe_now(p);
+    uint32_t id = h_probe_impulse(p, 1, from + 2 * PERIOD, 1.0f);
+    uint64_t fi = h_probe_frame(p, id);
+    /* The impulse has gone into runwayd's input ring before the replacement. */
+    h_probe_wait_frame(p, fi + 4 * PERIOD, 5000);
+    json_t *r =
+        h_call(&c, "slot.replace", json_pack("{s:s, s:s}", "name", "dl", "plugin", "delay"));
+    uint32_t s = check_switch(r, "replace delay -> delay");
+    json_decref(r);
+    uint64_t echo = fi + L + ECHO;
+    int64_t margin = -frames_after(s + XFADE, echo);
+    h_probe_wait_frame(p, echo + 2 * PERIOD, 10000);
+    if (margin <= 0) {
+      h_log("attempt %d: the switch came %lld frames after the echo was due; again", attempt,
+            (long long)-margin);
+      continue;
+    }
+    h_log("attempt %d: the impulse went in %lld frames before the switch, its echo was due %lld "
+          "frames after the crossfade",
+          attempt, (long long)frames_after(s, fi), (long long)margin);
+    struct h_expect ex = {.frame = echo, .value = 1.0f};
+    if (!h_check_port(p, 2, &ex, 1, from, echo + PERIOD, "delay echo across the switch", NULL))
+      h_error("the echo of an impulse sent before the switch is not at exactly L + %d ms with "
+              "its value: the new delay did not hear its history",
+              ECHO_MS);
+    proven = true;
+  }
+  if (!proven)
+    h_error("no replacement switched before its echo was due; the history was never tested");
+
+  /* ---- 3. a new worker that fails: the old one plays on -------------------------------- */
+  first = h_probe_n_events(p);
+  start = h_probe_now(p);
+  last = h_impulse_train(p, &out0, 1, 20, 400, 2 * L);
+  json_t *before = h_slot(&c, "sw");
+  char plugin_before[64];
+  snprintf(plugin_before, sizeof(plugin_before), "%s", h_str(before, "plugin"));
+  json_decref(before);
+  json_t *fr =
+      h_call_error(&c, "slot.replace", json_pack("{s:s, s:s}", "name", "sw", "exec", "/bin/false"),
+                   "spawn_failed");
+  const char *msg = h_str(json_object_get(fr, "error"), "message");
+  h_log("a failing replacement: %s", msg ? msg : "?");
+  H_CHECK(msg != NULL && strstr(msg, "exited") != NULL, "the error does not say why");
+  json_decref(fr);
+  json_t *after = h_slot(&c, "sw");
+  H_CHECK(strcmp(h_str(after, "plugin"), plugin_before) == 0 &&
+              strcmp(h_str(after, "state"), "running") == 0,
+          "after a failed replacement the slot runs %s, %s (before: %s)", h_str(after, "plugin"),
+          h_str(after, "state"), plugin_before);
+  json_decref(after);
+  h_probe_wait_frame(p, last + L + 2 * PERIOD, 15000);
+  if (!h_check_impulses(p, 0, 0, L, first, start, last + L + 1, false, "after a failed replace",
+                        NULL))
+    h_error("the old worker did not play on exactly after a failed replacement");
+  json_int_t u2 = h_slot_stat(&c, "sw", "underruns");
+  if (u2 != u1)
+    h_error("%lld underrun(s) around the failed replacement", (long long)(u2 - u1));
+
+  json_decref(sw);
+  h_probe_close(p);
+  h_conn_close(&c);
+  check_rt_report(report, h_daemon_stop(&d));
+  h_jack_stop(&jack);
+  h_pass();
+}
