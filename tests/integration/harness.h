@@ -457,6 +457,12 @@ struct h_check {
  * expected samples (0 only when nothing is expected: a check of silence).
  */
 unsigned h_check_floor(unsigned expected, unsigned min_exact);
+/*
+ * min_exact for a check that only proves nothing is misplaced: a slot that
+ * may rightly be silent (a worker down with no bypass), or one whose samples
+ * are counted by the test itself.
+ */
+#define H_FLOOR_NONE ((unsigned)-1)
 const char *h_verdict_str(enum h_verdict v);
 
 /*

@@ -44,6 +44,8 @@ static const struct h_record *nearest(const struct h_record *r, size_t n, unsign
 }
 
 unsigned h_check_floor(unsigned expected, unsigned min_exact) {
+  if (min_exact == H_FLOOR_NONE)
+    return 0;
   if (min_exact > 0)
     return min_exact;
   return expected > 0 ? expected / 2 + 1 : 0;

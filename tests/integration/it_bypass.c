@@ -81,14 +81,14 @@ static void check_round(struct h_probe *p, const struct round *r, uint64_t xruns
   for (unsigned i = 0; i < TRAIN; i++)
     ex[i] = (struct h_expect){.frame = r->frames[i] + L, .value = 1.0f};
   snprintf(what, sizeof(what), "%s: bp (bypass)", label);
-  if (!h_check_port_delay(p, 0, ex, TRAIN, r->from, to, L, what, &ck))
+  if (!h_check_port_delay(p, 0, ex, TRAIN, r->from, to, L, 0, what, &ck))
     h_error("%s: impulses through a bypass slot not all exactly L later", what);
 
   /* bg: the gain's level from the worker, full level from bypass, between in a crossfade. */
   for (unsigned i = 0; i < TRAIN; i++)
     ex[i] = (struct h_expect){.frame = r->frames[i] + 3 + L, .value = 1.0f, .optional = true};
   snprintf(what, sizeof(what), "%s: bg (gain, bypass)", label);
-  if (!h_check_port_delay(p, 1, ex, TRAIN, r->from, to, L, what, &ck))
+  if (!h_check_port_delay(p, 1, ex, TRAIN, r->from, to, L, H_FLOOR_NONE, what, &ck))
     h_error("%s: impulses through a bypassed gain slot are not where they belong", what);
   if (ck.optional_missing > 0 && !xrun)
     h_error("%s: %u impulse(s) missing", what, ck.optional_missing);
@@ -98,7 +98,7 @@ static void check_round(struct h_probe *p, const struct round *r, uint64_t xruns
   for (unsigned i = 0; i < TRAIN; i++)
     ex[i] = (struct h_expect){.frame = r->frames[i] + 6 + L, .value = 1.0f, .optional = true};
   snprintf(what, sizeof(what), "%s: sl (silence)", label);
-  if (!h_check_port_delay(p, 2, ex, TRAIN, r->from, to, L, what, &ck))
+  if (!h_check_port_delay(p, 2, ex, TRAIN, r->from, to, L, H_FLOOR_NONE, what, &ck))
     h_error("%s: impulses through a silence slot somewhere else than L later", what);
   sl_missing += ck.optional_missing;
 }

@@ -63,7 +63,7 @@ static unsigned check_across(struct h_probe *p, const uint64_t *frames, unsigned
     ex[i] = (struct h_expect){.frame = out, .value = v};
   }
   h_probe_wait_frame(p, frames[n - 1] + L + 2 * PERIOD, 15000);
-  if (!h_check_port_delay(p, 0, ex, n, frames[0] - 1, frames[n - 1] + L + PERIOD, L, label, NULL))
+  if (!h_check_port_delay(p, 0, ex, n, frames[0] - 1, frames[n - 1] + L + PERIOD, L, 0, label, NULL))
     h_error("%s: not every impulse at exactly L later with its level", label);
   return in_fade;
 }
