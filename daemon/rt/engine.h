@@ -118,6 +118,13 @@ struct engine_bypass {
   /* RT thread only. */
   uint64_t pos;       /* input frames written, across generations */
   uint64_t cycle_pos; /* pos at the start of this cycle's input */
+  /*
+   * Input the graph skipped, [silent_start, silent_end): it reads as
+   * silence, whatever the ring holds there, so a gap costs no clearing (a
+   * ring per channel, up to 2^24 frames each). A gap that comes before the
+   * reads passed the last one extends it, as the segment's input gap does.
+   */
+  uint64_t silent_start, silent_end;
 };
 
 /* A generation taking over from another in one table entry (daemon/rt/takeover.c). */

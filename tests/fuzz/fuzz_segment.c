@@ -198,6 +198,7 @@ static void reset(struct preset *p, bool bypass) {
   /* Bypass: the preset's own ring, empty, and the generation's state over it fresh. */
   s->bypass = bypass ? p->bypass : NULL;
   p->bypass->pos = p->bypass->cycle_pos = 0;
+  p->bypass->silent_start = p->bypass->silent_end = 0;
   if (p->bypass->ring != NULL)
     memset(p->bypass->ring, 0, (size_t)p->bypass->n_ch * p->bypass->capacity * sizeof(float));
   s->bp_mix = RW_FADE_FRAMES;

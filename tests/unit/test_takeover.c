@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -280,6 +281,116 @@ static void test_bypass_edges(void **state) {
   engine_bypass_unref(bp);
 }
 
+/* A cycle that comes `skip` graph frames after the last one (the server skipped us). */
+static void cycle_after_gap(struct rig *r, uint64_t skip) {
+  r->frame += skip;
+  cycle(r);
+}
+
+/* The input L frames before graph frame f, or silence where the graph skipped [s0, s1). */
+static float dry_gapped(uint64_t f, uint64_t s0, uint64_t s1) {
+  return f >= L && f - L >= s0 && f - L < s1 ? 0.0f : dry(f);
+}
+
+static void expect_gapped(const struct rig *r, uint64_t s0, uint64_t s1, const char *what) {
+  uint64_t f0 = r->frame - PERIOD;
+  for (uint32_t k = 0; k < PERIOD; k++) {
+    float want = dry_gapped(f0 + k, s0, s1);
+    if (r->out.buf[k] != want)
+      fail_msg("%s: frame %llu: %.9g, want %.9g", what, (unsigned long long)(f0 + k),
+               (double)r->out.buf[k], (double)want);
+  }
+}
+
+/* Floats of the bypass ring that differ from before. */
+static size_t ring_changes(const struct engine_bypass *bp, const float *before) {
+  size_t n = 0;
+  for (size_t i = 0; i < (size_t)bp->n_ch * bp->capacity; i++)
+    n += memcmp(&bp->ring[i], &before[i], sizeof(float)) != 0;
+  return n;
+}
+
+/*
+ * A gap in the graph costs the bypass ring no clearing: the cycle after a
+ * gap of ten rings writes its own PERIOD frames and nothing else, the
+ * segment's input ring is not written at all, and the cycle counts in the
+ * engine's statistics like any other. What the graph skipped still plays as
+ * silence, exactly L later, and the input before and after it exactly.
+ */
+static void test_bypass_gap_is_bounded(void **state) {
+  (void)state;
+  struct rig r = {0};
+  engine_init(&r.engine);
+  struct engine_slot *g = make_gen(&r, 0);
+  struct engine_bypass *bp = bypass_for(g);
+  assert_int_equal(engine_publish(&r.engine, &g, 1), 0);
+  const size_t ring_floats = (size_t)bp->n_ch * bp->capacity;
+  float *before = malloc(ring_floats * sizeof(float));
+  float *seg_before = malloc((size_t)g->tl.g.capacity * sizeof(float));
+  assert_non_null(before);
+  assert_non_null(seg_before);
+
+  for (int i = 0; i < 3 * (int)(bp->capacity / PERIOD); i++) {
+    cycle(&r);
+    expect_exact(&r, 1.0f, "before the gaps");
+  }
+
+  /* A short gap (under L): the input before it still plays, the gap as silence. */
+  uint64_t s0 = r.frame, s1 = s0 + 3 * PERIOD;
+  cycle_after_gap(&r, s1 - s0);
+  for (uint64_t end = s1 + L + 2 * PERIOD; r.frame < end;) {
+    expect_gapped(&r, s0, s1, "a short gap");
+    cycle(&r);
+  }
+
+  /* A gap of ten bypass rings: one cycle's writes, no more. */
+  memcpy(before, bp->ring, ring_floats * sizeof(float));
+  memcpy(seg_before, g->tl.g.in, (size_t)g->tl.g.capacity * sizeof(float));
+  uint64_t cycles = atomic_load(&r.engine.stats.cycles);
+  uint64_t ns = atomic_load(&r.engine.stats.cycle_ns_sum);
+  s0 = r.frame;
+  s1 = s0 + 10 * (uint64_t)bp->capacity;
+  cycle_after_gap(&r, s1 - s0);
+  assert_true(ring_changes(bp, before) <= PERIOD);
+  /* The segment's input ring: this cycle's PERIOD frames only (its gap is published, not cleared).
+   */
+  size_t seg_changes = 0;
+  for (size_t i = 0; i < g->tl.g.capacity; i++)
+    seg_changes += memcmp(&g->tl.g.in[i], &seg_before[i], sizeof(float)) != 0;
+  assert_true(seg_changes <= PERIOD);
+  assert_int_equal(atomic_load(&r.engine.stats.cycles), cycles + 1);
+  assert_true(atomic_load(&r.engine.stats.cycle_ns_sum) > ns);
+  assert_int_equal(atomic_load(&r.engine.stats.skipped_frames), (s1 - s0) + 3 * PERIOD);
+  for (uint64_t end = s1 + L + 2 * PERIOD;;) {
+    expect_gapped(&r, s0, s1, "a long gap");
+    if (r.frame >= end)
+      break;
+    cycle(&r);
+  }
+
+  /*
+   * Two gaps closer than L: the second extends the first, so the cycle
+   * between them plays as silence too (as a worker reads the segment's
+   * input gap); everything after them exactly.
+   */
+  s0 = r.frame;
+  cycle_after_gap(&r, PERIOD);
+  cycle_after_gap(&r, PERIOD);
+  s1 = r.frame - PERIOD;
+  for (uint64_t end = s1 + L + 2 * PERIOD;;) {
+    expect_gapped(&r, s0, s1, "two gaps");
+    if (r.frame >= end)
+      break;
+    cycle(&r);
+  }
+
+  free(before);
+  free(seg_before);
+  engine_destroy(&r.engine);
+  engine_slot_unref(g);
+  engine_bypass_unref(bp);
+}
+
 /* ---- takeover ---------------------------------------------------------------------------- */
 
 struct duo {
@@ -430,6 +541,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bypass_exact_through_every_edge),
       cmocka_unit_test(test_bypass_edges),
+      cmocka_unit_test(test_bypass_gap_is_bounded),
       cmocka_unit_test(test_takeover_history),
       cmocka_unit_test(test_takeover_crossfade),
       cmocka_unit_test(test_takeover_identical_is_exact),
