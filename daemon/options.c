@@ -168,7 +168,10 @@ static const struct runwayd_option {
   const char *help; /* lines of --help after the first, separated by '\n' */
   int (*set)(struct runwayd_options *o, const char *value, char *err, size_t len);
 } options[] = {
-    {"backend", "NAME", "audio server: jack or auto (default: jack)", set_backend},
+    {"backend", "NAME",
+     "audio server: pipewire, jack, or auto: PipeWire when\n"
+     "its server answers, else JACK (default: auto)",
+     set_backend},
     {"name", "NAME", "client name in the audio graph (default: runway)", set_name},
     {"socket", "PATH",
      "control socket (default: $RUNWAY_SOCKET, else\n"
@@ -253,7 +256,7 @@ int options_parse(int argc, char **argv, struct runwayd_options *opt, json_t *cl
   int c;
 
   *opt = (struct runwayd_options){
-      .backend = "jack",
+      .backend = "auto",
       .name = "runway",
       .latency_ms = 50.0,
       .log_level = LOG_LEVEL_INFO,

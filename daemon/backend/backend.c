@@ -4,8 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* In order of preference for --backend auto; the last one is its fallback. */
+/*
+ * In order of preference for --backend auto; the last one is its fallback.
+ * PipeWire first: where its server runs it is the desktop's audio graph
+ * (JACK clients included, through pw-jack), and runway then runs on it
+ * natively; where it does not, JACK.
+ */
 static const struct backend_ops *const backends[] = {
+#ifdef RUNWAY_PIPEWIRE
+    &backend_pipewire_ops,
+#endif
     &backend_jack_ops,
 };
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))

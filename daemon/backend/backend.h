@@ -152,15 +152,18 @@ struct backend {
 };
 
 extern const struct backend_ops backend_jack_ops;
+#ifdef RUNWAY_PIPEWIRE
+extern const struct backend_ops backend_pipewire_ops;
+#endif
 
 /*
- * The backend named by --backend: "jack", or "auto": the preferred backend
- * whose server answers now, else JACK. NULL with a message for an unknown
- * name.
+ * The backend named by --backend: "jack", "pipewire", or "auto": the
+ * preferred backend whose server answers now (PipeWire first), else JACK.
+ * NULL with a message for an unknown name.
  */
 const struct backend_ops *backend_find(const char *name, char *err, size_t errlen);
 
-/* Names of the backends built in, for --help and messages ("jack"). */
+/* Names of the backends built in, for --help and messages ("pipewire, jack"). */
 const char *backend_names(void);
 
 static inline int backend_create(const struct backend_ops *ops, const struct backend_config *cfg,

@@ -85,8 +85,9 @@ static int bad(struct parse *p, const char *fmt, const char *a, const char *b) {
 }
 
 static int daemon_key(struct parse *p, const char *name, const char *value) {
-  static const char *const strings[] = {"name",   "socket",      "socket_group", "state_dir",
-                                        "log_level", "worker", "worker_user", "worker_env"};
+  static const char *const strings[] = {"backend",   "name",   "socket",      "socket_group",
+                                        "state_dir", "log_level", "worker", "worker_user",
+                                        "worker_env"};
   double d;
   long long i;
   for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
@@ -254,7 +255,11 @@ int config_apply_options(const struct config *c, struct runwayd_options *opt, co
       continue; /* the command line wins */
     if (strcmp(key, "name") == 0)
       opt->name = json_string_value(v);
-    else if (strcmp(key, "socket") == 0) {
+    else if (strcmp(key, "backend") == 0) {
+      if (backend_find(json_string_value(v), err, errlen) == NULL)
+        return -EINVAL;
+      opt->backend = json_string_value(v);
+    } else if (strcmp(key, "socket") == 0) {
       if (proto_socket_path(json_string_value(v), opt->socket_path, sizeof(opt->socket_path))) {
         snprintf(err, errlen, "socket path %s is too long", json_string_value(v));
         return -EINVAL;

@@ -73,16 +73,21 @@ static void ring_put(float *ring, uint32_t capacity, uint64_t pos, const float *
 }
 
 void engine__bypass_write(struct engine_bypass *bp, const struct engine_io *io,
-                          void *const *in_ports, uint32_t n_in, uint32_t n) {
-  bp->cycle_pos = bp->pos;
+                          void *const *in_ports, uint32_t n_in, uint32_t n, uint32_t played) {
+  /* Frames a late run played already are not the slot's again: their input is dropped. */
+  bp->cycle_pos = bp->pos - played;
+  const float *bufs[RW_MAX_CHANNELS];
+  for (uint32_t c = 0; c < bp->n_ch && c < n_in; c++) {
+    const float *in = io->audio_buffer(in_ports[c], n);
+    bufs[c] = in != NULL ? in + played : NULL;
+  }
+  n -= played;
   /* A cycle longer than the ring holds beside L (never, within RW_MAX_PERIOD): its end only. */
   uint32_t keep = bp->capacity - bp->latency;
   uint32_t skip = n > keep ? n - keep : 0;
-  for (uint32_t c = 0; c < bp->n_ch && c < n_in; c++) {
-    const float *in = io->audio_buffer(in_ports[c], n);
+  for (uint32_t c = 0; c < bp->n_ch && c < n_in; c++)
     ring_put(bp->ring + (size_t)c * bp->capacity, bp->capacity, bp->pos + skip,
-             in != NULL ? in + skip : NULL, n - skip);
-  }
+             bufs[c] != NULL ? bufs[c] + skip : NULL, n - skip);
   bp->pos += n;
 }
 

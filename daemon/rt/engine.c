@@ -261,7 +261,7 @@ static void forward_commands(struct engine_slot *s, uint64_t t) {
 }
 
 static void forward_midi(struct engine_slot *s, const struct engine_io *io, uint32_t n,
-                         uint64_t t) {
+                         uint32_t played, uint64_t t) {
   void *buf = io->midi_buffer(s->midi_port, n);
   if (buf == NULL)
     return;
@@ -274,7 +274,10 @@ static void forward_midi(struct engine_slot *s, const struct engine_io *io, uint
       counter_add(&s->counters.events_dropped, 1); /* SysEx and empty events are not forwarded */
       continue;
     }
-    struct rw_record ev = {.time = t + (m.frame < n ? m.frame : n - 1), .type = RW_EVENT_MIDI};
+    uint32_t frame = m.frame < n ? m.frame : n - 1;
+    /* Events in frames a late run already played go out with the first frame left. */
+    struct rw_record ev = {.time = t + (frame > played ? frame - played : 0),
+                           .type = RW_EVENT_MIDI};
     ev.size = (uint16_t)m.size;
     memcpy(ev.u.midi, m.data, m.size);
     int rc = shm_spsc_push(&s->events, &ev);
@@ -367,6 +370,20 @@ static void count_silence(struct engine_slot *s, uint32_t missing) {
   counter_add(&s->counters.underrun_frames, missing);
 }
 
+/*
+ * Frames [from, to) of the cycle are positions a late run of the slot's node
+ * played already (engine_process_slot): silence after the fade-out of the
+ * last sample. The graph's gap (an xrun), not the worker's.
+ */
+static void played_frames(struct engine_slot *s, float *const *out, uint32_t from, uint32_t to) {
+  float *dst[RW_MAX_CHANNELS];
+  for (uint32_t c = 0; c < s->n_out; c++) {
+    memset(out[c] + from, 0, (size_t)(to - from) * sizeof(float));
+    dst[c] = out[c] + from;
+  }
+  shape_edges(s, dst, 0, to - from);
+}
+
 /* Frames [from, n) of the cycle have nothing from the worker: silence, or bypass. */
 static void play_gap(struct engine_slot *s, float *const *out, uint32_t from, uint32_t n) {
   float *dst[RW_MAX_CHANNELS];
@@ -450,21 +467,24 @@ void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint3
   if (!s->worker_seen && atomic_load_explicit(&g->ctl.w->worker_pid, memory_order_relaxed) != 0)
     s->worker_seen = true;
 
+  const uint32_t played = s->cycle_played;
+  if (played > 0)
+    played_frames(s, out, 0, played);
   if (atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
-    play_gap(s, out, 0, n);
+    play_gap(s, out, played, n);
     return;
   }
 
   uint64_t t = s->tl.pos;
   forward_commands(s, t);
   if (s->midi_port != NULL)
-    forward_midi(s, io, n, t);
+    forward_midi(s, io, n, played, t);
 
   bool underrun = false, overrun = false;
   uint32_t missing = 0, bypassed = 0;
   uint32_t nonfinite = 0;
   /* A cycle longer than the segment was sized for (the period grew) runs in pieces. */
-  for (uint32_t off = 0, k; off < n; off += k) {
+  for (uint32_t off = played, k; off < n; off += k) {
     k = n - off < g->max_period ? n - off : g->max_period;
     for (uint32_t c = 0; c < s->n_in; c++)
       src[c] = in[c] + off;
@@ -477,7 +497,7 @@ void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint3
       play_gap(s, out, off, n);
       return;
     }
-    if (off == 0)
+    if (off == played)
       publish_clock(s, t, n);
     if (backlog > (int64_t)(g->capacity - g->max_period))
       overrun = true;
@@ -533,11 +553,12 @@ void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint3
     return;
   for (uint32_t c = 0; c < s->n_in; c++)
     in[c] = io->audio_buffer(s->in_ports[c], n);
+  const uint32_t played = s->cycle_played;
   uint64_t t = s->tl.pos;
   forward_commands(s, t);
   if (s->midi_port != NULL)
-    forward_midi(s, io, n, t);
-  for (uint32_t off = 0, k; off < n; off += k) {
+    forward_midi(s, io, n, played, t);
+  for (uint32_t off = played, k; off < n; off += k) {
     k = n - off < g->max_period ? n - off : g->max_period;
     for (uint32_t c = 0; c < s->n_in; c++)
       src[c] = in[c] + off;
@@ -545,7 +566,7 @@ void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint3
       slot_fault(s);
       return;
     }
-    if (off == 0)
+    if (off == played)
       publish_clock(s, t, n); /* its worker wakes itself by it, as any */
     if (shm_wake_worker_if_due(&g->ctl, s->tl.pos + k, g->capacity))
       counter_add(&s->counters.wakeups, 1);
@@ -562,7 +583,7 @@ static void entry_cycle(struct engine *e, const struct engine_state *st, uint32_
   struct engine_slot *s = st->slots[i], *next = st->incoming[i];
   struct engine_bypass *bp = next != NULL && next->bypass != NULL ? next->bypass : s->bypass;
   if (bp != NULL)
-    engine__bypass_write(bp, io, s->in_ports, s->n_in, n);
+    engine__bypass_write(bp, io, s->in_ports, s->n_in, n, s->cycle_played);
   if (next != NULL)
     engine__takeover_cycle(e, s, next, io, n);
   else
@@ -608,6 +629,25 @@ static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
   }
 }
 
+/* Beyond 10 s at 48 kHz a difference of frame times is a new clock, not a gap. */
+#define CLOCK_JUMP_MAX 480000u
+
+/* Frames went by without table entry i: its generations and its bypass skip them. */
+static void entry_skip(const struct engine_state *st, uint32_t i, uint32_t gap) {
+  struct engine_slot *s = st->slots[i], *next = st->incoming[i];
+  struct engine_bypass *bp = next != NULL && next->bypass ? next->bypass : s->bypass;
+  if (!atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
+    shm_tl_daemon_skip(&s->tl, gap);
+    s->clock_due = 0; /* the timeline jumped: the reference is stale */
+  }
+  if (next != NULL && next->to_begun && !atomic_load_explicit(&next->faulted, memory_order_relaxed)) {
+    shm_tl_daemon_skip(&next->tl, gap);
+    next->clock_due = 0;
+  }
+  if (bp != NULL)
+    engine__bypass_skip(bp, gap);
+}
+
 /*
  * The start of a graph cycle. When the server let frames go by without
  * calling us (it may skip a late client after an xrun), every slot's
@@ -620,25 +660,12 @@ static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes
   const struct engine_state *st = e->rt_state;
   if (clocked) {
     if (atomic_load_explicit(&e->clock_valid, memory_order_relaxed) && st != NULL) {
-      /* Frame times wrap; the difference does not. Beyond 10 s it is a new clock. */
+      /* Frame times wrap; the difference does not. */
       uint32_t gap = frame_time - e->next_frame_time;
-      if (gap > 0 && gap < 480000u) {
+      if (gap > 0 && gap < CLOCK_JUMP_MAX) {
         counter_add(&e->stats.skipped_frames, gap);
-        for (uint32_t i = 0; i < st->n_slots; i++) {
-          struct engine_slot *s = st->slots[i], *next = st->incoming[i];
-          struct engine_bypass *bp = next != NULL && next->bypass ? next->bypass : s->bypass;
-          if (!atomic_load_explicit(&s->faulted, memory_order_relaxed)) {
-            shm_tl_daemon_skip(&s->tl, gap);
-            s->clock_due = 0; /* the timeline jumped: the reference is stale */
-          }
-          if (next != NULL && next->to_begun &&
-              !atomic_load_explicit(&next->faulted, memory_order_relaxed)) {
-            shm_tl_daemon_skip(&next->tl, gap);
-            next->clock_due = 0;
-          }
-          if (bp != NULL)
-            engine__bypass_skip(bp, gap);
-        }
+        for (uint32_t i = 0; i < st->n_slots; i++)
+          entry_skip(st, i, gap);
       }
     }
     e->next_frame_time = frame_time + nframes;
@@ -718,6 +745,51 @@ static bool find_slot(const struct engine_state *st, const void *key, uint32_t *
   return false;
 }
 
+/*
+ * Where table entry i stands against the graph clock before a cycle of n
+ * frames at frame_time (a backend with a node per slot). Behind: frames went
+ * by without the entry, which skips them. Ahead: a late run of the slot's
+ * node already played the start of this cycle (it read this cycle's clock):
+ * returns how many of its frames that was.
+ */
+static uint32_t entry_follow_clock(struct engine *e, const struct engine_state *st, uint32_t i,
+                                   uint32_t n, uint32_t frame_time) {
+  struct engine_slot *s = st->slots[i];
+  uint32_t played = 0;
+  if (s->clocked) {
+    uint32_t behind = frame_time - s->next_frame, ahead = s->next_frame - frame_time;
+    /* Either way the node ran out of step with the graph: an xrun, counted once per cycle. */
+    if (((behind > 0 && behind < CLOCK_JUMP_MAX) || (ahead > 0 && ahead < CLOCK_JUMP_MAX)) &&
+        !e->node_cycle_xrun) {
+      counter_add(&e->stats.xruns, 1);
+      e->node_cycle_xrun = true;
+    }
+    if (behind > 0 && behind < CLOCK_JUMP_MAX) {
+      entry_skip(st, i, behind);
+      /* The daemon's count is of graph frames: once per cycle, however many nodes missed them. */
+      if (behind > e->node_cycle_skipped) {
+        counter_add(&e->stats.skipped_frames, behind - e->node_cycle_skipped);
+        e->node_cycle_skipped = behind;
+      }
+    } else if (ahead > 0 && ahead < CLOCK_JUMP_MAX) {
+      played = ahead < n ? ahead : n; /* all of it: the timeline stays where it is */
+    }
+  }
+  s->next_frame = frame_time + n;
+  s->clocked = true;
+  return played;
+}
+
+/* A cycle a late run of the node played entirely already: silence, the timeline unmoved. */
+static void entry_silence(const struct engine_state *st, uint32_t i, const struct engine_io *io,
+                          uint32_t n) {
+  struct engine_slot *s = st->slots[i];
+  float *out[RW_MAX_CHANNELS];
+  for (uint32_t c = 0; c < s->n_out; c++)
+    out[c] = io->audio_buffer(s->out_ports[c], n);
+  played_frames(s, out, 0, n);
+}
+
 void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
                          const struct engine_io *io, uint32_t nframes, uint32_t frame_time) {
   if (e->hooks.enter != NULL)
@@ -730,15 +802,32 @@ void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
     /* The first of our nodes in this graph cycle: the last cycle's time is complete. */
     if (e->node_cycle_open)
       stats_add(e, cycle_clock_ns(e->node_cycle_ticks), start);
-    cycle_begin(e, nframes, frame_time, true);
+    /* Each entry follows the graph clock on its own (entry_follow_clock). */
+    cycle_begin(e, nframes, frame_time, false);
+    e->cycle_clocked = true;
+    e->cycle_frame = frame_time;
     e->node_cycle_open = true;
     e->node_cycle_frame = frame_time;
     e->node_cycle_ticks = 0;
+    e->node_cycle_skipped = 0;
+    e->node_cycle_xrun = false;
   }
   const struct engine_state *st = e->rt_state;
   if (st != NULL && nframes > 0 && find_slot(st, key, hint)) {
-    slot_prefetch(st->slots[*hint], nframes);
-    entry_cycle(e, st, *hint, io, nframes);
+    uint32_t played = entry_follow_clock(e, st, *hint, nframes, frame_time);
+    if (played < nframes) {
+      struct engine_slot *s = st->slots[*hint], *next = st->incoming[*hint];
+      s->cycle_played = played;
+      if (next != NULL)
+        next->cycle_played = played;
+      slot_prefetch(s, nframes);
+      entry_cycle(e, st, *hint, io, nframes);
+      s->cycle_played = 0;
+      if (next != NULL)
+        next->cycle_played = 0;
+    } else {
+      entry_silence(st, *hint, io, nframes);
+    }
   }
 
   e->node_cycle_ticks += cycle_clock() - start;

@@ -164,6 +164,14 @@ struct engine_slot {
   uint32_t clock_seq;   /* the clock reference's private sequence (shm_clock_publish) */
   uint32_t clock_due;   /* cycles until the clock reference is refreshed */
   uint32_t lead_window; /* frames into the lead window in progress */
+  /*
+   * engine_process_slot (a node per slot), RT thread only: whether
+   * next_frame, the graph frame the timeline is at, is known; and how many
+   * of this cycle's first frames a late run already played.
+   */
+  bool clocked;
+  uint32_t next_frame;
+  uint32_t cycle_played;
 
   /*
    * Bypass (set before publishing, with a reference; NULL: gaps are
@@ -228,7 +236,7 @@ struct engine_stats {
   _Atomic uint64_t cycle_ns_max;
   _Atomic uint64_t cycle_ns_sum;
   _Atomic uint64_t cycle_ns_max_recent; /* the largest in the last complete second; 0: none yet */
-  _Atomic uint64_t xruns; /* counted by the backend */
+  _Atomic uint64_t xruns; /* counted by the backend, and by engine_process_slot */
   _Atomic uint64_t skipped_frames; /* graph frames that passed without a cycle of ours */
 };
 
@@ -249,6 +257,8 @@ struct engine {
   bool node_cycle_open;
   uint32_t node_cycle_frame;
   uint64_t node_cycle_ticks;
+  uint32_t node_cycle_skipped; /* graph frames the cycle's nodes found skipped, counted once */
+  bool node_cycle_xrun;
   /* RT thread only: the graph frame time of the cycle in progress, when the backend gave one. */
   bool cycle_clocked;
   uint32_t cycle_frame;

@@ -20,7 +20,9 @@ static inline void engine__counter_add(_Atomic uint64_t *c, uint64_t v) {
 /*
  * One cycle of n frames of generation s: its input from its ports, its
  * output into into[] (n_out buffers of n frames) or, when into is NULL, its
- * ports. RT safe.
+ * ports. Its first s->cycle_played frames are positions a late run of the
+ * slot's node played already: a gap in the output, their input dropped, the
+ * timeline going on from there. RT safe.
  */
 void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
                         float *const *into);
@@ -34,9 +36,13 @@ void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint3
 
 /* ---- bypass.c ---- */
 
-/* This cycle's input into the slot's bypass ring, before any of its generations runs. */
+/*
+ * This cycle's input into the slot's bypass ring, before any of its
+ * generations runs; the first `played` frames were played by a late run of
+ * the slot's node already (engine_process_slot) and are dropped.
+ */
 void engine__bypass_write(struct engine_bypass *bp, const struct engine_io *io,
-                          void *const *in_ports, uint32_t n_in, uint32_t n);
+                          void *const *in_ports, uint32_t n_in, uint32_t n, uint32_t played);
 
 /* Frames the graph played without a cycle of ours: their input reads as silence (O(1)). */
 void engine__bypass_skip(struct engine_bypass *bp, uint64_t frames);

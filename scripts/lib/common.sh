@@ -5,6 +5,10 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # Debian packages runway needs to build and test. jackd2 asks whether to enable
 # real-time priority; DEBIAN_FRONTEND=noninteractive answers with the default.
+# PipeWire: the library for the backend, the daemon and its tools (pw-link,
+# pw-cli, pw-metadata) for the tests' private headless servers, and its JACK
+# library (pw-jack) for the probe; without recommendations, no session manager
+# comes along.
 # systemd brings systemd-analyze (the unit files' test) and systemd.pc (where the
 # units are installed); container images of Debian 12 come without it.
 # clang and libclang-rt-dev build the libFuzzer targets: Debian's clang only
@@ -22,6 +26,7 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RUNWAY_PACKAGES=(
   build-essential cmake pkg-config
   jackd2 libjack-jackd2-dev
+  libpipewire-0.3-dev pipewire pipewire-bin pipewire-jack
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
   clang libclang-rt-dev
   bash-completion man-db tmux

@@ -233,7 +233,7 @@ wait_until 10 "the reference clients to leave the graph" no_chain
 sock=$tmp/control.sock
 ctl() { "$bin_dir/runwayctl" --socket "$sock" "$@"; }
 mkdir -p "$tmp/state"
-"$bin_dir/runwayd" --name rwbench --socket "$sock" --state-dir "$tmp/state" \
+"$bin_dir/runwayd" --backend jack --name rwbench --socket "$sock" --state-dir "$tmp/state" \
   --worker "$bin_dir/runway-worker" --log-level warn ${latency_ms:+--latency-ms "$latency_ms"} >"$tmp/runwayd.log" 2>&1 &
 pids+=($!)
 logs+=("$tmp/runwayd.log")

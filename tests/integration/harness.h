@@ -180,7 +180,26 @@ unsigned h_file_count(const char *path, size_t from, const char *needle);
 /* Reads a whole file (malloc'd, NUL terminated) or NULL. */
 char *h_file_read(const char *path);
 
-/* ---- JACK server ------------------------------------------------------------------- */
+/* ---- the audio server ---------------------------------------------------------------- */
+
+/*
+ * The backend under test: "jack" (jackd -d dummy), or "pipewire" when
+ * RWT_BACKEND=pipewire (a private headless PipeWire daemon; runwayd with
+ * --backend pipewire; the probe through PipeWire's libjack, so the test must
+ * run under pw-jack). The server functions below (h_jack_*) start and stop
+ * whichever it is.
+ */
+bool h_pipewire(void);
+const char *h_backend(void);
+
+struct h_jack;
+/*
+ * PipeWire only: starts the server with its socket at <dir>/<name> (a user's
+ * own is $XDG_RUNTIME_DIR/pipewire-0), as h_jack_start does in the test's
+ * directory; the test's own clients find it there from now on.
+ */
+void h_pipewire_start_at(struct h_jack *j, const char *dir, const char *name, uint32_t rate,
+                         uint32_t period);
 
 struct h_jack {
   struct h_proc proc;
@@ -191,13 +210,16 @@ struct h_jack {
 
 /*
  * Starts jackd -n <unique> -d dummy -r rate -p period and waits until a
- * client can connect. Without jackd ($RUNWAY_TEST_JACKD or jackd in $PATH)
- * the test is skipped, or fails when RUNWAY_TEST_REQUIRE_JACKD=1 (CI).
+ * client can connect (on PipeWire: pipewire with a dummy driver at rate and
+ * period, until it listens). Without jackd ($RUNWAY_TEST_JACKD or jackd in
+ * $PATH) the test is skipped, or fails when RUNWAY_TEST_REQUIRE_JACKD=1 (CI).
  */
 void h_jack_start(struct h_jack *j, uint32_t rate, uint32_t period);
 void h_jack_stop(struct h_jack *j);
 /* Stops the server and starts one under the same name at another rate and period. */
 void h_jack_restart(struct h_jack *j, uint32_t rate, uint32_t period);
+/* Changes the running server's period (jack_bufsize; PipeWire: clock.force-quantum). */
+void h_server_set_period(struct h_jack *j, uint32_t period);
 
 /*
  * Xruns in jackd's log after byte offset `from`. At an xrun jackd names every
@@ -229,10 +251,10 @@ struct h_daemon {
 };
 
 /*
- * Starts runwayd on j's server (JACK_DEFAULT_SERVER, RUNWAY_WORKER, its own
- * --socket, --name and --state-dir in the test's directory) with extra
- * arguments and environment, and waits until its socket answers status with
- * the backend active.
+ * Starts runwayd on j's server (--backend of the test, JACK_DEFAULT_SERVER,
+ * RUNWAY_WORKER, its own --socket, --name and --state-dir in the test's
+ * directory) with extra arguments and environment, and waits until its
+ * socket answers status with the backend active.
  */
 void h_daemon_start(struct h_daemon *d, const struct h_jack *j, const char *const *extra_args,
                     const char *const *extra_env);

@@ -57,6 +57,8 @@ void h_daemon_start(struct h_daemon *d, const struct h_jack *j, const char *cons
           (int)sizeof(d->state_dir))
     H_FAIL("path too long");
   argv[a++] = RWT_RUNWAYD;
+  argv[a++] = "--backend";
+  argv[a++] = h_backend();
   argv[a++] = "--socket";
   argv[a++] = d->socket;
   argv[a++] = "--name";

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness_internal.h"
+#include "harness_pipewire.h"
 
 static unsigned name_counter;
 
@@ -186,9 +187,13 @@ static void reclaim_stale_servers(void) {
 
 void h_jack_start(struct h_jack *j, uint32_t rate, uint32_t period) {
   char name[64];
-  require_jackd();
   /* Client and server names share /dev/shm socket names: keep them all unique. */
   h__unique_name(name, sizeof(name), "srv");
+  if (h_pipewire()) {
+    h__pw_server_start(j, name, rate, period);
+    return;
+  }
+  require_jackd();
   reclaim_stale_servers();
   if (start_server(j, name, rate, period, false) != 0) {
     h_log("jackd: too many JACK servers registered; reclaiming stale entries and retrying");
@@ -209,6 +214,10 @@ void h_jack_restart(struct h_jack *j, uint32_t rate, uint32_t period) {
   char name[64];
   snprintf(name, sizeof(name), "%s", j->name);
   h_jack_stop(j);
+  if (h_pipewire()) {
+    h__pw_server_start(j, name, rate, period);
+    return;
+  }
   reclaim_stale_servers();
   if (start_server(j, name, rate, period, false) != 0)
     H_FAIL("jackd %s cannot start again at %u Hz, %u frames", name, rate, period);
@@ -220,6 +229,8 @@ void h_jack_restart(struct h_jack *j, uint32_t rate, uint32_t period) {
 void h_jack_xruns(const struct h_jack *j, size_t from, const char *client, const char *upstream,
                   struct h_xruns *out) {
   memset(out, 0, sizeof(*out));
+  if (h_pipewire())
+    return; /* PipeWire logs no xruns; runwayd counts its late cycles in stats.xruns */
   char *text = h_file_read(j->proc.log);
   if (text == NULL)
     return;

@@ -158,7 +158,7 @@ static void start_runwayd(struct managed *d, const struct listener *l, const cha
   snprintf(server_env, sizeof(server_env), "JACK_DEFAULT_SERVER=%s", server);
   snprintf(worker_env, sizeof(worker_env), "RUNWAY_WORKER=%s", RWT_WORKER);
   const char *argv[] = {"/bin/sh", "-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\"",
-                        RWT_RUNWAYD, "--socket", d->socket, "--name", name,
+                        RWT_RUNWAYD, "--backend", "jack", "--socket", d->socket, "--name", name,
                         "--worker", RWT_WORKER, "--log-level", "debug", NULL};
   const char *set[] = {notify_env, server_env, worker_env, "WATCHDOG_USEC=1000000",
                        "JACK_NO_START_SERVER=1", NULL};

@@ -28,6 +28,11 @@
  *  7. `systemctl --user stop runwayd`: runwayd exits 0, its workers are gone,
  *     its socket and runtime directory removed.
  *
+ * On PipeWire (RWT_BACKEND=pipewire) the server is the user's own: its
+ * socket is $XDG_RUNTIME_DIR/pipewire-0 and the manager is told nothing
+ * about it, so the unit as installed (runwayd's default --backend auto)
+ * must find it by itself, and runs on it natively.
+ *
  * Needs root (mount namespace, cgroups); reports a skip (77) without it or
  * without systemd.
  */
@@ -178,7 +183,7 @@ static void make_cgroups(void) {
     }
     path(T.cgroups[i], "%s%s/rwt-user-unit-%d", mount, own, (int)getpid());
     H_CHECK(mkdir(T.cgroups[i], 0755) == 0, "mkdir %s: %s", T.cgroups[i], strerror(errno));
-    char cmd[2 * PATH_MAX + 512];
+    char cmd[3 * PATH_MAX + 512];
     snprintf(cmd, sizeof(cmd),
              "for i in 1 2 3 4 5 6 7 8 9 10; do find '%s' -name cgroup.procs -exec cat {} + "
              "2>/dev/null | xargs -r kill -9 2>/dev/null; find '%s' -depth -type d -exec rmdir {} + "
@@ -284,8 +289,9 @@ static void start_manager(void) {
            T.cgroups[1][0] ? "echo $$ > '" : "", T.cgroups[1], T.cgroups[1][0] ? "/cgroup.procs' && " : "");
   const char *argv[] = {"sh", "-c", script, NULL};
   const char *set[] = {T.env_runtime, units_path, home, config, NULL};
+  /* A user's manager knows nothing of PipeWire but XDG_RUNTIME_DIR. */
   const char *unset[] = {"NOTIFY_SOCKET", "XDG_STATE_HOME", "RUNWAY_SOCKET", "DBUS_SESSION_BUS_ADDRESS",
-                         NULL};
+                         "PIPEWIRE_REMOTE", "PIPEWIRE_RUNTIME_DIR", NULL};
   char log[PATH_MAX];
   path(log, "%s/manager.log", h_tmpdir());
   h_spawn(&T.manager, "systemd --user", argv, set, unset, log);
@@ -476,12 +482,17 @@ int main(void) {
   snprintf(dropin, sizeof(dropin), "[Service]\nStandardOutput=append:%s\nLimitCORE=0\n", T.log);
   write_file(buf, dropin);
 
-  h_jack_start(&jack, RATE, PERIOD);
+  if (h_pipewire())
+    h_pipewire_start_at(&jack, T.runtime, "pipewire-0", RATE, PERIOD);
+  else
+    h_jack_start(&jack, RATE, PERIOD);
   start_manager();
   char env_jack[128], env_state[PATH_MAX + 32];
   snprintf(env_jack, sizeof(env_jack), "JACK_DEFAULT_SERVER=%s", jack.name);
   snprintf(env_state, sizeof(env_state), "XDG_STATE_HOME=%s/state", h_tmpdir());
-  H_CHECK(systemctl(NULL, "set-environment", env_jack, env_state, NULL) == 0, "set-environment");
+  /* JACK's server by name; a user's PipeWire is found through XDG_RUNTIME_DIR alone. */
+  H_CHECK(systemctl(NULL, "set-environment", env_state, h_pipewire() ? NULL : env_jack, NULL) == 0,
+          "set-environment");
 
   /* 2. Start: back only after READY=1. */
   uint64_t t0 = h_now_ms();
@@ -502,6 +513,12 @@ int main(void) {
   H_CHECK((sb.st_mode & 0777) == (geteuid() == 0 ? 0660u : 0600u), "socket mode %o",
           (unsigned)(sb.st_mode & 0777));
   connect_daemon(&c, pid);
+  json_t *status_json = h_call(&c, "status", NULL);
+  const char *backend = h_str(status_json, "backend");
+  H_CHECK(backend != NULL && strcmp(backend, h_backend()) == 0, "runwayd runs on %s, not %s",
+          backend ? backend : "nothing", h_backend());
+  h_log("runwayd runs on %s", backend);
+  json_decref(status_json);
   char *status = prop("StatusText");
   H_CHECK(status[0] != '\0', "runwayd sent no STATUS=");
   h_log("unit status: %s", status);

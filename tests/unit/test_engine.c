@@ -4,7 +4,7 @@
  * A fake audio server (port handles are buffers) and a "worker" played by
  * the test through the segment's positions: every sample the engine plays
  * is checked, and so are the once-per-graph-cycle duties (adopting a new
- * table, following the clock, statistics).
+ * table, statistics) and each slot following the graph clock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,6 +71,8 @@ static struct engine_slot *make_slot(struct rig *r, int i) {
   s->in_ports[0] = &r->in[i];
   s->out_ports[0] = &r->out[i];
   s->key = &r->key[i];
+  /* A worker has attached (the test plays it): silence from here on is an underrun. */
+  atomic_store(&s->segment.control->worker_pid, 4242);
   return s;
 }
 
@@ -174,7 +176,7 @@ static void test_per_slot(void **state) {
   rig_destroy(&r);
 }
 
-/* Frames the graph ran without us advance every slot's timeline once, not once per node. */
+/* Frames the graph ran without us advance each slot's timeline, counted once per graph cycle. */
 static void test_per_slot_gap(void **state) {
   (void)state;
   struct rig r;
@@ -192,6 +194,62 @@ static void test_per_slot_gap(void **state) {
   assert_int_equal(r.slot[0]->tl.pos, before + 4 * PERIOD);
   assert_int_equal(r.slot[1]->tl.pos, before + 4 * PERIOD);
   assert_int_equal(atomic_load(&r.engine.stats.skipped_frames), 3 * PERIOD);
+  rig_destroy(&r);
+}
+
+/*
+ * A node woken late: slot 0 misses cycle 10 (its wake-up merged with the
+ * next one) and runs once in cycle 11; in cycle 13 it runs late, reading
+ * cycle 14's clock, and then again in cycle 14. Slot 1 runs every cycle.
+ * Slot 0 skips what it missed and plays as a gap what it had played, so its
+ * output is aligned again once the disturbed input has passed through; slot
+ * 1 is never touched.
+ */
+static void test_per_slot_late_node(void **state) {
+  (void)state;
+  struct rig r;
+  uint32_t hint[2] = {0, 0};
+  const uint32_t base = 7000;
+  float tail = 0.0f;
+  rig_init(&r);
+  for (uint32_t k = 0; k < 24; k++) {
+    uint64_t t = (uint64_t)k * PERIOD;
+    feed_inputs(&r, t);
+    engine_process_slot(&r.engine, &r.key[1], &hint[1], &io, PERIOD, base + (uint32_t)t);
+    if (k != 10) {
+      uint32_t frame = base + (uint32_t)t + (k == 13 ? PERIOD : 0);
+      engine_process_slot(&r.engine, &r.key[0], &hint[0], &io, PERIOD, frame);
+    }
+    if (t >= LATENCY)
+      check_outputs(&r, 1, t);
+    /*
+     * Exact until the miss and right after it (cycle 11 plays input of cycle 9),
+     * then again once the missed and disturbed input (cycles 10, 13, 14) has
+     * passed L.
+     */
+    if ((k >= LATENCY / PERIOD && k != 10 && k <= 11) || k >= 15 + LATENCY / PERIOD)
+      check_outputs(&r, 0, t);
+    /* Cycle 14 was played in cycle 13: a gap, the last sample fading out. */
+    if (k == 13)
+      tail = r.out[0].buf[PERIOD - 1];
+    if (k == 14)
+      for (uint32_t i = 0; i < PERIOD; i++) {
+        float fade = i < RW_FADE_FRAMES ? 1.0f - (float)(i + 1) / RW_FADE_FRAMES : 0.0f;
+        assert_float_equal(r.out[0].buf[i], tail * fade, 1e-4f);
+      }
+    worker_catch_up(r.slot[0]);
+    worker_catch_up(r.slot[1]);
+  }
+  /*
+   * Out of step: the miss (cycle 11), the late run and its repeat (both in
+   * cycle 14's clock): two xruns, once per graph cycle, and no underrun.
+   */
+  assert_int_equal(atomic_load(&r.slot[0]->counters.underrun_frames), 0);
+  assert_int_equal(atomic_load(&r.slot[1]->counters.underrun_frames), 0);
+  assert_int_equal(atomic_load(&r.engine.stats.xruns), 2);
+  assert_int_equal(atomic_load(&r.engine.stats.skipped_frames), 2 * PERIOD);
+  assert_int_equal(r.slot[0]->tl.pos, 24 * PERIOD);
+  assert_int_equal(r.slot[1]->tl.pos, 24 * PERIOD);
   rig_destroy(&r);
 }
 
@@ -222,6 +280,7 @@ int main(void) {
       cmocka_unit_test(test_whole_table),
       cmocka_unit_test(test_per_slot),
       cmocka_unit_test(test_per_slot_gap),
+      cmocka_unit_test(test_per_slot_late_node),
       cmocka_unit_test(test_per_slot_unknown_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
