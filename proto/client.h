@@ -51,7 +51,8 @@ struct proto_client {
 };
 
 /* A client not connected (yet): proto_client_close leaves it alone. */
-#define PROTO_CLIENT_INIT {.fd = -1}
+#define PROTO_CLIENT_INIT                                                                          \
+  { .fd = -1 }
 
 /*
  * Connects to the socket at path. When the daemon's listen backlog is full

@@ -248,8 +248,8 @@ static int find_punched_page(const void *base, size_t size, size_t *page_out) {
   size_t pages = (size + page - 1) / page, first = (uintptr_t)base / page;
   for (size_t at = 0; at < pages; at += 512) {
     size_t n = pages - at < 512 ? pages - at : 512;
-    ssize_t got = pread(pagemap_fd, entries, n * sizeof(uint64_t),
-                        (off_t)((first + at) * sizeof(uint64_t)));
+    ssize_t got =
+        pread(pagemap_fd, entries, n * sizeof(uint64_t), (off_t)((first + at) * sizeof(uint64_t)));
     if (got != (ssize_t)(n * sizeof(uint64_t)))
       return got < 0 ? -errno : -EIO;
     for (size_t i = 0; i < n; i++) {
@@ -291,8 +291,8 @@ int shm_segment_check_pages(const struct shm_segment *seg, char *err, size_t err
   if (by_map)
     rc = find_punched_page(seg->watch, size, &page);
   else
-    rc = find_missing_page(seg->watch != NULL ? seg->watch : seg->base[RW_FILE_WORKER], size,
-                           &page);
+    rc =
+        find_missing_page(seg->watch != NULL ? seg->watch : seg->base[RW_FILE_WORKER], size, &page);
   if (rc < 0)
     return fail_errno(rc, err, errlen, by_map ? "reading the page map of" : "mincore on",
                       RW_FILE_WORKER);

@@ -392,17 +392,16 @@ static json_t *daemon_stats(struct runwayd *d) {
   uint64_t cycles = atomic_load(&st->cycles);
   uint64_t sum = atomic_load(&st->cycle_ns_sum);
   bool up = backend_is_open(d->backend);
-  json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "xruns",
-                        (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
-                        (json_int_t)atomic_load(&st->cycle_ns_max), "rt_cycle_ns_avg",
-                        (json_int_t)(cycles ? sum / cycles : 0), "cycles", (json_int_t)cycles,
-                        "backend_state", up ? "active" : "disconnected", "slots",
-                        (json_int_t)d->n_slots, "skipped_frames",
-                        (json_int_t)atomic_load(&st->skipped_frames), "rt_cycle_ns_sum",
-                        (json_int_t)sum, "rt_cycle_ns_max_recent",
-                        (json_int_t)atomic_load(&st->cycle_ns_max_recent), "sample_rate",
-                        up ? json_integer(backend_sample_rate(d->backend)) : json_null(), "period",
-                        up ? json_integer(backend_period(d->backend)) : json_null());
+  json_t *o = json_pack(
+      "{s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "xruns",
+      (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
+      (json_int_t)atomic_load(&st->cycle_ns_max), "rt_cycle_ns_avg",
+      (json_int_t)(cycles ? sum / cycles : 0), "cycles", (json_int_t)cycles, "backend_state",
+      up ? "active" : "disconnected", "slots", (json_int_t)d->n_slots, "skipped_frames",
+      (json_int_t)atomic_load(&st->skipped_frames), "rt_cycle_ns_sum", (json_int_t)sum,
+      "rt_cycle_ns_max_recent", (json_int_t)atomic_load(&st->cycle_ns_max_recent), "sample_rate",
+      up ? json_integer(backend_sample_rate(d->backend)) : json_null(), "period",
+      up ? json_integer(backend_period(d->backend)) : json_null());
   /* The RT thread's page faults since it started: null before its first cycle. */
   struct sys_faults faults;
   int tid = atomic_load(&d->engine.rt_tid);

@@ -286,8 +286,7 @@ int config_apply_options(const struct config *c, struct runwayd_options *opt, co
         return -EINVAL;
       }
       snprintf(opt->worker_path, sizeof(opt->worker_path), "%s", path);
-    }
-    else if (strcmp(key, "worker_user") == 0)
+    } else if (strcmp(key, "worker_user") == 0)
       opt->worker_user = json_string_value(v);
     else if (strcmp(key, "worker_env") == 0)
       opt->worker_env = json_string_value(v);

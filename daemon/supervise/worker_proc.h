@@ -49,7 +49,8 @@ struct worker_spawn {
   const struct worker_launch *launch;
   const char *file;  /* executable; searched in the worker's PATH when it has no slash */
   char *const *argv; /* argv[0] included, NULL terminated */
-  int segment_fds[RW_FILE_COUNT]; /* inherited as SUPERVISOR_SEGMENT_FD and the next; -1: none (a query) */
+  /* Inherited as SUPERVISOR_SEGMENT_FD and the next; -1: none (a query). */
+  int segment_fds[RW_FILE_COUNT];
   const char *slot;  /* exported as RUNWAY_SLOT; tags the worker's output in the log */
   worker_exit_fn on_exit;
   void *user;

@@ -27,8 +27,8 @@ int sys_thread_faults(pid_t tid, struct sys_faults *out) {
    */
   const char *p = strrchr(buf, ')');
   uint64_t minflt, majflt;
-  if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %" SCNu64 " %*u %" SCNu64,
-                          &minflt, &majflt) != 2)
+  if (p == NULL ||
+      sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %" SCNu64 " %*u %" SCNu64, &minflt, &majflt) != 2)
     return -EPROTO;
   out->minor = minflt;
   out->major = majflt;

@@ -188,7 +188,8 @@ int main(void) {
    * about four faults per cycle, every cycle (README: hole punching).
    */
   json_int_t cycles = h1.cycles - h0.cycles;
-  h_log("punching: %.2f RT page faults per cycle", cycles > 0 ? (double)faults / (double)cycles : 0);
+  h_log("punching: %.2f RT page faults per cycle",
+        cycles > 0 ? (double)faults / (double)cycles : 0);
   if (cycles > 0 && faults > cycles * 2)
     h_error("the RT thread took %lld page faults in %lld cycles while workers punched holes",
             (long long)faults, (long long)cycles);

@@ -72,7 +72,7 @@ static struct engine_slot *make_slot(struct rig *r, int i) {
   s->out_ports[0] = &r->out[i];
   s->key = &r->key[i];
   /* A worker has attached (the test plays it): silence from here on is an underrun. */
-  atomic_store(&s->segment.control->worker_pid, 4242);
+  atomic_store(&s->segment.ctl.w->worker_pid, 4242);
   return s;
 }
 

@@ -242,8 +242,8 @@ static void test_daemon_file_refuses_the_worker(void **state) {
 /* Punches one page of the worker file; 0 or -errno. */
 static int punch_page(const struct shm_segment *seg, off_t page) {
   const off_t size = (off_t)page_size();
-  return fallocate(seg->fd[RW_FILE_WORKER], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                   page * size, size) == 0
+  return fallocate(seg->fd[RW_FILE_WORKER], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, page * size,
+                   size) == 0
              ? 0
              : -errno;
 }
@@ -320,9 +320,8 @@ static void test_check_pages_finds_holes(void **state) {
   seg.pinned = true;
   map_dups(&seg, &m);
   munlock(m.base[RW_FILE_WORKER], m.size[RW_FILE_WORKER]);
-  assert_int_equal(madvise((unsigned char *)m.base[RW_FILE_WORKER] + page_size(), page_size(),
-                           MADV_REMOVE),
-                   0);
+  assert_int_equal(
+      madvise((unsigned char *)m.base[RW_FILE_WORKER] + page_size(), page_size(), MADV_REMOVE), 0);
   touch_like_the_rt_thread(&seg);
   assert_int_equal(shm_segment_check_pages(&seg, err, sizeof(err)), -EFAULT);
   assert_non_null(strstr(err, "page 1 of its file"));
