@@ -60,6 +60,13 @@ int rw__attach_inherited(rw_worker *w) {
    */
   (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
   w->parent = getppid();
+  /*
+   * Managed workers of every slot share one uid (runwayd's, or its
+   * worker_user): not dumpable, no other of them may open our segment
+   * through /proc/PID/fd or ptrace us. An attached worker keeps its own
+   * user's rules (a debugger may still attach to it).
+   */
+  (void)prctl(PR_SET_DUMPABLE, 0);
 
   int rc = shm_segment_map(fds[RW_FILE_DAEMON], fds[RW_FILE_WORKER], &w->seg, err, sizeof(err));
   if (rc != 0) {
