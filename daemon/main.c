@@ -150,9 +150,10 @@ int main(int argc, char **argv) {
    */
   int watch_rc = shm_segment_watch_open();
   if (watch_rc != 0)
-    log_warn("cannot open /proc/self/pagemap (%s); holes a worker punches in its segment are "
-             "found only while they last",
-             strerror(-watch_rc));
+    log_warn("cannot watch segments through /proc/self/pagemap (%s); holes a worker punches "
+             "in its segment are found only while they last",
+             watch_rc == -EOPNOTSUPP ? "shared-memory huge pages may be collapsed here"
+                                     : strerror(-watch_rc));
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
     log_warn("cannot make runwayd non-dumpable (%s); processes of its uid could read its memory",
              strerror(errno));

@@ -227,9 +227,27 @@ static bool swap_configured(void) {
 /* /proc/self/pagemap, opened before the process became non-dumpable; -1 when it could not be. */
 static int pagemap_fd = -1;
 
+/*
+ * Whether khugepaged may collapse shared-memory pages into huge pages
+ * (shmem_enabled always, within_size or force): a collapse unmaps the small
+ * pages from every mapping, the watch mapping too, and would read as holes.
+ */
+static bool shmem_may_collapse(void) {
+  char line[256];
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+  if (f == NULL)
+    return false; /* no transparent huge pages */
+  bool got = fgets(line, sizeof(line), f) != NULL;
+  fclose(f);
+  return got && (strstr(line, "[always]") != NULL || strstr(line, "[within_size]") != NULL ||
+                 strstr(line, "[force]") != NULL);
+}
+
 int shm_segment_watch_open(void) {
   if (pagemap_fd >= 0)
     return 0;
+  if (shmem_may_collapse())
+    return -EOPNOTSUPP;
   pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   return pagemap_fd >= 0 ? 0 : -errno;
 }

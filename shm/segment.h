@@ -99,7 +99,9 @@ int shm_segment_check_pages(const struct shm_segment *seg, char *err, size_t err
 /*
  * Opens /proc/self/pagemap for shm_segment_check_pages, once per process.
  * Call it before the process makes itself non-dumpable (the file is then
- * closed to it unless it runs as root). Returns 0 or -errno.
+ * closed to it unless it runs as root). Returns 0 or -errno; -EOPNOTSUPP
+ * where shared-memory huge pages may be collapsed (which would look like
+ * holes).
  */
 int shm_segment_watch_open(void);
 
