@@ -201,9 +201,13 @@ static bool bench_audible(struct proto_client *c, struct h_probe *p, uint32_t pe
             (unsigned long long)g0, (unsigned long long)h_probe_gaps(p), f,
             (unsigned long long)(to - from), (unsigned long long)t_send,
             (unsigned long long)c_send);
-      if (disturbed > 4 * changes + 20)
-        H_FAIL("too many disturbed measurements (%u); the machine is too busy to measure",
-               disturbed);
+      if (disturbed > 4 * changes + 20) {
+        /* A figure from the clean ones, if any, and a line that says so: not a failure. */
+        h_log("too many disturbed measurements (%u); the machine is too busy to measure "
+              "more than %u change(s)",
+              disturbed, done);
+        break;
+      }
       wait_steady(p, period, level);
       continue;
     }
@@ -213,10 +217,10 @@ static bool bench_audible(struct proto_client *c, struct h_probe *p, uint32_t pe
     wait_steady(p, period, level);
   }
   h_probe_dc(p, 0, 0.0f);
-  struct stats s = stats_of(lag, changes), a = stats_of(answer, changes);
+  struct stats s = stats_of(lag, done), a = stats_of(answer, done);
   double rtt_frames = ceil(rtt_max_us * RATE / 1e6);
   double lo = -(double)period, hi = (double)period + rtt_frames + 1;
-  bool pass = s.min >= lo && s.max <= hi;
+  bool pass = done == changes && s.min >= lo && s.max <= hi;
   fprintf(json_out,
           "{\"bench\":\"control\",\"measure\":\"param_audible\",\"build\":\"%s\",\"n\":%u,"
           "\"rate\":%d,\"period\":%u,\"latency_frames\":%d,\"median_frames\":%.1f,"
@@ -224,7 +228,7 @@ static bool bench_audible(struct proto_client *c, struct h_probe *p, uint32_t pe
           "\"p99_ms\":%.3f,\"answer_median_frames\":%.1f,\"answer_max_frames\":%.1f,"
           "\"expected_min_frames\":%.0f,\"expected_max_frames\":%.0f,\"disturbed\":%u,"
           "\"pass\":%s}\n",
-          RUNWAY_BENCH_BUILD, changes, RATE, period, LAT, s.median, s.p99, s.min, s.max,
+          RUNWAY_BENCH_BUILD, done, RATE, period, LAT, s.median, s.p99, s.min, s.max,
           s.median * 1000.0 / RATE, s.p99 * 1000.0 / RATE, a.median, a.max, lo, hi, disturbed,
           pass ? "true" : "false");
   fflush(json_out);
