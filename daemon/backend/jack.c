@@ -20,6 +20,7 @@
 #include <jack/jack.h>
 #include <jack/midiport.h>
 
+#include "clock.h"
 #include "log.h"
 #include "signals.h"
 
@@ -34,6 +35,19 @@ struct jack_slot {
  * stopping while a dying server keeps the thread waiting): whoever drops
  * the last reference frees it.
  */
+/*
+ * One connection to a server, as its callbacks see it. live is cleared when
+ * the backend lets go of the client: libjack can deadlock closing a client
+ * whose server died while a new one of the same name starts (seen in
+ * it_soak), leaving that client's threads blocked forever, so its callbacks
+ * must do nothing once they are no longer the backend's, should they ever run.
+ */
+struct jack_link {
+  struct jack_backend *b;
+  jack_client_t *client;
+  _Atomic int live;
+};
+
 struct connect_job {
   pthread_mutex_t lock;
   int refs;
@@ -42,6 +56,7 @@ struct connect_job {
   _Atomic uint32_t *events;
   char name[128];
   jack_client_t *client;
+  struct jack_link *link; /* closing: the abandoned client's, freed with the job */
   jack_status_t status;
   bool done;
 };
@@ -51,13 +66,20 @@ struct jack_backend {
   uv_loop_t *loop;
   struct connect_job *job;     /* the attempt in flight, or NULL */
   struct connect_job *closing; /* an abandoned client being closed, or NULL */
+  uint64_t closing_since_ms;
   struct engine *engine;
   char *requested_name;
   backend_event_fn on_event;
   void *user;
 
-  jack_client_t *client;    /* the control thread's; NULL once closed or abandoned */
-  jack_client_t *rt_client; /* the RT thread's, set before activation, kept until it is gone */
+  jack_client_t *client;   /* the control thread's; NULL once closed or abandoned */
+  struct jack_link *link;   /* the connection's callbacks' view; NULL with client */
+  /*
+   * Held (try-lock, never waited for) by an RT thread for its cycle: the RT
+   * thread of a connection given up on (see jack_link) and the new one's
+   * never run the engine at once.
+   */
+  _Atomic int rt_busy;
   char client_name[128];
   uint32_t sample_rate;
   uint32_t period;
@@ -107,9 +129,20 @@ static const struct engine_io jack_io = {
 };
 
 static int on_process(jack_nframes_t nframes, void *arg) {
-  struct jack_backend *b = arg;
-  engine_process_at(b->engine, &jack_io, nframes, jack_last_frame_time(b->rt_client));
+  struct jack_link *l = arg;
+  struct jack_backend *b = l->b;
+  if (atomic_exchange(&b->rt_busy, 1) != 0)
+    return 0; /* another connection's RT thread is in a cycle: only at a reconnection */
+  if (atomic_load(&l->live))
+    engine_process_at(b->engine, &jack_io, nframes, jack_last_frame_time(l->client));
+  atomic_store(&b->rt_busy, 0);
   return 0;
+}
+
+/* The backend of a callback's connection, or NULL once it is not the backend's any more. */
+static struct jack_backend *live_backend(void *arg) {
+  struct jack_link *l = arg;
+  return atomic_load_explicit(&l->live, memory_order_acquire) ? l->b : NULL;
 }
 
 /*
@@ -117,8 +150,9 @@ static int on_process(jack_nframes_t nframes, void *arg) {
  * thread when the client is activated: only the first is the RT thread.
  */
 static void on_thread_init(void *arg) {
-  struct jack_backend *b = arg;
-  if (pthread_equal(pthread_self(), jack_client_thread_id(b->client)))
+  struct jack_link *l = arg;
+  struct jack_backend *b = live_backend(arg);
+  if (b != NULL && pthread_equal(pthread_self(), jack_client_thread_id(l->client)))
     engine_rt_thread_started(b->engine);
 }
 
@@ -130,18 +164,24 @@ static void post_event(struct jack_backend *b, uint32_t ev) {
 }
 
 static int on_graph_order(void *arg) {
-  post_event(arg, BACKEND_EV_GRAPH);
+  struct jack_backend *b = live_backend(arg);
+  if (b != NULL)
+    post_event(b, BACKEND_EV_GRAPH);
   return 0;
 }
 
 static int on_xrun(void *arg) {
-  struct jack_backend *b = arg;
+  struct jack_backend *b = live_backend(arg);
+  if (b == NULL)
+    return 0;
   atomic_fetch_add_explicit(&b->engine->stats.xruns, 1, memory_order_relaxed);
   return 0;
 }
 
 static int on_buffer_size(jack_nframes_t nframes, void *arg) {
-  struct jack_backend *b = arg;
+  struct jack_backend *b = live_backend(arg);
+  if (b == NULL)
+    return 0;
   uint32_t old = atomic_exchange_explicit(&b->pending_period, nframes, memory_order_acq_rel);
   if (old != nframes)
     post_event(b, BACKEND_EV_PERIOD);
@@ -149,7 +189,9 @@ static int on_buffer_size(jack_nframes_t nframes, void *arg) {
 }
 
 static int on_sample_rate(jack_nframes_t rate, void *arg) {
-  struct jack_backend *b = arg;
+  struct jack_backend *b = live_backend(arg);
+  if (b == NULL)
+    return 0;
   uint32_t old = atomic_exchange_explicit(&b->pending_rate, rate, memory_order_acq_rel);
   if (old != rate)
     post_event(b, BACKEND_EV_RATE);
@@ -159,7 +201,9 @@ static int on_sample_rate(jack_nframes_t rate, void *arg) {
 static void on_shutdown(jack_status_t code, const char *reason, void *arg) {
   (void)code;
   (void)reason; /* logged by the control thread; no stdio here */
-  post_event(arg, BACKEND_EV_SHUTDOWN);
+  struct jack_backend *b = live_backend(arg);
+  if (b != NULL)
+    post_event(b, BACKEND_EV_SHUTDOWN);
 }
 
 static void merge_range(jack_latency_range_t *acc, const jack_latency_range_t *r, int *first) {
@@ -212,7 +256,9 @@ static void slot_latency_callback(const struct jack_slot *js, jack_latency_callb
 }
 
 static void on_latency(jack_latency_callback_mode_t mode, void *arg) {
-  struct jack_backend *b = arg;
+  struct jack_backend *b = live_backend(arg);
+  if (b == NULL)
+    return;
   pthread_mutex_lock(&b->latency_lock);
   for (uint32_t i = 0; i < b->n_slots; i++)
     slot_latency_callback(b->slots[i], mode);
@@ -260,6 +306,7 @@ static void job_unref(struct connect_job *job) {
   pthread_mutex_unlock(&job->lock);
   if (last) {
     pthread_mutex_destroy(&job->lock);
+    free(job->link);
     free(job);
   }
 }
@@ -290,6 +337,13 @@ static void *connect_thread(void *arg) {
  * JACK's threads (created by jack_client_open there and by jack_activate)
  * inherit the mask, so signals only ever reach the loop thread.
  */
+/*
+ * How long a reconnection waits for an abandoned client's jack_client_close.
+ * It takes milliseconds when it returns at all; once it is given up on, its
+ * callbacks are inert (jack_link) and its RT thread excluded (rt_busy).
+ */
+#define CLOSE_WAIT_MS 3000
+
 static int jb_connect(struct backend *base) {
   struct jack_backend *b = jb(base);
   sigset_t saved;
@@ -297,8 +351,19 @@ static int jb_connect(struct backend *base) {
   pthread_t thread;
   if (b->client != NULL || b->job != NULL)
     return -EALREADY;
-  if (b->closing != NULL)
-    return -EBUSY; /* the old client's RT thread may still run: not before it is closed */
+  if (b->closing != NULL) {
+    /* The old client's RT thread may still run: not before it is closed, or given up on. */
+    if (base_mono_ms() - b->closing_since_ms < CLOSE_WAIT_MS)
+      return -EBUSY;
+    log_warn("the dead JACK client did not close within %d ms (libjack is stuck in "
+             "jack_client_close); connecting again without waiting for it",
+             CLOSE_WAIT_MS);
+    pthread_mutex_lock(&b->closing->lock);
+    b->closing->orphaned = true;
+    pthread_mutex_unlock(&b->closing->lock);
+    job_unref(b->closing);
+    b->closing = NULL;
+  }
   struct connect_job *job = calloc(1, sizeof(*job));
   if (job == NULL)
     return -ENOMEM;
@@ -349,8 +414,17 @@ static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
     return (status & JackServerFailed) ? -ECONNREFUSED : -EIO;
   }
 
+  struct jack_link *link = calloc(1, sizeof(*link));
+  if (link == NULL) {
+    jack_client_close(client);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  link->b = b;
+  link->client = client;
+  atomic_store(&link->live, 1);
   b->client = client;
-  b->rt_client = client; /* before jack_activate, which orders it before the first cycle */
+  b->link = link; /* before jack_activate, which orders it before the first cycle */
   snprintf(b->client_name, sizeof(b->client_name), "%s", jack_get_client_name(b->client));
   b->sample_rate = jack_get_sample_rate(b->client);
   b->period = jack_get_buffer_size(b->client);
@@ -360,17 +434,17 @@ static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
                    ~(uint32_t)(BACKEND_EV_PERIOD | BACKEND_EV_RATE | BACKEND_EV_SHUTDOWN));
   engine_reset_clock(b->engine);
 
-  if (jack_set_process_callback(b->client, on_process, b) != 0 ||
-      jack_set_thread_init_callback(b->client, on_thread_init, b) != 0 ||
-      jack_set_xrun_callback(b->client, on_xrun, b) != 0 ||
-      jack_set_graph_order_callback(b->client, on_graph_order, b) != 0 ||
-      jack_set_buffer_size_callback(b->client, on_buffer_size, b) != 0 ||
-      jack_set_sample_rate_callback(b->client, on_sample_rate, b) != 0 ||
-      jack_set_latency_callback(b->client, on_latency, b) != 0) {
+  if (jack_set_process_callback(b->client, on_process, link) != 0 ||
+      jack_set_thread_init_callback(b->client, on_thread_init, link) != 0 ||
+      jack_set_xrun_callback(b->client, on_xrun, link) != 0 ||
+      jack_set_graph_order_callback(b->client, on_graph_order, link) != 0 ||
+      jack_set_buffer_size_callback(b->client, on_buffer_size, link) != 0 ||
+      jack_set_sample_rate_callback(b->client, on_sample_rate, link) != 0 ||
+      jack_set_latency_callback(b->client, on_latency, link) != 0) {
     snprintf(err, errlen, "cannot install JACK callbacks");
     goto fail;
   }
-  jack_on_info_shutdown(b->client, on_shutdown, b);
+  jack_on_info_shutdown(b->client, on_shutdown, link);
   base_block_signals(&saved);
   int rc = jack_activate(b->client);
   base_restore_signals(&saved);
@@ -387,11 +461,17 @@ fail:
 }
 
 /* The connection is gone: its ports go with it; slots still open are only freed later. */
-static void forget_client(struct jack_backend *b) {
+/* Returns the connection's link, no longer live: the caller frees it once its threads are gone. */
+static struct jack_link *forget_client(struct jack_backend *b) {
+  struct jack_link *link = b->link;
+  if (link != NULL)
+    atomic_store(&link->live, 0);
+  b->link = NULL;
   b->client = NULL;
   pthread_mutex_lock(&b->latency_lock);
   b->n_slots = 0;
   pthread_mutex_unlock(&b->latency_lock);
+  return link;
 }
 
 /* jack_client_close returns once the client's threads, the RT one too, have stopped. */
@@ -419,7 +499,7 @@ static void jb_abandon(struct backend *base) {
   struct connect_job *job = calloc(1, sizeof(*job));
   if (job == NULL) {
     log_warn("out of memory closing the dead JACK client; leaving it open");
-    forget_client(b);
+    (void)forget_client(b); /* its link stays for its callbacks, inert */
     return;
   }
   pthread_mutex_init(&job->lock, NULL);
@@ -437,15 +517,18 @@ static void jb_abandon(struct backend *base) {
     log_warn("cannot start a thread to close the dead JACK client; leaving it open");
     pthread_mutex_destroy(&job->lock);
     free(job);
+    (void)forget_client(b); /* its link stays for its callbacks, inert */
   } else {
     b->closing = job;
+    b->closing_since_ms = base_mono_ms();
+    job->link = forget_client(b); /* freed with the job, after jack_client_close */
   }
-  forget_client(b);
 }
 
 static bool jb_rt_stopped(const struct backend *base) {
-  const struct jack_backend *b = cjb(base);
-  return b->client == NULL && b->closing == NULL;
+  struct jack_backend *b = jb((struct backend *)base);
+  /* A client given up on is inert, but its RT thread may be in a cycle still. */
+  return b->client == NULL && b->closing == NULL && atomic_load(&b->rt_busy) == 0;
 }
 
 static void jb_close(struct backend *base) {
@@ -462,7 +545,7 @@ static void jb_close(struct backend *base) {
   pthread_sigmask(SIG_SETMASK, NULL, &mine);
   jack_client_close(b->client);
   pthread_sigmask(SIG_SETMASK, &mine, NULL);
-  forget_client(b);
+  free(forget_client(b));
 }
 
 static void free_after_close(uv_handle_t *h) {
