@@ -12,7 +12,8 @@
  *
  * A restarted instance (segment generation > 1) waits for SIGUSR2 before it
  * attaches (publishes its pid), so the test can read the slot's last_error
- * while the fault is fresh; after that it stays a correct silent worker.
+ * while the fault is fresh; after that it is a correct silent worker until
+ * the next SIGUSR1 (a test's next round).
  */
 #include <errno.h>
 #include <math.h>
@@ -151,7 +152,7 @@ int main(int argc, char **argv) {
 
   bool misbehaving = false;
   while (!got_term) {
-    if (got_usr1 && !misbehaving && !restarted) {
+    if (got_usr1 && !misbehaving) {
       misbehaving = true;
       fprintf(stderr, "worker-garbage %s: misbehaving now\n", mode);
       if (strcmp(mode, "header") == 0) {
