@@ -172,7 +172,7 @@ int main(void) {
    */
   const unsigned out0 = 0;
   unsigned n_swaps = 0, clean_replace = 0, clean_restart = 0, best = 0;
-  bool impulses_exact = false;
+  bool impulses_exact = false, misaligned = false;
   json_int_t u1 = h_slot_stat(&c, "sw", "underruns");
   for (unsigned round = 1;
        round <= ROUNDS && (!impulses_exact || clean_replace == 0 || clean_restart == 0);
@@ -236,6 +236,7 @@ int main(void) {
     h_check_impulses(p, 0, 0, L, first, start, last + L + 1, u1 != u0, "across the swaps", &ck);
     if (ck.verdict == H_MISALIGNED) {
       h_error("the impulses did not come out exactly L later, once each, across the swaps");
+      misaligned = true;
       break;
     }
     if (ck.exact + ck.optional_exact > best)
@@ -267,11 +268,11 @@ int main(void) {
   }
   /* The sine stops recording: its slot goes (the sink would fill up). */
   json_decref(h_call(&c, "slot.remove", json_pack("{s:s}", "name", "tone")));
-  if (!impulses_exact)
+  if (!impulses_exact && !misaligned)
     h_error("at most %u of 160 impulses exact across the swaps in %u rounds, each disturbed "
             "(xruns or skips of the graph): the machine is too busy to measure",
             best, ROUNDS);
-  if (clean_replace == 0 || clean_restart == 0)
+  if (!misaligned && (clean_replace == 0 || clean_restart == 0))
     h_error("no swap of each kind without a JACK xrun nearby in %u rounds (%u replace, %u "
             "restart): the machine is too busy to check the sine across both",
             ROUNDS, clean_replace, clean_restart);
