@@ -135,6 +135,21 @@ static void on_worker_exit(struct worker_proc *proc, int64_t status, int sig, vo
   schedule_restart(sv, WORKER_RESTARTING);
 }
 
+/* A worker of this slot on segment_fd; its exit comes back to on_worker_exit. */
+static int spawn(struct supervisor *sv, const struct worker_command *cmd, int segment_fd,
+                 struct worker_proc **out, char *err, size_t errlen) {
+  struct worker_spawn spec = {
+      .launch = &sv->env->launch,
+      .file = cmd->file,
+      .argv = cmd->argv,
+      .segment_fd = segment_fd,
+      .slot = sv->name,
+      .on_exit = on_worker_exit,
+      .user = sv,
+  };
+  return worker_proc_spawn(sv->env->loop, &spec, out, err, errlen);
+}
+
 int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, int segment_fd) {
   char err[256];
   uv_timer_stop(&sv->restart_timer);
@@ -146,16 +161,7 @@ int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, in
   if (cmd->external)
     return 0;
 
-  struct worker_spawn spec = {
-      .launch = &sv->env->launch,
-      .file = cmd->file,
-      .argv = cmd->argv,
-      .segment_fd = segment_fd,
-      .slot = sv->name,
-      .on_exit = on_worker_exit,
-      .user = sv,
-  };
-  int rc = worker_proc_spawn(sv->env->loop, &spec, &sv->proc, err, sizeof(err));
+  int rc = spawn(sv, cmd, segment_fd, &sv->proc, err, sizeof(err));
   if (rc != 0) {
     sv->proc = NULL;
     sv->active = false;
@@ -173,16 +179,7 @@ int supervisor_start_next(struct supervisor *sv, const struct worker_command *cm
     snprintf(err, errlen, "a new worker (pid %d) is starting already", (int)sv->next_pid);
     return -EBUSY;
   }
-  struct worker_spawn spec = {
-      .launch = &sv->env->launch,
-      .file = cmd->file,
-      .argv = cmd->argv,
-      .segment_fd = segment_fd,
-      .slot = sv->name,
-      .on_exit = on_worker_exit,
-      .user = sv,
-  };
-  int rc = worker_proc_spawn(sv->env->loop, &spec, &sv->next_proc, err, errlen);
+  int rc = spawn(sv, cmd, segment_fd, &sv->next_proc, err, errlen);
   if (rc != 0) {
     sv->next_proc = NULL;
     return rc;

@@ -27,6 +27,7 @@
 
 #include "bench_stats.h"
 #include "engine.h"
+#include "plain_io.h"
 
 #ifndef RUNWAY_BENCH_BUILD
 #define RUNWAY_BENCH_BUILD "unknown"
@@ -37,34 +38,11 @@
 #define CHANNELS 2u
 #define HISTORY 8192u
 
+/* A port is its buffer (plain_io). */
 struct port {
   float buf[FRAMES];
 };
 
-static float *audio_buffer(void *port, uint32_t nframes) {
-  (void)nframes;
-  return ((struct port *)port)->buf;
-}
-
-static void *midi_buffer(void *port, uint32_t nframes) {
-  (void)port;
-  (void)nframes;
-  return NULL;
-}
-
-static uint32_t midi_count(void *buf) {
-  (void)buf;
-  return 0;
-}
-
-static int midi_get(void *buf, uint32_t index, struct engine_midi *ev) {
-  (void)buf;
-  (void)index;
-  (void)ev;
-  return -1;
-}
-
-static const struct engine_io io = {audio_buffer, midi_buffer, midi_count, midi_get};
 
 enum kind { ALONE, BYPASS, BYPASS_GAP, WARMING, FADING, KINDS };
 static const char *const kind_names[KINDS] = {"alone", "bypass", "bypass_gap", "warming", "fading"};
@@ -132,7 +110,7 @@ static void setup(struct bcase *b, enum kind kind) {
   engine_settle(&b->engine);
   /* A while alone first, so that the old ring holds history. */
   for (int i = 0; i < 200; i++) {
-    engine_process(&b->engine, &io, FRAMES);
+    engine_process(&b->engine, &plain_io, FRAMES);
     ahead(b->old->tl.g.ctl, b->old->tl.pos);
   }
   if (kind == WARMING || kind == FADING) {
@@ -147,7 +125,7 @@ static void setup(struct bcase *b, enum kind kind) {
       die("engine_publish_with failed");
     engine_settle(&b->engine);
     for (int i = 0; i < 50; i++) {
-      engine_process(&b->engine, &io, FRAMES);
+      engine_process(&b->engine, &plain_io, FRAMES);
       ahead(b->old->tl.g.ctl, b->old->tl.pos);
       ahead(b->fresh->tl.g.ctl, b->fresh->tl.pos);
     }
@@ -168,7 +146,7 @@ static int64_t time_engine(void *ctx, uint64_t iters) {
   struct bcase *b = ctx;
   int64_t start = bench_now_ns();
   for (uint64_t i = 0; i < iters; i++) {
-    engine_process(&b->engine, &io, FRAMES);
+    engine_process(&b->engine, &plain_io, FRAMES);
     if (b->feed_old)
       ahead(b->old->tl.g.ctl, b->old->tl.pos);
     if (b->feed_fresh)

@@ -15,39 +15,17 @@
 #include <cmocka.h>
 
 #include "engine.h"
+#include "plain_io.h"
 
 #define RATE 48000u
 #define PERIOD 64u
 #define LATENCY 128u
 
+/* A port is its buffer (plain_io). */
 struct port {
   float buf[4 * PERIOD];
 };
 
-static float *audio_buffer(void *port, uint32_t nframes) {
-  (void)nframes;
-  return ((struct port *)port)->buf;
-}
-
-static void *midi_buffer(void *port, uint32_t nframes) {
-  (void)port;
-  (void)nframes;
-  return NULL;
-}
-
-static uint32_t midi_count(void *buf) {
-  (void)buf;
-  return 0;
-}
-
-static int midi_get(void *buf, uint32_t index, struct engine_midi *ev) {
-  (void)buf;
-  (void)index;
-  (void)ev;
-  return -1;
-}
-
-static const struct engine_io io = {audio_buffer, midi_buffer, midi_count, midi_get};
 
 struct rig {
   struct engine engine;
@@ -135,7 +113,7 @@ static void test_whole_table(void **state) {
   uint32_t frame = 1000;
   for (uint64_t t = 0; t < 20 * PERIOD; t += PERIOD, frame += PERIOD) {
     feed_inputs(&r, t);
-    engine_process_at(&r.engine, &io, PERIOD, frame);
+    engine_process_at(&r.engine, &plain_io, PERIOD, frame);
     if (t >= LATENCY)
       for (int i = 0; i < 2; i++)
         check_outputs(&r, i, t);
@@ -159,8 +137,8 @@ static void test_per_slot(void **state) {
   for (uint64_t t = 0; t < 20 * PERIOD; t += PERIOD, frame += PERIOD) {
     feed_inputs(&r, t);
     /* The second slot's node runs first: order within a cycle is the server's. */
-    engine_process_slot(&r.engine, &r.key[1], &hint[1], &io, PERIOD, frame);
-    engine_process_slot(&r.engine, &r.key[0], &hint[0], &io, PERIOD, frame);
+    engine_process_slot(&r.engine, &r.key[1], &hint[1], &plain_io, PERIOD, frame);
+    engine_process_slot(&r.engine, &r.key[0], &hint[0], &plain_io, PERIOD, frame);
     if (t >= LATENCY)
       for (int i = 0; i < 2; i++)
         check_outputs(&r, i, t);
@@ -184,13 +162,13 @@ static void test_per_slot_gap(void **state) {
   rig_init(&r);
   uint32_t frame = 0;
   for (int c = 0; c < 4; c++, frame += PERIOD) {
-    engine_process_slot(&r.engine, &r.key[0], &hint[0], &io, PERIOD, frame);
-    engine_process_slot(&r.engine, &r.key[1], &hint[1], &io, PERIOD, frame);
+    engine_process_slot(&r.engine, &r.key[0], &hint[0], &plain_io, PERIOD, frame);
+    engine_process_slot(&r.engine, &r.key[1], &hint[1], &plain_io, PERIOD, frame);
   }
   uint64_t before = r.slot[0]->tl.pos;
   frame += 3 * PERIOD; /* three cycles skipped */
-  engine_process_slot(&r.engine, &r.key[0], &hint[0], &io, PERIOD, frame);
-  engine_process_slot(&r.engine, &r.key[1], &hint[1], &io, PERIOD, frame);
+  engine_process_slot(&r.engine, &r.key[0], &hint[0], &plain_io, PERIOD, frame);
+  engine_process_slot(&r.engine, &r.key[1], &hint[1], &plain_io, PERIOD, frame);
   assert_int_equal(r.slot[0]->tl.pos, before + 4 * PERIOD);
   assert_int_equal(r.slot[1]->tl.pos, before + 4 * PERIOD);
   assert_int_equal(atomic_load(&r.engine.stats.skipped_frames), 3 * PERIOD);
@@ -215,10 +193,10 @@ static void test_per_slot_late_node(void **state) {
   for (uint32_t k = 0; k < 24; k++) {
     uint64_t t = (uint64_t)k * PERIOD;
     feed_inputs(&r, t);
-    engine_process_slot(&r.engine, &r.key[1], &hint[1], &io, PERIOD, base + (uint32_t)t);
+    engine_process_slot(&r.engine, &r.key[1], &hint[1], &plain_io, PERIOD, base + (uint32_t)t);
     if (k != 10) {
       uint32_t frame = base + (uint32_t)t + (k == 13 ? PERIOD : 0);
-      engine_process_slot(&r.engine, &r.key[0], &hint[0], &io, PERIOD, frame);
+      engine_process_slot(&r.engine, &r.key[0], &hint[0], &plain_io, PERIOD, frame);
     }
     if (t >= LATENCY)
       check_outputs(&r, 1, t);
@@ -260,7 +238,7 @@ static void test_per_slot_unknown_key(void **state) {
   int stranger;
   uint32_t hint = 7;
   rig_init(&r);
-  engine_process_slot(&r.engine, &stranger, &hint, &io, PERIOD, 0);
+  engine_process_slot(&r.engine, &stranger, &hint, &plain_io, PERIOD, 0);
   assert_int_equal(hint, 7);
   assert_int_equal(atomic_load(&r.slot[0]->counters.cycles), 0);
   assert_int_equal(atomic_load(&r.slot[1]->counters.cycles), 0);
@@ -268,7 +246,7 @@ static void test_per_slot_unknown_key(void **state) {
   struct engine_slot *only = r.slot[1];
   assert_int_equal(engine_publish(&r.engine, &only, 1), 0);
   uint32_t h1 = 0;
-  engine_process_slot(&r.engine, &r.key[1], &h1, &io, PERIOD, PERIOD);
+  engine_process_slot(&r.engine, &r.key[1], &h1, &plain_io, PERIOD, PERIOD);
   assert_int_equal(h1, 0);
   assert_int_equal(atomic_load(&r.slot[1]->counters.cycles), 1);
   engine_reclaim(&r.engine);

@@ -24,40 +24,18 @@
 #include <cmocka.h>
 
 #include "engine.h"
+#include "plain_io.h"
 
 #define RATE 48000u
 #define PERIOD 64u
 #define L 256u
 #define F RW_FADE_FRAMES
 
+/* A port is its buffer (plain_io). */
 struct port {
   float buf[PERIOD];
 };
 
-static float *audio_buffer(void *port, uint32_t nframes) {
-  (void)nframes;
-  return ((struct port *)port)->buf;
-}
-
-static void *midi_buffer(void *port, uint32_t nframes) {
-  (void)port;
-  (void)nframes;
-  return NULL;
-}
-
-static uint32_t midi_count(void *buf) {
-  (void)buf;
-  return 0;
-}
-
-static int midi_get(void *buf, uint32_t index, struct engine_midi *ev) {
-  (void)buf;
-  (void)index;
-  (void)ev;
-  return -1;
-}
-
-static const struct engine_io io = {audio_buffer, midi_buffer, midi_count, midi_get};
 
 /* The slot's input at graph frame f: never 0, different at every frame. */
 static float input_at(uint64_t f) { return 1.0f + (float)(f % 113) * 0.01f; }
@@ -141,7 +119,7 @@ static void cycle(struct rig *r) {
   for (uint32_t k = 0; k < PERIOD; k++)
     r->in.buf[k] = input_at(r->frame + k);
   memset(r->out.buf, 0xff, sizeof(r->out.buf)); /* NaN: every sample must be written */
-  engine_process_at(&r->engine, &io, PERIOD, (uint32_t)r->frame);
+  engine_process_at(&r->engine, &plain_io, PERIOD, (uint32_t)r->frame);
   r->frame += PERIOD;
 }
 
