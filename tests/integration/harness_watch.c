@@ -11,8 +11,8 @@
  * connection of its own, so a skip is placed between two answers, and only
  * the output in flight then is checked leniently.
  */
-#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +106,12 @@ void h_watch_skips(const struct h_probe *p, const struct h_daemon *d) {
   w.probe = p;
   snprintf(w.socket, sizeof(w.socket), "%s", d->socket);
   atomic_store(&w.stop, false);
+  /* The thread leaves the test's signals (watchdog, SIGTERM) to the main thread. */
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
   int rc = pthread_create(&w.thread, NULL, watch, NULL);
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
   if (rc != 0)
     H_FAIL("h_watch_skips: pthread_create: %s", strerror(rc));
   w.running = true;
