@@ -109,6 +109,32 @@ static void check_sine(struct h_probe *p, unsigned in, uint64_t from, uint64_t t
   free(x);
 }
 
+/*
+ * Time sw's workers spent runnable but waiting for a CPU, followed across
+ * swaps: each new worker from when it is first seen, an old one up to then.
+ */
+struct waited {
+  pid_t pid;
+  uint64_t base, ns;
+};
+
+static void waited_follow(struct waited *w, struct h_conn *c) {
+  json_t *s = h_slot(c, "sw");
+  pid_t pid = (pid_t)h_int(s, "pid");
+  json_decref(s);
+  if (w->pid > 0) {
+    uint64_t now = h_sched_delay_ns(w->pid);
+    if (now > w->base)
+      w->ns += now - w->base;
+  }
+  if (pid != w->pid) {
+    w->pid = pid;
+    w->base = pid > 0 ? h_sched_delay_ns(pid) : 0;
+  } else if (w->pid > 0) {
+    w->base = h_sched_delay_ns(pid);
+  }
+}
+
 static void param_set(struct h_conn *c, const char *slot, const char *param, double value) {
   json_decref(h_call(c, "param.set",
                      json_pack("{s:s, s:s, s:f}", "name", slot, "param", param, "value", value)));
@@ -188,6 +214,10 @@ int main(void) {
     uint64_t xruns0 = h_probe_xruns(p), skipped0 = h_daemon_skipped(&c);
     h_sleep_ms(100);
     json_int_t u0 = h_slot_stat(&c, "sw", "underruns");
+    json_int_t tone0 = h_slot_stat(&c, "tone", "underruns");
+    /* How long sw's workers waited for a CPU (they run at normal priority, as any process). */
+    struct waited w = {0};
+    waited_follow(&w, &c);
     while (n < SWAPS && (clean_replace == 0 || clean_restart == 0 || n == 0) &&
            h_probe_now(p) + 3 * RATE / 10 < last) {
       bool restart = n_swaps % 2 == 1;
@@ -212,6 +242,7 @@ int main(void) {
       H_CHECK(h_int(r, "latency_frames") == L, "L changed to %lld",
               (long long)h_int(r, "latency_frames"));
       json_decref(r);
+      waited_follow(&w, &c);
       h_sleep_ms(150); /* the crossfade and 100 ms after it have played */
       swaps[n].clean = h_probe_xruns(p) == xruns;
       if (!swaps[n].clean)
@@ -222,16 +253,26 @@ int main(void) {
 
     h_probe_wait_frame(p, last + L + 2 * PERIOD, 15000);
     u1 = h_slot_stat(&c, "sw", "underruns");
+    waited_follow(&w, &c);
     bool skipped = h_daemon_skipped(&c) != skipped0;
     bool disturbed = skipped || h_probe_xruns(p) != xruns0;
     if (skipped) {
       /* runwayd's clock jumped where the probe's may not have: a busy graph, not the swap. */
       h_log("round %u: runwayd's clock skipped frames; checked leniently there", round);
     }
-    h_log("round %u: %u swaps; underruns of sw meanwhile: %lld", round, n, (long long)(u1 - u0));
-    if (u1 != u0 && !disturbed)
-      h_error("%lld underrun(s) during the swaps, with no xrun or skip of the graph",
-              (long long)(u1 - u0));
+    double waited_ms = (double)w.ns / 1e6;
+    /* The sine's own slot underran (its worker late too): its gaps are not sw's. */
+    bool tone_gaps = h_slot_stat(&c, "tone", "underruns") != tone0;
+    if (tone_gaps)
+      h_log("round %u: the sine's slot underran; the sine is not checked in this round", round);
+    h_log("round %u: %u swaps; underruns of sw meanwhile: %lld; its workers waited %.1f ms for a "
+          "CPU",
+          round, n, (long long)(u1 - u0), waited_ms);
+    /* An underrun is the machine's when the graph was disturbed or a worker kept waiting L. */
+    if (u1 != u0 && !disturbed && waited_ms < L * 1000.0 / RATE)
+      h_error("%lld underrun(s) during the swaps, with no xrun or skip of the graph and the "
+              "workers waiting only %.1f ms for a CPU",
+              (long long)(u1 - u0), waited_ms);
     struct h_check ck;
     h_check_impulses(p, 0, 0, L, first, start, last + L + 1, u1 != u0, "across the swaps", &ck);
     if (ck.verdict == H_MISALIGNED) {
@@ -255,7 +296,8 @@ int main(void) {
               swaps[i].frame, (unsigned long long)(start + 2 * L), (unsigned long long)(last + L));
         continue;
       }
-      if (!swaps[i].clean)
+      /* An underrun (excused above) may have left a gap in the sine anywhere in the round. */
+      if (!swaps[i].clean || u1 != u0 || tone_gaps)
         continue;
       uint64_t f = last + L - (uint64_t)(-b);
       check_sine(p, 1, f - 4800, f + XFADE + 4800,
@@ -298,7 +340,8 @@ int main(void) {
    */
   bool proven = false;
   for (int attempt = 1; attempt <= ECHO_ATTEMPTS && !proven; attempt++) {
-    uint64_t skipped0 = h_daemon_skipped(&c);
+    uint64_t skipped0 = h_daemon_skipped(&c), xruns0 = h_probe_xruns(p);
+    json_int_t dl_u0 = h_slot_stat(&c, "dl", "underruns");
     uint64_t from = h_probe_cycle(p);
     uint32_t id = h_probe_impulse(p, 1, h_probe_now(p) + 8 * PERIOD, 1.0f);
     uint64_t fi = h_probe_frame(p, id);
@@ -323,9 +366,15 @@ int main(void) {
     if (h_daemon_skipped(&c) != skipped0) {
       h_log("attempt %d: runwayd's clock skipped frames; checked leniently there", attempt);
     }
+    json_int_t dl_under = h_slot_stat(&c, "dl", "underruns") - dl_u0;
     h_log("attempt %d: the impulse went in %lld frames before the switch, its echo was due %lld "
-          "frames after the crossfade",
-          attempt, (long long)frames_after(s, fi), (long long)margin);
+          "frames after the crossfade; underruns of dl meanwhile: %lld",
+          attempt, (long long)frames_after(s, fi), (long long)margin, (long long)dl_under);
+    if (dl_under > 0 && (h_daemon_skipped(&c) != skipped0 || h_probe_xruns(p) != xruns0)) {
+      /* Its worker fell behind while the graph was disturbed: the echo may be lost, not moved. */
+      h_log("attempt %d: the delay underran while the graph was disturbed; again", attempt);
+      continue;
+    }
     struct h_expect ex = {.frame = echo, .value = 1.0f};
     struct h_check ck;
     h_check_port_delay(p, 2, &ex, 1, from, echo + PERIOD, L + ECHO, 0,
@@ -349,6 +398,9 @@ int main(void) {
   for (unsigned round = 1; round <= ROUNDS && !played_on; round++) {
     uint32_t first = h_probe_n_events(p);
     uint64_t start = h_probe_now(p), skipped0 = h_daemon_skipped(&c);
+    uint64_t xruns0 = h_probe_xruns(p);
+    struct waited w = {0};
+    waited_follow(&w, &c);
     uint64_t last = h_impulse_train(p, &out0, 1, 20, 400, 2 * L);
     json_t *before = h_slot(&c, "sw");
     char plugin_before[64];
@@ -371,9 +423,13 @@ int main(void) {
     bool skipped = h_daemon_skipped(&c) != skipped0;
     if (skipped)
       h_log("runwayd's clock skipped frames; checked leniently there");
+    waited_follow(&w, &c);
+    bool excused = skipped || h_probe_xruns(p) != xruns0 || w.ns >= L * UINT64_C(1000000000) / RATE;
     json_int_t u2 = h_slot_stat(&c, "sw", "underruns");
-    if (u2 != u1 && !skipped)
-      h_error("%lld underrun(s) around the failed replacement", (long long)(u2 - u1));
+    if (u2 != u1 && !excused)
+      h_error("%lld underrun(s) around the failed replacement, with no xrun or skip of the graph "
+              "and the worker waiting only %.1f ms for a CPU",
+              (long long)(u2 - u1), (double)w.ns / 1e6);
     struct h_check ck;
     h_check_impulses(p, 0, 0, L, first, start, last + L + 1, u2 != u1, "after a failed replace",
                      &ck);
