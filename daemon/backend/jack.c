@@ -112,6 +112,16 @@ static int on_process(jack_nframes_t nframes, void *arg) {
   return 0;
 }
 
+/*
+ * On the RT thread before its first cycle, and (JACK2) on the notification
+ * thread when the client is activated: only the first is the RT thread.
+ */
+static void on_thread_init(void *arg) {
+  struct jack_backend *b = arg;
+  if (pthread_equal(pthread_self(), jack_client_thread_id(b->client)))
+    engine_rt_thread_started(b->engine);
+}
+
 /* ---- JACK notification threads -------------------------------------------- */
 
 static void post_event(struct jack_backend *b, uint32_t ev) {
@@ -351,6 +361,7 @@ static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
   engine_reset_clock(b->engine);
 
   if (jack_set_process_callback(b->client, on_process, b) != 0 ||
+      jack_set_thread_init_callback(b->client, on_thread_init, b) != 0 ||
       jack_set_xrun_callback(b->client, on_xrun, b) != 0 ||
       jack_set_graph_order_callback(b->client, on_graph_order, b) != 0 ||
       jack_set_buffer_size_callback(b->client, on_buffer_size, b) != 0 ||

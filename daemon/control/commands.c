@@ -7,6 +7,7 @@
 #include "commands.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -322,6 +323,38 @@ static json_t *cmd_slot_restart(struct runwayd *d, struct control_conn *conn,
   return proto_response_built(req->id, slot_to_json(s));
 }
 
+/* The RT thread's CPU time in ns (the first field of its schedstat), or -1 when unknown. */
+static json_int_t rt_cpu_ns(int tid) {
+  char path[64];
+  long long ns = -1;
+  if (tid <= 0)
+    return -1;
+  snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", tid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  if (fscanf(f, "%lld", &ns) != 1)
+    ns = -1;
+  fclose(f);
+  return ns;
+}
+
+/* Cycle times by bucket, the empty ones left out: [[from_ns, to_ns, cycles], ...]. */
+static json_t *cycle_histogram(const struct engine_stats *st) {
+  json_t *list = json_array();
+  for (uint32_t b = 0; b < ENGINE_CYCLE_BUCKETS; b++) {
+    uint64_t n = atomic_load_explicit(&st->cycle_hist[b], memory_order_relaxed);
+    if (n == 0)
+      continue;
+    json_t *to = b + 1 < ENGINE_CYCLE_BUCKETS
+                     ? json_integer((json_int_t)engine_cycle_bucket_floor(b + 1))
+                     : json_null();
+    json_array_append_new(list, json_pack("[I, o, I]", (json_int_t)engine_cycle_bucket_floor(b),
+                                          to, (json_int_t)n));
+  }
+  return list;
+}
+
 /* The LV2 plugin to replace a slot's worker with is described: hostable, or refused. */
 static void lv2_replace_described(struct runwayd *d, enum proto_err code, const json_t *answer,
                                   const char *err, void *user) {
@@ -391,8 +424,9 @@ static json_t *daemon_stats(struct runwayd *d) {
   uint64_t cycles = atomic_load(&st->cycles);
   uint64_t sum = atomic_load(&st->cycle_ns_sum);
   bool up = backend_is_open(d->backend);
-  return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "xruns",
-                   (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
+  int tid = atomic_load_explicit(&d->engine.rt_thread_id, memory_order_relaxed);
+  return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:I, s:I}",
+                   "xruns", (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
                    (json_int_t)atomic_load(&st->cycle_ns_max), "rt_cycle_ns_avg",
                    (json_int_t)(cycles ? sum / cycles : 0), "cycles", (json_int_t)cycles,
                    "backend_state", up ? "active" : "disconnected", "slots", (json_int_t)d->n_slots,
@@ -400,7 +434,9 @@ static json_t *daemon_stats(struct runwayd *d) {
                    "rt_cycle_ns_sum", (json_int_t)sum, "rt_cycle_ns_max_recent",
                    (json_int_t)atomic_load(&st->cycle_ns_max_recent), "sample_rate",
                    up ? json_integer(backend_sample_rate(d->backend)) : json_null(), "period",
-                   up ? json_integer(backend_period(d->backend)) : json_null());
+                   up ? json_integer(backend_period(d->backend)) : json_null(),
+                   "rt_cycle_histogram", cycle_histogram(st), "rt_thread_id", (json_int_t)tid,
+                   "rt_cpu_ns", rt_cpu_ns(tid));
 }
 
 static json_t *cmd_stats(struct runwayd *d, struct control_conn *conn,

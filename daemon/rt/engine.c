@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "engine_internal.h"
@@ -449,8 +450,27 @@ static void publish_clock(struct engine_slot *s, uint64_t t, uint32_t n) {
   s->clock_due = CLOCK_EVERY - 1;
 }
 
-void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
-                        float *const *into) {
+/*
+ * The slot's port buffers for this cycle (its outputs' only when it plays
+ * into them). In JACK2 each call reads the port's bookkeeping in the
+ * server's shared memory, a page per port that nothing else touched since
+ * the last cycle: a cache and TLB miss or three. Asked for every slot in a
+ * row, before any slot is processed, the misses of neighbouring calls
+ * overlap instead of each waiting behind a slot's copies. The inputs are
+ * asked for again in slot_cycle(), then from the cache: JACK mixes an input
+ * with several connections when asked, which must come after the slots
+ * upstream of it in this callback have played.
+ */
+static void slot_ports(struct engine_slot *s, const struct engine_io *io, uint32_t n, bool outs) {
+  for (uint32_t c = 0; c < s->n_in; c++)
+    s->in_buf[c] = io->audio_buffer(s->in_ports[c], n);
+  for (uint32_t c = 0; outs && c < s->n_out; c++)
+    s->out_buf[c] = io->audio_buffer(s->out_ports[c], n);
+}
+
+/* engine__slot_cycle over the buffers slot_ports() fetched this cycle. */
+static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
+                       float *const *into) {
   const float *in[RW_MAX_CHANNELS];
   float *out[RW_MAX_CHANNELS];
   const float *src[RW_MAX_CHANNELS];
@@ -458,9 +478,9 @@ void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint3
   const struct shm_tl_geom *g = &s->tl.g;
 
   for (uint32_t c = 0; c < s->n_in; c++)
-    in[c] = io->audio_buffer(s->in_ports[c], n);
+    in[c] = s->in_buf[c] = io->audio_buffer(s->in_ports[c], n);
   for (uint32_t c = 0; c < s->n_out; c++)
-    out[c] = into != NULL ? into[c] : io->audio_buffer(s->out_ports[c], n);
+    out[c] = into != NULL ? into[c] : s->out_buf[c];
   counter_add(&s->counters.cycles, 1);
   /* Relaxed: only a flag for counting; the control thread reads the worker's declaration. */
   if (!s->worker_seen && atomic_load_explicit(&g->ctl->worker_pid, memory_order_relaxed) != 0)
@@ -544,6 +564,17 @@ void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint3
     counter_add(&s->counters.nonfinite_samples, nonfinite);
 }
 
+void engine__slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n,
+                        float *const *into) {
+  for (uint32_t c = 0; into == NULL && c < s->n_out; c++)
+    s->out_buf[c] = io->audio_buffer(s->out_ports[c], n);
+  slot_cycle(s, io, n, into);
+}
+
+void engine_rt_thread_started(struct engine *e) {
+  atomic_store_explicit(&e->rt_thread_id, (int)gettid(), memory_order_relaxed);
+}
+
 void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint32_t n) {
   const float *in[RW_MAX_CHANNELS];
   const float *src[RW_MAX_CHANNELS];
@@ -576,21 +607,50 @@ void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint3
     slot_fault(s);
 }
 
-/* One table entry: its bypass input, then its generation, or the two of a takeover. */
+/*
+ * One table entry: its bypass input, then its generation, or the two of a
+ * takeover. fetched: slot_ports() ran for its generation this cycle.
+ */
 static void entry_cycle(struct engine *e, const struct engine_state *st, uint32_t i,
-                        const struct engine_io *io, uint32_t n) {
+                        const struct engine_io *io, uint32_t n, bool fetched) {
   struct engine_slot *s = st->slots[i], *next = st->incoming[i];
   struct engine_bypass *bp = next != NULL && next->bypass != NULL ? next->bypass : s->bypass;
   if (bp != NULL)
     engine__bypass_write(bp, io, s->in_ports, s->n_in, n, s->cycle_played);
   if (next != NULL)
     engine__takeover_cycle(e, s, next, io, n);
+  else if (fetched)
+    slot_cycle(s, io, n, NULL);
   else
     engine__slot_cycle(s, io, n, NULL);
 }
 
 void engine_reset_clock(struct engine *e) {
   atomic_store_explicit(&e->clock_valid, 0, memory_order_relaxed);
+}
+
+/*
+ * A port buffer of the last cycle, most likely this cycle's too: its lines,
+ * and for a port of our own (an output) the server's bookkeeping of it just
+ * before the buffer, which jack_port_get_buffer reads (in JACK2 the in-use
+ * flag sits in the line before the buffer and the port's flags about 1 KB
+ * before it). These were last touched a period ago; a prefetch of a stale
+ * address costs no more than the line, and never faults.
+ */
+static inline void port_prefetch(const float *buf, uint32_t n, bool own) {
+  if (buf == NULL)
+    return;
+  const char *p = (const char *)buf;
+  if (own) {
+    __builtin_prefetch(p - 1024, 0, 3);
+    __builtin_prefetch(p - 64, 0, 3);
+  }
+  for (uint32_t k = 0; k < n * sizeof(float); k += 64) {
+    if (own)
+      __builtin_prefetch(p + k, 1, 3);
+    else
+      __builtin_prefetch(p + k, 0, 3);
+  }
 }
 
 static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
@@ -615,6 +675,10 @@ static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
     for (uint32_t k = 0; k < len; k += 16)
       __builtin_prefetch(ring + k, 1, 3);
   }
+  for (uint32_t c = 0; c < s->n_in; c++)
+    port_prefetch(s->in_buf[c], n, false);
+  for (uint32_t c = 0; c < s->n_out; c++)
+    port_prefetch(s->out_buf[c], n, true);
 }
 
 /* Beyond 10 s at 48 kHz a difference of frame times is a new clock, not a gap. */
@@ -665,11 +729,28 @@ static const struct engine_state *cycle_begin(struct engine *e, uint32_t nframes
   return e->rt_state;
 }
 
+/* 1024 ns and up: the octave's exponent and the three bits below the leading one. */
+uint32_t engine_cycle_bucket(uint64_t ns) {
+  if (ns < 1024)
+    return 0;
+  uint32_t e = 63u - (uint32_t)__builtin_clzll(ns);
+  uint32_t b = 1u + (e - 10u) * 8u + (uint32_t)((ns >> (e - 3u)) & 7u);
+  return b < ENGINE_CYCLE_BUCKETS ? b : ENGINE_CYCLE_BUCKETS - 1;
+}
+
+uint64_t engine_cycle_bucket_floor(uint32_t bucket) {
+  if (bucket == 0)
+    return 0;
+  uint32_t e = 10u + (bucket - 1u) / 8u;
+  return (uint64_t)(8u + (bucket - 1u) % 8u) << (e - 3u);
+}
+
 /* A cycle's duration dt (ns), which ended at tick now, into the totals and the window. */
 static void stats_add(struct engine *e, uint64_t dt, uint64_t now) {
   struct engine_stats *stats = &e->stats;
   counter_add(&stats->cycles, 1);
   counter_add(&stats->cycle_ns_sum, dt);
+  counter_add(&stats->cycle_hist[engine_cycle_bucket(dt)], 1);
   if (dt > atomic_load_explicit(&stats->cycle_ns_max, memory_order_relaxed))
     atomic_store_explicit(&stats->cycle_ns_max, dt, memory_order_relaxed);
   if (dt > e->window_max)
@@ -699,8 +780,12 @@ static void process(struct engine *e, const struct engine_io *io, uint32_t nfram
      */
     for (uint32_t i = 0; i < st->n_slots; i++)
       slot_prefetch(st->slots[i], nframes);
+    /* A takeover's two generations fetch their own. */
     for (uint32_t i = 0; i < st->n_slots; i++)
-      entry_cycle(e, st, i, io, nframes);
+      if (st->incoming[i] == NULL)
+        slot_ports(st->slots[i], io, nframes, true);
+    for (uint32_t i = 0; i < st->n_slots; i++)
+      entry_cycle(e, st, i, io, nframes, st->incoming[i] == NULL);
   }
 
   uint64_t end = cycle_clock();
@@ -807,7 +892,7 @@ void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
       if (next != NULL)
         next->cycle_played = played;
       slot_prefetch(s, nframes);
-      entry_cycle(e, st, *hint, io, nframes);
+      entry_cycle(e, st, *hint, io, nframes, false);
       s->cycle_played = 0;
       if (next != NULL)
         next->cycle_played = 0;

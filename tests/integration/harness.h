@@ -25,8 +25,9 @@
  * server), harness_daemon.c (runwayd and its slots), harness_conn.c (the
  * control connection), harness_probe.c (the probe), harness_check.c
  * (checks). Paths of the programs under test come from CMake as compile
- * definitions (RWT_RUNWAYD, RWT_WORKER, ...). Not thread safe: call from the
- * test's main thread only.
+ * definitions (RWT_RUNWAYD, RWT_WORKER, ...; RUNWAY_TEST_RUNWAYD and
+ * RUNWAY_TEST_JACKD in the environment take the place of runwayd and
+ * jackd). Not thread safe: call from the test's main thread only.
  */
 #ifndef RUNWAY_TESTS_HARNESS_H
 #define RUNWAY_TESTS_HARNESS_H

@@ -56,7 +56,9 @@ void h_daemon_start(struct h_daemon *d, const struct h_jack *j, const char *cons
       snprintf(d->state_dir, sizeof(d->state_dir), "%s/state-%s", h_tmpdir(), d->name) >=
           (int)sizeof(d->state_dir))
     H_FAIL("path too long");
-  argv[a++] = RWT_RUNWAYD;
+  /* A benchmark may compare two builds of runwayd on one server. */
+  const char *runwayd = getenv("RUNWAY_TEST_RUNWAYD");
+  argv[a++] = runwayd != NULL && *runwayd != '\0' ? runwayd : RWT_RUNWAYD;
   argv[a++] = "--backend";
   argv[a++] = h_backend();
   argv[a++] = "--socket";

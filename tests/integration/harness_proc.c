@@ -21,7 +21,7 @@
 
 extern char **environ;
 
-#define MAX_PROCS 64
+#define MAX_PROCS 192 /* runway-bench-scale runs up to 128 reference clients */
 
 static struct h_proc *procs[MAX_PROCS];
 

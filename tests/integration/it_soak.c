@@ -20,7 +20,8 @@
  * clean stop, slots.json holds the last gain the client set.
  *
  * RUNWAY_SOAK_SECONDS sets the length (default 20, what ctest runs);
- * RUNWAY_SOAK_SEED replays a run. README's soak figures come from
+ * RUNWAY_SOAK_SEED replays a run; RUNWAY_SOAK_ACTIONS (a comma-separated
+ * list of the names above) keeps to some of them. README's soak figures come from
  * `RUNWAY_SOAK_SECONDS=1800 build/bin/it_soak`.
  */
 #include <dirent.h>
@@ -264,16 +265,38 @@ int main(void) {
   h_log("at the start runwayd holds %u descriptors (%u memfds) and %u worker children", h0.fds,
         h0.memfds, h0.children);
 
+  bool allowed[N_ACTIONS];
+  env = getenv("RUNWAY_SOAK_ACTIONS");
+  for (int a = 0; a < N_ACTIONS; a++) {
+    size_t n = strlen(action_names[a]);
+    const char *hit = env;
+    while (hit != NULL && (hit = strstr(hit, action_names[a])) != NULL &&
+           ((hit != env && hit[-1] != ',') || (hit[n] != '\0' && hit[n] != ',')))
+      hit += n;
+    allowed[a] = env == NULL || hit != NULL;
+  }
+  bool others = false;
+  for (int a = 0; a < SERVER; a++)
+    others = others || allowed[a];
+
   uint64_t end = h_now_ms() + (uint64_t)seconds * 1000;
   unsigned round = 1;
   for (; h_now_ms() < end; round++) {
-    enum action a = round % 8 == 0 ? SERVER : (enum action)(rand() % SERVER);
+    enum action a;
+    if (allowed[SERVER] && (round % 8 == 0 || !others))
+      a = SERVER;
+    else if (others)
+      do
+        a = (enum action)(rand() % SERVER);
+      while (!allowed[a]);
+    else
+      H_FAIL("RUNWAY_SOAK_ACTIONS=%s names none of the actions", env);
     act(&s, a, round);
     H_CHECK(h_proc_alive(&s.d.proc), "runwayd died in round %u (%s)", round, action_names[a]);
   }
-  /* Whatever was chosen, every kind ran at least once. */
+  /* Whatever was chosen, every kind allowed ran at least once. */
   for (int a = 0; a < N_ACTIONS; a++)
-    if (s.done[a] == 0)
+    if (allowed[a] && s.done[a] == 0)
       act(&s, (enum action)a, round++);
 
   json_t *st = h_slot_stats(&s.c, "pa");

@@ -121,7 +121,36 @@ static void test_whole_table(void **state) {
     worker_catch_up(r.slot[1]);
   }
   assert_int_equal(atomic_load(&r.engine.stats.cycles), 20);
+  /* Every cycle is in the histogram once. */
+  uint64_t counted = 0;
+  for (uint32_t b = 0; b < ENGINE_CYCLE_BUCKETS; b++)
+    counted += atomic_load(&r.engine.stats.cycle_hist[b]);
+  assert_int_equal(counted, 20);
   rig_destroy(&r);
+}
+
+/*
+ * The cycle-time histogram: a time falls in the bucket whose edges hold it,
+ * each bucket above the first is at most an eighth of its lower edge wide,
+ * and the last one takes everything beyond.
+ */
+static void test_cycle_buckets(void **state) {
+  (void)state;
+  assert_int_equal(engine_cycle_bucket(0), 0);
+  assert_int_equal(engine_cycle_bucket(1023), 0);
+  assert_int_equal(engine_cycle_bucket(1024), 1);
+  assert_int_equal(engine_cycle_bucket_floor(1), 1024);
+  for (uint32_t b = 1; b + 1 < ENGINE_CYCLE_BUCKETS; b++) {
+    uint64_t lo = engine_cycle_bucket_floor(b), hi = engine_cycle_bucket_floor(b + 1);
+    assert_true(hi > lo);
+    assert_true((hi - lo) * 8 <= lo);
+    assert_int_equal(engine_cycle_bucket(lo), b);
+    assert_int_equal(engine_cycle_bucket(hi - 1), b);
+    assert_int_equal(engine_cycle_bucket(lo + (hi - lo) / 2), b);
+  }
+  uint64_t last = engine_cycle_bucket_floor(ENGINE_CYCLE_BUCKETS - 1);
+  assert_int_equal(engine_cycle_bucket(last), ENGINE_CYCLE_BUCKETS - 1);
+  assert_int_equal(engine_cycle_bucket(UINT64_MAX), ENGINE_CYCLE_BUCKETS - 1);
 }
 
 /*
@@ -256,6 +285,7 @@ static void test_per_slot_unknown_key(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_whole_table),
+      cmocka_unit_test(test_cycle_buckets),
       cmocka_unit_test(test_per_slot),
       cmocka_unit_test(test_per_slot_gap),
       cmocka_unit_test(test_per_slot_late_node),
