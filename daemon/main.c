@@ -23,6 +23,7 @@
 #include "options.h"
 #include "persist.h"
 #include "runwayd.h"
+#include "segment.h"
 #include "slot_state.h"
 #include "slots.h"
 #include "store.h"
@@ -143,8 +144,16 @@ int main(int argc, char **argv) {
 
   /*
    * Not dumpable: no process of our uid (a worker, above all) may open our
-   * /proc/PID/fd, and with it another slot's segment, or ptrace us.
+   * /proc/PID/fd, and with it another slot's segment, or ptrace us. That
+   * closes our own /proc/self/pagemap to us too, which the check for holes
+   * in segments reads: it is opened first.
    */
+  int watch_rc = shm_segment_watch_open();
+  if (watch_rc != 0)
+    log_warn("cannot watch segments through /proc/self/pagemap (%s); holes a worker punches "
+             "in its segment are found only while they last",
+             watch_rc == -EOPNOTSUPP ? "shared-memory huge pages may be collapsed here"
+                                     : strerror(-watch_rc));
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
     log_warn("cannot make runwayd non-dumpable (%s); processes of its uid could read its memory",
              strerror(errno));

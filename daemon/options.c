@@ -61,13 +61,39 @@ static int set_log_level(struct runwayd_options *o, const char *v, char *err, si
   return 0;
 }
 
-static int set_worker(struct runwayd_options *o, const char *v, char *err, size_t len) {
-  int n = snprintf(o->worker_path, sizeof(o->worker_path), "%s", v);
-  if (n < 0 || (size_t)n >= sizeof(o->worker_path)) {
-    snprintf(err, len, "--worker: the path is too long");
+/*
+ * A worker path is never looked up in $PATH (whoever sets PATH for runwayd
+ * would choose what its workers run): an absolute path is kept, a relative
+ * one with a slash is made absolute now, a bare name is refused.
+ */
+static int worker_path_set(char *buf, size_t len, const char *what, const char *v, char *err,
+                           size_t errlen) {
+  char resolved[PATH_MAX];
+  if (strchr(v, '/') == NULL) {
+    snprintf(err, errlen,
+             "%s: \"%s\" is not a path; give runway-worker's path (runwayd never searches $PATH "
+             "for it)",
+             what, v);
+    return -EINVAL;
+  }
+  if (v[0] != '/') {
+    if (realpath(v, resolved) == NULL) {
+      int e = errno;
+      snprintf(err, errlen, "%s: %s: %s", what, v, strerror(e));
+      return -e;
+    }
+    v = resolved;
+  }
+  int n = snprintf(buf, len, "%s", v);
+  if (n < 0 || (size_t)n >= len) {
+    snprintf(err, errlen, "%s: the path is too long", what);
     return -ENAMETOOLONG;
   }
   return 0;
+}
+
+static int set_worker(struct runwayd_options *o, const char *v, char *err, size_t len) {
+  return worker_path_set(o->worker_path, sizeof(o->worker_path), "--worker", v, err, len);
 }
 
 static int set_stall(struct runwayd_options *o, const char *v, char *err, size_t len) {
@@ -101,8 +127,8 @@ static int parse_count(const char *name, const char *v, uint64_t min, uint64_t m
   errno = 0;
   unsigned long long n = strtoull(v, &end, 10);
   if (*v == '\0' || *v == '-' || *end != '\0' || errno == ERANGE || n < min || n > max) {
-    snprintf(err, len, "--%s wants a whole number in [%llu, %llu]", name,
-             (unsigned long long)min, (unsigned long long)max);
+    snprintf(err, len, "--%s wants a whole number in [%llu, %llu]", name, (unsigned long long)min,
+             (unsigned long long)max);
     return -EINVAL;
   }
   *out = n;
@@ -156,20 +182,19 @@ static const struct runwayd_option {
     {"latency-ms", "X", "default write-ahead of new slots (default: 50)", set_latency},
     {"log-level", "LEVEL", "error, warn, info or debug (default: info)", set_log_level},
     {"worker", "PATH",
-     "runway-worker to run built-in plugins with\n(default: $RUNWAY_WORKER, else beside runwayd)",
+     "runway-worker to run built-in plugins with\n(default: $RUNWAY_WORKER, else beside "
+     "runwayd,\nelse " RUNWAY_WORKER_INSTALLED ")",
      set_worker},
     {"stall-timeout-ms", "N",
      "restart a worker that makes no progress for N ms\nwhile input waits (default: 2000)",
      set_stall},
-    {"socket-group", "GROUP", "members of GROUP may use the control socket (mode 0660)",
-     set_group},
+    {"socket-group", "GROUP", "members of GROUP may use the control socket (mode 0660)", set_group},
     {"max-slots-per-user", "N",
      "slots one member of the socket group may add (default: 32;\nroot and runwayd's user: "
      "only the totals)",
      set_max_slots},
     {"max-memory-mb-per-user", "MB",
-     "locked segment memory one group member's slots may take\n(default: 512)",
-     set_max_user_mb},
+     "locked segment memory one group member's slots may take\n(default: 512)", set_max_user_mb},
     {"max-memory-mb", "MB", "locked segment memory of all slots (default: 4096)", set_max_mb},
     {"worker-user", "USER",
      "when runwayd runs as root, workers run as USER\n(default: runway if it exists, else nobody)",
@@ -200,13 +225,15 @@ void options_usage(FILE *out) {
   fprintf(out, "  --help, --version\n");
 }
 
-/* runway-worker: $RUNWAY_WORKER, else beside our own executable, else $PATH. */
-static void find_worker(char *buf, size_t len) {
+/*
+ * runway-worker: $RUNWAY_WORKER, else beside our own executable (a build
+ * tree, or an install with another prefix), else where this build installs
+ * it. Never a $PATH lookup.
+ */
+static int find_worker(char *buf, size_t len, char *err, size_t errlen) {
   const char *env = getenv("RUNWAY_WORKER");
-  if (env != NULL && env[0] != '\0') {
-    snprintf(buf, len, "%s", env);
-    return;
-  }
+  if (env != NULL && env[0] != '\0')
+    return worker_path_set(buf, len, "RUNWAY_WORKER", env, err, errlen);
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n > 0) {
@@ -215,10 +242,11 @@ static void find_worker(char *buf, size_t len) {
     int m = snprintf(candidate, sizeof(candidate), "%s/runway-worker", dirname(self));
     if (m > 0 && (size_t)m < len && access(candidate, X_OK) == 0) {
       memcpy(buf, candidate, (size_t)m + 1);
-      return;
+      return 0;
     }
   }
-  snprintf(buf, len, "runway-worker");
+  snprintf(buf, len, "%s", RUNWAY_WORKER_INSTALLED);
+  return 0;
 }
 
 int options_parse(int argc, char **argv, struct runwayd_options *opt, json_t *cli_set) {
@@ -238,7 +266,10 @@ int options_parse(int argc, char **argv, struct runwayd_options *opt, json_t *cl
       .max_memory_mb = 4096,
       .user_instance = geteuid() != 0,
   };
-  find_worker(opt->worker_path, sizeof(opt->worker_path));
+  if (find_worker(opt->worker_path, sizeof(opt->worker_path), err, sizeof(err)) != 0) {
+    fprintf(stderr, "runwayd: %s\n", err);
+    return 2;
+  }
   for (size_t i = 0; i < N_OPTIONS; i++)
     longopts[i] = (struct option){options[i].name, required_argument, NULL, O_FIRST + (int)i};
   longopts[N_OPTIONS] = (struct option){"help", no_argument, NULL, O_HELP};

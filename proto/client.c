@@ -20,13 +20,21 @@
  */
 #define CLIENT_CAP ((size_t)PROTO_MAX_LINE + 1)
 #define CLIENT_MAX_CAP ((size_t)PROTO_MAX_ANSWER_LINE + 1)
-/* Descriptors taken from one message; the daemon sends one, the rest are closed. */
+/* Descriptors taken from one message; the first PROTO_CLIENT_MAX_FDS are kept, the rest closed. */
 #define FDS_PER_MESSAGE 8
 
 static void client_reset(struct proto_client *c) {
   memset(c, 0, sizeof(*c));
   c->fd = -1;
-  c->passed_fd = -1;
+}
+
+void proto_fds_close(struct proto_fds *fds) {
+  if (fds == NULL)
+    return;
+  for (int i = 0; i < fds->n; i++)
+    if (fds->fd[i] >= 0)
+      (void)close(fds->fd[i]);
+  fds->n = 0;
 }
 
 static int client_alloc(struct proto_client *c) {
@@ -97,8 +105,7 @@ int proto_client_adopt(struct proto_client *c, int fd) {
 void proto_client_close(struct proto_client *c) {
   if (c == NULL)
     return;
-  if (c->passed_fd >= 0)
-    (void)close(c->passed_fd); /* nobody took it */
+  proto_fds_close(&c->passed); /* nobody took them */
   if (c->fd >= 0)
     (void)close(c->fd); /* a socket: nothing is lost that a later call could save */
   free(c->buf);
@@ -223,6 +230,7 @@ static int client_recv(struct proto_client *c) {
    * the last byte read belongs to it, while bytes before may be an earlier
    * message's: the descriptor goes with the line holding that last byte.
    */
+  int keep = c->passed.n == 0 && n > 0;
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
       continue;
@@ -230,11 +238,11 @@ static int client_recv(struct proto_client *c) {
     for (size_t i = 0; i < count; i++) {
       int fd;
       memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-      if (c->passed_fd < 0 && n > 0) {
-        c->passed_fd = fd;
+      if (keep && c->passed.n < PROTO_CLIENT_MAX_FDS) {
+        c->passed.fd[c->passed.n++] = fd;
         c->passed_at = c->len + (size_t)n - 1;
       } else {
-        (void)close(fd); /* one per line is all the protocol passes */
+        (void)close(fd); /* one message's worth per line is all the protocol passes */
       }
     }
   }
@@ -250,8 +258,8 @@ static void client_compact(struct proto_client *c) {
     return;
   memmove(c->buf, c->buf + c->consumed, c->len - c->consumed);
   c->len -= c->consumed;
-  /* A descriptor still held came with a later line: consumed <= passed_at. */
-  if (c->passed_fd >= 0)
+  /* Descriptors still held came with a later line: consumed <= passed_at. */
+  if (c->passed.n > 0)
     c->passed_at -= c->consumed;
   c->consumed = 0;
 }
@@ -279,10 +287,10 @@ int proto_client_fill(struct proto_client *c, uint64_t deadline) {
  * most likely not there yet, so poll before reading instead of trying a
  * read that would find nothing: one system call less per round trip.
  */
-static ssize_t read_line(struct proto_client *c, uint64_t deadline, const char **line, int *fd,
-                         int wait_first) {
-  if (fd != NULL)
-    *fd = -1;
+static ssize_t read_line(struct proto_client *c, uint64_t deadline, const char **line,
+                         struct proto_fds *fds, int wait_first) {
+  if (fds != NULL)
+    fds->n = 0;
   if (c->fd < 0 || c->buf == NULL)
     return -EBADF;
   client_compact(c);
@@ -292,12 +300,12 @@ static ssize_t read_line(struct proto_client *c, uint64_t deadline, const char *
       size_t n = (size_t)(nl - c->buf);
       *nl = '\0';
       c->consumed = n + 1;
-      if (c->passed_fd >= 0 && c->passed_at <= n) {
-        if (fd != NULL)
-          *fd = c->passed_fd;
+      if (c->passed.n > 0 && c->passed_at <= n) {
+        if (fds != NULL)
+          *fds = c->passed;
         else
-          (void)close(c->passed_fd); /* unwanted */
-        c->passed_fd = -1;
+          proto_fds_close(&c->passed); /* unwanted */
+        c->passed.n = 0;
       }
       *line = c->buf;
       return (ssize_t)n;
@@ -319,23 +327,23 @@ static ssize_t read_line(struct proto_client *c, uint64_t deadline, const char *
 }
 
 ssize_t proto_client_read_line(struct proto_client *c, uint64_t deadline, const char **line,
-                               int *fd) {
-  return read_line(c, deadline, line, fd, 0);
+                               struct proto_fds *fds) {
+  return read_line(c, deadline, line, fds, 0);
 }
 
 ssize_t proto_client_exchange(struct proto_client *c, const char *line, size_t len,
-                              uint64_t deadline, const char **answer, int *fd) {
+                              uint64_t deadline, const char **answer, struct proto_fds *fds) {
   int rc = proto_client_send(c, line, len, deadline);
   if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET) {
-    if (fd != NULL)
-      *fd = -1;
+    if (fds != NULL)
+      fds->n = 0;
     return rc;
   }
-  return read_line(c, deadline, answer, fd, 1);
+  return read_line(c, deadline, answer, fds, 1);
 }
 
 int proto_client_request(struct proto_client *c, json_int_t id, const char *cmd, json_t *args,
-                         uint64_t deadline, json_t **answer, int *fd) {
+                         uint64_t deadline, json_t **answer, struct proto_fds *fds) {
   json_t *request = json_pack("{s:I, s:s}", "id", id, "cmd", cmd);
   const char *text;
   size_t len = 0;
@@ -343,8 +351,8 @@ int proto_client_request(struct proto_client *c, json_int_t id, const char *cmd,
   ssize_t n;
 
   *answer = NULL;
-  if (fd != NULL)
-    *fd = -1;
+  if (fds != NULL)
+    fds->n = 0;
   if (request != NULL && args != NULL && json_object_set(request, "args", args) != 0) {
     json_decref(request);
     request = NULL;
@@ -355,7 +363,7 @@ int proto_client_request(struct proto_client *c, json_int_t id, const char *cmd,
   json_decref(request);
   if (line == NULL)
     return -ENOMEM;
-  n = proto_client_exchange(c, line, len, deadline, &text, fd);
+  n = proto_client_exchange(c, line, len, deadline, &text, fds);
   free(line);
   if (n < 0)
     return (int)n;
@@ -364,9 +372,6 @@ int proto_client_request(struct proto_client *c, json_int_t id, const char *cmd,
     return 0;
   json_decref(*answer);
   *answer = NULL;
-  if (fd != NULL && *fd >= 0) {
-    (void)close(*fd); /* with an answer nobody can read */
-    *fd = -1;
-  }
+  proto_fds_close(fds); /* with an answer nobody can read */
   return -EBADMSG;
 }

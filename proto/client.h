@@ -24,6 +24,18 @@
 #define PROTO_CLIENT_NOW ((uint64_t)0)
 #define PROTO_CLIENT_FOREVER UINT64_MAX
 
+/* Most descriptors one line brings (worker.attach passes a segment's two files). */
+#define PROTO_CLIENT_MAX_FDS 2
+
+/* Descriptors that came with one line (SCM_RIGHTS), in the order they were sent. */
+struct proto_fds {
+  int n;
+  int fd[PROTO_CLIENT_MAX_FDS];
+};
+
+/* Closes fds->fd[0..n) and empties it. Harmless on NULL or an empty set. */
+void proto_fds_close(struct proto_fds *fds);
+
 /* Fields are read-only for users; fd may be polled, shut down or passed on. */
 struct proto_client {
   int fd;           /* the connection, or -1 */
@@ -32,14 +44,15 @@ struct proto_client {
   size_t cap;       /* buf's size: the longest line and its newline */
   size_t consumed;  /* the line returned last and its newline; dropped by the next read */
   int eof;          /* the peer closed its side; what buf holds can still be read */
-  int passed_fd;    /* a descriptor received (SCM_RIGHTS) and not yet handed out, or -1 */
-  size_t passed_at; /* the offset in buf of the last byte that came with it */
+  struct proto_fds passed; /* received (SCM_RIGHTS) and not yet handed out */
+  size_t passed_at;        /* the offset in buf of the last byte that came with them */
   /* The signal mask while waiting (ppoll), or NULL; see proto_client_set_sigmask. */
   const sigset_t *sigmask;
 };
 
 /* A client not connected (yet): proto_client_close leaves it alone. */
-#define PROTO_CLIENT_INIT {.fd = -1, .passed_fd = -1}
+#define PROTO_CLIENT_INIT                                                                          \
+  { .fd = -1 }
 
 /*
  * Connects to the socket at path. When the daemon's listen backlog is full
@@ -56,7 +69,7 @@ int proto_client_connect(struct proto_client *c, const char *path, uint64_t dead
  */
 int proto_client_adopt(struct proto_client *c, int fd);
 
-/* Closes the connection and any descriptor received and not handed out. Harmless twice. */
+/* Closes the connection and any descriptors received and not handed out. Harmless twice. */
 void proto_client_close(struct proto_client *c);
 
 /*
@@ -97,15 +110,16 @@ int proto_client_fill(struct proto_client *c, uint64_t deadline);
 
 /*
  * The next line, newline excluded: its length, with *line pointing at it
- * (NUL-terminated, valid until the next read or close). A descriptor that
- * arrived with the line's bytes goes to *fd (the caller owns it; -1 when
- * none); with fd NULL it is closed. Returns -ETIMEDOUT, -EPIPE once the peer
+ * (NUL-terminated, valid until the next read or close). Descriptors that
+ * arrived with the line's bytes (at most PROTO_CLIENT_MAX_FDS; more are
+ * closed) go to *fds (the caller owns them; fds->n is 0 when none came);
+ * with fds NULL they are closed. Returns -ETIMEDOUT, -EPIPE once the peer
  * closed (an unfinished last line is dropped), -EMSGSIZE for a line longer
  * than PROTO_MAX_ANSWER_LINE (the connection is then of no further use), -EINTR
  * (proto_client_set_sigmask) or another -errno.
  */
 ssize_t proto_client_read_line(struct proto_client *c, uint64_t deadline, const char **line,
-                               int *fd);
+                               struct proto_fds *fds);
 
 /*
  * One request line and its answer: sends line (len bytes, its newline
@@ -116,7 +130,7 @@ ssize_t proto_client_read_line(struct proto_client *c, uint64_t deadline, const 
  * returned.
  */
 ssize_t proto_client_exchange(struct proto_client *c, const char *line, size_t len,
-                              uint64_t deadline, const char **answer, int *fd);
+                              uint64_t deadline, const char **answer, struct proto_fds *fds);
 
 /*
  * proto_client_exchange with messages: sends the request
@@ -125,6 +139,6 @@ ssize_t proto_client_exchange(struct proto_client *c, const char *line, size_t l
  * is not a JSON object, -ENOMEM, or proto_client_exchange's errors.
  */
 int proto_client_request(struct proto_client *c, json_int_t id, const char *cmd, json_t *args,
-                         uint64_t deadline, json_t **answer, int *fd);
+                         uint64_t deadline, json_t **answer, struct proto_fds *fds);
 
 #endif

@@ -97,33 +97,40 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
   hdr->state_capacity = state_cap;
   hdr->generation = p->generation;
 
-  uint64_t off = align_up(sizeof(*hdr), RW_PAGE_ALIGN);
   uint64_t sizes[RW_REGION_COUNT] = {
-      [RW_REGION_CONTROL] = sizeof(struct rw_segment_control),
+      [RW_REGION_DAEMON_CONTROL] = sizeof(struct rw_daemon_control),
       [RW_REGION_AUDIO_IN] = (uint64_t)p->n_inputs * cap * sizeof(float),
-      [RW_REGION_AUDIO_OUT] = (uint64_t)p->n_outputs * cap * sizeof(float),
       [RW_REGION_EVENTS] = (uint64_t)ev_cap * sizeof(struct rw_record),
+      [RW_REGION_STATE_REQUEST] = sizeof(struct rw_state_request) + (uint64_t)state_cap,
+      [RW_REGION_WORKER_CONTROL] = sizeof(struct rw_worker_control),
+      [RW_REGION_AUDIO_OUT] = (uint64_t)p->n_outputs * cap * sizeof(float),
       [RW_REGION_MESSAGES] = (uint64_t)msg_cap * sizeof(struct rw_record),
       [RW_REGION_INFO] = sizeof(struct rw_info),
-      [RW_REGION_STATE] = sizeof(struct rw_state_box) + (uint64_t)state_cap,
+      [RW_REGION_STATE_REPLY] = sizeof(struct rw_state_reply) + (uint64_t)state_cap,
   };
+  /* The header opens the daemon file; the worker file starts with its control block. */
+  uint64_t end[RW_FILE_COUNT] = {align_up(sizeof(*hdr), RW_PAGE_ALIGN), 0};
   for (int i = 0; i < RW_REGION_COUNT; i++) {
-    hdr->regions[i].offset = off;
+    uint32_t file = proto_segment_region_file((enum rw_region_id)i);
+    hdr->regions[i].file = file;
+    hdr->regions[i].offset = end[file];
     hdr->regions[i].size = sizes[i];
-    off = align_up(off + sizes[i], RW_PAGE_ALIGN);
+    end[file] = align_up(end[file] + sizes[i], RW_PAGE_ALIGN);
   }
-  hdr->segment_size = off;
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    hdr->file_size[f] = end[f];
   return 0;
 }
 
-int proto_segment_validate(const void *base, size_t map_size, struct rw_segment_header *out,
-                           char *err, size_t errlen) {
+int proto_segment_validate(const void *base, const uint64_t file_size[RW_FILE_COUNT],
+                           struct rw_segment_header *out, char *err, size_t errlen) {
   struct rw_segment_header snap;
   struct rw_segment_header expect;
 
-  if (base == NULL || map_size < sizeof(snap))
-    return fail(-EINVAL, err, errlen, "segment of %zu bytes is smaller than its header (%zu)",
-                map_size, sizeof(snap));
+  if (base == NULL || file_size[RW_FILE_DAEMON] < sizeof(snap))
+    return fail(-EINVAL, err, errlen,
+                "segment's daemon file of %llu bytes is smaller than its header (%zu)",
+                (unsigned long long)file_size[RW_FILE_DAEMON], sizeof(snap));
 
   /* One copy; every check below is made on it, never on the shared bytes. */
   memcpy(&snap, base, sizeof(snap));
@@ -137,9 +144,11 @@ int proto_segment_validate(const void *base, size_t map_size, struct rw_segment_
   if (snap.header_size != sizeof(snap))
     return fail(-EPROTO, err, errlen, "segment header size %u, expected %zu", snap.header_size,
                 sizeof(snap));
-  if (snap.segment_size != map_size)
-    return fail(-EPROTO, err, errlen, "header says %llu bytes but the segment has %zu",
-                (unsigned long long)snap.segment_size, map_size);
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    if (snap.file_size[f] != file_size[f])
+      return fail(-EPROTO, err, errlen, "header says the %s file has %llu bytes but it has %llu",
+                  f == RW_FILE_DAEMON ? "daemon" : "worker", (unsigned long long)snap.file_size[f],
+                  (unsigned long long)file_size[f]);
   if (snap.record_size != sizeof(struct rw_record))
     return fail(-EPROTO, err, errlen, "event record size %u, expected %zu", snap.record_size,
                 sizeof(struct rw_record));
@@ -168,25 +177,25 @@ int proto_segment_validate(const void *base, size_t map_size, struct rw_segment_
   /*
    * The layout is a pure function of the parameters, so a header whose
    * geometry differs in any byte from the recomputed one has been tampered
-   * with; this also proves every region lies inside the mapping and that no
-   * two regions overlap.
+   * with; this also proves every region lies inside its file and that no
+   * two regions of a file overlap.
    */
   if (expect.capacity != snap.capacity || expect.channel_stride != snap.channel_stride)
     return fail(-EPROTO, err, errlen, "ring capacity %u / stride %u do not match latency %u",
                 snap.capacity, snap.channel_stride, snap.latency);
   for (int i = 0; i < RW_REGION_COUNT; i++) {
-    if (expect.regions[i].offset != snap.regions[i].offset ||
-        expect.regions[i].size != snap.regions[i].size)
-      return fail(-EPROTO, err, errlen, "region %d at %llu+%llu, expected %llu+%llu", i,
-                  (unsigned long long)snap.regions[i].offset,
-                  (unsigned long long)snap.regions[i].size,
-                  (unsigned long long)expect.regions[i].offset,
-                  (unsigned long long)expect.regions[i].size);
+    const struct rw_region *got = &snap.regions[i], *want = &expect.regions[i];
+    if (got->file != want->file || got->offset != want->offset || got->size != want->size)
+      return fail(-EPROTO, err, errlen,
+                  "region %d in file %u at %llu+%llu, expected file %u at %llu+%llu", i, got->file,
+                  (unsigned long long)got->offset, (unsigned long long)got->size, want->file,
+                  (unsigned long long)want->offset, (unsigned long long)want->size);
   }
   if (memcmp(&expect, &snap, sizeof(snap)) != 0)
     return fail(-EPROTO, err, errlen, "segment header has inconsistent or reserved fields");
-  if (expect.segment_size > map_size)
-    return fail(-EPROTO, err, errlen, "segment regions extend past the mapping");
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    if (expect.file_size[f] > file_size[f])
+      return fail(-EPROTO, err, errlen, "segment regions extend past their file");
 
   if (out != NULL)
     *out = snap;

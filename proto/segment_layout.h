@@ -39,26 +39,38 @@ struct proto_segment_params {
 uint32_t proto_segment_capacity(uint32_t latency, uint32_t max_period);
 
 /*
- * Fills *hdr with the complete header (region table included) for params.
+ * Fills *hdr with the complete header (region table and both file sizes
+ * included) for params.
  * Returns 0, or -EINVAL with a message in err when a parameter is out of range.
  */
 int proto_segment_layout(const struct proto_segment_params *params,
                          struct rw_segment_header *hdr, char *err, size_t errlen);
 
 /*
- * Checks a mapped segment of map_size bytes (the size comes from fstat, never
- * from the header). The header is copied once into *out before any check, so a
- * peer changing it concurrently cannot make a checked value differ from a used
- * one; callers use *out from then on and never re-read the shared header.
- * Returns 0, or -EPROTO (-EINVAL for a too small mapping) with a message.
+ * Checks a mapped segment whose files have file_size[] bytes (the sizes come
+ * from fstat, never from the header); base is the daemon file's mapping,
+ * which holds the header. The header is copied once into *out before any
+ * check, so a peer changing it concurrently cannot make a checked value
+ * differ from a used one; callers use *out from then on and never re-read
+ * the shared header. Returns 0, or -EPROTO (-EINVAL for a daemon file too
+ * small for a header) with a message.
  */
-int proto_segment_validate(const void *base, size_t map_size,
+int proto_segment_validate(const void *base, const uint64_t file_size[RW_FILE_COUNT],
                            struct rw_segment_header *out, char *err, size_t errlen);
 
-/* Pointer to region id inside a segment whose header was validated. */
-static inline void *proto_segment_region(void *base, const struct rw_segment_header *hdr,
+/* The file a region lives in: fixed by the ABI (see <runway/segment.h>). */
+static inline enum rw_segment_file proto_segment_region_file(enum rw_region_id id) {
+  return id < RW_REGION_WORKER_CONTROL ? RW_FILE_DAEMON : RW_FILE_WORKER;
+}
+
+/*
+ * Pointer to region id of a segment whose header was validated, given each
+ * file's mapping.
+ */
+static inline void *proto_segment_region(void *const base[RW_FILE_COUNT],
+                                         const struct rw_segment_header *hdr,
                                          enum rw_region_id id) {
-  return (unsigned char *)base + hdr->regions[id].offset;
+  return (unsigned char *)base[hdr->regions[id].file] + hdr->regions[id].offset;
 }
 
 #endif

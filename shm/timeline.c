@@ -8,7 +8,7 @@
 
 void shm_tl_geom_from_segment(struct shm_tl_geom *g, const struct shm_segment *seg) {
   const struct rw_segment_header *h = &seg->layout;
-  g->ctl = seg->control;
+  g->ctl = seg->ctl;
   g->in = seg->audio_in;
   g->out = seg->audio_out;
   g->n_in = h->n_inputs;
@@ -53,6 +53,8 @@ void shm_tl_daemon_init(struct shm_tl_daemon *d, const struct shm_segment *seg) 
   shm_tl_geom_from_segment(&d->g, seg);
   d->pos = 0;
   d->fill = 0;
+  d->gap_start = 0;
+  d->gap_end = 0;
 }
 
 int64_t shm_tl_daemon_write_input(struct shm_tl_daemon *d, const float *const *src, uint32_t n) {
@@ -65,7 +67,7 @@ int64_t shm_tl_daemon_write_input(struct shm_tl_daemon *d, const float *const *s
    * overwrite those frames (a capacity later), which is what lets it trust
    * any frame it copied before in_read moved.
    */
-  uint64_t in_read = atomic_load_explicit(&g->ctl->in_read.value, memory_order_acquire);
+  uint64_t in_read = atomic_load_explicit(&g->ctl.w->in_read.value, memory_order_acquire);
 
   /*
    * The input ring is a seqlock's data: a worker that fell a capacity behind
@@ -89,7 +91,7 @@ int64_t shm_tl_daemon_write_input(struct shm_tl_daemon *d, const float *const *s
    * follow each of them (shm/wake.c), so a worker going to sleep cannot miss
    * this input.
    */
-  atomic_store_explicit(&g->ctl->in_write.value, in_write, memory_order_seq_cst);
+  atomic_store_explicit(&g->ctl.d->in_write.value, in_write, memory_order_seq_cst);
 
   if (in_read > in_write)
     return -EPROTO;
@@ -108,7 +110,7 @@ int shm_tl_daemon_read_output(struct shm_tl_daemon *d, float *const *dst, uint32
   }
 
   /* Acquire: pairs with the worker's release of out_write, so frames below it are complete. */
-  uint64_t out_write = atomic_load_explicit(&g->ctl->out_write.value, memory_order_acquire);
+  uint64_t out_write = atomic_load_explicit(&g->ctl.w->out_write.value, memory_order_acquire);
   int64_t fill = (int64_t)(out_write - t);
   uint32_t valid;
   d->fill = fill;
@@ -137,25 +139,31 @@ int shm_tl_daemon_read_output(struct shm_tl_daemon *d, float *const *dst, uint32
 
   d->pos = t + n;
   /* Release: our reads of [t, t+n) are done before the worker may reuse those places. */
-  atomic_store_explicit(&g->ctl->out_read.value, d->pos, memory_order_release);
+  atomic_store_explicit(&g->ctl.d->out_read.value, d->pos, memory_order_release);
   return result;
 }
 
 void shm_tl_daemon_skip(struct shm_tl_daemon *d, uint64_t frames) {
   const struct shm_tl_geom *g = &d->g;
+  struct rw_input_gap *gap = &g->ctl.d->gap;
   if (frames == 0)
     return;
-  /* Only the last ring's worth can still be read; older places are overwritten anyway. */
-  uint64_t fill = frames < g->capacity ? frames : g->capacity;
-  uint64_t from = d->pos + frames - fill;
-  atomic_thread_fence(memory_order_release); /* as in write_input: the seqlock's writer half */
-  for (uint32_t c = 0; c < g->n_in; c++)
-    ring_put(g->in + (size_t)c * g->stride, g->capacity, from, NULL, (uint32_t)fill);
+  /*
+   * Relaxed: in_read only decides whether the worker still has the last gap
+   * ahead of it; a worker that lies about it only changes its own input.
+   */
+  uint64_t in_read = atomic_load_explicit(&g->ctl.w->in_read.value, memory_order_relaxed);
+  if (d->gap_end == d->gap_start || in_read >= d->gap_end)
+    d->gap_start = d->pos;
+  d->gap_end = d->pos + frames;
+  /* start before end, end with release: see struct rw_input_gap for why a reader needs no more. */
+  atomic_store_explicit(&gap->start, d->gap_start, memory_order_relaxed);
+  atomic_store_explicit(&gap->end, d->gap_end, memory_order_release);
   d->pos += frames;
   /* seq_cst, as in write_input: the Dekker pair with a worker going to sleep. */
-  atomic_store_explicit(&g->ctl->in_write.value, d->pos, memory_order_seq_cst);
+  atomic_store_explicit(&g->ctl.d->in_write.value, d->pos, memory_order_seq_cst);
   /* Release: nothing of the skipped output will be read. */
-  atomic_store_explicit(&g->ctl->out_read.value, d->pos, memory_order_release);
+  atomic_store_explicit(&g->ctl.d->out_read.value, d->pos, memory_order_release);
 }
 
 void shm_tl_daemon_copy_history(struct shm_tl_daemon *d, const struct shm_tl_daemon *from,
@@ -172,21 +180,31 @@ void shm_tl_daemon_copy_history(struct shm_tl_daemon *d, const struct shm_tl_dae
       k = f->capacity - si;
     if (k > g->capacity - di)
       k = g->capacity - di;
-    for (uint32_t c = 0; c < n_ch; c++)
-      memcpy(g->in + (size_t)c * g->stride + di, f->in + (size_t)c * f->stride + si,
-             (size_t)k * sizeof(float));
+    /* ... and lies wholly inside or outside from's last gap, which reads as silence. */
+    bool in_gap = src >= from->gap_start && src < from->gap_end;
+    if (in_gap && from->gap_end - src < k)
+      k = (uint32_t)(from->gap_end - src);
+    else if (!in_gap && src < from->gap_start && from->gap_start - src < k)
+      k = (uint32_t)(from->gap_start - src);
+    for (uint32_t c = 0; c < n_ch; c++) {
+      float *to = g->in + (size_t)c * g->stride + di;
+      if (in_gap)
+        memset(to, 0, (size_t)k * sizeof(float));
+      else
+        memcpy(to, f->in + (size_t)c * f->stride + si, (size_t)k * sizeof(float));
+    }
     src += k;
     dst += k;
     left -= k;
   }
   d->pos += frames;
   /* seq_cst, as in write_input: the Dekker pair with a worker going to sleep. */
-  atomic_store_explicit(&g->ctl->in_write.value, d->pos, memory_order_seq_cst);
+  atomic_store_explicit(&g->ctl.d->in_write.value, d->pos, memory_order_seq_cst);
 }
 
 int64_t shm_tl_daemon_fill(const struct shm_tl_daemon *d) {
   /* Acquire: pairs with the worker's release of out_write, as in read_output. */
-  uint64_t out_write = atomic_load_explicit(&d->g.ctl->out_write.value, memory_order_acquire);
+  uint64_t out_write = atomic_load_explicit(&d->g.ctl.w->out_write.value, memory_order_acquire);
   return (int64_t)(out_write - d->pos);
 }
 
@@ -197,19 +215,19 @@ void shm_tl_daemon_pass(struct shm_tl_daemon *d, uint32_t n) { d->pos += n; }
 int shm_tl_worker_init(struct shm_tl_worker *w, const struct shm_segment *seg) {
   shm_tl_geom_from_segment(&w->g, seg);
   const struct shm_tl_geom *g = &w->g;
-  uint64_t out_write = atomic_load_explicit(&g->ctl->out_write.value, memory_order_acquire);
-  uint64_t in_write = atomic_load_explicit(&g->ctl->in_write.value, memory_order_acquire);
+  uint64_t out_write = atomic_load_explicit(&g->ctl.w->out_write.value, memory_order_acquire);
+  uint64_t in_write = atomic_load_explicit(&g->ctl.d->in_write.value, memory_order_acquire);
   if (out_write < g->latency || out_write - g->latency > in_write)
     return -EPROTO;
   w->pos = out_write - g->latency;
   /* Release: nothing to order; in_read just catches up with what out_write already says. */
-  atomic_store_explicit(&g->ctl->in_read.value, w->pos, memory_order_release);
+  atomic_store_explicit(&g->ctl.w->in_read.value, w->pos, memory_order_release);
   return 0;
 }
 
 int64_t shm_tl_worker_pending(struct shm_tl_worker *w) {
   /* Acquire: pairs with the daemon's store of in_write; input below it is complete. */
-  uint64_t in_write = atomic_load_explicit(&w->g.ctl->in_write.value, memory_order_acquire);
+  uint64_t in_write = atomic_load_explicit(&w->g.ctl.d->in_write.value, memory_order_acquire);
   if (in_write < w->pos || in_write - w->pos > INT64_MAX)
     return -EPROTO;
   return (int64_t)(in_write - w->pos);
@@ -217,15 +235,16 @@ int64_t shm_tl_worker_pending(struct shm_tl_worker *w) {
 
 int shm_tl_worker_plan(struct shm_tl_worker *w, uint32_t max_frames, struct shm_tl_chunk *c) {
   const struct shm_tl_geom *g = &w->g;
-  struct rw_segment_control *ctl = g->ctl;
+  struct rw_daemon_control *dctl = g->ctl.d;
+  struct rw_worker_control *wctl = g->ctl.w;
 
   /*
    * Acquire on out_read: the daemon's reads of output below it happened
    * before we overwrite those places. Loaded before in_write so that, for an
    * honest daemon (which publishes in_write first), out_read <= in_write.
    */
-  uint64_t out_read = atomic_load_explicit(&ctl->out_read.value, memory_order_acquire);
-  uint64_t in_write = atomic_load_explicit(&ctl->in_write.value, memory_order_acquire);
+  uint64_t out_read = atomic_load_explicit(&dctl->out_read.value, memory_order_acquire);
+  uint64_t in_write = atomic_load_explicit(&dctl->in_write.value, memory_order_acquire);
   if (in_write < w->pos || out_read > in_write)
     return -EPROTO;
 
@@ -272,16 +291,31 @@ int shm_tl_worker_plan(struct shm_tl_worker *w, uint32_t max_frames, struct shm_
     }
     w->pos = target;
     /* Release: the silence written above is complete before the daemon sees out_write. */
-    atomic_store_explicit(&ctl->out_write.value, target + g->latency, memory_order_release);
-    atomic_store_explicit(&ctl->in_read.value, target, memory_order_release);
-    atomic_fetch_add_explicit(&ctl->worker.skipped_frames, c->skipped, memory_order_relaxed);
-    atomic_fetch_add_explicit(&ctl->worker.discontinuities, 1, memory_order_relaxed);
+    atomic_store_explicit(&wctl->out_write.value, target + g->latency, memory_order_release);
+    atomic_store_explicit(&wctl->in_read.value, target, memory_order_release);
+    atomic_fetch_add_explicit(&wctl->counters.skipped_frames, c->skipped, memory_order_relaxed);
+    atomic_fetch_add_explicit(&wctl->counters.discontinuities, 1, memory_order_relaxed);
   }
 
   uint64_t avail = in_write - w->pos;
   c->pos = w->pos;
   c->frames = avail > max_frames ? max_frames : (uint32_t)avail;
   return (int)c->frames;
+}
+
+/* Zeroes the chunk's frames that lie in the daemon's input gap (struct rw_input_gap). */
+static void silence_gap(const struct shm_tl_geom *g, const struct shm_tl_chunk *c,
+                        float *const *dst) {
+  const struct rw_input_gap *gap = &g->ctl.d->gap;
+  /* Acquire, end before start: pairs with the daemon's release of end (see rw_input_gap). */
+  uint64_t end = atomic_load_explicit(&gap->end, memory_order_acquire);
+  uint64_t start = atomic_load_explicit(&gap->start, memory_order_relaxed);
+  uint64_t from = start > c->pos ? start : c->pos;
+  uint64_t to = end < c->pos + c->frames ? end : c->pos + c->frames;
+  if (from >= to)
+    return;
+  for (uint32_t ch = 0; ch < g->n_in; ch++)
+    memset(dst[ch] + (from - c->pos), 0, (size_t)(to - from) * sizeof(float));
 }
 
 int shm_tl_worker_read_input(struct shm_tl_worker *w, const struct shm_tl_chunk *c,
@@ -296,11 +330,12 @@ int shm_tl_worker_read_input(struct shm_tl_worker *w, const struct shm_tl_chunk 
    * reach (it may be writing up to max_period past it), the copy is intact.
    */
   atomic_thread_fence(memory_order_acquire);
-  uint64_t in_write = atomic_load_explicit(&g->ctl->in_write.value, memory_order_relaxed);
+  uint64_t in_write = atomic_load_explicit(&g->ctl.d->in_write.value, memory_order_relaxed);
   if (in_write - c->pos > g->capacity - g->max_period) {
-    atomic_fetch_add_explicit(&g->ctl->worker.overwritten, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g->ctl.w->counters.overwritten, 1, memory_order_relaxed);
     return -ESTALE;
   }
+  silence_gap(g, c, dst);
   return 0;
 }
 
@@ -313,7 +348,7 @@ void shm_tl_worker_write_output(struct shm_tl_worker *w, const struct shm_tl_chu
 }
 
 void shm_tl_worker_commit(struct shm_tl_worker *w, const struct shm_tl_chunk *c) {
-  struct rw_segment_control *ctl = w->g.ctl;
+  struct rw_worker_control *ctl = w->g.ctl.w;
   w->pos = c->pos + c->frames;
   /*
    * Release: the output frames are complete before the daemon sees them.
@@ -323,5 +358,5 @@ void shm_tl_worker_commit(struct shm_tl_worker *w, const struct shm_tl_chunk *c)
   atomic_store_explicit(&ctl->out_write.value, w->pos + w->g.latency, memory_order_release);
   /* Release: our input reads are done before the daemon may overwrite those places. */
   atomic_store_explicit(&ctl->in_read.value, w->pos, memory_order_release);
-  atomic_fetch_add_explicit(&ctl->worker.chunks, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&ctl->counters.chunks, 1, memory_order_relaxed);
 }

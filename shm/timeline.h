@@ -19,11 +19,11 @@
 
 #include <runway/segment.h>
 
-struct shm_segment;
+#include "segment.h"
 
 /* Geometry both ends copy from the segment's private header snapshot. */
 struct shm_tl_geom {
-  struct rw_segment_control *ctl;
+  struct shm_ctl ctl;
   float *in;  /* n_in rings, stride floats apart */
   float *out; /* n_out rings */
   uint32_t n_in;
@@ -42,6 +42,9 @@ struct shm_tl_daemon {
   struct shm_tl_geom g;
   uint64_t pos; /* t, the start of the current cycle; private, never read back */
   int64_t fill; /* out_write - t seen by the last read: the worker's lead (headroom) */
+  /* The input gap last published (struct rw_input_gap); private, never read back. */
+  uint64_t gap_start;
+  uint64_t gap_end;
 };
 
 /* Starts at timeline position 0 of a freshly created segment. */
@@ -73,7 +76,10 @@ int shm_tl_daemon_read_output(struct shm_tl_daemon *d, float *const *dst, uint32
  * Advances the timeline by frames the graph played without a cycle of ours
  * (the server skipped us after an xrun), so the slot stays aligned with the
  * graph clock: input for them is silence, their output is never played.
- * Writes at most one ring of silence whatever the gap. RT safe.
+ * Whatever the gap, this is a few stores: the input ring is not touched, the
+ * skipped range is published as the segment's input gap (struct
+ * rw_input_gap), which the worker end reads as silence. A gap that comes
+ * before the worker has read past the previous one extends it. RT safe.
  */
 void shm_tl_daemon_skip(struct shm_tl_daemon *d, uint64_t frames);
 
@@ -81,7 +87,8 @@ void shm_tl_daemon_skip(struct shm_tl_daemon *d, uint64_t frames);
  * For a generation that takes over from another (a seamless replacement):
  * copies the last `frames` input frames `from` wrote (before from->pos) into
  * d's input ring at d->pos, advances d->pos past them and publishes in_write,
- * so the new worker starts on recent history. Channels beyond the smaller
+ * so the new worker starts on recent history (what from's last input gap
+ * covers arrives as silence, as from's worker read it). Channels beyond the smaller
  * count are left alone. frames must fit both rings (from->g.capacity and
  * d->g.capacity - d->g.max_period); the caller clamps. out_read is not
  * published. RT safe.
@@ -142,9 +149,10 @@ int64_t shm_tl_worker_pending(struct shm_tl_worker *w);
 int shm_tl_worker_plan(struct shm_tl_worker *w, uint32_t max_frames, struct shm_tl_chunk *c);
 
 /*
- * Copies the chunk's input into dst[0..n_in). Returns 0, or -ESTALE when the
- * daemon may have overwritten part of it during the copy; the caller then
- * drops the chunk and plans again (which skips).
+ * Copies the chunk's input into dst[0..n_in), with the frames inside the
+ * daemon's input gap as silence. Returns 0, or -ESTALE when the daemon may
+ * have overwritten part of it during the copy; the caller then drops the
+ * chunk and plans again (which skips).
  */
 int shm_tl_worker_read_input(struct shm_tl_worker *w, const struct shm_tl_chunk *c,
                              float *const *dst);

@@ -31,12 +31,13 @@ int shm_futex_wake(_Atomic uint32_t *word, int n) {
   return rc < 0 ? -errno : (int)rc;
 }
 
-int shm_wake_worker_if_due(struct rw_segment_control *ctl, uint64_t in_write, uint32_t capacity) {
+int shm_wake_worker_if_due(const struct shm_ctl *ctl, uint64_t in_write, uint32_t capacity) {
+  struct rw_worker_control *w = ctl->w;
   /* seq_cst: the other half of the Dekker pair with the worker's store to `sleeping`. */
-  if (atomic_load_explicit(&ctl->sleeping, memory_order_seq_cst) == 0)
+  if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst) == 0)
     return 0;
-  uint64_t in_read = atomic_load_explicit(&ctl->in_read.value, memory_order_relaxed);
-  uint32_t want = atomic_load_explicit(&ctl->wake_frames, memory_order_relaxed);
+  uint64_t in_read = atomic_load_explicit(&w->in_read.value, memory_order_relaxed);
+  uint32_t want = atomic_load_explicit(&w->wake_frames, memory_order_relaxed);
   if (want == 0)
     want = 1;
   if (want > capacity)
@@ -45,37 +46,37 @@ int shm_wake_worker_if_due(struct rw_segment_control *ctl, uint64_t in_write, ui
   if (in_write - in_read < want)
     return 0;
   /* Only one waker per sleep: whoever clears the flag bumps the word. */
-  if (atomic_exchange_explicit(&ctl->sleeping, 0, memory_order_acq_rel) == 0)
+  if (atomic_exchange_explicit(&w->sleeping, 0, memory_order_acq_rel) == 0)
     return 0;
-  shm_wake_worker(ctl);
+  shm_wake_worker(ctl->d);
   return 1;
 }
 
-void shm_wake_worker(struct rw_segment_control *ctl) {
+void shm_wake_worker(struct rw_daemon_control *ctl) {
   /* Release: the worker's futex wait compares this word; what it should see is published. */
   atomic_fetch_add_explicit(&ctl->wake_seq, 1, memory_order_release);
   shm_futex_wake(&ctl->wake_seq, 1);
 }
 
-int shm_wake_wait(struct rw_segment_control *ctl, uint64_t pos, uint32_t want,
-                  int64_t timeout_ns) {
-  atomic_store_explicit(&ctl->wake_frames, want, memory_order_relaxed);
+int shm_wake_wait(const struct shm_ctl *ctl, uint64_t pos, uint32_t want, int64_t timeout_ns) {
+  struct rw_worker_control *w = ctl->w;
+  atomic_store_explicit(&w->wake_frames, want, memory_order_relaxed);
   /* Acquire: read the word before announcing sleep, so any later bump makes the wait return. */
-  uint32_t seq = atomic_load_explicit(&ctl->wake_seq, memory_order_acquire);
+  uint32_t seq = atomic_load_explicit(&ctl->d->wake_seq, memory_order_acquire);
   /* seq_cst: pairs with the daemon's seq_cst store of in_write and load of `sleeping`. */
-  atomic_store_explicit(&ctl->sleeping, 1, memory_order_seq_cst);
-  uint64_t in_write = atomic_load_explicit(&ctl->in_write.value, memory_order_seq_cst);
+  atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
+  uint64_t in_write = atomic_load_explicit(&ctl->d->in_write.value, memory_order_seq_cst);
   if (in_write - pos >= want) {
-    atomic_store_explicit(&ctl->sleeping, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
     return 0;
   }
-  int rc = shm_futex_wait(&ctl->wake_seq, seq, timeout_ns);
+  int rc = shm_futex_wait(&ctl->d->wake_seq, seq, timeout_ns);
   /* On timeout or a signal nobody cleared it; a stale flag would only cost a spurious wake. */
-  atomic_store_explicit(&ctl->sleeping, 0, memory_order_relaxed);
+  atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
   return rc;
 }
 
-void shm_clock_publish(struct rw_segment_control *ctl, uint32_t *seq, const struct shm_clock *clk) {
+void shm_clock_publish(struct rw_daemon_control *ctl, uint32_t *seq, const struct shm_clock *clk) {
   struct rw_clock_ref *r = &ctl->clock;
   /* Odd while writing, even after; never 0 again once written, which means "no reference yet". */
   uint32_t s = (*seq + 1) | 1u;
@@ -92,7 +93,7 @@ void shm_clock_publish(struct rw_segment_control *ctl, uint32_t *seq, const stru
   atomic_store_explicit(&r->seq, s + 1, memory_order_release);
 }
 
-int shm_clock_read(const struct rw_segment_control *ctl, struct shm_clock *out) {
+int shm_clock_read(const struct rw_daemon_control *ctl, struct shm_clock *out) {
   const struct rw_clock_ref *r = &ctl->clock;
   for (int tries = 0; tries < 4; tries++) {
     /* Acquire: pairs with the writer's final release; the values of this sequence are visible. */

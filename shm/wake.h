@@ -16,6 +16,8 @@
 
 #include <runway/segment.h>
 
+#include "segment.h"
+
 /* Waits while *word == expected, at most timeout_ns (< 0: forever). 0, -ETIMEDOUT or -EINTR. */
 int shm_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns);
 
@@ -26,7 +28,7 @@ int shm_futex_wake(_Atomic uint32_t *word, int n);
  * Wakes the worker whatever it waits for: bumps the futex word (so a wait
  * about to start returns too) and does one FUTEX_WAKE. RT safe.
  */
-void shm_wake_worker(struct rw_segment_control *ctl);
+void shm_wake_worker(struct rw_daemon_control *ctl);
 
 /*
  * Daemon side, after publishing in_write (shm_tl_daemon_write_input, whose
@@ -34,15 +36,14 @@ void shm_wake_worker(struct rw_segment_control *ctl);
  * and at least its wake_frames (clamped to 1..capacity) are pending. Returns
  * 1 when it woke the worker, else 0. RT safe: one FUTEX_WAKE at most.
  */
-int shm_wake_worker_if_due(struct rw_segment_control *ctl, uint64_t in_write, uint32_t capacity);
+int shm_wake_worker_if_due(const struct shm_ctl *ctl, uint64_t in_write, uint32_t capacity);
 
 /*
  * Worker side: publishes wake_frames = want, then sleeps until the daemon
  * wakes it or timeout_ns passes, unless `want` frames are already pending past
  * pos. Returns 0 when input may be ready, -ETIMEDOUT, or -EINTR.
  */
-int shm_wake_wait(struct rw_segment_control *ctl, uint64_t pos, uint32_t want,
-                  int64_t timeout_ns);
+int shm_wake_wait(const struct shm_ctl *ctl, uint64_t pos, uint32_t want, int64_t timeout_ns);
 
 /* ---- the graph clock (struct rw_clock_ref) ---------------------------------- */
 
@@ -66,14 +67,14 @@ struct shm_clock {
  * at 0); the shared one is never read back, so a worker that scribbles over
  * it cannot confuse the writer. RT safe: a few stores, never waits.
  */
-void shm_clock_publish(struct rw_segment_control *ctl, uint32_t *seq, const struct shm_clock *clk);
+void shm_clock_publish(struct rw_daemon_control *ctl, uint32_t *seq, const struct shm_clock *clk);
 
 /*
  * Worker side: a consistent copy of the reference. Returns 0, or -EAGAIN
  * when there is none yet, the daemon is writing it (after a few tries) or it
  * is nonsense (a period outside 1..RW_MAX_PERIOD).
  */
-int shm_clock_read(const struct rw_segment_control *ctl, struct shm_clock *out);
+int shm_clock_read(const struct rw_daemon_control *ctl, struct shm_clock *out);
 
 /*
  * When, on clk's prediction, the daemon publishes input up to position

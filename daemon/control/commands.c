@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "lv2.h"
 #include "slot_state.h"
 #include "slots.h"
@@ -425,18 +426,30 @@ static json_t *daemon_stats(struct runwayd *d) {
   uint64_t sum = atomic_load(&st->cycle_ns_sum);
   bool up = backend_is_open(d->backend);
   int tid = atomic_load_explicit(&d->engine.rt_thread_id, memory_order_relaxed);
-  return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:I, s:I}",
-                   "xruns", (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
-                   (json_int_t)atomic_load(&st->cycle_ns_max), "rt_cycle_ns_avg",
-                   (json_int_t)(cycles ? sum / cycles : 0), "cycles", (json_int_t)cycles,
-                   "backend_state", up ? "active" : "disconnected", "slots", (json_int_t)d->n_slots,
-                   "skipped_frames", (json_int_t)atomic_load(&st->skipped_frames),
-                   "rt_cycle_ns_sum", (json_int_t)sum, "rt_cycle_ns_max_recent",
-                   (json_int_t)atomic_load(&st->cycle_ns_max_recent), "sample_rate",
-                   up ? json_integer(backend_sample_rate(d->backend)) : json_null(), "period",
-                   up ? json_integer(backend_period(d->backend)) : json_null(),
-                   "rt_cycle_histogram", cycle_histogram(st), "rt_thread_id", (json_int_t)tid,
-                   "rt_cpu_ns", rt_cpu_ns(tid));
+  json_t *o = json_pack(
+      "{s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:I, s:I}", "xruns",
+      (json_int_t)atomic_load(&st->xruns), "rt_cycle_ns_max",
+      (json_int_t)atomic_load(&st->cycle_ns_max), "rt_cycle_ns_avg",
+      (json_int_t)(cycles ? sum / cycles : 0), "cycles", (json_int_t)cycles, "backend_state",
+      up ? "active" : "disconnected", "slots", (json_int_t)d->n_slots, "skipped_frames",
+      (json_int_t)atomic_load(&st->skipped_frames), "rt_cycle_ns_sum", (json_int_t)sum,
+      "rt_cycle_ns_max_recent", (json_int_t)atomic_load(&st->cycle_ns_max_recent), "sample_rate",
+      up ? json_integer(backend_sample_rate(d->backend)) : json_null(), "period",
+      up ? json_integer(backend_period(d->backend)) : json_null(), "rt_cycle_histogram",
+      cycle_histogram(st), "rt_thread_id", (json_int_t)tid, "rt_cpu_ns", rt_cpu_ns(tid));
+  /* The RT thread's page faults since it started: null before its first cycle. */
+  struct sys_faults faults;
+  int cycling = atomic_load(&d->engine.rt_tid);
+  bool known = o != NULL && cycling > 0 && sys_thread_faults(cycling, &faults) == 0;
+  if (o != NULL &&
+      (json_object_set_new(o, "rt_minor_faults",
+                           known ? json_integer((json_int_t)faults.minor) : json_null()) != 0 ||
+       json_object_set_new(o, "rt_major_faults",
+                           known ? json_integer((json_int_t)faults.major) : json_null()) != 0)) {
+    json_decref(o);
+    o = NULL;
+  }
+  return o;
 }
 
 static json_t *cmd_stats(struct runwayd *d, struct control_conn *conn,

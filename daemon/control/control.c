@@ -637,10 +637,11 @@ int control_conn_send(struct control_conn *conn, const json_t *msg) {
   return rc;
 }
 
-int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int fd) {
+int control_conn_send_with_fds(struct control_conn *conn, const json_t *msg, const int *fds,
+                               size_t n_fds) {
   union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
+    char buf[CMSG_SPACE(CONTROL_MAX_FDS * sizeof(int))];
   } cbuf;
   struct msghdr mh;
   struct iovec iov;
@@ -651,8 +652,11 @@ int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int 
   char *line = NULL;
   int rc;
 
-  if (conn == NULL || msg == NULL || fd < 0)
+  if (conn == NULL || msg == NULL || fds == NULL || n_fds == 0 || n_fds > CONTROL_MAX_FDS)
     return -EINVAL;
+  for (size_t i = 0; i < n_fds; i++)
+    if (fds[i] < 0)
+      return -EINVAL;
   if (conn->state != CONN_OPEN)
     return -EPIPE;
   /* Bytes libuv still holds would otherwise arrive after ours. */
@@ -671,12 +675,12 @@ int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int 
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
   mh.msg_control = cbuf.buf;
-  mh.msg_controllen = sizeof(cbuf.buf);
+  mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
   cm = CMSG_FIRSTHDR(&mh);
   cm->cmsg_level = SOL_SOCKET;
   cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+  memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
 
   do
     n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -690,7 +694,7 @@ int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int 
     goto out;
   }
   rc = 0;
-  /* The fd went with the first byte; the rest of the line follows in order. */
+  /* The fds went with the first byte; the rest of the line follows in order. */
   if ((size_t)n < len)
     rc = conn_queue(conn, line + n, len - (size_t)n);
 out:

@@ -38,7 +38,7 @@ struct control_config {
 /*
  * Handles one valid request. Returns the response to send (built with
  * proto_response_ok / proto_response_error; the server sends and frees it), or
- * NULL when the handler already replied itself (control_conn_send_with_fd).
+ * NULL when the handler already replied itself (control_conn_send_with_fds).
  */
 typedef json_t *(*control_dispatch_fn)(void *user, struct control_conn *conn,
                                        const struct proto_request *req);
@@ -81,11 +81,16 @@ uint32_t control_server_connections(const struct control_server *s);
  */
 int control_conn_send(struct control_conn *conn, const json_t *msg);
 
+/* Most descriptors one message carries. */
+#define CONTROL_MAX_FDS 2
+
 /*
- * Sends msg with fd attached (SCM_RIGHTS) on the first byte. Only when
- * nothing else is queued on conn; returns -EAGAIN otherwise.
+ * Sends msg with fds[0..n_fds) attached (one SCM_RIGHTS message, in this
+ * order) on the first byte. Only when nothing else is queued on conn;
+ * returns -EAGAIN otherwise, -EINVAL for no or too many descriptors.
  */
-int control_conn_send_with_fd(struct control_conn *conn, const json_t *msg, int fd);
+int control_conn_send_with_fds(struct control_conn *conn, const json_t *msg, const int *fds,
+                               size_t n_fds);
 
 /* Peer credentials (SO_PEERCRED) taken at accept. */
 pid_t control_conn_pid(const struct control_conn *conn);

@@ -278,9 +278,15 @@ int config_apply_options(const struct config *c, struct runwayd_options *opt, co
       opt->max_memory_mb_per_user = (uint64_t)json_integer_value(v);
     else if (strcmp(key, "max_memory_mb") == 0)
       opt->max_memory_mb = (uint64_t)json_integer_value(v);
-    else if (strcmp(key, "worker") == 0)
-      snprintf(opt->worker_path, sizeof(opt->worker_path), "%s", json_string_value(v));
-    else if (strcmp(key, "worker_user") == 0)
+    else if (strcmp(key, "worker") == 0) {
+      /* Never looked up in $PATH, nor relative to wherever runwayd was started. */
+      const char *path = json_string_value(v);
+      if (path[0] != '/' || strlen(path) >= sizeof(opt->worker_path)) {
+        snprintf(err, errlen, "worker = %s: give runway-worker's absolute path", path);
+        return -EINVAL;
+      }
+      snprintf(opt->worker_path, sizeof(opt->worker_path), "%s", path);
+    } else if (strcmp(key, "worker_user") == 0)
       opt->worker_user = json_string_value(v);
     else if (strcmp(key, "worker_env") == 0)
       opt->worker_env = json_string_value(v);

@@ -92,10 +92,13 @@ void engine__bypass_write(struct engine_bypass *bp, const struct engine_io *io,
 }
 
 void engine__bypass_skip(struct engine_bypass *bp, uint64_t frames) {
-  uint32_t fill = frames < bp->capacity ? (uint32_t)frames : bp->capacity;
-  for (uint32_t c = 0; c < bp->n_ch; c++)
-    ring_put(bp->ring + (size_t)c * bp->capacity, bp->capacity, bp->pos + frames - fill, NULL,
-             fill);
+  if (frames == 0)
+    return;
+  /* The next reads start L before pos: past the last gap, or still to play some of it. */
+  uint64_t next_read = bp->pos - bp->latency;
+  if (bp->silent_end == bp->silent_start || (int64_t)(next_read - bp->silent_end) >= 0)
+    bp->silent_start = bp->pos;
+  bp->silent_end = bp->pos + frames;
   bp->pos += frames;
 }
 
@@ -150,6 +153,8 @@ uint32_t engine__bypass_mix(struct engine_slot *s, float *const *dst, uint32_t v
       s->bp_mix--;
     const uint32_t m = s->bp_mix;
     const uint32_t r = (uint32_t)((src + i) & mask);
+    /* Input the graph skipped (unsigned: one compare for start <= src + i < end). */
+    const bool skipped = src + i - bp->silent_start < bp->silent_end - bp->silent_start;
     for (uint32_t c = 0; c < s->n_out; c++) {
       float w;
       if (ok) {
@@ -159,7 +164,7 @@ uint32_t engine__bypass_mix(struct engine_slot *s, float *const *dst, uint32_t v
         /* What the worker played last, fading out as silence would. */
         w = s->bp_gap_pos < F ? s->tail[c] * (1.0f - (float)(s->bp_gap_pos + 1) * step) : 0.0f;
       }
-      float b = c < bp->n_ch ? bp->ring[(size_t)c * bp->capacity + r] : 0.0f;
+      float b = c < bp->n_ch && !skipped ? bp->ring[(size_t)c * bp->capacity + r] : 0.0f;
       dst[c][i] = m == 0 ? w : m == F ? b : w + (b - w) * ((float)m * step);
     }
     if (!ok && s->bp_gap_pos < F)

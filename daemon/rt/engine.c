@@ -92,13 +92,13 @@ int engine_slot_create(const struct proto_segment_params *params, const char *na
     goto fail_segment;
 
   const struct rw_segment_header *h = &s->segment.layout;
-  struct rw_segment_control *ctl = s->segment.control;
+  const struct shm_ctl *ctl = &s->segment.ctl;
   s->n_in = h->n_inputs;
   s->n_out = h->n_outputs;
   shm_tl_daemon_init(&s->tl, &s->segment);
-  shm_spsc_producer_init(&s->events, &ctl->ev_write.value, &ctl->ev_read.value, s->segment.events,
-                         sizeof(struct rw_record), h->event_capacity, 0);
-  shm_spsc_consumer_init(&s->messages, &ctl->msg_write.value, &ctl->msg_read.value,
+  shm_spsc_producer_init(&s->events, &ctl->d->ev_write.value, &ctl->w->ev_read.value,
+                         s->segment.events, sizeof(struct rw_record), h->event_capacity, 0);
+  shm_spsc_consumer_init(&s->messages, &ctl->w->msg_write.value, &ctl->d->msg_read.value,
                          s->segment.messages, sizeof(struct rw_record), h->message_capacity, 0);
   atomic_init(&s->counters.headroom_min_frames, INT64_MAX);
   atomic_init(&s->counters.lead_min_last, INT64_MAX);
@@ -446,7 +446,7 @@ static void publish_clock(struct engine_slot *s, uint64_t t, uint32_t n) {
     return;
   }
   struct shm_clock clk = {.pos = t, .ns = base_mono_ns(), .period = n};
-  shm_clock_publish(s->tl.g.ctl, &s->clock_seq, &clk);
+  shm_clock_publish(s->tl.g.ctl.d, &s->clock_seq, &clk);
   s->clock_due = CLOCK_EVERY - 1;
 }
 
@@ -483,7 +483,7 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
     out[c] = into != NULL ? into[c] : s->out_buf[c];
   counter_add(&s->counters.cycles, 1);
   /* Relaxed: only a flag for counting; the control thread reads the worker's declaration. */
-  if (!s->worker_seen && atomic_load_explicit(&g->ctl->worker_pid, memory_order_relaxed) != 0)
+  if (!s->worker_seen && atomic_load_explicit(&g->ctl.w->worker_pid, memory_order_relaxed) != 0)
     s->worker_seen = true;
 
   const uint32_t played = s->cycle_played;
@@ -520,7 +520,7 @@ static void slot_cycle(struct engine_slot *s, const struct engine_io *io, uint32
       publish_clock(s, t, n);
     if (backlog > (int64_t)(g->capacity - g->max_period))
       overrun = true;
-    if (shm_wake_worker_if_due(g->ctl, s->tl.pos + k, g->capacity))
+    if (shm_wake_worker_if_due(&g->ctl, s->tl.pos + k, g->capacity))
       counter_add(&s->counters.wakeups, 1);
 
     uint64_t tp = s->tl.pos;
@@ -598,7 +598,7 @@ void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint3
     }
     if (off == played)
       publish_clock(s, t, n); /* its worker wakes itself by it, as any */
-    if (shm_wake_worker_if_due(g->ctl, s->tl.pos + k, g->capacity))
+    if (shm_wake_worker_if_due(&g->ctl, s->tl.pos + k, g->capacity))
       counter_add(&s->counters.wakeups, 1);
     shm_tl_daemon_pass(&s->tl, k);
   }
@@ -627,6 +627,17 @@ static void entry_cycle(struct engine *e, const struct engine_state *st, uint32_
 
 void engine_reset_clock(struct engine *e) {
   atomic_store_explicit(&e->clock_valid, 0, memory_order_relaxed);
+  atomic_store_explicit(&e->rt_tid, 0, memory_order_relaxed);
+}
+
+/*
+ * Once per server connection, so not a system call per cycle: gettid is one
+ * that never blocks (about 0.2 us), like the futex wake the rules allow.
+ * Relaxed: the id carries no data with it.
+ */
+static inline void note_rt_thread(struct engine *e) {
+  if (atomic_load_explicit(&e->rt_tid, memory_order_relaxed) == 0)
+    atomic_store_explicit(&e->rt_tid, (int)gettid(), memory_order_relaxed);
 }
 
 /*
@@ -657,11 +668,11 @@ static void slot_prefetch(const struct engine_slot *s, uint32_t n) {
   const struct shm_tl_geom *g = &s->tl.g;
   uint32_t idx = (uint32_t)(s->tl.pos & (g->capacity - 1));
   uint32_t len = n < g->capacity - idx ? n : g->capacity - idx;
-  __builtin_prefetch(&g->ctl->out_write, 0, 3);
-  __builtin_prefetch(&g->ctl->in_read, 0, 3);
-  __builtin_prefetch(&g->ctl->sleeping, 0, 3);
-  __builtin_prefetch(&g->ctl->in_write, 1, 3);
-  __builtin_prefetch(&g->ctl->out_read, 1, 3);
+  __builtin_prefetch(&g->ctl.w->out_write, 0, 3);
+  __builtin_prefetch(&g->ctl.w->in_read, 0, 3);
+  __builtin_prefetch(&g->ctl.w->sleeping, 0, 3);
+  __builtin_prefetch(&g->ctl.d->in_write, 1, 3);
+  __builtin_prefetch(&g->ctl.d->out_read, 1, 3);
   __builtin_prefetch(s->commands.rx.write_pos, 0, 3);
   __builtin_prefetch(&s->counters, 1, 3);
   __builtin_prefetch(&s->tail, 1, 3);
@@ -770,6 +781,7 @@ static void process(struct engine *e, const struct engine_io *io, uint32_t nfram
     e->hooks.enter();
   struct fpu_state fpu = fpu_enter_ftz();
   uint64_t start = cycle_clock();
+  note_rt_thread(e);
 
   const struct engine_state *st = cycle_begin(e, nframes, frame_time, clocked);
   if (st != NULL && nframes > 0) {
@@ -868,6 +880,7 @@ void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
     e->hooks.enter();
   struct fpu_state fpu = fpu_enter_ftz();
   uint64_t start = cycle_clock();
+  note_rt_thread(e);
 
   if (!e->node_cycle_open || frame_time != e->node_cycle_frame) {
     /* The first of our nodes in this graph cycle: the last cycle's time is complete. */

@@ -118,6 +118,13 @@ struct engine_bypass {
   /* RT thread only. */
   uint64_t pos;       /* input frames written, across generations */
   uint64_t cycle_pos; /* pos at the start of this cycle's input */
+  /*
+   * Input the graph skipped, [silent_start, silent_end): it reads as
+   * silence, whatever the ring holds there, so a gap costs no clearing (a
+   * ring per channel, up to 2^24 frames each). A gap that comes before the
+   * reads passed the last one extends it, as the segment's input gap does.
+   */
+  uint64_t silent_start, silent_end;
 };
 
 /* A generation taking over from another in one table entry (daemon/rt/takeover.c). */
@@ -278,6 +285,13 @@ struct engine {
   uint64_t window_max;
   _Atomic int clock_valid; /* cleared by the control thread between connections */
   _Atomic int rt_thread_id; /* the RT thread's kernel id (0: unknown), for its CPU time */
+  /*
+   * The id of the thread that runs the cycles, taken in its first cycle (0
+   * before, and again after engine_reset_clock), on every backend: where
+   * the control thread reads how many page faults it took (stats), so the
+   * RT thread never makes a system call to count them.
+   */
+  _Atomic int rt_tid;
 
   /* Control thread only. */
   uint32_t in_flight;          /* tables offered and not yet handed back */
@@ -385,7 +399,10 @@ void engine_process_slot(struct engine *e, const void *key, uint32_t *hint,
  */
 void engine_rt_thread_started(struct engine *e);
 
-/* The next engine_process_at starts a new clock (a new server connection). Control thread. */
+/*
+ * The next engine_process_at starts a new clock (a new server connection),
+ * and the next cycle records its thread's id afresh. Control thread.
+ */
 void engine_reset_clock(struct engine *e);
 
 #endif

@@ -44,7 +44,7 @@ void engine__warm_cycle(struct engine_slot *s, const struct engine_io *io, uint3
 void engine__bypass_write(struct engine_bypass *bp, const struct engine_io *io,
                           void *const *in_ports, uint32_t n_in, uint32_t n, uint32_t played);
 
-/* Frames the graph played without a cycle of ours: their input is silence. */
+/* Frames the graph played without a cycle of ours: their input reads as silence (O(1)). */
 void engine__bypass_skip(struct engine_bypass *bp, uint64_t frames);
 
 /*

@@ -54,7 +54,7 @@ static bool ready(const struct engine_slot *next, const struct engine_slot *cur,
   if (atomic_load_explicit(&next->faulted, memory_order_relaxed))
     return false;
   /* Relaxed: only a hint; the output positions below are what count. */
-  if (atomic_load_explicit(&next->tl.g.ctl->worker_pid, memory_order_relaxed) == 0)
+  if (atomic_load_explicit(&next->tl.g.ctl.w->worker_pid, memory_order_relaxed) == 0)
     return false;
   if (next->tl.pos < (uint64_t)L + RW_FADE_FRAMES)
     return false;

@@ -13,7 +13,7 @@
 
 void slot__totals_add(struct slot_totals *t, const struct engine_slot *g) {
   const struct engine_slot_counters *c = &g->counters;
-  const struct rw_worker_counters *w = &g->segment.control->worker;
+  const struct rw_worker_counters *w = &g->segment.ctl.w->counters;
   t->cycles += atomic_load(&c->cycles);
   t->underruns += atomic_load(&c->underruns);
   t->underrun_frames += atomic_load(&c->underrun_frames);
@@ -150,7 +150,8 @@ int slot__generation_new(struct slot *s, char *err, size_t errlen) {
   s->gen = g;
   s->gen_used = false;
   s->gen_published = false;
-  s->segment_bytes = g->segment.layout.segment_size;
+  s->segment_bytes =
+      g->segment.layout.file_size[RW_FILE_DAEMON] + g->segment.layout.file_size[RW_FILE_WORKER];
   if (latency != s->latency) {
     if (s->latency != 0)
       log_info("slot %s: latency is now %u frames", s->name, latency);

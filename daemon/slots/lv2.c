@@ -146,7 +146,7 @@ int lv2_query(struct runwayd *d, uv_loop_t *loop, const char *uri, lv2_query_fn 
       .launch = &d->supervise.launch,
       .file = d->opt.worker_path,
       .argv = argv,
-      .segment_fd = -1,
+      .segment_fds = {-1, -1},
       .slot = "lv2-catalog",
       .on_exit = query_exited,
       .user = q,

@@ -264,7 +264,8 @@ static void finish(struct slot *s) {
   r->gen = NULL;
   s->gen_used = true;
   s->gen_published = true;
-  s->segment_bytes = g->segment.layout.segment_size;
+  s->segment_bytes =
+      g->segment.layout.file_size[RW_FILE_DAEMON] + g->segment.layout.file_size[RW_FILE_WORKER];
   if (!r->same) {
     s->kind = r->kind;
     free(s->plugin);
@@ -280,7 +281,7 @@ static void finish(struct slot *s) {
     slot_state_set_blob(s, NULL, 0);
   }
   /* Acquire: pairs with the worker's release of worker_pid; its info block is complete. */
-  if (atomic_load_explicit(&g->segment.control->worker_pid, memory_order_acquire) != 0) {
+  if (atomic_load_explicit(&g->segment.ctl.w->worker_pid, memory_order_acquire) != 0) {
     slot__adopt_declared_name(s, g->segment.info);
     if (!r->same)
       slot__adopt_declared_params(s, g);

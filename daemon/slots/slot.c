@@ -237,7 +237,9 @@ static uint64_t segment_bytes(const struct runwayd *d, const struct slot_spec *s
   };
   struct rw_segment_header h;
   char err[128];
-  return proto_segment_layout(&p, &h, err, sizeof(err)) == 0 ? h.segment_size : 0;
+  if (proto_segment_layout(&p, &h, err, sizeof(err)) != 0)
+    return 0;
+  return h.file_size[RW_FILE_DAEMON] + h.file_size[RW_FILE_WORKER];
 }
 
 /* Per-user and total quotas of slots and locked memory (DESIGN.md: trust model). */
@@ -496,7 +498,8 @@ enum proto_err slots_attach(struct runwayd *d, struct slot *s, struct control_co
                              (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi,
                              "generation", (json_int_t)s->generation);
   json_t *resp = proto_response_built(id, result);
-  int rc = resp ? control_conn_send_with_fd(conn, resp, s->gen->segment.fd) : -ENOMEM;
+  int rc =
+      resp ? control_conn_send_with_fds(conn, resp, s->gen->segment.fd, RW_FILE_COUNT) : -ENOMEM;
   json_decref(resp);
   if (rc != 0) {
     snprintf(err, errlen, "cannot pass the segment to the worker: %s", strerror(-rc));

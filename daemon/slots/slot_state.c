@@ -51,13 +51,12 @@ int slot_state_set_blob(struct slot *s, const unsigned char *data, size_t len) {
 }
 
 void slot_state_prepare(struct slot *s, struct engine_slot *gen) {
-  struct rw_state_box *box = gen->segment.state;
+  struct rw_state_request *box = gen->segment.state_request;
   if (s->state_len == 0 || s->state_len > gen->segment.layout.state_capacity)
     return;
   memcpy(box->data, s->state_blob, s->state_len);
   box->op = RW_STATE_LOAD;
   box->length = (uint32_t)s->state_len;
-  box->status = RW_STATE_PENDING;
   /* Release: op, length and data are in place before the worker sees the request. */
   atomic_store_explicit(&box->request, 1, memory_order_release);
 }
@@ -110,16 +109,14 @@ static json_t *check_worker(struct slot *s, json_t *id) {
 
 /* Posts a request into the mailbox of the slot's generation and wakes the worker. */
 static void post(struct runwayd *d, struct slot *s, struct slot_state_request *r) {
-  struct rw_state_box *box = s->gen->segment.state;
-  struct rw_segment_control *ctl = s->gen->segment.control;
+  struct rw_state_request *box = s->gen->segment.state_request;
   r->gen = s->gen;
   engine_slot_ref(r->gen);
-  box->status = RW_STATE_PENDING;
   r->seq = atomic_load_explicit(&box->request, memory_order_relaxed) + 1;
   /* Release: op, length and data are in place before the worker sees the request. */
   atomic_store_explicit(&box->request, r->seq, memory_order_release);
   /* A sleeping worker looks at the mailbox when its futex word moves. */
-  shm_wake_worker(ctl);
+  shm_wake_worker(s->gen->segment.ctl.d);
   r->deadline_ms = base_mono_ms() + SLOT_STATE_TIMEOUT_MS;
   s->state_req = r;
   if (!uv_is_active((uv_handle_t *)&d->state_timer))
@@ -177,8 +174,8 @@ json_t *slot_state_save(struct runwayd *d, struct slot *s, struct control_conn *
   r->op = RW_STATE_SAVE;
   r->id = json_incref(req->id);
   r->conn = control_conn_hold(conn);
-  s->gen->segment.state->op = RW_STATE_SAVE;
-  s->gen->segment.state->length = 0;
+  s->gen->segment.state_request->op = RW_STATE_SAVE;
+  s->gen->segment.state_request->length = 0;
   post(d, s, r);
   return NULL;
 }
@@ -190,14 +187,14 @@ int slot_state_refresh(struct slot *s) {
   if (r == NULL)
     return -ENOMEM;
   r->op = RW_STATE_SAVE;
-  s->gen->segment.state->op = RW_STATE_SAVE;
-  s->gen->segment.state->length = 0;
+  s->gen->segment.state_request->op = RW_STATE_SAVE;
+  s->gen->segment.state_request->length = 0;
   post(s->d, s, r);
   return 0;
 }
 
 static json_t *finish_save(struct slot *s, struct slot_state_request *r) {
-  struct rw_state_box *box = r->gen->segment.state;
+  struct rw_state_reply *box = r->gen->segment.state_reply;
   int32_t status = box->status;
   uint32_t len = box->length; /* untrusted: checked against the capacity */
   if (status == RW_STATE_OK && len <= r->gen->segment.layout.state_capacity) {
@@ -306,7 +303,7 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
     free(blob);
     return proto_response_error(req->id, PROTO_E_INTERNAL, "out of memory");
   }
-  struct rw_state_box *box = s->gen->segment.state;
+  struct rw_state_request *box = s->gen->segment.state_request;
   memcpy(box->data, blob, blob_len);
   box->length = (uint32_t)blob_len;
   box->op = RW_STATE_LOAD;
@@ -319,7 +316,7 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
 }
 
 static json_t *finish_load(struct slot *s, struct slot_state_request *r) {
-  int32_t status = r->gen->segment.state->status;
+  int32_t status = r->gen->segment.state_reply->status;
   slots_resend_params(s);
   if (status != RW_STATE_OK)
     return proto_response_error(r->id, PROTO_E_INVALID_ARGUMENT,
@@ -348,7 +345,7 @@ bool slot_state_poll(struct runwayd *d, uint64_t now_ms) {
     if (r == NULL)
       continue;
     /* Acquire: pairs with the worker's release of done; status, length and data are final. */
-    uint32_t done = atomic_load_explicit(&r->gen->segment.state->done, memory_order_acquire);
+    uint32_t done = atomic_load_explicit(&r->gen->segment.state_reply->done, memory_order_acquire);
     if (done == r->seq) {
       answer(s, r->op == RW_STATE_SAVE ? finish_save(s, r) : finish_load(s, r));
     } else if (r->gen != s->gen) {

@@ -1,9 +1,9 @@
 /*
  * Plugin state: state.save and state.load through the segment's state
- * mailbox (struct rw_state_box), and handing a slot's last state to every
- * new worker. A request waits for the worker without blocking the loop: the
- * client's connection is held (control_conn_hold) and answered when the
- * worker has, or after a timeout. Control thread only.
+ * mailbox (struct rw_state_request, rw_state_reply), and handing a slot's
+ * last state to every new worker. A request waits for the worker without
+ * blocking the loop: the client's connection is held (control_conn_hold) and
+ * answered when the worker has, or after a timeout. Control thread only.
  *
  * State files are JSON: {"format":"runway-state","version":1,"slot","plugin",
  * "params":{name: value},"state": base64 or null}.

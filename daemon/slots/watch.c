@@ -1,7 +1,8 @@
 /*
  * Housekeeping of slots (every HOUSEKEEPING_MS, from main's timer): faults
- * the RT thread detected, corrupted segments, the worker's messages, workers
- * announcing themselves, stalls, and underrun events for subscribers.
+ * the RT thread detected, holes punched in a segment, corrupted segments,
+ * the worker's messages, workers announcing themselves, stalls, and underrun
+ * events for subscribers.
  */
 #include <math.h>
 #include <stdio.h>
@@ -55,9 +56,9 @@ static int drain_messages(struct slot *s) {
  */
 static void follow_plugin_latency(struct slot *s, struct engine_slot *g) {
   struct runwayd *d = s->d;
-  struct rw_segment_control *ctl = g->segment.control;
+  struct rw_worker_control *ctl = g->segment.ctl.w;
   /* Relaxed: only "has it published a block yet"; the acquire below orders the value. */
-  if (atomic_load_explicit(&ctl->worker.chunks, memory_order_relaxed) == 0)
+  if (atomic_load_explicit(&ctl->counters.chunks, memory_order_relaxed) == 0)
     return;
   /* Acquire: a latency stored before the worker released in_read is visible with it. */
   (void)atomic_load_explicit(&ctl->in_read.value, memory_order_acquire);
@@ -98,7 +99,7 @@ void slot__adopt_declared_name(struct slot *s, const struct rw_info *info) {
 }
 
 /* How much pending input a running worker may leave before it counts as stalled. */
-static uint64_t stall_threshold(const struct slot *s, const struct rw_segment_control *ctl) {
+static uint64_t stall_threshold(const struct slot *s, const struct rw_worker_control *ctl) {
   uint64_t threshold = atomic_load(&ctl->wake_frames) + backend_period(s->d->backend);
   uint64_t half = s->gen->segment.layout.capacity / 2;
   return threshold < half ? threshold : half;
@@ -109,10 +110,22 @@ static void check_slot(struct slot *s, uint64_t now, bool deep) {
   char why[256];
   if (g == NULL || supervisor_restart_pending(&s->sv))
     return;
-  struct rw_segment_control *ctl = g->segment.control;
+  const struct shm_ctl *ctl = &g->segment.ctl;
 
   if (atomic_load(&g->faulted)) {
     slot__fault(s, "the worker published impossible ring positions");
+    return;
+  }
+  /*
+   * Every pass, not only deep ones: until the slot is faulted, the RT
+   * thread fills each hole it meets with a page fault, so the time a hole
+   * lasts is the time it costs. A pass costs an fstat and a mincore over
+   * the segment (see README for what a hostile worker's holes cost).
+   */
+  if (shm_segment_check_pages(&g->segment, why, sizeof(why)) != 0) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "the worker damaged its shared memory: %s", why);
+    slot__fault(s, msg);
     return;
   }
   if (deep && shm_segment_check(&g->segment, why, sizeof(why)) != 0) {
@@ -129,7 +142,7 @@ static void check_slot(struct slot *s, uint64_t now, bool deep) {
     return;
   /* Acquire: pairs with the worker's release of worker_pid; its info block is complete. */
   if (s->sv.state == WORKER_STARTING &&
-      atomic_load_explicit(&ctl->worker_pid, memory_order_acquire) != 0) {
+      atomic_load_explicit(&ctl->w->worker_pid, memory_order_acquire) != 0) {
     supervisor_running(&s->sv);
     slot__adopt_declared_name(s, g->segment.info);
     log_info("slot %s: worker running%s%s", s->name, s->declared_plugin ? ", plugin " : "",
@@ -140,10 +153,10 @@ static void check_slot(struct slot *s, uint64_t now, bool deep) {
   if (s->sv.state == WORKER_RUNNING)
     follow_plugin_latency(s, g);
 
-  uint64_t in_write = atomic_load(&ctl->in_write.value);
-  uint64_t in_read = atomic_load(&ctl->in_read.value);
+  uint64_t in_write = atomic_load(&ctl->d->in_write.value);
+  uint64_t in_read = atomic_load(&ctl->w->in_read.value);
   uint64_t pending = in_write >= in_read ? in_write - in_read : 0;
-  if (supervisor_check_progress(&s->sv, in_read, pending, stall_threshold(s, ctl), now, why,
+  if (supervisor_check_progress(&s->sv, in_read, pending, stall_threshold(s, ctl->w), now, why,
                                 sizeof(why)) == SUPERVISOR_PROGRESS_STALLED)
     slot__fault(s, why);
 }

@@ -135,14 +135,15 @@ static void on_worker_exit(struct worker_proc *proc, int64_t status, int sig, vo
   schedule_restart(sv, WORKER_RESTARTING);
 }
 
-/* A worker of this slot on segment_fd; its exit comes back to on_worker_exit. */
-static int spawn(struct supervisor *sv, const struct worker_command *cmd, int segment_fd,
-                 struct worker_proc **out, char *err, size_t errlen) {
+/* A worker of this slot on segment_fds; its exit comes back to on_worker_exit. */
+static int spawn(struct supervisor *sv, const struct worker_command *cmd,
+                 const int segment_fds[RW_FILE_COUNT], struct worker_proc **out, char *err,
+                 size_t errlen) {
   struct worker_spawn spec = {
       .launch = &sv->env->launch,
       .file = cmd->file,
       .argv = cmd->argv,
-      .segment_fd = segment_fd,
+      .segment_fds = {segment_fds[RW_FILE_DAEMON], segment_fds[RW_FILE_WORKER]},
       .slot = sv->name,
       .on_exit = on_worker_exit,
       .user = sv,
@@ -150,7 +151,8 @@ static int spawn(struct supervisor *sv, const struct worker_command *cmd, int se
   return worker_proc_spawn(sv->env->loop, &spec, out, err, errlen);
 }
 
-int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, int segment_fd) {
+int supervisor_start(struct supervisor *sv, const struct worker_command *cmd,
+                     const int segment_fds[RW_FILE_COUNT]) {
   char err[256];
   uv_timer_stop(&sv->restart_timer);
   sv->started_ms = base_mono_ms();
@@ -161,7 +163,7 @@ int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, in
   if (cmd->external)
     return 0;
 
-  int rc = spawn(sv, cmd, segment_fd, &sv->proc, err, sizeof(err));
+  int rc = spawn(sv, cmd, segment_fds, &sv->proc, err, sizeof(err));
   if (rc != 0) {
     sv->proc = NULL;
     sv->active = false;
@@ -173,13 +175,13 @@ int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, in
   return 0;
 }
 
-int supervisor_start_next(struct supervisor *sv, const struct worker_command *cmd, int segment_fd,
-                          char *err, size_t errlen) {
+int supervisor_start_next(struct supervisor *sv, const struct worker_command *cmd,
+                          const int segment_fds[RW_FILE_COUNT], char *err, size_t errlen) {
   if (sv->next_proc != NULL) {
     snprintf(err, errlen, "a new worker (pid %d) is starting already", (int)sv->next_pid);
     return -EBUSY;
   }
-  int rc = spawn(sv, cmd, segment_fd, &sv->next_proc, err, errlen);
+  int rc = spawn(sv, cmd, segment_fds, &sv->next_proc, err, errlen);
   if (rc != 0) {
     sv->next_proc = NULL;
     return rc;

@@ -103,12 +103,13 @@ void supervisor_init(struct supervisor *sv, const struct supervisor_env *env,
 void supervisor_close(struct supervisor *sv, uv_close_cb done);
 
 /*
- * Starts a worker for a new generation whose segment is segment_fd (not
- * taken over; inherited by a managed worker). External: waits for
+ * Starts a worker for a new generation whose segment's files are
+ * segment_fds (not taken over; inherited by a managed worker). External: waits for
  * supervisor_attach(). A managed worker that cannot be spawned is a failure:
  * a restart is scheduled and the error returned (-errno).
  */
-int supervisor_start(struct supervisor *sv, const struct worker_command *cmd, int segment_fd);
+int supervisor_start(struct supervisor *sv, const struct worker_command *cmd,
+                     const int segment_fds[RW_FILE_COUNT]);
 
 /*
  * Lets the worker go (SIGTERM, SIGKILL after grace_ms; 0: SIGKILL now; an
@@ -127,13 +128,13 @@ void supervisor_fail(struct supervisor *sv, enum worker_state state, const char 
     __attribute__((format(printf, 3, 4)));
 
 /*
- * Starts a managed worker for the generation at segment_fd beside the
+ * Starts a managed worker for the generation with segment_fds beside the
  * current one, which keeps running and being watched. Returns 0, or -EBUSY
  * when a next worker runs already, or -errno when it could not be spawned
  * (err says why; nothing else changes).
  */
-int supervisor_start_next(struct supervisor *sv, const struct worker_command *cmd, int segment_fd,
-                          char *err, size_t errlen);
+int supervisor_start_next(struct supervisor *sv, const struct worker_command *cmd,
+                          const int segment_fds[RW_FILE_COUNT], char *err, size_t errlen);
 
 /*
  * The next worker takes over: the current one is let go (SIGTERM, SIGKILL

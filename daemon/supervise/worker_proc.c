@@ -226,7 +226,7 @@ static char **build_env(const struct worker_spawn *spec) {
   size_t n = 0;
   while (environ[n] != NULL)
     n++;
-  char **env = calloc(n + 4, sizeof(char *));
+  char **env = calloc(n + 5, sizeof(char *));
   if (env == NULL)
     return NULL;
   size_t k = 0;
@@ -239,6 +239,7 @@ static char **build_env(const struct worker_spawn *spec) {
   }
   size_t first_own = k;
   if (asprintf(&env[k++], "RUNWAY_SEGMENT_FD=%d", SUPERVISOR_SEGMENT_FD) < 0 ||
+      asprintf(&env[k++], "RUNWAY_SEGMENT_WORKER_FD=%d", SUPERVISOR_SEGMENT_WORKER_FD) < 0 ||
       asprintf(&env[k++], "RUNWAY_SLOT=%s", spec->slot ? spec->slot : "") < 0 ||
       (other_home && asprintf(&env[k++], "HOME=%s", spec->launch->home) < 0)) {
     env[k - 1] = NULL;
@@ -290,12 +291,13 @@ static char **launcher_argv(const struct worker_spawn *spec, char *parent, char 
 
 /*
  * The child gets: stdin from /dev/null; stdout and stderr into out_fd; the
- * segment at fd 3; nothing else of ours (JACK's sockets, the control
- * socket); a session of its own; default signal dispositions and an empty
- * mask (we ignore SIGPIPE, it should not).
+ * segment's files at fds 3 and 4 (segment_fds, none of them below 5);
+ * nothing else of ours (JACK's sockets, the control socket); a session of
+ * its own; default signal dispositions and an empty mask (we ignore SIGPIPE,
+ * it should not).
  */
-static int spawn(const struct worker_spawn *spec, char **argv, char **env, int out_fd,
-                 int stdout_fd, pid_t *pid) {
+static int spawn(const struct worker_spawn *spec, const int *segment_fds, char **argv, char **env,
+                 int out_fd, int stdout_fd, pid_t *pid) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   sigset_t none, all;
@@ -310,11 +312,10 @@ static int spawn(const struct worker_spawn *spec, char **argv, char **env, int o
     rc = posix_spawn_file_actions_adddup2(&fa, stdout_fd >= 0 ? stdout_fd : out_fd, 1);
   if (rc == 0)
     rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-  /* dup2 onto itself clears close-on-exec (glibc >= 2.29), so fd 3 works too. */
-  if (rc == 0 && spec->segment_fd >= 0)
-    rc = posix_spawn_file_actions_adddup2(&fa, spec->segment_fd, SUPERVISOR_SEGMENT_FD);
+  for (int f = 0; f < RW_FILE_COUNT && rc == 0 && segment_fds[f] >= 0; f++)
+    rc = posix_spawn_file_actions_adddup2(&fa, segment_fds[f], SUPERVISOR_SEGMENT_FD + f);
   if (rc == 0)
-    rc = posix_spawn_file_actions_addclosefrom_np(&fa, SUPERVISOR_SEGMENT_FD + 1);
+    rc = posix_spawn_file_actions_addclosefrom_np(&fa, SUPERVISOR_SEGMENT_FD + RW_FILE_COUNT);
   if (rc == 0)
     rc = posix_spawnattr_setsigmask(&attr, &none);
   if (rc == 0)
@@ -335,6 +336,8 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
   char **env = NULL, **argv = NULL;
   char uid[16], gid[16], parent[16];
   int pipe_fds[2] = {-1, -1};
+  int high[RW_FILE_COUNT] = {-1, -1};
+  int segment_fds[RW_FILE_COUNT];
   int cap_fds[2] = {-1, -1};
   int rc = -ENOMEM;
   if (p == NULL)
@@ -342,6 +345,22 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
   p->cap_max = spec->capture_max;
   if (p->cap_max > 0 && (p->cap_buf = malloc(p->cap_max + 1)) == NULL)
     goto fail;
+  /*
+   * The child's dup2s run in order: a source below the target range could
+   * be overwritten before it is copied, so such a descriptor goes up first.
+   */
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    segment_fds[f] = spec->segment_fds[f];
+    if (segment_fds[f] >= 0 && segment_fds[f] < SUPERVISOR_SEGMENT_FD + RW_FILE_COUNT) {
+      high[f] = fcntl(segment_fds[f], F_DUPFD_CLOEXEC, SUPERVISOR_SEGMENT_FD + RW_FILE_COUNT);
+      if (high[f] < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot pass the segment to the worker: %s", strerror(errno));
+        goto fail;
+      }
+      segment_fds[f] = high[f];
+    }
+  }
   snprintf(uid, sizeof(uid), "%u", (unsigned)spec->launch->uid);
   snprintf(gid, sizeof(gid), "%u", (unsigned)spec->launch->gid);
   snprintf(parent, sizeof(parent), "%d", (int)getpid());
@@ -360,7 +379,7 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
              strerror(errno));
     goto fail;
   }
-  rc = spawn(spec, argv, env, pipe_fds[1], cap_fds[1], &p->pid);
+  rc = spawn(spec, segment_fds, argv, env, pipe_fds[1], cap_fds[1], &p->pid);
   close(pipe_fds[1]);
   pipe_fds[1] = -1;
   if (cap_fds[1] >= 0)
@@ -380,6 +399,9 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
   }
   free_env(env);
   free(argv);
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    if (high[f] >= 0)
+      close(high[f]);
   snprintf(p->slot, sizeof(p->slot), "%s", spec->slot ? spec->slot : "?");
   p->on_exit = spec->on_exit;
   p->user = spec->user;
@@ -412,6 +434,9 @@ int worker_proc_spawn(uv_loop_t *loop, const struct worker_spawn *spec, struct w
   return 0;
 
 fail:
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    if (high[f] >= 0)
+      close(high[f]);
   if (pipe_fds[0] >= 0)
     close(pipe_fds[0]);
   if (pipe_fds[1] >= 0)

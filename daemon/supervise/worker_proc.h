@@ -4,7 +4,8 @@
  * only. When to start or restart a worker is the supervisor's business
  * (supervisor.h).
  *
- * What a worker gets: the segment at fd 3 (RUNWAY_SEGMENT_FD), RUNWAY_SLOT,
+ * What a worker gets: the segment's files at fds 3 and 4 (RUNWAY_SEGMENT_FD,
+ * RUNWAY_SEGMENT_WORKER_FD), RUNWAY_SLOT,
  * an environment reduced to an allow-list, stdin from /dev/null, stdout and
  * stderr into a pipe whose lines the daemon logs tagged with the slot's name,
  * a session (and process group) of its own, SIGKILL when runwayd dies, no
@@ -21,8 +22,14 @@
 
 #include <uv.h>
 
-/* The segment is inherited at this descriptor; RUNWAY_SEGMENT_FD names it. */
+#include <runway/segment.h>
+
+/*
+ * The segment's files are inherited at these descriptors: the daemon file at
+ * 3 (RUNWAY_SEGMENT_FD), the worker file at 4 (RUNWAY_SEGMENT_WORKER_FD).
+ */
 #define SUPERVISOR_SEGMENT_FD 3
+#define SUPERVISOR_SEGMENT_WORKER_FD (SUPERVISOR_SEGMENT_FD + RW_FILE_WORKER)
 
 struct worker_proc;
 
@@ -42,7 +49,8 @@ struct worker_spawn {
   const struct worker_launch *launch;
   const char *file;  /* executable; searched in the worker's PATH when it has no slash */
   char *const *argv; /* argv[0] included, NULL terminated */
-  int segment_fd;    /* inherited as SUPERVISOR_SEGMENT_FD; -1: none (a query) */
+  /* Inherited as SUPERVISOR_SEGMENT_FD and the next; -1: none (a query). */
+  int segment_fds[RW_FILE_COUNT];
   const char *slot;  /* exported as RUNWAY_SLOT; tags the worker's output in the log */
   worker_exit_fn on_exit;
   void *user;

@@ -103,7 +103,7 @@ struct bench_case {
   struct engine_slot *slots[BENCH_MAX_SLOTS];
   struct bench_port in[BENCH_MAX_SLOTS][BENCH_CHANNELS];
   struct bench_port out[BENCH_MAX_SLOTS][BENCH_CHANNELS];
-  struct rw_segment_control *feed_ctl; /* private blocks for the feed-only loop */
+  struct rw_worker_control *feed_ctl; /* private blocks for the feed-only loop */
   uint64_t feed_pos;
   uint64_t copy_pos; /* the baseline's own ring position */
   uint64_t wake_cycles; /* slot cycles that should have woken a worker */
@@ -155,7 +155,7 @@ static const struct engine_io bench_io = {
  * in_write: everything consumed, L frames of output past it. `sleeping` is
  * stored every time (0 or 1) so that both engine loops pay the same feed.
  */
-static inline void bench_worker_ahead(struct rw_segment_control *ctl, uint64_t in_write,
+static inline void bench_worker_ahead(struct rw_worker_control *ctl, uint64_t in_write,
                                       uint32_t sleeping) {
   /* Release, as in shm_tl_worker_commit: output first, then the input it consumed. */
   atomic_store_explicit(&ctl->out_write.value, in_write + BENCH_LATENCY, memory_order_release);
@@ -171,7 +171,7 @@ static void bench_engine_cycles(struct bench_case *bc, uint64_t iters, uint32_t 
     for (uint32_t s = 0; s < bc->n_slots; s++) {
       struct engine_slot *slot = bc->slots[s];
       /* tl.pos is the daemon's in_write after the cycle; no RT thread runs, so we may read it. */
-      bench_worker_ahead(slot->tl.g.ctl, slot->tl.pos, sleeping);
+      bench_worker_ahead(slot->tl.g.ctl.w, slot->tl.pos, sleeping);
     }
   }
 }
@@ -212,7 +212,7 @@ static int64_t bench_time(struct bench_case *bc, enum bench_kind kind, uint64_t 
   if (kind == BENCH_WAKE) {
     /* The first cycle must find the flag up too; each later one gets it from the feed. */
     for (uint32_t s = 0; s < bc->n_slots; s++)
-      atomic_store_explicit(&bc->slots[s]->tl.g.ctl->sleeping, 1, memory_order_relaxed);
+      atomic_store_explicit(&bc->slots[s]->tl.g.ctl.w->sleeping, 1, memory_order_relaxed);
   }
   int64_t start = bench_now_ns();
   switch (kind) {
@@ -234,7 +234,7 @@ static int64_t bench_time(struct bench_case *bc, enum bench_kind kind, uint64_t 
   if (kind == BENCH_WAKE) {
     /* The next no-wake run must not start with the last feed's flag up. */
     for (uint32_t s = 0; s < bc->n_slots; s++)
-      atomic_store_explicit(&bc->slots[s]->tl.g.ctl->sleeping, 0, memory_order_relaxed);
+      atomic_store_explicit(&bc->slots[s]->tl.g.ctl.w->sleeping, 0, memory_order_relaxed);
     bc->wake_cycles += iters * bc->n_slots;
   }
   return elapsed;
@@ -333,7 +333,7 @@ static int bench_case_new(uint32_t n_slots, uint32_t frames, struct bench_case *
       for (uint32_t i = 0; i < g->capacity; i++)
         g->out[(size_t)c * g->stride + i] = (float)(c * g->capacity + i) + 0.5f;
     /* Only read while the flag is up (the wake-up runs): worth waking for any input. */
-    atomic_store_explicit(&g->ctl->wake_frames, 1, memory_order_relaxed);
+    atomic_store_explicit(&g->ctl.w->wake_frames, 1, memory_order_relaxed);
   }
 
   rc = engine_publish(&bc->engine, bc->slots, n_slots);
@@ -483,7 +483,7 @@ out:
 #define BENCH_WAITER_PARK_NS 2000000000 /* a worker that does not park in 2 s is broken */
 
 struct bench_waiter {
-  struct rw_segment_control *ctl;
+  struct shm_ctl ctl;
   _Atomic uint32_t want;     /* the wake_frames the worker publishes when it sleeps */
   _Atomic uint64_t consumed; /* wake-ups the worker served */
   _Atomic int stop;
@@ -495,17 +495,18 @@ struct bench_waiter {
 static void *bench_waiter_main(void *arg) {
   struct bench_waiter *w = arg;
   atomic_store(&w->tid, (int)syscall(SYS_gettid));
-  uint64_t pos = atomic_load_explicit(&w->ctl->in_write.value, memory_order_acquire);
+  uint64_t pos = atomic_load_explicit(&w->ctl.d->in_write.value, memory_order_acquire);
   while (!atomic_load(&w->stop)) {
-    if (shm_wake_wait(w->ctl, pos, atomic_load(&w->want), -1) != 0)
+    if (shm_wake_wait(&w->ctl, pos, atomic_load(&w->want), -1) != 0)
       continue;
     /* Acquire: pairs with the daemon's store of in_write. */
-    uint64_t in_write = atomic_load_explicit(&w->ctl->in_write.value, memory_order_acquire);
+    uint64_t in_write = atomic_load_explicit(&w->ctl.d->in_write.value, memory_order_acquire);
     if (in_write == pos)
       continue;
     /* Release, as in shm_tl_worker_commit: output first, then the input it consumed. */
-    atomic_store_explicit(&w->ctl->out_write.value, in_write + BENCH_LATENCY, memory_order_release);
-    atomic_store_explicit(&w->ctl->in_read.value, in_write, memory_order_release);
+    atomic_store_explicit(&w->ctl.w->out_write.value, in_write + BENCH_LATENCY,
+                          memory_order_release);
+    atomic_store_explicit(&w->ctl.w->in_read.value, in_write, memory_order_release);
     pos = in_write;
     atomic_fetch_add(&w->consumed, 1);
   }
@@ -531,7 +532,7 @@ static int bench_waiter_park(struct bench_waiter *w, uint64_t served) {
   int64_t deadline = bench_now_ns() + BENCH_WAITER_PARK_NS;
   while (bench_now_ns() < deadline) {
     if (atomic_load(&w->tid) != 0 && atomic_load(&w->consumed) == served &&
-        atomic_load_explicit(&w->ctl->sleeping, memory_order_acquire) == 1) {
+        atomic_load_explicit(&w->ctl.w->sleeping, memory_order_acquire) == 1) {
       int sleeps = bench_thread_sleeps(atomic_load(&w->tid));
       if (sleeps < 0)
         return -ESRCH;
@@ -546,7 +547,7 @@ static int bench_waiter_park(struct bench_waiter *w, uint64_t served) {
 static void bench_waiter_want(struct bench_waiter *w, uint32_t want) {
   atomic_store(&w->want, want);
   /* The worker sleeps and re-publishes `want` only after its next wake-up. */
-  atomic_store_explicit(&w->ctl->wake_frames, want, memory_order_relaxed);
+  atomic_store_explicit(&w->ctl.w->wake_frames, want, memory_order_relaxed);
 }
 
 static int bench_cmp_i64(const void *a, const void *b) {
@@ -590,9 +591,9 @@ static int bench_run_waiter(uint32_t frames, int blocks, int per_block) {
       int64_t t0 = bench_now_ns();
       engine_process(&bc->engine, &bench_io, frames);
       nowake[nn++] = bench_now_ns() - t0;
-      atomic_store_explicit(&w.ctl->out_write.value, slot->tl.pos + BENCH_LATENCY,
+      atomic_store_explicit(&w.ctl.w->out_write.value, slot->tl.pos + BENCH_LATENCY,
                             memory_order_release);
-      atomic_store_explicit(&w.ctl->in_read.value, slot->tl.pos, memory_order_release);
+      atomic_store_explicit(&w.ctl.w->in_read.value, slot->tl.pos, memory_order_release);
     }
     /* Due: every cycle wakes the sleeper, which consumes and sleeps again. */
     bench_waiter_want(&w, 1);
@@ -637,8 +638,8 @@ out:
      * and wake until it is gone rather than once.
      */
     for (;;) {
-      atomic_fetch_add_explicit(&w.ctl->wake_seq, 1, memory_order_release);
-      shm_futex_wake(&w.ctl->wake_seq, 1);
+      atomic_fetch_add_explicit(&w.ctl.d->wake_seq, 1, memory_order_release);
+      shm_futex_wake(&w.ctl.d->wake_seq, 1);
       if (pthread_tryjoin_np(w.thread, NULL) == 0)
         break;
       nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);

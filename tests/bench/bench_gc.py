@@ -188,6 +188,7 @@ class Bench:
                    PYTHONPATH=os.path.join(ROOT, "clients", "python"),
                    RUNWAY_WORKER_LIB=self.args.worker_lib)
         env.pop("RUNWAY_SEGMENT_FD", None)
+        env.pop("RUNWAY_SEGMENT_WORKER_FD", None)
         p = subprocess.Popen(self.worker_argv(runtime, extra), env=env, stdout=subprocess.PIPE,
                              stderr=open(os.path.join(self.tmp, f"{slot}.log"), "a"), text=True)
         wait_until(f"the {runtime} worker attached to {slot}",

@@ -71,7 +71,7 @@ struct bench_case {
   float *dst[BENCH_CHANNELS];
   uint64_t copy_pos;                      /* the baseline's own ring position */
   uint64_t feed_pos;                      /* the feed-only loop's position */
-  struct rw_segment_control *feed_ctl;    /* private, so the ring's state stays valid */
+  struct rw_worker_control *feed_ctl;     /* private, so the ring's state stays valid */
   uint64_t faults;                        /* errors, short reads, wakes: must stay 0 */
 };
 
@@ -82,7 +82,7 @@ struct bench_result {
 
 
 /* What a worker that has processed all published input leaves behind. */
-static inline void bench_worker_caught_up(struct rw_segment_control *ctl, uint64_t in_write) {
+static inline void bench_worker_caught_up(struct rw_worker_control *ctl, uint64_t in_write) {
   /* Release, as in shm_tl_worker_commit: output first, then the input it consumed. */
   atomic_store_explicit(&ctl->out_write.value, in_write + BENCH_LATENCY, memory_order_release);
   atomic_store_explicit(&ctl->in_read.value, in_write, memory_order_release);
@@ -90,7 +90,7 @@ static inline void bench_worker_caught_up(struct rw_segment_control *ctl, uint64
 
 static void bench_ring_cycles(struct bench_case *bc, uint64_t iters) {
   struct shm_tl_daemon *d = &bc->d;
-  struct rw_segment_control *ctl = d->g.ctl;
+  const struct shm_ctl *ctl = &d->g.ctl;
   const uint32_t n = bc->frames;
   const uint32_t capacity = d->g.capacity;
   uint64_t faults = 0;
@@ -100,7 +100,7 @@ static void bench_ring_cycles(struct bench_case *bc, uint64_t iters) {
     int woke = shm_wake_worker_if_due(ctl, d->pos + n, capacity);
     int got = shm_tl_daemon_read_output(d, bc->dst, n);
     faults += (uint64_t)(backlog != (int64_t)n) + (uint64_t)woke + (uint64_t)(got != (int)n);
-    bench_worker_caught_up(ctl, d->pos);
+    bench_worker_caught_up(ctl->w, d->pos);
     bench_clobber();
   }
   bc->faults += faults;
@@ -190,7 +190,7 @@ static int bench_case_init(struct bench_case *bc, uint32_t frames) {
   size_t bytes = (size_t)frames * sizeof(float);
 
   memset(bc, 0, sizeof(*bc));
-  bc->seg.fd = -1;
+  bc->seg.fd[RW_FILE_DAEMON] = bc->seg.fd[RW_FILE_WORKER] = -1;
   bc->frames = frames;
   int rc = shm_segment_create(&params, "bench-ring", &bc->seg, err, sizeof(err));
   if (rc != 0) {
@@ -219,7 +219,7 @@ static int bench_case_init(struct bench_case *bc, uint32_t frames) {
   for (uint32_t c = 0; c < g->n_out; c++)
     for (uint32_t i = 0; i < g->capacity; i++)
       g->out[(size_t)c * g->stride + i] = (float)(c * g->capacity + i) + 0.5f;
-  bench_worker_caught_up(g->ctl, 0);
+  bench_worker_caught_up(g->ctl.w, 0);
   return 0;
 
 nomem:

@@ -55,7 +55,7 @@ struct bcase {
   struct engine_bypass *bp;
   bool feed_old;   /* the old worker keeps up (all but bypass_gap) */
   bool feed_fresh; /* the new one too (warming, fading) */
-  struct rw_segment_control feed_ctl[2];
+  struct rw_worker_control feed_ctl[2];
   uint64_t feed_pos;
 };
 
@@ -86,7 +86,7 @@ static struct engine_slot *make(struct bcase *b, uint32_t capacity) {
 }
 
 /* A worker always ahead: everything consumed, L frames of output past it (release, as commit). */
-static inline void ahead(struct rw_segment_control *ctl, uint64_t in_write) {
+static inline void ahead(struct rw_worker_control *ctl, uint64_t in_write) {
   atomic_store_explicit(&ctl->out_write.value, in_write + LATENCY, memory_order_release);
   atomic_store_explicit(&ctl->in_read.value, in_write, memory_order_release);
 }
@@ -111,7 +111,7 @@ static void setup(struct bcase *b, enum kind kind) {
   /* A while alone first, so that the old ring holds history. */
   for (int i = 0; i < 200; i++) {
     engine_process(&b->engine, &plain_io, FRAMES);
-    ahead(b->old->tl.g.ctl, b->old->tl.pos);
+    ahead(b->old->tl.g.ctl.w, b->old->tl.pos);
   }
   if (kind == WARMING || kind == FADING) {
     b->fresh = make(b, 65536);
@@ -119,15 +119,15 @@ static void setup(struct bcase *b, enum kind kind) {
     if (engine_slot_prepare_takeover(b->fresh, HISTORY, kind == FADING ? UINT32_MAX : 0) != 0)
       die("engine_slot_prepare_takeover failed");
     if (kind == FADING)
-      atomic_store(&b->fresh->tl.g.ctl->worker_pid, 1);
+      atomic_store(&b->fresh->tl.g.ctl.w->worker_pid, 1);
     b->feed_fresh = true;
     if (engine_publish_with(&b->engine, &b->old, &b->fresh, 1) != 0)
       die("engine_publish_with failed");
     engine_settle(&b->engine);
     for (int i = 0; i < 50; i++) {
       engine_process(&b->engine, &plain_io, FRAMES);
-      ahead(b->old->tl.g.ctl, b->old->tl.pos);
-      ahead(b->fresh->tl.g.ctl, b->fresh->tl.pos);
+      ahead(b->old->tl.g.ctl.w, b->old->tl.pos);
+      ahead(b->fresh->tl.g.ctl.w, b->fresh->tl.pos);
     }
     uint32_t want = kind == FADING ? ENGINE_TAKEOVER_FADING : ENGINE_TAKEOVER_WARMING;
     if (atomic_load(&b->fresh->takeover_phase) != want)
@@ -148,9 +148,9 @@ static int64_t time_engine(void *ctx, uint64_t iters) {
   for (uint64_t i = 0; i < iters; i++) {
     engine_process(&b->engine, &plain_io, FRAMES);
     if (b->feed_old)
-      ahead(b->old->tl.g.ctl, b->old->tl.pos);
+      ahead(b->old->tl.g.ctl.w, b->old->tl.pos);
     if (b->feed_fresh)
-      ahead(b->fresh->tl.g.ctl, b->fresh->tl.pos);
+      ahead(b->fresh->tl.g.ctl.w, b->fresh->tl.pos);
   }
   return bench_now_ns() - start;
 }

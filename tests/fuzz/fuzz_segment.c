@@ -2,8 +2,9 @@
  * libFuzzer target: a segment whose header and control block hold whatever
  * the input says, read by the daemon's side (the RT path, engine_process,
  * and the tamper check) and by proto_segment_validate. See fuzz_segment.h for
- * the input format. Everything in shared memory is the worker's to scribble
- * on, so no input may crash the daemon, make it touch memory outside the
+ * the input format. Everything in the worker's file is the worker's to
+ * scribble on (and here the daemon's file too, as any state a run may leave),
+ * so no input may crash the daemon, make it touch memory outside the
  * segment's regions, or put a non-finite sample into the graph.
  *
  * Checks beyond the sanitizers (abort on failure):
@@ -50,7 +51,8 @@ struct preset {
   struct engine engine;
   struct engine_slot *slot; /* held by the engine's table */
   struct engine_bypass *bypass; /* the slot's when byte 0 asks for bypass; ours */
-  struct rw_segment_control fresh; /* the control block as created */
+  struct rw_daemon_control fresh_d; /* the control blocks as created */
+  struct rw_worker_control fresh_w;
 };
 
 static struct preset presets[FUZZ_SEG_PRESETS];
@@ -131,17 +133,21 @@ static uint64_t take(struct cursor *c, unsigned bytes) {
 
 /* ---- setup ---------------------------------------------------------------------- */
 
-/* Poisons every byte of the segment outside the header and the regions. */
+/* Poisons every byte of both files outside the header and the regions. */
 static void guard_slack(const struct shm_segment *seg) {
   const struct rw_segment_header *h = &seg->layout;
-  unsigned char *base = seg->base;
-  uint64_t end = sizeof(struct rw_segment_header);
-  for (int i = 0; i <= RW_REGION_COUNT; i++) {
-    uint64_t next = i < RW_REGION_COUNT ? h->regions[i].offset : h->segment_size;
-    if (next > end)
-      POISON(base + end, next - end);
-    if (i < RW_REGION_COUNT)
-      end = h->regions[i].offset + h->regions[i].size;
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    unsigned char *base = seg->base[f];
+    uint64_t end = f == RW_FILE_DAEMON ? sizeof(struct rw_segment_header) : 0;
+    for (int i = 0; i <= RW_REGION_COUNT; i++) {
+      if (i < RW_REGION_COUNT && h->regions[i].file != (uint32_t)f)
+        continue;
+      uint64_t next = i < RW_REGION_COUNT ? h->regions[i].offset : h->file_size[f];
+      if (next > end)
+        POISON(base + end, next - end);
+      if (i < RW_REGION_COUNT)
+        end = h->regions[i].offset + h->regions[i].size;
+    }
   }
 }
 
@@ -167,7 +173,8 @@ static void setup(void) {
     uint32_t n_ch = s->n_in < s->n_out ? s->n_in : s->n_out;
     if (engine_bypass_create(n_ch, s->segment.layout.latency, &p->bypass) != 0)
       die("engine_bypass_create failed");
-    memcpy(&p->fresh, s->segment.control, sizeof(p->fresh));
+    memcpy(&p->fresh_d, s->segment.ctl.d, sizeof(p->fresh_d));
+    memcpy(&p->fresh_w, s->segment.ctl.w, sizeof(p->fresh_w));
     guard_slack(&s->segment);
   }
   for (uint32_t c = 0; c < RW_MAX_CHANNELS; c++)
@@ -191,6 +198,7 @@ static void reset(struct preset *p, bool bypass) {
   /* Bypass: the preset's own ring, empty, and the generation's state over it fresh. */
   s->bypass = bypass ? p->bypass : NULL;
   p->bypass->pos = p->bypass->cycle_pos = 0;
+  p->bypass->silent_start = p->bypass->silent_end = 0;
   if (p->bypass->ring != NULL)
     memset(p->bypass->ring, 0, (size_t)p->bypass->n_ch * p->bypass->capacity * sizeof(float));
   s->bp_mix = RW_FADE_FRAMES;
@@ -199,8 +207,9 @@ static void reset(struct preset *p, bool bypass) {
   atomic_store(&s->drained, 0);
   atomic_store(&s->counters.bypass_frames, 0);
 
-  memcpy(seg->base, &seg->layout, sizeof(seg->layout));
-  memcpy(seg->control, &p->fresh, sizeof(p->fresh));
+  memcpy(seg->base[RW_FILE_DAEMON], &seg->layout, sizeof(seg->layout));
+  memcpy(seg->ctl.d, &p->fresh_d, sizeof(p->fresh_d));
+  memcpy(seg->ctl.w, &p->fresh_w, sizeof(p->fresh_w));
   clear_region(seg, RW_REGION_AUDIO_IN);
   clear_region(seg, RW_REGION_AUDIO_OUT);
   clear_region(seg, RW_REGION_EVENTS);
@@ -221,6 +230,7 @@ static void reset(struct preset *p, bool bypass) {
   atomic_store(&s->counters.wakeups, 0);
   atomic_store(&s->counters.faults, 0);
   atomic_store(&s->counters.headroom_min_frames, INT64_MAX);
+  engine_reset_clock(&p->engine);
   n_midi = 0;
 }
 
@@ -230,16 +240,16 @@ static void reset(struct preset *p, bool bypass) {
  * event and message rings at ev_write and msg_read.
  */
 static void adopt_positions(struct engine_slot *s) {
-  struct rw_segment_control *ctl = s->segment.control;
+  const struct shm_ctl *ctl = &s->segment.ctl;
   const struct rw_segment_header *h = &s->segment.layout;
   shm_tl_daemon_init(&s->tl, &s->segment);
-  s->tl.pos = atomic_load(&ctl->out_read.value);
-  shm_spsc_producer_init(&s->events, &ctl->ev_write.value, &ctl->ev_read.value,
+  s->tl.pos = atomic_load(&ctl->d->out_read.value);
+  shm_spsc_producer_init(&s->events, &ctl->d->ev_write.value, &ctl->w->ev_read.value,
                          s->segment.events, sizeof(struct rw_record), h->event_capacity,
-                         atomic_load(&ctl->ev_write.value));
-  shm_spsc_consumer_init(&s->messages, &ctl->msg_write.value, &ctl->msg_read.value,
+                         atomic_load(&ctl->d->ev_write.value));
+  shm_spsc_consumer_init(&s->messages, &ctl->w->msg_write.value, &ctl->d->msg_read.value,
                          s->segment.messages, sizeof(struct rw_record), h->message_capacity,
-                         atomic_load(&ctl->msg_read.value));
+                         atomic_load(&ctl->d->msg_read.value));
 }
 
 /* ---- checks ---------------------------------------------------------------------- */
@@ -248,10 +258,9 @@ static void adopt_positions(struct engine_slot *s) {
 static void check_validate(const struct rw_segment_header *img) {
   struct rw_segment_header out, again;
   char err[256];
-  size_t map_size = (size_t)img->segment_size;
 
-  /* Only the header is read: the claimed size can be anything. */
-  if (proto_segment_validate(img, map_size, &out, err, sizeof(err)) != 0)
+  /* Only the header is read: the claimed sizes can be anything. */
+  if (proto_segment_validate(img, img->file_size, &out, err, sizeof(err)) != 0)
     return;
   struct proto_segment_params p = {
       .sample_rate = out.sample_rate,
@@ -269,15 +278,19 @@ static void check_validate(const struct rw_segment_header *img) {
   };
   if (proto_segment_layout(&p, &again, NULL, 0) != 0 || memcmp(&again, &out, sizeof(out)) != 0)
     die("proto_segment_validate accepted a header that is not the layout of its parameters");
-  for (int i = 0; i < RW_REGION_COUNT; i++)
-    if (out.regions[i].offset + out.regions[i].size > out.segment_size ||
-        out.regions[i].offset < sizeof(out))
-      die("proto_segment_validate accepted a region outside the segment");
+  for (int i = 0; i < RW_REGION_COUNT; i++) {
+    const struct rw_region *r = &out.regions[i];
+    if (r->file >= RW_FILE_COUNT || r->offset + r->size > out.file_size[r->file] ||
+        (r->file == RW_FILE_DAEMON && r->offset < sizeof(out)))
+      die("proto_segment_validate accepted a region outside its file");
+    if (r->file != (uint32_t)proto_segment_region_file((enum rw_region_id)i))
+      die("proto_segment_validate accepted a region in the other file");
+  }
 }
 
 static void check_tamper(const struct shm_segment *seg) {
   char err[256];
-  int changed = memcmp(seg->base, &seg->layout, sizeof(seg->layout)) != 0;
+  int changed = memcmp(seg->base[RW_FILE_DAEMON], &seg->layout, sizeof(seg->layout)) != 0;
   int rc = shm_segment_check(seg, err, sizeof(err));
   if (rc != (changed ? -EPROTO : 0))
     die("shm_segment_check disagrees with a byte comparison of the header");
@@ -303,15 +316,15 @@ static void check_cycle(const struct engine_slot *s, uint32_t n, uint64_t cycles
 
 /* ---- operations ------------------------------------------------------------------ */
 
-static _Atomic uint64_t *position(struct rw_segment_control *c, unsigned i) {
-  struct rw_position *pos[] = {&c->in_write, &c->in_read,  &c->out_write, &c->out_read,
-                               &c->ev_write, &c->ev_read,  &c->msg_write, &c->msg_read};
+static _Atomic uint64_t *position(const struct shm_ctl *c, unsigned i) {
+  struct rw_position *pos[] = {&c->d->in_write, &c->w->in_read, &c->w->out_write, &c->d->out_read,
+                               &c->d->ev_write, &c->w->ev_read, &c->w->msg_write, &c->d->msg_read};
   return &pos[i % 8]->value;
 }
 
 /* The worker publishes one message record; the daemon's control thread drains the ring. */
 static void op_message(struct engine_slot *s, struct cursor *cur) {
-  struct rw_segment_control *ctl = s->segment.control;
+  struct rw_worker_control *ctl = s->segment.ctl.w;
   const struct rw_segment_header *h = &s->segment.layout;
   struct rw_record rec;
   unsigned char raw[sizeof(rec)];
@@ -390,8 +403,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct preset *p = &presets[(pick & 0x7f) % FUZZ_SEG_PRESETS];
   struct engine_slot *s = p->slot;
   struct shm_segment *seg = &s->segment;
-  struct rw_segment_control *ctl = seg->control;
+  const struct shm_ctl *ctl = &seg->ctl;
   const struct rw_segment_header *h = &seg->layout;
+  uint32_t frame_time = 0;
   reset(p, (pick & 0x80) != 0);
 
   /* The header image, over the real header. */
@@ -401,14 +415,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cur.p += n;
   cur.left -= n;
   check_validate(&img);
-  memcpy(seg->base, &img, sizeof(img));
+  memcpy(seg->base[RW_FILE_DAEMON], &img, sizeof(img));
   check_tamper(seg);
 
-  /* The control image, over the fresh control block. */
-  n = cur.left < sizeof(*ctl) ? cur.left : sizeof(*ctl);
-  memcpy(ctl, cur.p, n);
+  /* The control image, over the fresh control blocks: the daemon's, then the worker's. */
+  unsigned char image[FUZZ_SEG_CONTROL_SIZE];
+  memcpy(image, &p->fresh_d, sizeof(p->fresh_d));
+  memcpy(image + sizeof(p->fresh_d), &p->fresh_w, sizeof(p->fresh_w));
+  n = cur.left < sizeof(image) ? cur.left : sizeof(image);
+  memcpy(image, cur.p, n);
   cur.p += n;
   cur.left -= n;
+  memcpy(ctl->d, image, sizeof(*ctl->d));
+  memcpy(ctl->w, image + sizeof(*ctl->d), sizeof(*ctl->w));
   adopt_positions(s);
 
   while (cur.left > 0) {
@@ -456,17 +475,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     case FUZZ_OP_HEADER: {
       size_t off = (size_t)take(&cur, 2) % sizeof(struct rw_segment_header);
-      ((unsigned char *)seg->base)[off] = (unsigned char)take(&cur, 1);
+      ((unsigned char *)seg->base[RW_FILE_DAEMON])[off] = (unsigned char)take(&cur, 1);
       check_tamper(seg);
       break;
     }
     case FUZZ_OP_WAKE:
-      atomic_store(&ctl->sleeping, (uint32_t)take(&cur, 4));
-      atomic_store(&ctl->wake_frames, (uint32_t)take(&cur, 4));
+      atomic_store(&ctl->w->sleeping, (uint32_t)take(&cur, 4));
+      atomic_store(&ctl->w->wake_frames, (uint32_t)take(&cur, 4));
       break;
     case FUZZ_OP_WORKER:
       op_worker(s, &cur);
       break;
+    case FUZZ_OP_GAP: {
+      uint32_t gap = (uint32_t)take(&cur, 2);
+      uint32_t max =
+          3 * h->max_period < FUZZ_SEG_MAX_FRAMES ? 3 * h->max_period : FUZZ_SEG_MAX_FRAMES;
+      uint32_t k = (uint32_t)(take(&cur, 2) % (max + 1));
+      /* The first clocked cycle only starts the clock; later ones may find frames skipped. */
+      frame_time += gap;
+      engine_process_at(&p->engine, &io, k, frame_time);
+      frame_time += k;
+      if (k > 0) {
+        cycles++;
+        frames += k;
+      }
+      check_cycle(s, k, cycles, frames);
+      break;
+    }
     }
   }
   return 0;

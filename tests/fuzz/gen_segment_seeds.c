@@ -3,7 +3,8 @@
  * real segments: for each preset geometry, the header shm_segment_create
  * writes, control blocks in states an honest daemon and worker reach (fresh,
  * running, close to the 64-bit wrap), and operation scripts from honest
- * cycles to hostile ones. Run it again when the segment ABI changes:
+ * cycles to hostile ones and to gaps in the graph. Run it again when the
+ * segment ABI changes:
  *
  *   build-fuzz/bin/gen_segment_seeds tests/fuzz/corpus/fuzz_segment
  */
@@ -65,17 +66,34 @@ static int write_seed(const char *dir, const char *name, const struct seed *s) {
   return 0;
 }
 
+/* The control image: the daemon's block, then the worker's (fuzz_segment.h). */
+struct control_image {
+  struct rw_daemon_control d;
+  struct rw_worker_control w;
+};
+
+static void put_control(struct seed *s, const struct control_image *c) {
+  put_mem(s, &c->d, sizeof(c->d));
+  put_mem(s, &c->w, sizeof(c->w));
+}
+
 /* Positions of an honest pair at timeline t, the worker `behind` frames behind. */
-static void running(struct rw_segment_control *c, uint32_t latency, uint64_t t, uint64_t behind,
+static void running(struct control_image *c, uint32_t latency, uint64_t t, uint64_t behind,
                     uint64_t records) {
-  atomic_store(&c->in_write.value, t);
-  atomic_store(&c->out_read.value, t);
-  atomic_store(&c->in_read.value, t - behind);
-  atomic_store(&c->out_write.value, t - behind + latency);
-  atomic_store(&c->ev_write.value, records);
-  atomic_store(&c->ev_read.value, records);
-  atomic_store(&c->msg_write.value, records);
-  atomic_store(&c->msg_read.value, records);
+  atomic_store(&c->d.in_write.value, t);
+  atomic_store(&c->d.out_read.value, t);
+  atomic_store(&c->w.in_read.value, t - behind);
+  atomic_store(&c->w.out_write.value, t - behind + latency);
+  atomic_store(&c->d.ev_write.value, records);
+  atomic_store(&c->w.ev_read.value, records);
+  atomic_store(&c->w.msg_write.value, records);
+  atomic_store(&c->d.msg_read.value, records);
+}
+
+static void op_gap(struct seed *s, uint32_t gap, uint32_t n) {
+  put(s, FUZZ_OP_GAP, 1);
+  put(s, gap, 2);
+  put(s, n, 2);
 }
 
 int main(int argc, char **argv) {
@@ -91,16 +109,17 @@ int main(int argc, char **argv) {
       return 1;
     }
     const struct rw_segment_header *h = &seg.layout;
-    struct rw_segment_control ctl;
+    struct control_image ctl;
     uint32_t period = h->max_period, lat = h->latency;
     struct seed s;
 
     /* Fresh: positions at 0, out_write = L; honest cycles, then a worker that stops. */
-    memcpy(&ctl, seg.control, sizeof(ctl));
+    memcpy(&ctl.d, seg.ctl.d, sizeof(ctl.d));
+    memcpy(&ctl.w, seg.ctl.w, sizeof(ctl.w));
     s.len = 0;
     put(&s, pi, 1);
-    put_mem(&s, seg.base, sizeof(*h));
-    put_mem(&s, &ctl, sizeof(ctl));
+    put_mem(&s, seg.base[RW_FILE_DAEMON], sizeof(*h));
+    put_control(&s, &ctl);
     honest(&s, period, 6);
     for (int i = 0; i < 6; i++)
       op_cycle(&s, period);
@@ -112,8 +131,8 @@ int main(int argc, char **argv) {
     running(&ctl, lat, 1000003, lat / 2, 77);
     s.len = 0;
     put(&s, pi, 1);
-    put_mem(&s, seg.base, sizeof(*h));
-    put_mem(&s, &ctl, sizeof(ctl));
+    put_mem(&s, seg.base[RW_FILE_DAEMON], sizeof(*h));
+    put_control(&s, &ctl);
     honest(&s, period, 3);
     op_cycle(&s, 3 * period);
     op_worker(&s, 3 * period);
@@ -126,10 +145,50 @@ int main(int argc, char **argv) {
     running(&ctl, lat, UINT64_MAX - 2 * (uint64_t)period, 0, UINT64_MAX - 3);
     s.len = 0;
     put(&s, pi, 1);
-    put_mem(&s, seg.base, sizeof(*h));
-    put_mem(&s, &ctl, sizeof(ctl));
+    put_mem(&s, seg.base[RW_FILE_DAEMON], sizeof(*h));
+    put_control(&s, &ctl);
     honest(&s, period, 5);
     snprintf(name, sizeof(name), "p%zu-wrap", pi);
+    if (write_seed(argv[1], name, &s) != 0)
+      return 1;
+
+    /*
+     * The regression the fuzzer first found (a signed overflow in the lead
+     * bookkeeping): a worker that attached and then published an out_write
+     * half the 64-bit range behind the daemon.
+     */
+    running(&ctl, lat, UINT64_C(1) << 63, 0, 0);
+    atomic_store(&ctl.w.worker_pid, 4242);
+    s.len = 0;
+    put(&s, pi, 1);
+    put_mem(&s, seg.base[RW_FILE_DAEMON], sizeof(*h));
+    put_control(&s, &ctl);
+    put(&s, FUZZ_OP_SET, 1);
+    put(&s, 2, 1);
+    put(&s, 1, 8);
+    op_cycle(&s, period);
+    op_cycle(&s, 1);
+    atomic_store(&ctl.w.worker_pid, 0);
+    snprintf(name, sizeof(name), "p%zu-lead-overflow", pi);
+    if (write_seed(argv[1], name, &s) != 0)
+      return 1;
+
+    /* Gaps: the graph skips a period, a ring and more, with the worker keeping up between. */
+    running(&ctl, lat, 20000, 0, 5);
+    s.len = 0;
+    put(&s, pi, 1);
+    put_mem(&s, seg.base[RW_FILE_DAEMON], sizeof(*h));
+    put_control(&s, &ctl);
+    op_gap(&s, 0, period); /* starts the clock */
+    op_worker(&s, period);
+    op_gap(&s, period, period);
+    op_worker(&s, 4 * period);
+    op_gap(&s, h->capacity < 65535 ? h->capacity : 65535, period);
+    op_gap(&s, 7, period); /* a second gap before the worker read past the first */
+    op_worker(&s, period);
+    op_gap(&s, 0, period);
+    op_worker(&s, period);
+    snprintf(name, sizeof(name), "p%zu-gap", pi);
     if (write_seed(argv[1], name, &s) != 0)
       return 1;
 
@@ -137,8 +196,8 @@ int main(int argc, char **argv) {
     running(&ctl, lat, 5000, lat / 4, 3);
     s.len = 0;
     put(&s, pi, 1);
-    put_mem(&s, seg.base, sizeof(*h));
-    put_mem(&s, &ctl, sizeof(ctl));
+    put_mem(&s, seg.base[RW_FILE_DAEMON], sizeof(*h));
+    put_control(&s, &ctl);
     honest(&s, period, 2);
     put(&s, FUZZ_OP_SAMPLES, 1); /* NaN into the output the daemon is about to play */
     put(&s, 0, 1);

@@ -80,7 +80,8 @@ void h_daemon_start(struct h_daemon *d, const struct h_jack *j, const char *cons
   for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL && e < 19; i++)
     env[e++] = extra_env[i];
   env[e] = NULL;
-  const char *unset[] = {"RUNWAY_SOCKET", "RUNWAY_SLOT", "RUNWAY_SEGMENT_FD", NULL};
+  const char *unset[] = {"RUNWAY_SOCKET", "RUNWAY_SLOT", "RUNWAY_SEGMENT_FD",
+                         "RUNWAY_SEGMENT_WORKER_FD", NULL};
   h_spawn(&d->proc, "runwayd", argv, env, unset, log);
 
   uint64_t t0 = h_now_ms();

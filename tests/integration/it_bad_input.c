@@ -4,7 +4,9 @@
  * (a) Hostile workers (worker_garbage, mapping its segment by hand), one slot
  *     per kind of damage, all at once, beside a passthrough slot carrying
  *     impulses:
- *       header     random bytes over the segment header
+ *       header     tries to write the segment header (the daemon's file,
+ *                  which refuses every way), then random bytes over its own
+ *                  positions
  *       out_write  an output position far in the future
  *       in_read    an input position ahead of what the daemon wrote
  *       rings      random event/message ring positions (the slot takes MIDI,

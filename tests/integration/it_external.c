@@ -34,7 +34,7 @@ static void start_worker(struct h_proc *w, const char *log_name) {
   snprintf(log, sizeof(log), "%s/%s.log", h_tmpdir(), log_name);
   const char *argv[] = {RWT_EXAMPLE_GAIN, NULL};
   const char *set[] = {env_socket, "RUNWAY_SLOT=ext", NULL};
-  const char *unset[] = {"RUNWAY_SEGMENT_FD", NULL};
+  const char *unset[] = {"RUNWAY_SEGMENT_FD", "RUNWAY_SEGMENT_WORKER_FD", NULL};
   h_spawn(w, "example-gain", argv, set, unset, log);
 }
 

@@ -47,7 +47,8 @@ static const struct refusal refusals[] = {
 
 static int run_worker(const char *const *argv, const char *log, char **out) {
   const char *env[] = {lv2rig_env(), NULL};
-  const char *unset[] = {"RUNWAY_SEGMENT_FD", "RUNWAY_SOCKET", "RUNWAY_SLOT", NULL};
+  const char *unset[] = {"RUNWAY_SEGMENT_FD", "RUNWAY_SEGMENT_WORKER_FD", "RUNWAY_SOCKET",
+                         "RUNWAY_SLOT", NULL};
   return h_run_capture(argv, env, unset, log, 20000, out);
 }
 

@@ -162,8 +162,9 @@ static void start_runwayd(struct managed *d, const struct listener *l, const cha
                         "--worker", RWT_WORKER, "--log-level", "debug", NULL};
   const char *set[] = {notify_env, server_env, worker_env, "WATCHDOG_USEC=1000000",
                        "JACK_NO_START_SERVER=1", NULL};
-  const char *unset[] = {"RUNWAY_SOCKET", "RUNWAY_SLOT", "RUNWAY_SEGMENT_FD", "WATCHDOG_PID",
-                         NULL};
+  const char *unset[] = {"RUNWAY_SOCKET",     "RUNWAY_SLOT",
+                         "RUNWAY_SEGMENT_FD", "RUNWAY_SEGMENT_WORKER_FD",
+                         "WATCHDOG_PID",      NULL};
   h_spawn(&d->proc, "runwayd", argv, set, unset, log);
   h_log("runwayd %s (pid %d) started, notifying %s", tag, (int)d->proc.pid, l->path);
 }

@@ -83,7 +83,7 @@ static void spawn_external(struct h_proc *w, const char *slot, const char *log_n
   const char *argv[] = {RWT_GO_GAIN, NULL};
   const char *set[] = {env_socket, env_slot, NULL};
 #endif
-  const char *unset[] = {"RUNWAY_SEGMENT_FD", NULL};
+  const char *unset[] = {"RUNWAY_SEGMENT_FD", "RUNWAY_SEGMENT_WORKER_FD", NULL};
   h_spawn(w, RUNTIME " gain", argv, set, unset, log);
 }
 

@@ -23,21 +23,27 @@ static void on_usr1(int sig) {
   honest = 1;
 }
 
-/* The info block of the inherited segment, mapped a second time, by hand. */
+/*
+ * The info block of the inherited segment, mapped a second time, by hand:
+ * the header from the daemon's file (read-only to a worker), the block from
+ * the worker's own file.
+ */
 static struct rw_info *map_info(void) {
-  const char *text = getenv("RUNWAY_SEGMENT_FD");
+  const char *dtext = getenv("RUNWAY_SEGMENT_FD");
+  const char *wtext = getenv("RUNWAY_SEGMENT_WORKER_FD");
+  struct rw_segment_header h;
   struct stat st;
-  if (text == NULL || fstat(atoi(text), &st) != 0)
+  if (dtext == NULL || wtext == NULL || pread(atoi(dtext), &h, sizeof(h), 0) != sizeof(h) ||
+      fstat(atoi(wtext), &st) != 0)
+    return NULL;
+  const struct rw_region *r = &h.regions[RW_REGION_INFO];
+  if (r->file != RW_FILE_WORKER || r->offset + sizeof(struct rw_info) > (uint64_t)st.st_size)
     return NULL;
   unsigned char *base =
-      mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, atoi(text), 0);
+      mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, atoi(wtext), 0);
   if (base == MAP_FAILED)
     return NULL;
-  struct rw_segment_header h;
-  memcpy(&h, base, sizeof(h));
-  if (h.regions[RW_REGION_INFO].offset + sizeof(struct rw_info) > (uint64_t)st.st_size)
-    return NULL;
-  return (struct rw_info *)(base + h.regions[RW_REGION_INFO].offset);
+  return (struct rw_info *)(base + r->offset);
 }
 
 int main(void) {

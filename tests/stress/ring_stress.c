@@ -146,7 +146,7 @@ struct rs_worker {
   struct rs_shared *sh;
   const struct rs_config *cfg;
   struct shm_tl_worker w;
-  struct rw_segment_control *ctl;
+  struct shm_ctl ctl;
   uint64_t rng;
   uint32_t latency;
   uint32_t capacity;
@@ -214,7 +214,7 @@ static int random_stall(struct rs_worker *k, enum rs_point point, const struct s
     /* Well below L: with the worker otherwise keeping up, no underrun should follow. */
     if (!k->window_open && k->w.pos >= k->jit_until) {
       k->window_open = 1;
-      k->window_from = atomic_load_explicit(&k->ctl->out_read.value, memory_order_relaxed);
+      k->window_from = atomic_load_explicit(&k->ctl.d->out_read.value, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&k->sh->short_stalls, 1, memory_order_relaxed);
     sleep_frames(k, rng_range(&k->rng, k->latency / 20 + 1, k->latency * 3 / 10));
@@ -238,7 +238,7 @@ static int random_stall(struct rs_worker *k, enum rs_point point, const struct s
    * would race with our copy of it (README.md, "the input ring's race").
    */
   uint64_t target = c->pos + k->latency + c->frames + rng_range(&k->rng, k->period, k->latency / 2);
-  return wait_position(k, &k->ctl->out_read.value, target);
+  return wait_position(k, &k->ctl.d->out_read.value, target);
 }
 
 static void log_skip(struct rs_worker *k, const struct shm_tl_chunk *c) {
@@ -278,7 +278,7 @@ static void check_input(struct rs_worker *k, const struct shm_tl_chunk *c, float
 /* Polls in_write (acquire, like shm_tl_worker_plan) until it moves or a few cycles pass. */
 static int spin_for_input(struct rs_worker *k) {
   uint64_t give_up = now_ns() + 4u * (uint64_t)k->period * 1000000000u / k->cfg->rate;
-  while (atomic_load_explicit(&k->ctl->in_write.value, memory_order_acquire) == k->w.pos) {
+  while (atomic_load_explicit(&k->ctl.d->in_write.value, memory_order_acquire) == k->w.pos) {
     if (stopped(k))
       return -1;
     if (now_ns() > give_up)
@@ -295,9 +295,9 @@ static int spin_for_input(struct rs_worker *k) {
  */
 static int jit_wait(struct rs_worker *k, const struct shm_tl_chunk *c) {
   uint64_t due = c->pos + k->latency + 1;
-  if (wait_position(k, &k->ctl->in_write.value, due > k->period ? due - k->period : 0) != 0)
+  if (wait_position(k, &k->ctl.d->in_write.value, due > k->period ? due - k->period : 0) != 0)
     return -1;
-  for (uint32_t i = 1; atomic_load_explicit(&k->ctl->in_write.value, memory_order_acquire) < due;
+  for (uint32_t i = 1; atomic_load_explicit(&k->ctl.d->in_write.value, memory_order_acquire) < due;
        i++) {
     if (i % 4096 == 0) {
       if (stopped(k))
@@ -327,7 +327,7 @@ int rs_worker_run(struct shm_segment *seg, struct rs_shared *sh, const struct rs
     atomic_store_explicit(&sh->ready, 1, memory_order_release);
     return 1;
   }
-  k.ctl = seg->control;
+  k.ctl = seg->ctl;
   k.latency = seg->layout.latency;
   k.capacity = seg->layout.capacity;
   k.period = seg->layout.max_period;
@@ -351,7 +351,7 @@ int rs_worker_run(struct shm_segment *seg, struct rs_shared *sh, const struct rs
     if (!(done & RS_EVENT_UNDERRUN) && k.w.pos >= (uint64_t)(k.total * RS_AT_UNDERRUN)) {
       /* Certain underrun: hold still until the daemon has played past our out_write. */
       window_abandon(&k);
-      if (wait_position(&k, &k.ctl->out_read.value, k.w.pos + k.latency + 2 * k.period) != 0)
+      if (wait_position(&k, &k.ctl.d->out_read.value, k.w.pos + k.latency + 2 * k.period) != 0)
         break;
       event_done(&k, RS_EVENT_UNDERRUN);
     } else if (!no_stall) {
@@ -381,7 +381,7 @@ int rs_worker_run(struct shm_segment *seg, struct rs_shared *sh, const struct rs
         continue;
       }
       atomic_fetch_add_explicit(&sh->sleeps, 1, memory_order_relaxed);
-      rc = shm_wake_wait(k.ctl, k.w.pos, want, RS_WAKE_TIMEOUT_NS);
+      rc = shm_wake_wait(&k.ctl, k.w.pos, want, RS_WAKE_TIMEOUT_NS);
       if (rc != 0 && rc != -ETIMEDOUT && rc != -EINTR) {
         worker_fatal(&k, "shm_wake_wait failed", rc);
         break;
@@ -395,7 +395,8 @@ int rs_worker_run(struct shm_segment *seg, struct rs_shared *sh, const struct rs
       /* Certain overwrite: the daemon has rewritten every frame of the chunk. */
       window_abandon(&k);
       memory_order order = cfg->synchronized_stalls ? memory_order_acquire : memory_order_relaxed;
-      if (wait_position_order(&k, &k.ctl->in_write.value, c.pos + c.frames + k.capacity, order) != 0)
+      if (wait_position_order(&k, &k.ctl.d->in_write.value, c.pos + c.frames + k.capacity, order) !=
+          0)
         break;
       rc = shm_tl_worker_read_input(&k.w, &c, buf);
       if (rc != -ESTALE) {
@@ -432,7 +433,7 @@ int rs_worker_run(struct shm_segment *seg, struct rs_shared *sh, const struct rs
         c.pos >= (uint64_t)(k.total * RS_AT_LATE)) {
       /* Certain late commit: the daemon has already played the chunk's output places. */
       window_abandon(&k);
-      if (wait_position(&k, &k.ctl->out_read.value, c.pos + k.latency + c.frames + k.period) != 0)
+      if (wait_position(&k, &k.ctl.d->out_read.value, c.pos + k.latency + c.frames + k.period) != 0)
         break;
       event_done(&k, RS_EVENT_LATE);
     } else if (c.pos < k.jit_until) {
@@ -670,7 +671,7 @@ int rs_daemon_run(struct rs_daemon *d, struct shm_segment *seg, struct rs_shared
     if ((uint64_t)backlog > d->capacity - cfg->period)
       d->overruns++;
     /* Step 2: wake the worker if it sleeps and enough is pending. */
-    d->wakes += (uint64_t)shm_wake_worker_if_due(seg->control, t + n, d->capacity);
+    d->wakes += (uint64_t)shm_wake_worker_if_due(&seg->ctl, t + n, d->capacity);
     /* Steps 3 and 4: output [t, t+n), out_read = t+n. */
     int valid = shm_tl_daemon_read_output(&tl, out, n);
     if (valid < 0) {
@@ -840,7 +841,7 @@ int rs_verify(struct rs_daemon *d, const struct shm_segment *seg, struct rs_shar
   free(merged);
 
   /* The segment's own counters must agree with what the worker observed. */
-  const struct rw_worker_counters *wc = &seg->control->worker;
+  const struct rw_worker_counters *wc = &seg->ctl.w->counters;
   uint64_t seg_skipped = atomic_load_explicit(&wc->skipped_frames, memory_order_relaxed);
   uint64_t seg_disc = atomic_load_explicit(&wc->discontinuities, memory_order_relaxed);
   uint64_t seg_over = atomic_load_explicit(&wc->overwritten, memory_order_relaxed);

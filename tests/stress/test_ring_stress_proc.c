@@ -21,17 +21,19 @@ static void worker_process(struct shm_segment *parent_seg, struct rs_shared *sh,
                            const struct rs_config *cfg) {
   struct shm_segment seg;
   char err[256];
-  int fd = dup(parent_seg->fd);
-  /* Drop the inherited mapping: the worker must go through its own attach. */
+  int dfd = dup(parent_seg->fd[RW_FILE_DAEMON]), wfd = dup(parent_seg->fd[RW_FILE_WORKER]);
+  /* Drop the inherited mappings: the worker must go through its own attach. */
   shm_segment_release(parent_seg);
-  if (fd < 0) {
+  if (dfd < 0 || wfd < 0) {
     snprintf(sh->message, sizeof(sh->message), "dup: %s", strerror(errno));
     goto fail;
   }
-  int rc = shm_segment_map(fd, &seg, err, sizeof(err));
+  /* As a worker maps it: the daemon's file read-only. */
+  int rc = shm_segment_map(dfd, wfd, &seg, err, sizeof(err));
   if (rc != 0) {
     snprintf(sh->message, sizeof(sh->message), "shm_segment_map: %.200s", err);
-    close(fd);
+    close(dfd);
+    close(wfd);
     goto fail;
   }
   rc = rs_worker_run(&seg, sh, cfg);

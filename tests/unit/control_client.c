@@ -26,7 +26,6 @@ static uint64_t soon(void) { return base_mono_ms() + 1; }
 struct client *client_connect_to(const char *path) {
   struct client *c = calloc(1, sizeof(*c));
   assert_non_null(c);
-  c->passed_fd = -1;
   /* Completes at once while the server's backlog has room. */
   int rc = proto_client_connect(&c->pc, path, PROTO_CLIENT_NOW);
   if (rc != 0)
@@ -37,8 +36,7 @@ struct client *client_connect_to(const char *path) {
 void client_free(struct client *c) {
   if (c == NULL)
     return;
-  if (c->passed_fd >= 0)
-    close(c->passed_fd);
+  proto_fds_close(&c->passed);
   proto_client_close(&c->pc);
   free(c);
 }
@@ -69,13 +67,12 @@ const char *client_read_raw(struct client *c) {
   uint64_t deadline = base_mono_ms() + DEADLINE_MS;
   for (;;) {
     const char *line;
-    int fd;
-    ssize_t n = proto_client_read_line(&c->pc, soon(), &line, &fd);
+    struct proto_fds fds;
+    ssize_t n = proto_client_read_line(&c->pc, soon(), &line, &fds);
     if (n >= 0) {
-      if (fd >= 0) {
-        if (c->passed_fd >= 0)
-          close(c->passed_fd);
-        c->passed_fd = fd;
+      if (fds.n > 0) {
+        proto_fds_close(&c->passed);
+        c->passed = fds;
       }
       memcpy(copy, line, (size_t)n + 1);
       return copy;

@@ -20,7 +20,7 @@
 
 struct client {
   struct proto_client pc;
-  int passed_fd; /* the last descriptor that came with a line read (SCM_RIGHTS), or -1 */
+  struct proto_fds passed; /* the last descriptors that came with a line read (SCM_RIGHTS) */
 };
 
 /* The loop pump() turns; set by the test's setup. */

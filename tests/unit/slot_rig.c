@@ -23,6 +23,9 @@ struct rig {
   char plugin[RW_NAME_MAX * 2];
 };
 
+static const char *const export_names[RW_FILE_COUNT] = {"RUNWAY_SEGMENT_FD",
+                                                        "RUNWAY_SEGMENT_WORKER_FD"};
+
 RIG_EXPORT struct rig *rig_new(uint32_t rate, uint32_t n_in, uint32_t n_out, int midi,
                                uint32_t latency, uint32_t period) {
   struct proto_segment_params p = {
@@ -42,9 +45,9 @@ RIG_EXPORT struct rig *rig_new(uint32_t rate, uint32_t n_in, uint32_t n_out, int
     free(r);
     return NULL;
   }
-  struct rw_segment_control *ctl = r->seg.control;
+  const struct shm_ctl *ctl = &r->seg.ctl;
   shm_tl_daemon_init(&r->tl, &r->seg);
-  shm_spsc_producer_init(&r->ev, &ctl->ev_write.value, &ctl->ev_read.value, r->seg.events,
+  shm_spsc_producer_init(&r->ev, &ctl->d->ev_write.value, &ctl->w->ev_read.value, r->seg.events,
                          sizeof(struct rw_record), r->seg.layout.event_capacity, 0);
   r->period = period;
   return r;
@@ -58,14 +61,20 @@ RIG_EXPORT void rig_free(struct rig *r) {
 }
 
 RIG_EXPORT int rig_export(struct rig *r, const char *slot) {
-  char text[16];
-  int fd = dup(r->seg.fd);
-  if (fd < 0)
-    return -1;
-  snprintf(text, sizeof(text), "%d", fd);
-  setenv("RUNWAY_SEGMENT_FD", text, 1);
+  int fds[RW_FILE_COUNT];
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    char text[16];
+    fds[f] = dup(r->seg.fd[f]);
+    if (fds[f] < 0) {
+      if (f > 0)
+        close(fds[0]);
+      return -1;
+    }
+    snprintf(text, sizeof(text), "%d", fds[f]);
+    setenv(export_names[f], text, 1);
+  }
   setenv("RUNWAY_SLOT", slot, 1);
-  return fd;
+  return fds[RW_FILE_DAEMON];
 }
 
 static uint64_t mono_ns(void) {
@@ -92,9 +101,9 @@ RIG_EXPORT int rig_cycle(struct rig *r, const float *in, float *out) {
   struct shm_clock clk = {.pos = r->tl.pos, .period = r->period};
   int rc = shm_tl_daemon_write_input(&r->tl, src, r->period) < 0 ? -1 : 0;
   clk.ns = mono_ns();
-  shm_clock_publish(r->seg.control, &r->clock_seq, &clk);
+  shm_clock_publish(r->seg.ctl.d, &r->clock_seq, &clk);
   if (rc == 0) {
-    shm_wake_worker_if_due(r->seg.control, r->tl.pos + r->period, h->capacity);
+    shm_wake_worker_if_due(&r->seg.ctl, r->tl.pos + r->period, h->capacity);
     rc = shm_tl_daemon_read_output(&r->tl, dst, r->period);
   }
   free(scratch);
@@ -104,9 +113,9 @@ RIG_EXPORT int rig_cycle(struct rig *r, const float *in, float *out) {
 RIG_EXPORT uint64_t rig_position(const struct rig *r) { return r->tl.pos; }
 
 RIG_EXPORT uint64_t rig_pending(const struct rig *r) {
-  const struct rw_segment_control *ctl = r->seg.control;
-  uint64_t in_write = atomic_load_explicit(&ctl->in_write.value, memory_order_acquire);
-  uint64_t in_read = atomic_load_explicit(&ctl->in_read.value, memory_order_acquire);
+  const struct shm_ctl *ctl = &r->seg.ctl;
+  uint64_t in_write = atomic_load_explicit(&ctl->d->in_write.value, memory_order_acquire);
+  uint64_t in_read = atomic_load_explicit(&ctl->w->in_read.value, memory_order_acquire);
   return in_write >= in_read ? in_write - in_read : 0;
 }
 
@@ -126,11 +135,10 @@ RIG_EXPORT int rig_push_param(struct rig *r, uint64_t time, uint32_t id, float v
 }
 
 RIG_EXPORT uint32_t rig_state_post(struct rig *r, uint32_t op, const void *data, uint32_t len) {
-  struct rw_state_box *box = r->seg.state;
+  struct rw_state_request *box = r->seg.state_request;
   if (len > r->seg.layout.state_capacity)
     len = r->seg.layout.state_capacity;
   box->op = op;
-  box->status = RW_STATE_PENDING;
   box->length = len;
   if (data != NULL && len > 0)
     memcpy(box->data, data, len);
@@ -140,16 +148,16 @@ RIG_EXPORT uint32_t rig_state_post(struct rig *r, uint32_t op, const void *data,
 
 RIG_EXPORT int rig_state_answered(const struct rig *r, uint32_t request) {
   /* Acquire: the worker's status, length and data before done. */
-  return atomic_load_explicit(&r->seg.state->done, memory_order_acquire) == request;
+  return atomic_load_explicit(&r->seg.state_reply->done, memory_order_acquire) == request;
 }
 
-RIG_EXPORT int32_t rig_state_status(const struct rig *r) { return r->seg.state->status; }
+RIG_EXPORT int32_t rig_state_status(const struct rig *r) { return r->seg.state_reply->status; }
 
 RIG_EXPORT uint32_t rig_state_read(const struct rig *r, void *buf, uint32_t cap) {
-  uint32_t len = r->seg.state->length;
+  uint32_t len = r->seg.state_reply->length;
   if (len > r->seg.layout.state_capacity)
     len = r->seg.layout.state_capacity;
-  memcpy(buf, r->seg.state->data, len < cap ? len : cap);
+  memcpy(buf, r->seg.state_reply->data, len < cap ? len : cap);
   return len;
 }
 
@@ -164,9 +172,9 @@ RIG_EXPORT const char *rig_plugin_name(const struct rig *r) {
 RIG_EXPORT uint32_t rig_declared_params(const struct rig *r) { return r->seg.info->n_params; }
 
 RIG_EXPORT uint32_t rig_worker_pid(const struct rig *r) {
-  return atomic_load_explicit(&r->seg.control->worker_pid, memory_order_acquire);
+  return atomic_load_explicit(&r->seg.ctl.w->worker_pid, memory_order_acquire);
 }
 
 RIG_EXPORT uint32_t rig_wake_frames(const struct rig *r) {
-  return atomic_load_explicit(&r->seg.control->wake_frames, memory_order_relaxed);
+  return atomic_load_explicit(&r->seg.ctl.w->wake_frames, memory_order_relaxed);
 }

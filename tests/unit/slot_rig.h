@@ -4,9 +4,8 @@
  * timeline, its event ring, its state mailbox and its info block, behind a
  * plain C interface that ctypes and cgo call without mirroring any struct.
  * A worker in the same process attaches to it the way a managed worker
- * does (rig_export sets RUNWAY_SEGMENT_FD), so a test plays daemon cycles
- * and worker blocks in turn on one thread. Built in the build tree only,
- * never installed.
+ * does (rig_export sets RUNWAY_SEGMENT_FD and RUNWAY_SEGMENT_WORKER_FD), so a test plays daemon
+ * cycles and worker blocks in turn on one thread. Built in the build tree only, never installed.
  */
 #ifndef RUNWAY_TEST_SLOT_RIG_H
 #define RUNWAY_TEST_SLOT_RIG_H
@@ -21,8 +20,9 @@ struct rig *rig_new(uint32_t rate, uint32_t n_in, uint32_t n_out, int midi, uint
 void rig_free(struct rig *r);
 
 /*
- * Exports a dup of the segment in RUNWAY_SEGMENT_FD and RUNWAY_SLOT=slot
- * (the C environment). Returns the descriptor (for a child to inherit), or -1.
+ * Exports dups of the segment's files in RUNWAY_SEGMENT_FD and
+ * RUNWAY_SEGMENT_WORKER_FD, and RUNWAY_SLOT=slot (the C environment).
+ * Returns the first descriptor (the daemon file), or -1.
  */
 int rig_export(struct rig *r, const char *slot);
 

@@ -272,6 +272,17 @@ static void test_apply_bad_options(void **state) {
   assert_non_null(strstr(err, "chatty"));
   config_free(&c);
 
+  /* runway-worker by name or relative path: never looked up in $PATH. */
+  const char *relative[] = {"runway-worker", "bin/runway-worker"};
+  for (size_t i = 0; i < 2; i++) {
+    char line[128];
+    snprintf(line, sizeof(line), "[daemon]\nworker = %s\n", relative[i]);
+    assert_int_equal(load(line, &c, err, sizeof(err)), 0);
+    assert_int_equal(config_apply_options(&c, &opt, cli, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "absolute path"));
+    config_free(&c);
+  }
+
   char text[512];
   char longpath[150]; /* longer than a socket address holds, shorter than an INI line */
   memset(longpath, 'p', sizeof(longpath) - 1);

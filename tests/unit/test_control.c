@@ -53,6 +53,7 @@ struct fixture {
   int held_closed;
   int owner_closed;
   int memfd;
+  int memfd2; /* worker.attach passes both, as a segment's two files */
   int send_fd_rc;
 };
 
@@ -99,7 +100,8 @@ static json_t *dispatch(void *user, struct control_conn *conn, const struct prot
 
   if (strcmp(req->cmd, "worker.attach") == 0) {
     json_t *resp = proto_response_ok(req->id, json_pack("{s:s}", "slot", "s"));
-    f->send_fd_rc = control_conn_send_with_fd(conn, resp, f->memfd);
+    const int fds[2] = {f->memfd, f->memfd2 >= 0 ? f->memfd2 : f->memfd};
+    f->send_fd_rc = control_conn_send_with_fds(conn, resp, fds, 2);
     json_decref(resp);
     control_conn_set_owner(conn, &f->owner_closed, on_owner_close);
     return NULL;
@@ -159,6 +161,7 @@ static int setup(void **state) {
   assert_non_null(mkdtemp(fx->dir));
   snprintf(fx->path, sizeof(fx->path), "%s/control.sock", fx->dir);
   fx->memfd = -1;
+  fx->memfd2 = -1;
   fake_no_peergroups = 0;
   default_config();
   *state = fx;
@@ -181,6 +184,8 @@ static int teardown(void **state) {
   assert_int_equal(uv_loop_close(&fx->loop), 0);
   if (fx->memfd >= 0)
     close(fx->memfd);
+  if (fx->memfd2 >= 0)
+    close(fx->memfd2);
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
   assert_int_equal(system(cmd), 0);
   free(fx);
@@ -525,13 +530,16 @@ static void test_idle_timeout(void **state) {
   assert_int_equal(fx->owner_closed, 1);
 }
 
-static void test_send_with_fd(void **state) {
+static void test_send_with_fds(void **state) {
   (void)state;
   static const char content[] = "hello from the segment";
+  static const char content2[] = "and from its second file";
   start_ok();
   fx->memfd = memfd_create("runway-test", MFD_CLOEXEC);
-  assert_true(fx->memfd >= 0);
+  fx->memfd2 = memfd_create("runway-test-2", MFD_CLOEXEC);
+  assert_true(fx->memfd >= 0 && fx->memfd2 >= 0);
   assert_int_equal(write(fx->memfd, content, sizeof(content)), sizeof(content));
+  assert_int_equal(write(fx->memfd2, content2, sizeof(content2)), sizeof(content2));
 
   struct client *c = client_connect();
   client_send(c, "{\"id\":\"w\",\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"pid\":1}}\n");
@@ -540,11 +548,16 @@ static void test_send_with_fd(void **state) {
   assert_true(json_is_true(json_object_get(r, "ok")));
   json_decref(r);
   assert_int_equal(fx->send_fd_rc, 0);
-  assert_true(c->passed_fd >= 0);
-  assert_int_not_equal(c->passed_fd, fx->memfd);
+  /* Both, in the order sent, as new descriptors of the same files. */
+  assert_int_equal(c->passed.n, 2);
+  assert_int_not_equal(c->passed.fd[0], fx->memfd);
+  assert_int_not_equal(c->passed.fd[1], fx->memfd2);
   char got[64] = {0};
-  assert_int_equal(pread(c->passed_fd, got, sizeof(got), 0), sizeof(content));
+  assert_int_equal(pread(c->passed.fd[0], got, sizeof(got), 0), sizeof(content));
   assert_string_equal(got, content);
+  memset(got, 0, sizeof(got));
+  assert_int_equal(pread(c->passed.fd[1], got, sizeof(got), 0), sizeof(content2));
+  assert_string_equal(got, content2);
 
   /* The owner hears about the close exactly once. */
   client_free(c);
@@ -577,8 +590,11 @@ static void test_send_with_fd_needs_empty_queue(void **state) {
   for (int i = 0; i < 1000 && control_conn_queued(conn) == 0; i++)
     assert_int_equal(control_conn_send(conn, big), 0);
   assert_true(control_conn_queued(conn) > 0);
-  assert_int_equal(control_conn_send_with_fd(conn, event, fx->memfd), -EAGAIN);
-  assert_int_equal(control_conn_send_with_fd(conn, event, -1), -EINVAL);
+  const int one[1] = {fx->memfd}, bad[1] = {-1}, three[3] = {fx->memfd, fx->memfd, fx->memfd};
+  assert_int_equal(control_conn_send_with_fds(conn, event, one, 1), -EAGAIN);
+  assert_int_equal(control_conn_send_with_fds(conn, event, bad, 1), -EINVAL);
+  assert_int_equal(control_conn_send_with_fds(conn, event, three, 3), -EINVAL);
+  assert_int_equal(control_conn_send_with_fds(conn, event, one, 0), -EINVAL);
 
   /* A message over the line limit is refused without harm. */
   char *huge = malloc(PROTO_MAX_ANSWER_LINE + 10);
@@ -1102,7 +1118,7 @@ int main(void) {
       T(test_per_uid_cap),
       T(test_slow_reader_dropped),
       T(test_idle_timeout),
-      T(test_send_with_fd),
+      T(test_send_with_fds),
       T(test_send_with_fd_needs_empty_queue),
       T(test_close_drain_deadline),
       T(test_symlink_refused),

@@ -50,7 +50,7 @@ static struct engine_slot *make_slot(struct rig *r, int i) {
   s->out_ports[0] = &r->out[i];
   s->key = &r->key[i];
   /* A worker has attached (the test plays it): silence from here on is an underrun. */
-  atomic_store(&s->segment.control->worker_pid, 4242);
+  atomic_store(&s->segment.ctl.w->worker_pid, 4242);
   return s;
 }
 
@@ -74,9 +74,9 @@ static void rig_destroy(struct rig *r) {
  */
 static void worker_catch_up(struct engine_slot *s) {
   const struct shm_tl_geom *g = &s->tl.g;
-  struct rw_segment_control *ctl = g->ctl;
-  uint64_t in_write = atomic_load(&ctl->in_write.value);
-  uint64_t in_read = atomic_load(&ctl->in_read.value);
+  const struct shm_ctl *ctl = &g->ctl;
+  uint64_t in_write = atomic_load(&ctl->d->in_write.value);
+  uint64_t in_read = atomic_load(&ctl->w->in_read.value);
   uint32_t mask = g->capacity - 1;
   for (uint64_t p = in_read; p < in_write; p++)
     g->out[(p + LATENCY) & mask] = 2.0f * g->in[p & mask];
@@ -84,8 +84,8 @@ static void worker_catch_up(struct engine_slot *s) {
     for (uint64_t p = 0; p < LATENCY; p++)
       g->out[p & mask] = 0.0f;
   }
-  atomic_store(&ctl->out_write.value, in_write + LATENCY);
-  atomic_store(&ctl->in_read.value, in_write);
+  atomic_store(&ctl->w->out_write.value, in_write + LATENCY);
+  atomic_store(&ctl->w->in_read.value, in_write);
 }
 
 /* Input sample at timeline position p of slot i: distinct per slot and position. */

@@ -218,11 +218,12 @@ static void test_eof(void **state) {
   proto_client_close(&c);
 }
 
-static void test_passed_fd(void **state) {
+static void test_passed_fds(void **state) {
   (void)state;
   struct proto_client c;
   const char *line;
-  int peer, got;
+  struct proto_fds got;
+  int peer;
 
   int memfd = memfd_create("rw-client-test", MFD_CLOEXEC);
   assert_true(memfd >= 0);
@@ -233,27 +234,29 @@ static void test_passed_fd(void **state) {
   put(peer, "before\n");
   put_with_fd(peer, "{\"ok\":true}\n", memfd, 1);
   assert_int_equal(proto_client_read_line(&c, base_mono_ms() + 2000, &line, &got), 6);
-  assert_int_equal(got, -1);
+  assert_int_equal(got.n, 0);
   assert_int_equal(proto_client_read_line(&c, base_mono_ms() + 2000, &line, &got), 11);
-  assert_true(got >= 0);
-  assert_int_not_equal(got, memfd);
-  assert_true(fcntl(got, F_GETFD) & FD_CLOEXEC);
+  assert_int_equal(got.n, 1);
+  assert_int_not_equal(got.fd[0], memfd);
+  assert_true(fcntl(got.fd[0], F_GETFD) & FD_CLOEXEC);
   char text[8] = {0};
-  assert_int_equal(pread(got, text, 7, 0), 7);
+  assert_int_equal(pread(got.fd[0], text, 7, 0), 7);
   assert_string_equal(text, "segment");
-  close(got);
+  proto_fds_close(&got);
+  assert_int_equal(got.n, 0);
 
   /* Unwanted, extra or never read: closed, none left behind. */
   int before = open_fds();
   put_with_fd(peer, "one\n", memfd, 1);
   expect_line(&c, "one");
+  /* A segment's two files in one message: both kept, in order; a third and fourth closed. */
   put_with_fd(peer, "two\n", memfd, 4);
   assert_int_equal(proto_client_read_line(&c, base_mono_ms() + 2000, &line, &got), 3);
-  assert_true(got >= 0);
-  close(got);
+  assert_int_equal(got.n, PROTO_CLIENT_MAX_FDS);
+  proto_fds_close(&got);
   put_with_fd(peer, "three\n", memfd, 2);
   assert_int_equal(proto_client_fill(&c, base_mono_ms() + 2000), 0);
-  assert_true(c.passed_fd >= 0);
+  assert_int_equal(c.passed.n, 2);
   close(peer);
   proto_client_close(&c);
   assert_int_equal(open_fds(), before - 2); /* the pair's two ends */
@@ -380,9 +383,12 @@ static void test_sigmask(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_connect_errors), cmocka_unit_test(test_lines),
-      cmocka_unit_test(test_eof),            cmocka_unit_test(test_passed_fd),
-      cmocka_unit_test(test_exchange),       cmocka_unit_test(test_write_deadline),
+      cmocka_unit_test(test_connect_errors),
+      cmocka_unit_test(test_lines),
+      cmocka_unit_test(test_eof),
+      cmocka_unit_test(test_passed_fds),
+      cmocka_unit_test(test_exchange),
+      cmocka_unit_test(test_write_deadline),
       cmocka_unit_test(test_sigmask),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,6 +40,21 @@
 #endif
 
 #define HDR_FIELD(f) offsetof(struct rw_segment_header, f), sizeof(((struct rw_segment_header *)0)->f)
+#define HDR_FILE_SIZE(i)                                                                           \
+  offsetof(struct rw_segment_header, file_size) + (i) * sizeof(uint64_t), sizeof(uint64_t)
+
+/* validate's view of a header alone: the file sizes it states are the real ones. */
+static int validate(const struct rw_segment_header *h, struct rw_segment_header *out, char *err,
+                    size_t errlen) {
+  return proto_segment_validate(h, h->file_size, out, err, errlen);
+}
+
+/* The same with file sizes of its own, and a header that claims something else. */
+static int validate_sizes(const struct rw_segment_header *h, uint64_t daemon_size,
+                          uint64_t worker_size) {
+  const uint64_t sizes[RW_FILE_COUNT] = {daemon_size, worker_size};
+  return proto_segment_validate(h, sizes, NULL, NULL, 0);
+}
 
 static struct proto_segment_params base_params(void) {
   struct proto_segment_params p = {
@@ -281,13 +296,23 @@ static void check_geometry(const struct proto_segment_params *p, const struct rw
   uint32_t ev = p->event_capacity ? p->event_capacity : PROTO_EVENT_CAPACITY_DEFAULT;
   uint32_t msg = p->message_capacity ? p->message_capacity : PROTO_MESSAGE_CAPACITY_DEFAULT;
   uint64_t want_size[RW_REGION_COUNT] = {
-      [RW_REGION_CONTROL] = sizeof(struct rw_segment_control),
+      [RW_REGION_DAEMON_CONTROL] = sizeof(struct rw_daemon_control),
       [RW_REGION_AUDIO_IN] = (uint64_t)p->n_inputs * h->capacity * sizeof(float),
-      [RW_REGION_AUDIO_OUT] = (uint64_t)p->n_outputs * h->capacity * sizeof(float),
       [RW_REGION_EVENTS] = (uint64_t)ev * sizeof(struct rw_record),
+      [RW_REGION_STATE_REQUEST] = sizeof(struct rw_state_request) + (uint64_t)h->state_capacity,
+      [RW_REGION_WORKER_CONTROL] = sizeof(struct rw_worker_control),
+      [RW_REGION_AUDIO_OUT] = (uint64_t)p->n_outputs * h->capacity * sizeof(float),
       [RW_REGION_MESSAGES] = (uint64_t)msg * sizeof(struct rw_record),
       [RW_REGION_INFO] = sizeof(struct rw_info),
-      [RW_REGION_STATE] = sizeof(struct rw_state_box) + (uint64_t)h->state_capacity,
+      [RW_REGION_STATE_REPLY] = sizeof(struct rw_state_reply) + (uint64_t)h->state_capacity,
+  };
+  /* What only the daemon writes is in its file; the rest in the worker's. */
+  static const uint32_t want_file[RW_REGION_COUNT] = {
+      [RW_REGION_DAEMON_CONTROL] = RW_FILE_DAEMON, [RW_REGION_AUDIO_IN] = RW_FILE_DAEMON,
+      [RW_REGION_EVENTS] = RW_FILE_DAEMON,         [RW_REGION_STATE_REQUEST] = RW_FILE_DAEMON,
+      [RW_REGION_WORKER_CONTROL] = RW_FILE_WORKER, [RW_REGION_AUDIO_OUT] = RW_FILE_WORKER,
+      [RW_REGION_MESSAGES] = RW_FILE_WORKER,       [RW_REGION_INFO] = RW_FILE_WORKER,
+      [RW_REGION_STATE_REPLY] = RW_FILE_WORKER,
   };
 
   assert_int_equal(h->magic, RW_SEGMENT_MAGIC);
@@ -301,19 +326,25 @@ static void check_geometry(const struct proto_segment_params *p, const struct rw
   assert_int_equal(h->channel_stride, h->capacity);
   assert_true(h->capacity <= RW_MAX_CAPACITY);
   assert_true(h->wake_frames_default >= 1 && h->wake_frames_default <= h->latency);
-  assert_int_equal(h->segment_size % RW_PAGE_ALIGN, 0);
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    assert_int_equal(h->file_size[f] % RW_PAGE_ALIGN, 0);
 
-  uint64_t end = sizeof(struct rw_segment_header);
+  /* The header opens the daemon file; the worker file has nothing before its first region. */
+  uint64_t end[RW_FILE_COUNT] = {sizeof(struct rw_segment_header), 0};
   for (int i = 0; i < RW_REGION_COUNT; i++) {
     const struct rw_region *r = &h->regions[i];
+    assert_int_equal(r->file, want_file[i]);
+    assert_int_equal(r->reserved, 0);
     assert_int_equal(r->offset % RW_PAGE_ALIGN, 0);
     assert_int_equal(r->size, want_size[i]);
-    assert_true(r->offset >= end); /* after the header and the previous region */
-    assert_true(r->offset + r->size <= h->segment_size);
-    end = r->offset + r->size;
+    assert_true(r->offset >= end[r->file]); /* after the header and the previous region */
+    assert_true(r->offset + r->size <= h->file_size[r->file]);
+    end[r->file] = r->offset + r->size;
   }
-  /* No slack beyond one page of alignment at the end. */
-  assert_true(h->segment_size - end < RW_PAGE_ALIGN);
+  assert_int_equal(h->regions[RW_REGION_WORKER_CONTROL].offset, 0);
+  /* No slack beyond one page of alignment at the end of either file. */
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    assert_true(h->file_size[f] - end[f] < RW_PAGE_ALIGN);
 }
 
 static void test_layout_geometry(void **state) {
@@ -345,7 +376,7 @@ static void test_layout_geometry(void **state) {
             check_geometry(&p, &h);
             /* A fresh layout validates; validate reads only the header. */
             struct rw_segment_header out;
-            assert_int_equal(proto_segment_validate(&h, h.segment_size, &out, NULL, 0), 0);
+            assert_int_equal(validate(&h, &out, NULL, 0), 0);
             assert_memory_equal(&out, &h, sizeof(h));
             n++;
           }
@@ -383,9 +414,9 @@ static void test_validate_accepts_fresh(void **state) {
   char err[256] = "";
   assert_int_equal(layout(&p, &h), 0);
   memset(&out, 0xab, sizeof(out));
-  assert_int_equal(proto_segment_validate(&h, h.segment_size, &out, err, sizeof(err)), 0);
+  assert_int_equal(validate(&h, &out, err, sizeof(err)), 0);
   assert_memory_equal(&out, &h, sizeof(h));
-  assert_int_equal(proto_segment_validate(&h, h.segment_size, NULL, NULL, 0), 0);
+  assert_int_equal(validate(&h, NULL, NULL, 0), 0);
 }
 
 /*
@@ -412,8 +443,10 @@ static void test_validate_rejects_field_changes(void **state) {
       {"abi_version 0", HDR_FIELD(abi_version), 0},
       {"header_size small", HDR_FIELD(header_size), sizeof(good) - 8},
       {"header_size large", HDR_FIELD(header_size), sizeof(good) + 8},
-      {"segment_size", HDR_FIELD(segment_size), good.segment_size + RW_PAGE_ALIGN},
-      {"segment_size small", HDR_FIELD(segment_size), good.segment_size - RW_PAGE_ALIGN},
+      {"daemon file size", HDR_FILE_SIZE(0), good.file_size[0] + RW_PAGE_ALIGN},
+      {"daemon file size small", HDR_FILE_SIZE(0), good.file_size[0] - RW_PAGE_ALIGN},
+      {"worker file size", HDR_FILE_SIZE(1), good.file_size[1] + RW_PAGE_ALIGN},
+      {"worker file size small", HDR_FILE_SIZE(1), good.file_size[1] - RW_PAGE_ALIGN},
       {"sample_rate low", HDR_FIELD(sample_rate), RW_MIN_SAMPLE_RATE - 1},
       {"sample_rate high", HDR_FIELD(sample_rate), RW_MAX_SAMPLE_RATE + 1},
       {"n_inputs", HDR_FIELD(n_inputs), 3},
@@ -454,7 +487,7 @@ static void test_validate_rejects_field_changes(void **state) {
     char err[256] = "";
     set_field(&h, muts[i].off, muts[i].size, muts[i].value);
     memset(&out, 0x5c, sizeof(out));
-    int rc = proto_segment_validate(&h, good.segment_size, &out, err, sizeof(err));
+    int rc = proto_segment_validate(&h, good.file_size, &out, err, sizeof(err));
     if (rc != -EPROTO)
       fail_msg("%s: validate returned %d, expected -EPROTO", muts[i].what, rc);
     assert_true(err[0] != '\0');
@@ -462,6 +495,19 @@ static void test_validate_rejects_field_changes(void **state) {
     unsigned char untouched[sizeof(out)];
     memset(untouched, 0x5c, sizeof(untouched));
     assert_memory_equal(&out, untouched, sizeof(out));
+  }
+
+  /* Every region's file, moved to the other one (and to one that does not exist). */
+  for (int r = 0; r < RW_REGION_COUNT; r++) {
+    const uint32_t files[] = {!good.regions[r].file, RW_FILE_COUNT, UINT32_MAX};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+      struct rw_segment_header h = good;
+      h.regions[r].file = files[i];
+      assert_int_equal(proto_segment_validate(&h, good.file_size, NULL, NULL, 0), -EPROTO);
+    }
+    struct rw_segment_header h = good;
+    h.regions[r].reserved = 1;
+    assert_int_equal(proto_segment_validate(&h, good.file_size, NULL, NULL, 0), -EPROTO);
   }
 
   /* Every region's offset and size, each by a page, a byte and to zero. */
@@ -475,16 +521,16 @@ static void test_validate_rejects_field_changes(void **state) {
       for (size_t d = 0; d < sizeof(deltas) / sizeof(deltas[0]); d++) {
         struct rw_segment_header h = good;
         set_field(&h, off, 8, v + (uint64_t)deltas[d]);
-        int rc = proto_segment_validate(&h, good.segment_size, NULL, NULL, 0);
+        int rc = proto_segment_validate(&h, good.file_size, NULL, NULL, 0);
         if (rc != -EPROTO)
           fail_msg("region %d %s %+" PRId64 ": validate returned %d", r,
                    field ? "size" : "offset", deltas[d], rc);
       }
       struct rw_segment_header h = good;
       set_field(&h, off, 8, v == 0 ? 1 : 0);
-      assert_int_equal(proto_segment_validate(&h, good.segment_size, NULL, NULL, 0), -EPROTO);
+      assert_int_equal(proto_segment_validate(&h, good.file_size, NULL, NULL, 0), -EPROTO);
       set_field(&h, off, 8, UINT64_MAX);
-      assert_int_equal(proto_segment_validate(&h, good.segment_size, NULL, NULL, 0), -EPROTO);
+      assert_int_equal(proto_segment_validate(&h, good.file_size, NULL, NULL, 0), -EPROTO);
     }
   }
 }
@@ -513,7 +559,7 @@ static void test_validate_accepts_consistent_parameter_changes(void **state) {
   for (size_t i = 0; i < sizeof(muts) / sizeof(muts[0]); i++) {
     struct rw_segment_header h = good, out;
     set_field(&h, muts[i].off, muts[i].size, muts[i].value);
-    int rc = proto_segment_validate(&h, good.segment_size, &out, NULL, 0);
+    int rc = proto_segment_validate(&h, good.file_size, &out, NULL, 0);
     if (rc != 0)
       fail_msg("%s: validate returned %d, expected 0", muts[i].what, rc);
     assert_int_equal(get_field(&out, muts[i].off, muts[i].size), muts[i].value);
@@ -546,7 +592,7 @@ static void test_validate_every_bit_flip(void **state) {
       for (int bit = 0; bit < 8; bit++) {
         struct rw_segment_header h = good, out;
         ((unsigned char *)&h)[byte] ^= (unsigned char)(1u << bit);
-        int rc = proto_segment_validate(&h, good.segment_size, &out, NULL, 0);
+        int rc = proto_segment_validate(&h, good.file_size, &out, NULL, 0);
         if (rc == 0) {
           accepted++;
           if (!in_free_field(byte))
@@ -568,18 +614,24 @@ static void test_validate_map_size(void **state) {
   char err[256] = "";
   assert_int_equal(layout(&p, &h), 0);
 
-  assert_int_equal(proto_segment_validate(&h, 0, NULL, err, sizeof(err)), -EINVAL);
+  const uint64_t d = h.file_size[RW_FILE_DAEMON], w = h.file_size[RW_FILE_WORKER];
+  const uint64_t none[RW_FILE_COUNT] = {0, w};
+  assert_int_equal(proto_segment_validate(&h, none, NULL, err, sizeof(err)), -EINVAL);
   assert_true(err[0] != '\0');
-  assert_int_equal(proto_segment_validate(&h, sizeof(h) - 1, NULL, NULL, 0), -EINVAL);
-  assert_int_equal(proto_segment_validate(&h, 8, NULL, NULL, 0), -EINVAL);
-  assert_int_equal(proto_segment_validate(NULL, h.segment_size, NULL, NULL, 0), -EINVAL);
+  assert_int_equal(validate_sizes(&h, sizeof(h) - 1, w), -EINVAL);
+  assert_int_equal(validate_sizes(&h, 8, w), -EINVAL);
+  assert_int_equal(proto_segment_validate(NULL, h.file_size, NULL, NULL, 0), -EINVAL);
   /* Exactly a header is big enough to be read, but not the segment it describes. */
-  assert_int_equal(proto_segment_validate(&h, sizeof(h), NULL, NULL, 0), -EPROTO);
-  assert_int_equal(proto_segment_validate(&h, h.segment_size - 1, NULL, NULL, 0), -EPROTO);
-  assert_int_equal(proto_segment_validate(&h, h.segment_size + 1, NULL, NULL, 0), -EPROTO);
-  assert_int_equal(proto_segment_validate(&h, h.segment_size + RW_PAGE_ALIGN, NULL, NULL, 0),
-                   -EPROTO);
-  assert_int_equal(proto_segment_validate(&h, h.segment_size, NULL, NULL, 0), 0);
+  assert_int_equal(validate_sizes(&h, sizeof(h), w), -EPROTO);
+  assert_int_equal(validate_sizes(&h, d - 1, w), -EPROTO);
+  assert_int_equal(validate_sizes(&h, d + 1, w), -EPROTO);
+  assert_int_equal(validate_sizes(&h, d + RW_PAGE_ALIGN, w), -EPROTO);
+  /* The worker file's size counts just as much. */
+  assert_int_equal(validate_sizes(&h, d, 0), -EPROTO);
+  assert_int_equal(validate_sizes(&h, d, w - 1), -EPROTO);
+  assert_int_equal(validate_sizes(&h, d, w + RW_PAGE_ALIGN), -EPROTO);
+  assert_int_equal(validate_sizes(&h, w, d), -EPROTO);
+  assert_int_equal(validate_sizes(&h, d, w), 0);
 }
 
 /* ---- corruption ---------------------------------------------------------- */
@@ -601,7 +653,7 @@ static uint64_t rnd_below(uint64_t n) { return n ? rnd() % n : 0; }
 
 struct corrupt {
   struct shm_segment seg;
-  struct rw_segment_control *ctl;
+  struct shm_ctl ctl;
   uint32_t cap, lat, period;
   struct shm_tl_daemon d;
   struct shm_tl_worker w;
@@ -617,9 +669,9 @@ struct corrupt {
   int n_kind[3];
 };
 
-static _Atomic uint64_t *position(struct rw_segment_control *c, int i) {
-  struct rw_position *pos[] = {&c->in_write, &c->in_read,  &c->out_write, &c->out_read,
-                               &c->ev_write, &c->ev_read,  &c->msg_write, &c->msg_read};
+static _Atomic uint64_t *position(const struct shm_ctl *c, int i) {
+  struct rw_position *pos[] = {&c->d->in_write, &c->w->in_read, &c->w->out_write, &c->d->out_read,
+                               &c->d->ev_write, &c->w->ev_read, &c->w->msg_write, &c->d->msg_read};
   return &pos[i]->value;
 }
 
@@ -632,71 +684,96 @@ static void note_violation(struct corrupt *k, uint64_t iter, int kind, const cha
              what, a, b);
 }
 
-/* Fills the alignment slack between regions with a canary and, under ASan, poisons it. */
+/* One stretch of slack: a canary and, under ASan, poison; or the check that it is intact. */
+static void guard_bytes(unsigned char *base, uint64_t from, uint64_t to, int poison, int file) {
+  if (to <= from)
+    return;
+  if (poison) {
+    memset(base + from, 0xa5, to - from);
+    POISON(base + from, to - from);
+    return;
+  }
+  UNPOISON(base + from, to - from);
+  for (uint64_t b = from; b < to; b++)
+    if (base[b] != 0xa5)
+      fail_msg("byte %" PRIu64 " of file %d, outside every region, was written", b, file);
+}
+
+/* Fills the alignment slack between the regions of both files with a canary (see guard_bytes). */
 static void guard_slack(struct corrupt *k, int poison) {
   const struct rw_segment_header *h = &k->seg.layout;
-  unsigned char *base = k->seg.base;
-  uint64_t end = sizeof(struct rw_segment_header);
-  for (int i = 0; i <= RW_REGION_COUNT; i++) {
-    uint64_t next = i < RW_REGION_COUNT ? h->regions[i].offset : h->segment_size;
-    if (next > end) {
-      if (poison) {
-        memset(base + end, 0xa5, next - end);
-        POISON(base + end, next - end);
-      } else {
-        UNPOISON(base + end, next - end);
-        for (uint64_t b = end; b < next; b++)
-          if (base[b] != 0xa5)
-            fail_msg("byte %" PRIu64 " outside every region was written", b);
-      }
-    }
-    if (i < RW_REGION_COUNT)
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    unsigned char *base = k->seg.base[f];
+    uint64_t end = f == RW_FILE_DAEMON ? sizeof(struct rw_segment_header) : 0;
+    for (int i = 0; i < RW_REGION_COUNT; i++) {
+      if (h->regions[i].file != (uint32_t)f)
+        continue;
+      guard_bytes(base, end, h->regions[i].offset, poison, f);
       end = h->regions[i].offset + h->regions[i].size;
+    }
+    guard_bytes(base, end, h->file_size[f], poison, f);
   }
 }
 
 static void reset_ends(struct corrupt *k) {
   struct shm_segment *s = &k->seg;
   const struct rw_segment_header *h = &s->layout;
-  struct rw_segment_control *c = k->ctl;
-  shm_spsc_producer_init(&k->ev_tx, &c->ev_write.value, &c->ev_read.value, s->events,
-                         h->record_size, h->event_capacity, atomic_load(&c->ev_write.value));
-  shm_spsc_consumer_init(&k->ev_rx, &c->ev_write.value, &c->ev_read.value, s->events,
-                         h->record_size, h->event_capacity, atomic_load(&c->ev_read.value));
-  shm_spsc_producer_init(&k->msg_tx, &c->msg_write.value, &c->msg_read.value, s->messages,
-                         h->record_size, h->message_capacity, atomic_load(&c->msg_write.value));
-  shm_spsc_consumer_init(&k->msg_rx, &c->msg_write.value, &c->msg_read.value, s->messages,
-                         h->record_size, h->message_capacity, atomic_load(&c->msg_read.value));
+  const struct shm_ctl *c = &k->ctl;
+  shm_spsc_producer_init(&k->ev_tx, &c->d->ev_write.value, &c->w->ev_read.value, s->events,
+                         h->record_size, h->event_capacity, atomic_load(&c->d->ev_write.value));
+  shm_spsc_consumer_init(&k->ev_rx, &c->d->ev_write.value, &c->w->ev_read.value, s->events,
+                         h->record_size, h->event_capacity, atomic_load(&c->w->ev_read.value));
+  shm_spsc_producer_init(&k->msg_tx, &c->w->msg_write.value, &c->d->msg_read.value, s->messages,
+                         h->record_size, h->message_capacity, atomic_load(&c->w->msg_write.value));
+  shm_spsc_consumer_init(&k->msg_rx, &c->w->msg_write.value, &c->d->msg_read.value, s->messages,
+                         h->record_size, h->message_capacity, atomic_load(&c->d->msg_read.value));
 }
 
 /* Puts every counter back into a state an honest pair could be in, at a random time. */
 static void reset_counters(struct corrupt *k) {
   static const uint64_t bases[] = {0, 1000, UINT32_MAX - 100, UINT64_C(1) << 40};
-  struct rw_segment_control *c = k->ctl;
+  const struct shm_ctl *c = &k->ctl;
   uint64_t t = bases[rnd_below(4)] + rnd_below(4 * k->cap);
   uint64_t behind = rnd_below(k->lat + 1);
   if (behind > t)
     behind = t;
   k->d.pos = t;
-  atomic_store(&c->in_write.value, t);
-  atomic_store(&c->out_read.value, t);
-  atomic_store(&c->in_read.value, t - behind);
-  atomic_store(&c->out_write.value, t - behind + k->lat);
+  atomic_store(&c->d->in_write.value, t);
+  atomic_store(&c->d->out_read.value, t);
+  atomic_store(&c->w->in_read.value, t - behind);
+  atomic_store(&c->w->out_write.value, t - behind + k->lat);
   for (int i = 4; i < 8; i++)
     atomic_store(position(c, i), t);
-  atomic_store(&c->sleeping, 0);
-  atomic_store(&c->wake_frames, k->seg.layout.wake_frames_default);
+  atomic_store(&c->w->sleeping, 0);
+  atomic_store(&c->w->wake_frames, k->seg.layout.wake_frames_default);
   k->w_ok = shm_tl_worker_init(&k->w, &k->seg) == 0;
   assert_true(k->w_ok);
   reset_ends(k);
 }
 
+/*
+ * Scribbles on the header or either control block. In runway only the
+ * worker control block is a worker's to write, but each end here is checked
+ * against whatever the other end may hold, the daemon's included.
+ */
 static void scribble(struct corrupt *k) {
-  unsigned char *hdr = k->seg.base;
-  unsigned char *ctl = (unsigned char *)k->ctl;
-  int in_header = rnd_below(5) < 2;
-  unsigned char *area = in_header ? hdr : ctl;
-  size_t size = in_header ? sizeof(struct rw_segment_header) : sizeof(struct rw_segment_control);
+  unsigned char *area;
+  size_t size;
+  switch (rnd_below(5)) {
+  case 0:
+  case 1:
+    area = k->seg.base[RW_FILE_DAEMON];
+    size = sizeof(struct rw_segment_header);
+    break;
+  case 2:
+    area = (unsigned char *)k->ctl.d;
+    size = sizeof(struct rw_daemon_control);
+    break;
+  default:
+    area = (unsigned char *)k->ctl.w;
+    size = sizeof(struct rw_worker_control);
+    break;
+  }
   size_t off = rnd_below(size);
   size_t len = 1 + rnd_below(size - off < 24 ? size - off : 24);
 
@@ -716,8 +793,8 @@ static void scribble(struct corrupt *k) {
     break;
   default: {
     /* A position moved near another one: the boundaries of every check. */
-    _Atomic uint64_t *dst = position(k->ctl, (int)rnd_below(8));
-    uint64_t ref = atomic_load(position(k->ctl, (int)rnd_below(8)));
+    _Atomic uint64_t *dst = position(&k->ctl, (int)rnd_below(8));
+    uint64_t ref = atomic_load(position(&k->ctl, (int)rnd_below(8)));
     int64_t span = 2 * (int64_t)k->cap + k->lat;
     atomic_store(dst, ref + (uint64_t)((int64_t)rnd_below((uint64_t)(2 * span + 1)) - span));
     break;
@@ -737,7 +814,8 @@ static float *alloc_floats(uint32_t n) {
 static void check_header(struct corrupt *k) {
   struct rw_segment_header out;
   char err[256];
-  int rc = proto_segment_validate(k->seg.base, k->seg.size, &out, err, sizeof(err));
+  const uint64_t sizes[RW_FILE_COUNT] = {k->seg.size[RW_FILE_DAEMON], k->seg.size[RW_FILE_WORKER]};
+  int rc = proto_segment_validate(k->seg.base[RW_FILE_DAEMON], sizes, &out, err, sizeof(err));
   if (rc == 0) {
     struct proto_segment_params p = {
         .sample_rate = out.sample_rate,
@@ -757,19 +835,19 @@ static void check_header(struct corrupt *k) {
     assert_int_equal(proto_segment_layout(&p, &again, NULL, 0), 0);
     assert_memory_equal(&again, &out, sizeof(out));
     for (int i = 0; i < RW_REGION_COUNT; i++)
-      assert_true(out.regions[i].offset + out.regions[i].size <= k->seg.size);
+      assert_true(out.regions[i].offset + out.regions[i].size <= sizes[out.regions[i].file]);
   } else {
     k->n_validate_bad++;
     assert_int_equal(rc, -EPROTO);
   }
   /* check refuses exactly the headers that differ from the private snapshot. */
-  int same = memcmp(k->seg.base, &k->seg.layout, sizeof(out)) == 0;
+  int same = memcmp(k->seg.base[RW_FILE_DAEMON], &k->seg.layout, sizeof(out)) == 0;
   rc = shm_segment_check(&k->seg, err, sizeof(err));
   assert_int_equal(rc, same ? 0 : -EPROTO);
 }
 
 static void run_daemon(struct corrupt *k) {
-  struct rw_segment_control *c = k->ctl;
+  const struct shm_ctl *c = &k->ctl;
   uint32_t n = (uint32_t)rnd_below(k->period + 2);
   uint32_t ch_in = k->seg.layout.n_inputs, ch_out = k->seg.layout.n_outputs;
   float *src[RW_MAX_CHANNELS], *dst[RW_MAX_CHANNELS];
@@ -779,14 +857,14 @@ static void run_daemon(struct corrupt *k) {
     dst[i] = alloc_floats(n);
 
   uint64_t t = k->d.pos;
-  uint64_t in_write_before = atomic_load(&c->in_write.value);
-  uint64_t in_read = atomic_load(&c->in_read.value);
+  uint64_t in_write_before = atomic_load(&c->d->in_write.value);
+  uint64_t in_read = atomic_load(&c->w->in_read.value);
   int64_t backlog = shm_tl_daemon_write_input(&k->d, (const float *const *)src, n);
   if (n == 0 || n > k->period) {
     assert_int_equal(backlog, -EINVAL);
-    assert_int_equal(atomic_load(&c->in_write.value), in_write_before);
+    assert_int_equal(atomic_load(&c->d->in_write.value), in_write_before);
   } else {
-    assert_int_equal(atomic_load(&c->in_write.value), t + n);
+    assert_int_equal(atomic_load(&c->d->in_write.value), t + n);
     if (in_read > t + n)
       assert_int_equal(backlog, -EPROTO);
     else
@@ -794,9 +872,9 @@ static void run_daemon(struct corrupt *k) {
   }
 
   if (rnd_below(4) == 0)
-    shm_wake_worker_if_due(c, atomic_load(&c->in_write.value), k->cap);
+    shm_wake_worker_if_due(c, atomic_load(&c->d->in_write.value), k->cap);
 
-  uint64_t out_write = atomic_load(&c->out_write.value);
+  uint64_t out_write = atomic_load(&c->w->out_write.value);
   int rc = shm_tl_daemon_read_output(&k->d, dst, n);
   uint32_t valid = 0;
   if (n == 0 || n > k->period) {
@@ -813,7 +891,7 @@ static void run_daemon(struct corrupt *k) {
       k->n_read_valid += valid > 0;
     }
     assert_int_equal(k->d.pos, t + n);
-    assert_int_equal(atomic_load(&c->out_read.value), t + n);
+    assert_int_equal(atomic_load(&c->d->out_read.value), t + n);
   }
   for (uint32_t i = 0; i < ch_out; i++) {
     const float *ring = k->seg.audio_out + (size_t)i * k->seg.layout.channel_stride;
@@ -829,19 +907,19 @@ static void run_daemon(struct corrupt *k) {
 }
 
 static void run_worker(struct corrupt *k, uint64_t iter) {
-  struct rw_segment_control *c = k->ctl;
+  const struct shm_ctl *c = &k->ctl;
   uint32_t ch_in = k->seg.layout.n_inputs, ch_out = k->seg.layout.n_outputs;
 
   if (!k->w_ok || rnd_below(4) == 0) {
-    uint64_t ow = atomic_load(&c->out_write.value);
-    uint64_t iw = atomic_load(&c->in_write.value);
+    uint64_t ow = atomic_load(&c->w->out_write.value);
+    uint64_t iw = atomic_load(&c->d->in_write.value);
     int rc = shm_tl_worker_init(&k->w, &k->seg);
     k->w_ok = rc == 0;
     if (rc == 0) {
       k->n_init_ok++;
       assert_true(ow >= k->lat && ow - k->lat <= iw);
       assert_int_equal(k->w.pos, ow - k->lat);
-      assert_int_equal(atomic_load(&c->in_read.value), k->w.pos);
+      assert_int_equal(atomic_load(&c->w->in_read.value), k->w.pos);
     } else {
       k->n_init_bad++;
       assert_int_equal(rc, -EPROTO);
@@ -852,7 +930,7 @@ static void run_worker(struct corrupt *k, uint64_t iter) {
 
   uint64_t pos = k->w.pos;
   int64_t pending = shm_tl_worker_pending(&k->w);
-  uint64_t iw = atomic_load(&c->in_write.value);
+  uint64_t iw = atomic_load(&c->d->in_write.value);
   if (iw < pos)
     assert_int_equal(pending, -EPROTO);
   else if (iw - pos <= INT64_MAX)
@@ -861,7 +939,7 @@ static void run_worker(struct corrupt *k, uint64_t iter) {
     note_violation(k, iter, 0, "pending returned a negative count that is not -EPROTO", iw, pos);
 
   uint32_t max_frames = 1 + (uint32_t)rnd_below(k->cap);
-  uint64_t out_rd = atomic_load(&c->out_read.value);
+  uint64_t out_rd = atomic_load(&c->d->out_read.value);
   struct shm_tl_chunk chunk;
   int rc = shm_tl_worker_plan(&k->w, max_frames, &chunk);
   if (rc < 0) {
@@ -879,8 +957,8 @@ static void run_worker(struct corrupt *k, uint64_t iter) {
   assert_true(chunk.frames <= iw - chunk.pos);
   if (chunk.skipped > 0) {
     k->n_plan_skip++;
-    assert_int_equal(atomic_load(&c->out_write.value), chunk.pos + k->lat);
-    assert_int_equal(atomic_load(&c->in_read.value), chunk.pos);
+    assert_int_equal(atomic_load(&c->w->out_write.value), chunk.pos + k->lat);
+    assert_int_equal(atomic_load(&c->w->in_read.value), chunk.pos);
   }
   /* A planned chunk must lie where the daemon cannot be overwriting it. */
   if (iw - chunk.pos > k->cap - k->period)
@@ -892,14 +970,14 @@ static void run_worker(struct corrupt *k, uint64_t iter) {
   if (race == 0)
     scribble(k);
   else if (race == 1)
-    atomic_store(&c->in_write.value, chunk.pos + (k->cap - k->period) - 1 + rnd_below(3));
+    atomic_store(&c->d->in_write.value, chunk.pos + (k->cap - k->period) - 1 + rnd_below(3));
 
   float *in[RW_MAX_CHANNELS], *out[RW_MAX_CHANNELS];
   for (uint32_t i = 0; i < ch_in; i++)
     in[i] = alloc_floats(chunk.frames);
   rc = shm_tl_worker_read_input(&k->w, &chunk, in);
   if (rc == 0) {
-    uint64_t now = atomic_load(&c->in_write.value);
+    uint64_t now = atomic_load(&c->d->in_write.value);
     /* An in_write that went backwards is the daemon's fault, not an overwrite. */
     if (now >= chunk.pos && now - chunk.pos > k->cap - k->period)
       note_violation(k, iter, 2, "read_input accepted input that may be overwritten", now,
@@ -911,8 +989,8 @@ static void run_worker(struct corrupt *k, uint64_t iter) {
     }
     shm_tl_worker_write_output(&k->w, &chunk, (const float *const *)out);
     shm_tl_worker_commit(&k->w, &chunk);
-    assert_int_equal(atomic_load(&c->out_write.value), chunk.pos + chunk.frames + k->lat);
-    assert_int_equal(atomic_load(&c->in_read.value), chunk.pos + chunk.frames);
+    assert_int_equal(atomic_load(&c->w->out_write.value), chunk.pos + chunk.frames + k->lat);
+    assert_int_equal(atomic_load(&c->w->in_read.value), chunk.pos + chunk.frames);
     for (uint32_t i = 0; i < ch_out; i++)
       free(out[i]);
   } else {
@@ -972,7 +1050,7 @@ static void test_corruption(void **state) {
       .event_capacity = 16, .message_capacity = 8, .generation = 1};
   memset(k, 0, sizeof(*k));
   assert_int_equal(shm_segment_create(&p, "corrupt", &k->seg, err, sizeof(err)), 0);
-  k->ctl = k->seg.control;
+  k->ctl = k->seg.ctl;
   k->cap = k->seg.layout.capacity;
   k->lat = k->seg.layout.latency;
   k->period = k->seg.layout.max_period;
@@ -984,7 +1062,7 @@ static void test_corruption(void **state) {
   for (uint64_t iter = 0; iter < CORRUPT_ITERATIONS; iter++) {
     uint64_t what = rnd_below(16);
     if (what == 0)
-      memcpy(k->seg.base, &k->seg.layout, sizeof(k->seg.layout));
+      memcpy(k->seg.base[RW_FILE_DAEMON], &k->seg.layout, sizeof(k->seg.layout));
     else if (what == 1)
       reset_counters(k);
     else if (what == 2)

@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -80,15 +81,15 @@ struct worker {
 static void worker_attach(struct worker *w, struct engine_slot *g, float gain) {
   w->g = g;
   w->gain = gain;
-  w->fade_from = atomic_load(&g->tl.g.ctl->in_read.value);
-  atomic_store(&g->tl.g.ctl->worker_pid, 4242);
+  w->fade_from = atomic_load(&g->tl.g.ctl.w->in_read.value);
+  atomic_store(&g->tl.g.ctl.w->worker_pid, 4242);
 }
 
 static void worker_run(struct worker *w, uint64_t upto) {
   const struct shm_tl_geom *g = &w->g->tl.g;
-  struct rw_segment_control *ctl = g->ctl;
-  uint64_t in_write = atomic_load(&ctl->in_write.value);
-  uint64_t in_read = atomic_load(&ctl->in_read.value);
+  const struct shm_ctl *ctl = &g->ctl;
+  uint64_t in_write = atomic_load(&ctl->d->in_write.value);
+  uint64_t in_read = atomic_load(&ctl->w->in_read.value);
   uint32_t mask = g->capacity - 1;
   if (upto != 0 && in_write > upto)
     in_write = upto;
@@ -99,18 +100,18 @@ static void worker_run(struct worker *w, uint64_t upto) {
     g->out[(p + L) & mask] = v;
   }
   if (in_write > in_read) {
-    atomic_store(&ctl->out_write.value, in_write + L);
-    atomic_store(&ctl->in_read.value, in_write);
+    atomic_store(&ctl->w->out_write.value, in_write + L);
+    atomic_store(&ctl->w->in_read.value, in_write);
   }
 }
 
 /* A late worker resumes where the reader needs output next (shm_tl_worker_plan). */
 static void worker_resume_late(struct worker *w) {
-  struct rw_segment_control *ctl = w->g->tl.g.ctl;
-  uint64_t out_read = atomic_load(&ctl->out_read.value);
+  const struct shm_ctl *ctl = &w->g->tl.g.ctl;
+  uint64_t out_read = atomic_load(&ctl->d->out_read.value);
   uint64_t target = out_read - L;
-  atomic_store(&ctl->out_write.value, out_read);
-  atomic_store(&ctl->in_read.value, target);
+  atomic_store(&ctl->w->out_write.value, out_read);
+  atomic_store(&ctl->w->in_read.value, target);
   w->fade_from = target;
 }
 
@@ -217,7 +218,7 @@ static void test_bypass_edges(void **state) {
   expect_exact(&r, 0.5f, "the worker plays");
 
   /* The worker stops with its output reaching frame `end` of the graph. */
-  uint64_t end = atomic_load(&g->tl.g.ctl->out_write.value) + (r.frame - g->tl.pos);
+  uint64_t end = atomic_load(&g->tl.g.ctl.w->out_write.value) + (r.frame - g->tl.pos);
   float played[40 * PERIOD];
   uint64_t first = r.frame;
   for (int i = 0; i < 40; i++) {
@@ -253,6 +254,116 @@ static void test_bypass_edges(void **state) {
       fail_msg("out of the gap: frame %llu (back at %llu): %.9g, want %.9g", (unsigned long long)f,
                (unsigned long long)back, (double)v, (double)want);
   }
+  engine_destroy(&r.engine);
+  engine_slot_unref(g);
+  engine_bypass_unref(bp);
+}
+
+/* A cycle that comes `skip` graph frames after the last one (the server skipped us). */
+static void cycle_after_gap(struct rig *r, uint64_t skip) {
+  r->frame += skip;
+  cycle(r);
+}
+
+/* The input L frames before graph frame f, or silence where the graph skipped [s0, s1). */
+static float dry_gapped(uint64_t f, uint64_t s0, uint64_t s1) {
+  return f >= L && f - L >= s0 && f - L < s1 ? 0.0f : dry(f);
+}
+
+static void expect_gapped(const struct rig *r, uint64_t s0, uint64_t s1, const char *what) {
+  uint64_t f0 = r->frame - PERIOD;
+  for (uint32_t k = 0; k < PERIOD; k++) {
+    float want = dry_gapped(f0 + k, s0, s1);
+    if (r->out.buf[k] != want)
+      fail_msg("%s: frame %llu: %.9g, want %.9g", what, (unsigned long long)(f0 + k),
+               (double)r->out.buf[k], (double)want);
+  }
+}
+
+/* Floats of the bypass ring that differ from before. */
+static size_t ring_changes(const struct engine_bypass *bp, const float *before) {
+  size_t n = 0;
+  for (size_t i = 0; i < (size_t)bp->n_ch * bp->capacity; i++)
+    n += memcmp(&bp->ring[i], &before[i], sizeof(float)) != 0;
+  return n;
+}
+
+/*
+ * A gap in the graph costs the bypass ring no clearing: the cycle after a
+ * gap of ten rings writes its own PERIOD frames and nothing else, the
+ * segment's input ring is not written at all, and the cycle counts in the
+ * engine's statistics like any other. What the graph skipped still plays as
+ * silence, exactly L later, and the input before and after it exactly.
+ */
+static void test_bypass_gap_is_bounded(void **state) {
+  (void)state;
+  struct rig r = {0};
+  engine_init(&r.engine);
+  struct engine_slot *g = make_gen(&r, 0);
+  struct engine_bypass *bp = bypass_for(g);
+  assert_int_equal(engine_publish(&r.engine, &g, 1), 0);
+  const size_t ring_floats = (size_t)bp->n_ch * bp->capacity;
+  float *before = malloc(ring_floats * sizeof(float));
+  float *seg_before = malloc((size_t)g->tl.g.capacity * sizeof(float));
+  assert_non_null(before);
+  assert_non_null(seg_before);
+
+  for (int i = 0; i < 3 * (int)(bp->capacity / PERIOD); i++) {
+    cycle(&r);
+    expect_exact(&r, 1.0f, "before the gaps");
+  }
+
+  /* A short gap (under L): the input before it still plays, the gap as silence. */
+  uint64_t s0 = r.frame, s1 = s0 + 3 * PERIOD;
+  cycle_after_gap(&r, s1 - s0);
+  for (uint64_t end = s1 + L + 2 * PERIOD; r.frame < end;) {
+    expect_gapped(&r, s0, s1, "a short gap");
+    cycle(&r);
+  }
+
+  /* A gap of ten bypass rings: one cycle's writes, no more. */
+  memcpy(before, bp->ring, ring_floats * sizeof(float));
+  memcpy(seg_before, g->tl.g.in, (size_t)g->tl.g.capacity * sizeof(float));
+  uint64_t cycles = atomic_load(&r.engine.stats.cycles);
+  uint64_t ns = atomic_load(&r.engine.stats.cycle_ns_sum);
+  s0 = r.frame;
+  s1 = s0 + 10 * (uint64_t)bp->capacity;
+  cycle_after_gap(&r, s1 - s0);
+  assert_true(ring_changes(bp, before) <= PERIOD);
+  /* The segment's input ring: this cycle's PERIOD frames only (its gap is published, not cleared).
+   */
+  size_t seg_changes = 0;
+  for (size_t i = 0; i < g->tl.g.capacity; i++)
+    seg_changes += memcmp(&g->tl.g.in[i], &seg_before[i], sizeof(float)) != 0;
+  assert_true(seg_changes <= PERIOD);
+  assert_int_equal(atomic_load(&r.engine.stats.cycles), cycles + 1);
+  assert_true(atomic_load(&r.engine.stats.cycle_ns_sum) > ns);
+  assert_int_equal(atomic_load(&r.engine.stats.skipped_frames), (s1 - s0) + 3 * PERIOD);
+  for (uint64_t end = s1 + L + 2 * PERIOD;;) {
+    expect_gapped(&r, s0, s1, "a long gap");
+    if (r.frame >= end)
+      break;
+    cycle(&r);
+  }
+
+  /*
+   * Two gaps closer than L: the second extends the first, so the cycle
+   * between them plays as silence too (as a worker reads the segment's
+   * input gap); everything after them exactly.
+   */
+  s0 = r.frame;
+  cycle_after_gap(&r, PERIOD);
+  cycle_after_gap(&r, PERIOD);
+  s1 = r.frame - PERIOD;
+  for (uint64_t end = s1 + L + 2 * PERIOD;;) {
+    expect_gapped(&r, s0, s1, "two gaps");
+    if (r.frame >= end)
+      break;
+    cycle(&r);
+  }
+
+  free(before);
+  free(seg_before);
   engine_destroy(&r.engine);
   engine_slot_unref(g);
   engine_bypass_unref(bp);
@@ -310,7 +421,7 @@ static void test_takeover_history(void **state) {
   for (uint32_t k = 0; k < PERIOD; k++)
     assert_true(g->in[(h + k) & (g->capacity - 1)] == input_at(old_pos + k));
   /* Its reading position is not published: its worker cannot count itself late. */
-  assert_int_equal(atomic_load(&g->ctl->out_read.value), 0);
+  assert_int_equal(atomic_load(&g->ctl.d->out_read.value), 0);
   assert_int_equal(atomic_load(&d.fresh->takeover_phase), ENGINE_TAKEOVER_WARMING);
   duo_destroy(&d);
 }
@@ -380,11 +491,11 @@ static void test_takeover_identical_is_exact(void **state) {
   }
   assert_int_equal(atomic_load(&d.fresh->takeover_phase), ENGINE_TAKEOVER_DONE);
   /* The old generation is no longer fed once the new one plays alone. */
-  uint64_t old_in = atomic_load(&d.old->tl.g.ctl->in_write.value);
+  uint64_t old_in = atomic_load(&d.old->tl.g.ctl.d->in_write.value);
   worker_run(&d.wn, 0);
   cycle(&d.r);
   expect_exact(&d.r, 1.0f, "after the takeover");
-  assert_int_equal(atomic_load(&d.old->tl.g.ctl->in_write.value), old_in);
+  assert_int_equal(atomic_load(&d.old->tl.g.ctl.d->in_write.value), old_in);
   duo_destroy(&d);
 }
 
@@ -408,6 +519,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bypass_exact_through_every_edge),
       cmocka_unit_test(test_bypass_edges),
+      cmocka_unit_test(test_bypass_gap_is_bounded),
       cmocka_unit_test(test_takeover_history),
       cmocka_unit_test(test_takeover_crossfade),
       cmocka_unit_test(test_takeover_identical_is_exact),

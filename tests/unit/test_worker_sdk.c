@@ -146,7 +146,7 @@ static void test_audio_lands_exactly_L_later(void **state) {
   assert_int_equal(info->max_block, 256);
   assert_string_equal(info->slot, "test");
   /* The daemon counts the worker as attached from its first rw_worker_next. */
-  assert_int_equal(atomic_load(&d.seg.control->worker_pid), 0);
+  assert_int_equal(atomic_load(&d.seg.ctl.w->worker_pid), 0);
 
   uint64_t expect_pos = 0;
   for (int cycle = 0; cycle < 40; cycle++) {
@@ -169,7 +169,7 @@ static void test_audio_lands_exactly_L_later(void **state) {
       assert_int_equal(rw_worker_done(w, &b), 0);
     }
     assert_int_equal(rc, 0);
-    assert_int_equal(atomic_load(&d.seg.control->worker_pid), (uint32_t)getpid());
+    assert_int_equal(atomic_load(&d.seg.ctl.w->worker_pid), (uint32_t)getpid());
 
     float out[MAXCH][PERIOD];
     uint64_t t = d.tl.pos;
@@ -189,7 +189,7 @@ static void test_audio_lands_exactly_L_later(void **state) {
   assert_int_equal(st.discontinuities, 1);
   assert_int_equal(st.skipped_frames, 0);
   rw_worker_close(w);
-  assert_int_equal(atomic_load(&d.seg.control->worker_pid), 0);
+  assert_int_equal(atomic_load(&d.seg.ctl.w->worker_pid), 0);
   daemon_destroy(&d);
 }
 
@@ -274,7 +274,7 @@ static void test_events_at_their_offsets(void **state) {
   assert_int_equal(st.events, 11);
   assert_int_equal(st.events_late, 1);
   assert_int_equal(st.events_invalid, 0);
-  assert_int_equal(atomic_load(&d.seg.control->ev_read.value), 11);
+  assert_int_equal(atomic_load(&d.seg.ctl.w->ev_read.value), 11);
   rw_worker_close(w);
   daemon_destroy(&d);
 }
@@ -467,7 +467,7 @@ static void test_skip_after_daemon_runs_ahead(void **state) {
   rw_worker_get_stats(w, &st);
   assert_int_equal(st.skipped_frames, resume - 640);
   assert_int_equal(st.discontinuities, 2);
-  assert_int_equal(atomic_load(&d.seg.control->worker.skipped_frames), resume - 640);
+  assert_int_equal(atomic_load(&d.seg.ctl.w->counters.skipped_frames), resume - 640);
   rw_worker_close(w);
   daemon_destroy(&d);
 }
@@ -487,7 +487,7 @@ static void test_idle_next_times_out(void **state) {
   assert_true(took < 1000 * 1000000LL);
   assert_int_equal(rw_worker_next(w, &b, 0), 0);
   /* Nobody else clears it: the flag must be down after the wait. */
-  assert_int_equal(atomic_load(&d.seg.control->sleeping), 0);
+  assert_int_equal(atomic_load(&d.seg.ctl.w->sleeping), 0);
   rw_worker_close(w);
   daemon_destroy(&d);
 }
@@ -514,7 +514,7 @@ static void *wait_forever(void *arg) {
 
 static void wait_sleeping(struct daemon_role *d) {
   int64_t deadline = now_ns() + 5000 * 1000000LL;
-  while (atomic_load(&d->seg.control->sleeping) == 0) {
+  while (atomic_load(&d->seg.ctl.w->sleeping) == 0) {
     assert_true(now_ns() < deadline);
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
@@ -532,8 +532,8 @@ static int wake_attempt(void) {
   daemon_create(&d, 1, 1, 0);
   rw_worker_options o = {.wake_frames = 3 * PERIOD};
   rw_worker *w = open_worker(&d, &o);
-  struct rw_segment_control *ctl = d.seg.control;
-  assert_int_equal(atomic_load(&ctl->wake_frames), 3 * PERIOD);
+  const struct shm_ctl *ctl = &d.seg.ctl;
+  assert_int_equal(atomic_load(&ctl->w->wake_frames), 3 * PERIOD);
 
   struct waiter x = {.w = w};
   pthread_t th;
@@ -620,7 +620,16 @@ static void test_misuse(void **state) {
   setenv("RUNWAY_SEGMENT_FD", "12x", 1);
   assert_int_equal(rw_worker_open(NULL, &w), RW_ERR_ATTACH);
   assert_non_null(strstr(rw_worker_error(NULL), "12x"));
+  /* The daemon file alone, as a runwayd older than the two-file segment passes it. */
+  export_segment(&d);
+  unsetenv("RUNWAY_SEGMENT_WORKER_FD");
+  assert_int_equal(rw_worker_open(NULL, &w), RW_ERR_ATTACH);
+  assert_non_null(strstr(rw_worker_error(NULL), "RUNWAY_SEGMENT_WORKER_FD is not"));
+  setenv("RUNWAY_SEGMENT_WORKER_FD", "-3", 1);
+  assert_int_equal(rw_worker_open(NULL, &w), RW_ERR_ATTACH);
+  assert_non_null(strstr(rw_worker_error(NULL), "\"-3\""));
   unsetenv("RUNWAY_SEGMENT_FD");
+  unsetenv("RUNWAY_SEGMENT_WORKER_FD");
   daemon_destroy(&d);
 }
 
@@ -660,7 +669,7 @@ static void test_messages(void **state) {
   rw_worker_stats st;
   rw_worker_get_stats(w, &st);
   assert_int_equal(st.messages_dropped, 1);
-  assert_int_equal(atomic_load(&d.seg.control->worker.events_dropped), 1);
+  assert_int_equal(atomic_load(&d.seg.ctl.w->counters.events_dropped), 1);
   rw_worker_close(w);
   daemon_destroy(&d);
 }
@@ -670,7 +679,8 @@ static void test_messages(void **state) {
 struct fake_daemon {
   int listen_fd;
   char path[108];
-  int segment_fd;
+  int segment_fds[RW_FILE_COUNT];
+  int n_fds;         /* how many of them go with the answer (RW_FILE_COUNT, as runwayd sends) */
   const char *reply; /* NULL: accept with the segment */
   json_t *request;   /* what the worker sent */
   int conn;          /* kept open until the test closes it */
@@ -708,18 +718,18 @@ static void *fake_serve(void *arg) {
   struct iovec iov = {.iov_base = (void *)text, .iov_len = 1};
   union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
+    char buf[CMSG_SPACE(RW_FILE_COUNT * sizeof(int))];
   } control;
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
   if (f->reply == NULL) {
     /* The descriptor rides on the first byte, as runwayd sends it. */
     msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof(control.buf);
+    msg.msg_controllen = CMSG_SPACE((size_t)f->n_fds * sizeof(int));
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &f->segment_fd, sizeof(int));
+    c->cmsg_len = CMSG_LEN((size_t)f->n_fds * sizeof(int));
+    memcpy(CMSG_DATA(c), f->segment_fds, (size_t)f->n_fds * sizeof(int));
   }
   if (sendmsg(f->conn, &msg, 0) != 1)
     return NULL;
@@ -732,7 +742,8 @@ static void test_attach_over_socket(void **state) {
   (void)state;
   struct daemon_role d;
   daemon_create(&d, 2, 2, 0);
-  struct fake_daemon f = {.segment_fd = d.seg.fd};
+  struct fake_daemon f = {.segment_fds = {d.seg.fd[RW_FILE_DAEMON], d.seg.fd[RW_FILE_WORKER]},
+                          .n_fds = RW_FILE_COUNT};
   fake_listen(&f);
   unsetenv("RUNWAY_SEGMENT_FD");
   unsetenv("RUNWAY_SLOT");
@@ -768,7 +779,7 @@ static void test_attach_over_socket(void **state) {
   assert_string_equal(rw_worker_get_info(w)->slot, "fx");
   daemon_write(&d, PERIOD);
   assert_int_equal(drain(w), 1);
-  assert_int_equal(atomic_load(&d.seg.control->worker_pid), (uint32_t)getpid());
+  assert_int_equal(atomic_load(&d.seg.ctl.w->worker_pid), (uint32_t)getpid());
 
   /* The daemon closing the connection ends the worker. */
   close(f.conn);
@@ -788,6 +799,17 @@ static void test_attach_over_socket(void **state) {
   close(f.conn);
   assert_non_null(strstr(rw_worker_error(NULL), "already has a worker"));
   assert_non_null(strstr(rw_worker_error(NULL), "busy"));
+
+  /* Accepted with one descriptor, as a runwayd older than the two-file segment does. */
+  f.reply = NULL;
+  f.n_fds = 1;
+  pthread_create(&th, NULL, fake_serve, &f);
+  assert_int_equal(rw_worker_open(&o, &w), RW_ERR_PROTOCOL);
+  pthread_join(th, NULL);
+  json_decref(f.request);
+  close(f.conn);
+  assert_non_null(strstr(rw_worker_error(NULL), "passed 1 segment descriptors, not 2"));
+  f.n_fds = RW_FILE_COUNT;
 
   /* Accepted, but no descriptor: a protocol error, not a hang. */
   f.reply = "{\"id\":1,\"ok\":true,\"result\":{}}\n";
@@ -837,7 +859,7 @@ static const rw_plugin test_plugin = {
 
 static void wait_attached(struct daemon_role *d, pid_t pid) {
   int64_t deadline = now_ns() + 5000 * 1000000LL;
-  while (atomic_load(&d->seg.control->worker_pid) != (uint32_t)pid) {
+  while (atomic_load(&d->seg.ctl.w->worker_pid) != (uint32_t)pid) {
     assert_true(now_ns() < deadline);
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
@@ -862,9 +884,9 @@ static void test_main_runs_until_sigterm(void **state) {
     uint64_t t = d.tl.pos;
     daemon_write(&d, PERIOD);
     int64_t deadline = now_ns() + 5000 * 1000000LL;
-    while (atomic_load(&d.seg.control->out_write.value) < t + PERIOD + LAT) {
+    while (atomic_load(&d.seg.ctl.w->out_write.value) < t + PERIOD + LAT) {
       assert_true(now_ns() < deadline);
-      shm_wake_worker_if_due(d.seg.control, t + PERIOD, d.seg.layout.capacity);
+      shm_wake_worker_if_due(&d.seg.ctl, t + PERIOD, d.seg.layout.capacity);
       struct timespec ts = {0, 200000};
       nanosleep(&ts, NULL);
     }
@@ -881,7 +903,7 @@ static void test_main_runs_until_sigterm(void **state) {
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
-  assert_int_equal(atomic_load(&d.seg.control->worker_pid), 0);
+  assert_int_equal(atomic_load(&d.seg.ctl.w->worker_pid), 0);
   daemon_destroy(&d);
 }
 

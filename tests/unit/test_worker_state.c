@@ -92,9 +92,9 @@ static void push_param(struct daemon_role *d, uint64_t time, uint32_t id, float 
 
 /* The daemon's half of the mailbox: op, length, data, then request++ (release). */
 static uint32_t post(struct daemon_role *d, uint32_t op, const void *data, uint32_t len) {
-  struct rw_state_box *box = d->seg.state;
+  struct rw_state_request *box = d->seg.state_request;
   box->op = op;
-  box->status = RW_STATE_PENDING;
+  d->seg.state_reply->status = RW_STATE_PENDING; /* so a missing answer shows */
   box->length = len;
   if (data != NULL)
     memcpy(box->data, data, len);
@@ -108,19 +108,17 @@ static uint32_t post_text(struct daemon_role *d, uint32_t op, const char *text) 
 
 static int answered(struct daemon_role *d, uint32_t req) {
   /* Acquire: status, length and data the worker wrote before done. */
-  return atomic_load_explicit(&d->seg.state->done, memory_order_acquire) == req;
+  return atomic_load_explicit(&d->seg.state_reply->done, memory_order_acquire) == req;
 }
 
-static int32_t status_of(struct daemon_role *d) {
-  return d->seg.state->status;
-}
+static int32_t status_of(struct daemon_role *d) { return d->seg.state_reply->status; }
 
 /* The saved document as a string (the test's states are text). */
 static const char *saved_text(struct daemon_role *d) {
   static char text[4096];
-  uint32_t len = d->seg.state->length;
+  uint32_t len = d->seg.state_reply->length;
   assert_true(len < sizeof(text));
-  memcpy(text, d->seg.state->data, len);
+  memcpy(text, d->seg.state_reply->data, len);
   text[len] = '\0';
   return text;
 }
@@ -176,7 +174,7 @@ static void test_info_filled_before_pid(void **state) {
   rw_worker *w = open_worker(&d, &o);
 
   const struct rw_info *info = d.seg.info;
-  assert_int_equal(atomic_load(&d.seg.control->worker_pid), 0);
+  assert_int_equal(atomic_load(&d.seg.ctl.w->worker_pid), 0);
   assert_int_equal(info->n_params, 2);
   assert_int_equal(info->flags, 0);
   assert_terminated(info->plugin, sizeof(info->plugin), "my plugin 1.0");
@@ -197,7 +195,7 @@ static void test_info_filled_before_pid(void **state) {
   rw_state_handlers h = {.save = save_nothing, .load = load_anything};
   assert_int_equal(rw_worker_set_state_handlers(w, &h), 0);
   idle_next(w);
-  assert_int_equal(atomic_load_explicit(&d.seg.control->worker_pid, memory_order_acquire),
+  assert_int_equal(atomic_load_explicit(&d.seg.ctl.w->worker_pid, memory_order_acquire),
                    (uint32_t)getpid());
   assert_int_equal(info->flags, RW_INFO_F_STATE);
   /* Later changes update the flag. */
@@ -220,7 +218,7 @@ static void test_info_filled_before_pid(void **state) {
   assert_int_equal(rw_worker_set_latency(w, 0), 0);
   assert_int_equal(__atomic_load_n(&info->latency, __ATOMIC_RELAXED), 0);
   rw_worker_close(w);
-  assert_int_equal(atomic_load(&d.seg.control->worker_pid), 0);
+  assert_int_equal(atomic_load(&d.seg.ctl.w->worker_pid), 0);
 
   /* No name given: the program's. No parameters: an empty table. */
   w = open_worker(&d, NULL);
@@ -418,8 +416,8 @@ static void test_custom_round_trip(void **state) {
   idle_next(w);
   assert_true(answered(&d, req));
   assert_int_equal(status_of(&d), RW_STATE_OK);
-  assert_int_equal(d.seg.state->length, 12);
-  assert_memory_equal(d.seg.state->data, "opaque\0state", 12);
+  assert_int_equal(d.seg.state_reply->length, 12);
+  assert_memory_equal(d.seg.state_reply->data, "opaque\0state", 12);
   assert_int_equal(blob.saves, 1);
 
   /* Load other bytes, then save them back. */
@@ -432,7 +430,7 @@ static void test_custom_round_trip(void **state) {
   assert_int_equal(blob.len, 5);
   assert_memory_equal(blob.bytes, other, 5);
   /* The handler parsed a private copy, not the shared mailbox. */
-  const unsigned char *shared = d.seg.state->data;
+  const unsigned char *shared = d.seg.state_request->data;
   assert_true((const unsigned char *)blob.load_ptr < shared ||
               (const unsigned char *)blob.load_ptr >= shared + d.seg.layout.state_capacity);
   /* From inside a handler neither rw_worker_next nor set_state_handlers work. */
@@ -441,8 +439,8 @@ static void test_custom_round_trip(void **state) {
   req = post(&d, RW_STATE_SAVE, NULL, 0);
   idle_next(w);
   assert_true(answered(&d, req));
-  assert_int_equal(d.seg.state->length, 5);
-  assert_memory_equal(d.seg.state->data, other, 5);
+  assert_int_equal(d.seg.state_reply->length, 5);
+  assert_memory_equal(d.seg.state_reply->data, other, 5);
 
   /* An empty state is a state. */
   req = post(&d, RW_STATE_LOAD, NULL, 0);
@@ -475,12 +473,12 @@ static void test_save_results(void **state) {
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     blob.save_result = cases[i].result;
-    d.seg.state->length = 1234; /* whatever was there: a failed save answers 0 */
+    d.seg.state_reply->length = 1234; /* whatever was there: a failed save answers 0 */
     uint32_t req = post(&d, RW_STATE_SAVE, NULL, 0);
     idle_next(w);
     assert_true(answered(&d, req));
     assert_int_equal(status_of(&d), cases[i].status);
-    assert_int_equal(d.seg.state->length, 0);
+    assert_int_equal(d.seg.state_reply->length, 0);
   }
   /* Exactly the capacity fits. */
   blob.save_result = cap;
@@ -488,7 +486,7 @@ static void test_save_results(void **state) {
   idle_next(w);
   assert_true(answered(&d, req));
   assert_int_equal(status_of(&d), RW_STATE_OK);
-  assert_int_equal(d.seg.state->length, cap);
+  assert_int_equal(d.seg.state_reply->length, cap);
 
   /* Only a save handler: loads are unsupported (and change nothing). */
   blob.save_result = 0;
@@ -506,7 +504,7 @@ static void test_save_results(void **state) {
   req = post(&d, RW_STATE_SAVE, NULL, 0);
   idle_next(w);
   assert_int_equal(status_of(&d), RW_STATE_UNSUPPORTED);
-  assert_int_equal(d.seg.state->length, 0);
+  assert_int_equal(d.seg.state_reply->length, 0);
   rw_worker_close(w);
   daemon_destroy(&d);
 }
@@ -756,12 +754,12 @@ static void test_default_too_large(void **state) {
   daemon_create_cap(&d, 18);
   rw_worker_options o = {.params = params, .n_params = 1};
   rw_worker *w = open_worker(&d, &o);
-  d.seg.state->length = 99;
+  d.seg.state_reply->length = 99;
   uint32_t req = post(&d, RW_STATE_SAVE, NULL, 0);
   idle_next(w);
   assert_true(answered(&d, req));
   assert_int_equal(status_of(&d), RW_STATE_TOO_LARGE);
-  assert_int_equal(d.seg.state->length, 0);
+  assert_int_equal(d.seg.state_reply->length, 0);
   rw_worker_close(w);
   daemon_destroy(&d);
 
@@ -1067,7 +1065,7 @@ static void test_idle_worker_answers(void **state) {
   pthread_create(&th, NULL, sleep_in_next, &s);
   /* Sleeping on the futex, no input coming. */
   int64_t deadline = now_ns() + 5 * SECOND_NS;
-  while (atomic_load(&d.seg.control->sleeping) == 0) {
+  while (atomic_load(&d.seg.ctl.w->sleeping) == 0) {
     assert_true(now_ns() < deadline);
     pause_ms(1);
   }
@@ -1085,8 +1083,8 @@ static void test_idle_worker_answers(void **state) {
   for (int attempt = 0; attempt < 5 && !fast; attempt++) {
     pause_ms(5);
     req = post_text(&d, RW_STATE_LOAD, "runway-params 1\nx 2\n");
-    atomic_fetch_add_explicit(&d.seg.control->wake_seq, 1, memory_order_release);
-    shm_futex_wake(&d.seg.control->wake_seq, 1);
+    atomic_fetch_add_explicit(&d.seg.ctl.d->wake_seq, 1, memory_order_release);
+    shm_futex_wake(&d.seg.ctl.d->wake_seq, 1);
     took = wait_answer_ns(&d, req);
     assert_int_equal(status_of(&d), RW_STATE_OK);
     fast = took < 20 * 1000000LL;
@@ -1107,7 +1105,8 @@ static void test_mailbox_garbage(void **state) {
   daemon_create_cap(&d, 256);
   rw_worker_options o = {.params = params, .n_params = 2};
   rw_worker *w = open_worker(&d, &o);
-  struct rw_state_box *box = d.seg.state;
+  struct rw_state_request *box = d.seg.state_request;
+  struct rw_state_reply *reply = d.seg.state_reply;
 
   /* Unknown ops, including a bump with op NONE, answer FAILED. */
   uint32_t ops[] = {RW_STATE_NONE, 3, 4, 0x80000000u, UINT32_MAX};
@@ -1121,12 +1120,12 @@ static void test_mailbox_garbage(void **state) {
   atomic_store(&box->request, 1000);
   box->op = RW_STATE_SAVE;
   idle_next(w);
-  assert_int_equal(atomic_load(&box->done), 1000);
+  assert_int_equal(atomic_load(&reply->done), 1000);
   assert_int_equal(status_of(&d), RW_STATE_OK);
   atomic_store(&box->request, 3);
   idle_next(w);
-  assert_int_equal(atomic_load(&box->done), 3);
-  box->status = -5;
+  assert_int_equal(atomic_load(&reply->done), 3);
+  reply->status = -5;
   idle_next(w); /* request == done: nothing to do, nothing written */
   assert_int_equal(status_of(&d), -5);
 
@@ -1141,7 +1140,8 @@ static void test_mailbox_garbage(void **state) {
       box->data[k] = (unsigned char)rand();
     if (rand() % 4 == 0)
       memcpy(box->data, "runway-params 1\n", 16);
-    box->status = rand();
+    reply->status = rand();
+    reply->length = (uint32_t)rand();
     box->length = len;
     box->op = op;
     uint32_t req = atomic_fetch_add(&box->request, 1) + 1;
@@ -1151,7 +1151,7 @@ static void test_mailbox_garbage(void **state) {
     assert_true(st == RW_STATE_OK || st == RW_STATE_FAILED || st == RW_STATE_TOO_LARGE);
     if (op == RW_STATE_SAVE) {
       assert_int_equal(st, RW_STATE_OK);
-      assert_true(box->length <= d.seg.layout.state_capacity);
+      assert_true(reply->length <= d.seg.layout.state_capacity);
     }
     float x = rw_worker_param(w, 7);
     assert_true(x >= 0.0f && x <= 10.0f);
@@ -1241,7 +1241,7 @@ static void test_main_wires_state(void **state) {
 
   /* Once the pid is there (acquire), the declaration is complete. */
   int64_t deadline = now_ns() + 5 * SECOND_NS;
-  while (atomic_load_explicit(&d.seg.control->worker_pid, memory_order_acquire) != (uint32_t)pid) {
+  while (atomic_load_explicit(&d.seg.ctl.w->worker_pid, memory_order_acquire) != (uint32_t)pid) {
     assert_true(now_ns() < deadline);
     pause_ms(1);
   }
@@ -1259,9 +1259,9 @@ static void test_main_wires_state(void **state) {
     uint64_t t = d.tl.pos;
     daemon_write(&d, PERIOD);
     deadline = now_ns() + 5 * SECOND_NS;
-    while (atomic_load(&d.seg.control->out_write.value) < t + PERIOD + LAT) {
+    while (atomic_load(&d.seg.ctl.w->out_write.value) < t + PERIOD + LAT) {
       assert_true(now_ns() < deadline);
-      shm_wake_worker_if_due(d.seg.control, t + PERIOD, d.seg.layout.capacity);
+      shm_wake_worker_if_due(&d.seg.ctl, t + PERIOD, d.seg.layout.capacity);
       pause_ms(0);
     }
     assert_true(shm_tl_daemon_read_output(&d.tl, dst, PERIOD) >= 0);
@@ -1278,9 +1278,9 @@ static void test_main_wires_state(void **state) {
   req = post(&d, RW_STATE_SAVE, NULL, 0);
   wait_answer_ns(&d, req);
   assert_int_equal(status_of(&d), RW_STATE_OK);
-  assert_int_equal(d.seg.state->length, sizeof(float));
+  assert_int_equal(d.seg.state_reply->length, sizeof(float));
   float saved;
-  memcpy(&saved, d.seg.state->data, sizeof(saved));
+  memcpy(&saved, d.seg.state_reply->data, sizeof(saved));
   assert_true(saved == restored);
 
   assert_int_equal(kill(pid, SIGTERM), 0);

@@ -48,7 +48,7 @@ static void write_input(struct daemon_role *d) {
 
 static void publish(struct daemon_role *d, uint32_t *seq, uint64_t pos, int64_t ns) {
   struct shm_clock clk = {.pos = pos, .ns = (uint64_t)ns, .period = PERIOD};
-  shm_clock_publish(d->seg.control, seq, &clk);
+  shm_clock_publish(d->seg.ctl.d, seq, &clk);
 }
 
 static void sleep_ms(int ms) {
@@ -77,7 +77,7 @@ static void *wait_block(void *arg) {
 
 /* Waits until the worker sleeps with `want` published as its wake_frames. */
 static void wait_sleeping_for(struct daemon_role *d, uint32_t want) {
-  struct rw_segment_control *ctl = d->seg.control;
+  const struct rw_worker_control *ctl = d->seg.ctl.w;
   int64_t deadline = now_ns() + 5000 * MS;
   while (atomic_load(&ctl->sleeping) == 0 || atomic_load(&ctl->wake_frames) != want) {
     if (now_ns() > deadline)
@@ -122,7 +122,7 @@ static int timer_attempt(void) {
   pthread_create(&th, NULL, wait_block, &x);
   wait_sleeping_for(&d, 2 * PERIOD);
   write_input(&d); /* no wake: the daemon would not, with one period pending */
-  assert_int_equal(shm_wake_worker_if_due(d.seg.control, 2 * PERIOD, d.seg.layout.capacity), 0);
+  assert_int_equal(shm_wake_worker_if_due(&d.seg.ctl, 2 * PERIOD, d.seg.layout.capacity), 0);
   int in_time = now_ns() < next_cycle;
   pthread_join(th, NULL);
 
@@ -167,7 +167,7 @@ static void test_early_timer_falls_back_to_the_daemon(void **state) {
   wait_sleeping_for(&d, PERIOD);
   assert_true(now_ns() >= next_cycle);
   write_input(&d);
-  assert_int_equal(shm_wake_worker_if_due(d.seg.control, 2 * PERIOD, d.seg.layout.capacity), 1);
+  assert_int_equal(shm_wake_worker_if_due(&d.seg.ctl, 2 * PERIOD, d.seg.layout.capacity), 1);
   pthread_join(th, NULL);
 
   assert_int_equal(x.rc, 1);
@@ -193,7 +193,7 @@ static void test_without_a_fresh_clock_the_daemon_wakes(void **state) {
     pthread_create(&th, NULL, wait_block, &x);
     wait_sleeping_for(&d, PERIOD);
     write_input(&d);
-    assert_int_equal(shm_wake_worker_if_due(d.seg.control, PERIOD, d.seg.layout.capacity), 1);
+    assert_int_equal(shm_wake_worker_if_due(&d.seg.ctl, PERIOD, d.seg.layout.capacity), 1);
     pthread_join(th, NULL);
     assert_int_equal(x.rc, 1);
     assert_int_equal(x.position, 0);

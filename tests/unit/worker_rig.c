@@ -26,21 +26,25 @@ void daemon_role_create(struct daemon_role *d, const struct proto_segment_params
   d->n_in = params->n_inputs;
   d->n_out = params->n_outputs;
   shm_tl_daemon_init(&d->tl, &d->seg);
-  struct rw_segment_control *ctl = d->seg.control;
-  shm_spsc_producer_init(&d->ev, &ctl->ev_write.value, &ctl->ev_read.value, d->seg.events,
+  const struct shm_ctl *ctl = &d->seg.ctl;
+  shm_spsc_producer_init(&d->ev, &ctl->d->ev_write.value, &ctl->w->ev_read.value, d->seg.events,
                          sizeof(struct rw_record), d->seg.layout.event_capacity, 0);
-  shm_spsc_consumer_init(&d->msg, &ctl->msg_write.value, &ctl->msg_read.value, d->seg.messages,
-                         sizeof(struct rw_record), d->seg.layout.message_capacity, 0);
+  shm_spsc_consumer_init(&d->msg, &ctl->w->msg_write.value, &ctl->d->msg_read.value,
+                         d->seg.messages, sizeof(struct rw_record), d->seg.layout.message_capacity,
+                         0);
 }
 
 void daemon_destroy(struct daemon_role *d) { shm_segment_release(&d->seg); }
 
 void daemon_role_export(struct daemon_role *d, const char *slot) {
-  char text[16];
-  int fd = dup(d->seg.fd);
-  assert_true(fd >= 0);
-  snprintf(text, sizeof(text), "%d", fd);
-  setenv("RUNWAY_SEGMENT_FD", text, 1);
+  static const char *const names[RW_FILE_COUNT] = {"RUNWAY_SEGMENT_FD", "RUNWAY_SEGMENT_WORKER_FD"};
+  for (int f = 0; f < RW_FILE_COUNT; f++) {
+    char text[16];
+    int fd = dup(d->seg.fd[f]);
+    assert_true(fd >= 0);
+    snprintf(text, sizeof(text), "%d", fd);
+    setenv(names[f], text, 1);
+  }
   setenv("RUNWAY_SLOT", slot, 1);
 }
 
@@ -52,5 +56,6 @@ rw_worker *daemon_role_open_worker(struct daemon_role *d, const rw_worker_option
   if (rc != 0)
     fail_msg("rw_worker_open: %d %s", rc, rw_worker_error(NULL));
   unsetenv("RUNWAY_SEGMENT_FD");
+  unsetenv("RUNWAY_SEGMENT_WORKER_FD");
   return w;
 }

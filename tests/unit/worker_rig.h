@@ -28,7 +28,10 @@ struct daemon_role {
 void daemon_role_create(struct daemon_role *d, const struct proto_segment_params *params);
 void daemon_destroy(struct daemon_role *d);
 
-/* Exports a dup of the segment in RUNWAY_SEGMENT_FD (and RUNWAY_SLOT), for a worker to come. */
+/*
+ * Exports dups of the segment's files in RUNWAY_SEGMENT_FD and
+ * RUNWAY_SEGMENT_WORKER_FD (and RUNWAY_SLOT), for a worker to come.
+ */
 void daemon_role_export(struct daemon_role *d, const char *slot);
 
 /* rw_worker_open() on a dup of the segment, as a managed worker of slot `slot`. */

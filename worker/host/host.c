@@ -8,7 +8,8 @@
  *   runway-worker --list [--json]
  *   runway-worker --list-lv2 [URI] [--json] [--sample-rate N]
  *
- * runwayd spawns it with the slot's segment inherited (RUNWAY_SEGMENT_FD);
+ * runwayd spawns it with the slot's segment inherited (RUNWAY_SEGMENT_FD and
+ * RUNWAY_SEGMENT_WORKER_FD);
  * started by hand, it attaches over the control socket to a slot added with
  * --external. runwayd learns the catalogs from `runway-worker --list --json`
  * and `--list-lv2 [URI] --json`.

@@ -23,16 +23,35 @@
 #include "protocol.h"
 #include "sdk_internal.h"
 
-int rw__attach_inherited(rw_worker *w, const char *fd_text) {
-  char err[256];
+/* The descriptor number in environment variable name, or -1 (w's message set). */
+static int fd_from_env(rw_worker *w, const char *name) {
+  const char *text = getenv(name);
   char *end;
-
-  errno = 0;
-  long fd = strtol(fd_text, &end, 10);
-  if (errno != 0 || end == fd_text || *end != '\0' || fd < 0 || fd > INT_MAX) {
-    rw__set_error(w, "RUNWAY_SEGMENT_FD=\"%s\" is not a file descriptor number", fd_text);
-    return RW_ERR_ATTACH;
+  if (text == NULL || text[0] == '\0') {
+    rw__set_error(w,
+                  "RUNWAY_SEGMENT_FD is set but %s is not: the segment is two files since "
+                  "segment ABI %u; the program that started this worker is older than this "
+                  "librunway-worker (or the other way round)",
+                  name, RW_SEGMENT_ABI_VERSION);
+    return -1;
   }
+  errno = 0;
+  long fd = strtol(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || fd < 0 || fd > INT_MAX) {
+    rw__set_error(w, "%s=\"%s\" is not a file descriptor number", name, text);
+    return -1;
+  }
+  return (int)fd;
+}
+
+int rw__attach_inherited(rw_worker *w) {
+  char err[256];
+  int fds[RW_FILE_COUNT] = {fd_from_env(w, "RUNWAY_SEGMENT_FD"), -1};
+  if (fds[RW_FILE_DAEMON] < 0)
+    return RW_ERR_ATTACH;
+  fds[RW_FILE_WORKER] = fd_from_env(w, "RUNWAY_SEGMENT_WORKER_FD");
+  if (fds[RW_FILE_WORKER] < 0)
+    return RW_ERR_ATTACH;
   /*
    * Managed workers die with the daemon's spawning thread (the control loop,
    * which lives as long as runwayd). SIGTERM, not SIGKILL, so rw_worker_main
@@ -41,14 +60,25 @@ int rw__attach_inherited(rw_worker *w, const char *fd_text) {
    */
   (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
   w->parent = getppid();
+  /*
+   * Managed workers of every slot share one uid (runwayd's, or its
+   * worker_user): not dumpable, no other of them may open our segment
+   * through /proc/PID/fd or ptrace us. An attached worker keeps its own
+   * user's rules (a debugger may still attach to it).
+   */
+  (void)prctl(PR_SET_DUMPABLE, 0);
 
-  int rc = shm_segment_map((int)fd, &w->seg, err, sizeof(err));
+  int rc = shm_segment_map(fds[RW_FILE_DAEMON], fds[RW_FILE_WORKER], &w->seg, err, sizeof(err));
   if (rc != 0) {
-    rw__set_error(w, "cannot map the slot segment at fd %ld (RUNWAY_SEGMENT_FD): %s", fd, err);
+    rw__set_error(w,
+                  "cannot map the slot segment at fds %d and %d (RUNWAY_SEGMENT_FD, "
+                  "RUNWAY_SEGMENT_WORKER_FD): %s",
+                  fds[RW_FILE_DAEMON], fds[RW_FILE_WORKER], err);
     return rc == -EPROTO ? RW_ERR_PROTOCOL : RW_ERR_ATTACH;
   }
   /* Programs the plugin starts must not keep the slot's memory alive. */
-  (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+  for (int f = 0; f < RW_FILE_COUNT; f++)
+    (void)fcntl(fds[f], F_SETFD, FD_CLOEXEC);
   return 0;
 }
 
@@ -104,7 +134,7 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
   const char *answer;
   json_t *req = NULL;
   json_t *resp = NULL;
-  int fd = -1;
+  struct proto_fds fds = {0};
   int rc;
 
   const char *slot = opts != NULL && opts->slot != NULL ? opts->slot : getenv("RUNWAY_SLOT");
@@ -143,7 +173,7 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
     rc = rc == -ENOMEM ? RW_ERR_NOMEM : RW_ERR_ATTACH;
     goto out;
   }
-  ssize_t n = proto_client_exchange(&c, line, len, deadline, &answer, &fd);
+  ssize_t n = proto_client_exchange(&c, line, len, deadline, &answer, &fds);
   if (n < 0) {
     if (n == -ETIMEDOUT)
       rw__set_error(w, "runwayd at %s did not answer worker.attach within %d ms", path,
@@ -165,25 +195,27 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
   rc = check_response(w, resp, slot, path);
   if (rc != 0)
     goto out;
-  if (fd < 0) {
-    rw__set_error(w, "runwayd accepted worker.attach but passed no segment descriptor");
+  if (fds.n != RW_FILE_COUNT) {
+    rw__set_error(w,
+                  "runwayd accepted worker.attach but passed %d segment descriptors, not %d "
+                  "(is it older than this librunway-worker?)",
+                  fds.n, RW_FILE_COUNT);
     rc = RW_ERR_PROTOCOL;
     goto out;
   }
-  rc = shm_segment_map(fd, &w->seg, err, sizeof(err));
+  rc = shm_segment_map(fds.fd[RW_FILE_DAEMON], fds.fd[RW_FILE_WORKER], &w->seg, err, sizeof(err));
   if (rc != 0) {
     rw__set_error(w, "cannot map the segment runwayd passed for slot \"%s\": %s", slot, err);
     rc = rc == -EPROTO ? RW_ERR_PROTOCOL : RW_ERR_ATTACH;
     goto out;
   }
-  fd = -1; /* the segment owns it now */
+  fds.n = 0; /* the segment owns them now */
   /* The connection stays: its end tells the worker that runwayd went away. */
   w->sock = proto_client_detach(&c);
   rc = 0;
 
 out:
-  if (fd >= 0)
-    close(fd);
+  proto_fds_close(&fds);
   proto_client_close(&c);
   free(line);
   free(text);

@@ -277,7 +277,7 @@ static void plan_sleep(rw_worker *w, int64_t now, struct sleep_plan *p) {
   w->timer_armed = 0;
   if (early)
     w->early_wakes++;
-  if (shm_clock_read(w->seg.control, &clk) != 0)
+  if (shm_clock_read(w->seg.ctl.d, &clk) != 0)
     return;
   int64_t period_ns = (int64_t)clk.period * 1000000000LL / h->sample_rate;
   int64_t age = now - (int64_t)clk.ns;
@@ -319,7 +319,7 @@ int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
      * pid, which for it means "attached".
      */
     rw__info_set_flags(w);
-    atomic_store_explicit(&w->seg.control->worker_pid, (uint32_t)w->pid, memory_order_release);
+    atomic_store_explicit(&w->seg.ctl.w->worker_pid, (uint32_t)w->pid, memory_order_release);
     w->published = 1;
   }
   int64_t deadline = timeout_ms >= 0 ? now_ns() + (int64_t)timeout_ms * 1000000 : -1;
@@ -354,7 +354,7 @@ int rw_worker_next(rw_worker *w, rw_block *block, int timeout_ms) {
       if (deadline < sp.until_ns)
         sp.until_ns = deadline;
     }
-    rc = shm_wake_wait(w->seg.control, w->tl.pos, sp.want, sp.until_ns - now);
+    rc = shm_wake_wait(&w->seg.ctl, w->tl.pos, sp.want, sp.until_ns - now);
     w->sleeps++;
     if (rc == -ETIMEDOUT && sp.timer && now_ns() >= w->timer_due_ns)
       w->timer_wakes++;
@@ -424,7 +424,7 @@ static int send_message(rw_worker *w, struct rw_record *rec) {
     return 0;
   if (rc == -ENOSPC) {
     w->stats.messages_dropped++;
-    atomic_fetch_add_explicit(&w->seg.control->worker.events_dropped, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->seg.ctl.w->counters.events_dropped, 1, memory_order_relaxed);
     return RW_ERR_NOMEM;
   }
   rw__set_error(w, "the message ring's read position is impossible; the segment is corrupt");

@@ -215,7 +215,7 @@ static int copy_params(rw_worker *w, const rw_param_info *params, uint32_t n) {
 /* Binds the rings, resumes the timeline and tells the daemon we are here. */
 static int start(rw_worker *w, const rw_worker_options *o) {
   const struct rw_segment_header *h = &w->seg.layout;
-  struct rw_segment_control *ctl = w->seg.control;
+  const struct shm_ctl *ctl = &w->seg.ctl;
 
   if (shm_tl_worker_init(&w->tl, &w->seg) != 0) {
     rw__set_error(w, "the slot segment's positions are impossible (out_write behind L or ahead of "
@@ -224,19 +224,18 @@ static int start(rw_worker *w, const rw_worker_options *o) {
   }
 
   /* Acquire: records below ev_write are complete; a worker restart continues at ev_read. */
-  uint64_t ev_write = atomic_load_explicit(&ctl->ev_write.value, memory_order_acquire);
-  uint64_t ev_read = atomic_load_explicit(&ctl->ev_read.value, memory_order_relaxed);
+  uint64_t ev_write = atomic_load_explicit(&ctl->d->ev_write.value, memory_order_acquire);
+  uint64_t ev_read = atomic_load_explicit(&ctl->w->ev_read.value, memory_order_relaxed);
   if (ev_write - ev_read > h->event_capacity)
     ev_read = ev_write; /* a dead predecessor left nonsense: start with an empty ring */
-  shm_spsc_consumer_init(&w->events, &ctl->ev_write.value, &ctl->ev_read.value, w->seg.events,
+  shm_spsc_consumer_init(&w->events, &ctl->d->ev_write.value, &ctl->w->ev_read.value, w->seg.events,
                          sizeof(struct rw_record), h->event_capacity, ev_read);
   /* Release: publishes the (possibly resynchronised) read position before we pop anything. */
-  atomic_store_explicit(&ctl->ev_read.value, ev_read, memory_order_release);
+  atomic_store_explicit(&ctl->w->ev_read.value, ev_read, memory_order_release);
 
-  uint64_t msg_write = atomic_load_explicit(&ctl->msg_write.value, memory_order_relaxed);
-  shm_spsc_producer_init(&w->messages, &ctl->msg_write.value, &ctl->msg_read.value,
-                         w->seg.messages, sizeof(struct rw_record), h->message_capacity,
-                         msg_write);
+  uint64_t msg_write = atomic_load_explicit(&ctl->w->msg_write.value, memory_order_relaxed);
+  shm_spsc_producer_init(&w->messages, &ctl->w->msg_write.value, &ctl->d->msg_read.value,
+                         w->seg.messages, sizeof(struct rw_record), h->message_capacity, msg_write);
 
   w->max_block = pick_max_block(o, h->capacity);
   uint32_t want = o != NULL && o->wake_frames != 0 ? o->wake_frames : h->wake_frames_default;
@@ -244,7 +243,7 @@ static int start(rw_worker *w, const rw_worker_options *o) {
   if (want > h->latency)
     want = h->latency;
   w->wake_frames = want ? want : 1;
-  atomic_store_explicit(&ctl->wake_frames, w->wake_frames, memory_order_relaxed);
+  atomic_store_explicit(&ctl->w->wake_frames, w->wake_frames, memory_order_relaxed);
 
   w->info.slot = w->slot;
   w->info.sample_rate = h->sample_rate;
@@ -276,7 +275,7 @@ int rw_worker_open(const rw_worker_options *opts, rw_worker **out) {
     return RW_ERR_NOMEM;
   }
   w->sock = -1;
-  w->seg.fd = -1;
+  w->seg.fd[RW_FILE_DAEMON] = w->seg.fd[RW_FILE_WORKER] = -1;
   w->pid = getpid();
 
   rc = check_options(w, opts);
@@ -291,7 +290,7 @@ int rw_worker_open(const rw_worker_options *opts, rw_worker **out) {
   if (fd_text != NULL && fd_text[0] != '\0') {
     const char *slot = opts != NULL && opts->slot != NULL ? opts->slot : getenv("RUNWAY_SLOT");
     snprintf(w->slot, sizeof(w->slot), "%s", slot ? slot : "");
-    rc = rw__attach_inherited(w, fd_text);
+    rc = rw__attach_inherited(w);
   } else {
     rc = rw__attach_socket(w, opts);
   }
@@ -384,9 +383,10 @@ void rw_worker_request_stop(rw_worker *w) {
    * Cut a futex sleep short. FUTEX_WAKE changes no shared state (the daemon
    * sees nothing), and the woken worker checks the flag before sleeping again.
    */
-  if (w->seg.control != NULL) {
+  if (w->seg.ctl.d != NULL) {
     int saved = errno;
-    shm_futex_wake(&w->seg.control->wake_seq, 1);
+    /* A wake on the daemon's read-only word: waking writes nothing. */
+    shm_futex_wake(&w->seg.ctl.d->wake_seq, 1);
     errno = saved;
   }
 }
@@ -400,11 +400,11 @@ const char *rw_worker_error(const rw_worker *w) {
 void rw_worker_close(rw_worker *w) {
   if (w == NULL)
     return;
-  if (w->seg.control != NULL) {
+  if (w->seg.ctl.w != NULL) {
     /* Tell the daemon the slot is free again, unless another worker already took it. */
     uint32_t me = (uint32_t)w->pid;
-    atomic_compare_exchange_strong_explicit(&w->seg.control->worker_pid, &me, 0,
-                                            memory_order_release, memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(&w->seg.ctl.w->worker_pid, &me, 0, memory_order_release,
+                                            memory_order_relaxed);
   }
   shm_segment_release(&w->seg);
   if (w->sock >= 0)

@@ -116,8 +116,8 @@ struct rw_worker {
 
 void rw__set_error(rw_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Maps the segment at the inherited fd named by fd_text ($RUNWAY_SEGMENT_FD). */
-int rw__attach_inherited(rw_worker *w, const char *fd_text);
+/* Maps the segment inherited at $RUNWAY_SEGMENT_FD and $RUNWAY_SEGMENT_WORKER_FD. */
+int rw__attach_inherited(rw_worker *w);
 
 /* Connects to runwayd, sends worker.attach and receives the segment fd. */
 int rw__attach_socket(rw_worker *w, const rw_worker_options *opts);

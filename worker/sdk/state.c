@@ -1,6 +1,7 @@
 /*
  * The plugin's declaration (the segment's info block) and its state: the
- * mailbox protocol of <runway/segment.h> (struct rw_state_box), the plugin's
+ * mailbox protocol of <runway/segment.h> (struct rw_state_request, read-only
+ * to us, and struct rw_state_reply, ours), the plugin's
  * handlers, and the default format that saves the declared parameters.
  *
  * Mailbox, worker side: a request is waiting when request != done. The
@@ -294,14 +295,14 @@ static int32_t do_save(rw_worker *w, uint32_t *length) {
   /* More than it was given is a broken handler: refuse rather than publish past the end. */
   if (n < 0 || n > (int64_t)w->state_capacity)
     return RW_STATE_FAILED;
-  memcpy(w->seg.state->data, w->state_buf, (size_t)n);
+  memcpy(w->seg.state_reply->data, w->state_buf, (size_t)n);
   *length = (uint32_t)n;
   return RW_STATE_OK;
 }
 
 /* Copies and checks the daemon's state, runs the load handler. Returns an enum rw_state_status. */
 static int32_t do_load(rw_worker *w) {
-  struct rw_state_box *box = w->seg.state;
+  const struct rw_state_request *box = w->seg.state_request;
   /* Read once (atomically, so the compiler cannot read it again): a buggy daemon may still write. */
   uint32_t len = __atomic_load_n(&box->length, __ATOMIC_RELAXED);
   if (len > w->state_capacity)
@@ -325,27 +326,28 @@ static int32_t do_load(rw_worker *w) {
 }
 
 void rw__state_poll(rw_worker *w) {
-  struct rw_state_box *box = w->seg.state;
+  const struct rw_state_request *req = w->seg.state_request;
+  struct rw_state_reply *reply = w->seg.state_reply;
   /* Acquire: op, length and data the daemon wrote before bumping request are visible. */
-  uint32_t request = atomic_load_explicit(&box->request, memory_order_acquire);
+  uint32_t request = atomic_load_explicit(&req->request, memory_order_acquire);
   /* Relaxed: only we write done; a stale value (a dead predecessor's) just means "answer". */
-  if (request == atomic_load_explicit(&box->done, memory_order_relaxed))
+  if (request == atomic_load_explicit(&reply->done, memory_order_relaxed))
     return;
 
-  uint32_t op = __atomic_load_n(&box->op, __ATOMIC_RELAXED);
+  uint32_t op = __atomic_load_n(&req->op, __ATOMIC_RELAXED);
   int32_t status;
   if (op == RW_STATE_SAVE) {
     uint32_t length;
     status = do_save(w, &length);
-    box->length = length;
+    reply->length = length;
   } else if (op == RW_STATE_LOAD) {
     status = do_load(w);
   } else {
     status = RW_STATE_FAILED; /* RW_STATE_NONE or an op this SDK does not know */
   }
-  box->status = status;
+  reply->status = status;
   /* Release: status, length and data are written before the daemon sees the answer. */
-  atomic_store_explicit(&box->done, request, memory_order_release);
+  atomic_store_explicit(&reply->done, request, memory_order_release);
 }
 
 int rw_worker_set_state_handlers(rw_worker *w, const rw_state_handlers *h) {

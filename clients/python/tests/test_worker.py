@@ -46,7 +46,8 @@ def copy_through(b):
 class RigTest(unittest.TestCase):
     def setUp(self):
         self.rigs = []
-        self.saved_env = {k: os.environ.get(k) for k in ("RUNWAY_SEGMENT_FD", "RUNWAY_SLOT")}
+        self.saved_env = {k: os.environ.get(k)
+                          for k in ("RUNWAY_SEGMENT_FD", "RUNWAY_SEGMENT_WORKER_FD", "RUNWAY_SLOT")}
 
     def tearDown(self):
         for r in self.rigs:

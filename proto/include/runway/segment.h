@@ -1,20 +1,39 @@
 /*
  * runway slot segment ABI.
  *
- * A slot's shared memory is one memfd, sealed against resize, mapped by the
- * daemon and by the slot's worker. This header fixes its layout. Regions are
- * page aligned and laid out in this order:
+ * A slot's shared memory is two memfds, both sealed against resize, mapped by
+ * the daemon and by the slot's worker. Each side writes only its own file:
  *
- *   header     struct rw_segment_header (written once by the daemon)
- *   control    struct rw_segment_control (positions, wake word, counters)
- *   audio_in   n_inputs planar float32 rings, daemon -> worker
- *   audio_out  n_outputs planar float32 rings, worker -> daemon
- *   events     event_capacity struct rw_record records, daemon -> worker
- *   messages   message_capacity struct rw_record records, worker -> daemon
+ * The daemon file holds what only the daemon writes. runwayd maps it
+ * read-write and then seals it with F_SEAL_FUTURE_WRITE: its own mapping
+ * stays writable, while a worker can map it only read-only and can neither
+ * write it nor punch holes in it (fallocate and MADV_REMOVE are refused), so
+ * no page of it can vanish under the daemon's RT thread.
  *
- * All positions are absolute 64-bit frame (or record) counters that only grow;
- * a position p lives at index p & (capacity - 1). Each side treats everything
- * the other side wrote as untrusted.
+ *   header          struct rw_segment_header (written once; describes both files)
+ *   daemon control  struct rw_daemon_control (the daemon's positions, wake word, clock, gap)
+ *   audio_in        n_inputs planar float32 rings, daemon -> worker
+ *   events          event_capacity struct rw_record records, daemon -> worker
+ *   state request   struct rw_state_request and state_capacity bytes
+ *
+ * The worker file holds what the worker writes. A worker can punch holes in
+ * it; the daemon looks for them every 100 ms and faults the slot.
+ *
+ *   worker control  struct rw_worker_control (the worker's positions, wake request, counters)
+ *   audio_out       n_outputs planar float32 rings, worker -> daemon
+ *   messages        message_capacity struct rw_record records, worker -> daemon
+ *   info            struct rw_info (what the worker runs)
+ *   state reply     struct rw_state_reply and state_capacity bytes
+ *
+ * Regions are page aligned, in this order within their file. All positions
+ * are absolute 64-bit frame (or record) counters that only grow; a position p
+ * lives at index p & (capacity - 1). Each side treats everything the other
+ * side wrote as untrusted.
+ *
+ * Managed workers inherit the daemon file at fd 3 ($RUNWAY_SEGMENT_FD) and the
+ * worker file at fd 4 ($RUNWAY_SEGMENT_WORKER_FD); attached workers receive
+ * both, in this order, in one SCM_RIGHTS message with the answer to
+ * worker.attach.
  */
 #ifndef RUNWAY_SEGMENT_H
 #define RUNWAY_SEGMENT_H
@@ -62,27 +81,36 @@
 #define RW_SEGMENT_F_MIDI 0x1u /* the slot has a MIDI input */
 #define RW_SEGMENT_F_ALL RW_SEGMENT_F_MIDI
 
+/* The two files of a segment. */
+enum rw_segment_file { RW_FILE_DAEMON = 0, RW_FILE_WORKER = 1, RW_FILE_COUNT };
+
 enum rw_region_id {
-  RW_REGION_CONTROL = 0,
+  /* In the daemon file. */
+  RW_REGION_DAEMON_CONTROL = 0,
   RW_REGION_AUDIO_IN,
-  RW_REGION_AUDIO_OUT,
   RW_REGION_EVENTS,
+  RW_REGION_STATE_REQUEST,
+  /* In the worker file. */
+  RW_REGION_WORKER_CONTROL,
+  RW_REGION_AUDIO_OUT,
   RW_REGION_MESSAGES,
   RW_REGION_INFO,
-  RW_REGION_STATE,
+  RW_REGION_STATE_REPLY,
   RW_REGION_COUNT
 };
 
 struct rw_region {
-  uint64_t offset;
+  uint32_t file; /* enum rw_segment_file */
+  uint32_t reserved;
+  uint64_t offset; /* from the start of that file */
   uint64_t size;
 };
 
 struct rw_segment_header {
   uint64_t magic;
   uint32_t abi_version;
-  uint32_t header_size;      /* sizeof(struct rw_segment_header) */
-  uint64_t segment_size;     /* bytes in the memfd */
+  uint32_t header_size;              /* sizeof(struct rw_segment_header) */
+  uint64_t file_size[RW_FILE_COUNT]; /* bytes in each memfd */
   uint32_t sample_rate;      /* frames per second */
   uint32_t n_inputs;         /* audio channels daemon -> worker */
   uint32_t n_outputs;        /* audio channels worker -> daemon */
@@ -95,7 +123,7 @@ struct rw_segment_header {
   uint32_t message_capacity; /* records in the message ring, power of two */
   uint32_t record_size;      /* sizeof(struct rw_record) */
   uint32_t wake_frames_default;
-  uint32_t state_capacity; /* bytes of plugin state the mailbox holds */
+  uint32_t state_capacity; /* bytes of plugin state each half of the mailbox holds */
   uint32_t reserved1;
   uint64_t generation; /* bumped by the daemon for every new segment of a slot */
   struct rw_region regions[RW_REGION_COUNT];
@@ -115,14 +143,6 @@ struct rw_worker_counters {
   _Atomic uint64_t events_dropped;    /* messages the worker could not send */
 };
 
-/* Counters the daemon mirrors for the worker; the daemon's own copy is private. */
-struct rw_daemon_counters {
-  _Atomic uint64_t cycles;
-  _Atomic uint64_t underruns;
-  _Atomic uint64_t underrun_frames;
-  _Atomic uint64_t events_dropped; /* events that did not fit the event ring */
-};
-
 /*
  * The graph's clock, for workers that wake themselves on a timer instead of
  * being woken by the daemon (shm/wake.h): the daemon's cycle that started at
@@ -139,26 +159,51 @@ struct rw_clock_ref {
   _Atomic uint64_t ns;
 };
 
-struct rw_segment_control {
-  struct rw_position in_write;  /* daemon: input frames published */
-  struct rw_position in_read;   /* worker: input frames consumed */
-  struct rw_position out_write; /* worker: output frames published */
-  struct rw_position out_read;  /* daemon: output frames played */
-  struct rw_position ev_write;  /* daemon: event records published */
-  struct rw_position ev_read;   /* worker: event records consumed */
-  struct rw_position msg_write; /* worker: message records published */
-  struct rw_position msg_read;  /* daemon: message records consumed */
+/*
+ * Input the daemon never wrote: when the graph played frames without a cycle
+ * of the daemon's (the server may skip a late client after an xrun), the
+ * daemon moves the timeline over them without touching the input ring, and
+ * publishes them here as [start, end). The worker reads input positions in
+ * that range as silence, whatever the ring holds there. A gap that comes
+ * before the worker has read past the previous one extends it (start stays,
+ * end moves), so the input between the two reads as silence too. The daemon
+ * publishes a gap before the in_write that covers it, storing start and then
+ * end (release); a reader loads end (acquire) and then start, so a start
+ * newer than the end it read lies at or past that end: an empty range, never
+ * one that covers input between two gaps. start == end: no gap.
+ */
+struct rw_input_gap {
+  _Atomic uint64_t start;
+  _Atomic uint64_t end;
+};
 
-  /* Wake-up protocol (see shm/wake.h). wake_seq is the futex word. */
+/* What only the daemon writes; read-only to the worker. */
+struct rw_daemon_control {
+  struct rw_position in_write; /* input frames published */
+  struct rw_position out_read; /* output frames played */
+  struct rw_position ev_write; /* event records published */
+  struct rw_position msg_read; /* message records consumed */
+
+  /* Wake-up protocol (see shm/wake.h): the futex word the worker sleeps on. */
   alignas(RW_CACHE_LINE) _Atomic uint32_t wake_seq;
-  alignas(RW_CACHE_LINE) _Atomic uint32_t sleeping;   /* worker sets, daemon clears */
-  alignas(RW_CACHE_LINE) _Atomic uint32_t wake_frames; /* worker: worth waking for */
-  _Atomic uint32_t worker_pid;                        /* worker: its pid once attached */
 
-  alignas(RW_CACHE_LINE) struct rw_clock_ref clock; /* daemon: see struct rw_clock_ref */
+  alignas(RW_CACHE_LINE) struct rw_clock_ref clock; /* see struct rw_clock_ref */
+  alignas(RW_CACHE_LINE) struct rw_input_gap gap;   /* see struct rw_input_gap */
+};
 
-  alignas(RW_CACHE_LINE) struct rw_worker_counters worker;
-  alignas(RW_CACHE_LINE) struct rw_daemon_counters daemon;
+/* What the worker writes (and `sleeping`, which the daemon also clears). */
+struct rw_worker_control {
+  struct rw_position in_read;   /* input frames consumed */
+  struct rw_position out_write; /* output frames published */
+  struct rw_position ev_read;   /* event records consumed */
+  struct rw_position msg_write; /* message records published */
+
+  /* Wake-up protocol (see shm/wake.h). */
+  alignas(RW_CACHE_LINE) _Atomic uint32_t sleeping;    /* worker sets, daemon clears */
+  alignas(RW_CACHE_LINE) _Atomic uint32_t wake_frames; /* worth waking for */
+  _Atomic uint32_t worker_pid;                         /* its pid once attached */
+
+  alignas(RW_CACHE_LINE) struct rw_worker_counters counters;
 };
 
 /* Event and message record kinds. */
@@ -246,19 +291,26 @@ enum rw_state_status {
 };
 
 /*
- * One request at a time: the daemon writes op (and, for a load, length and
- * data), then bumps `request` (release). The worker handles it between two
- * blocks, never in the middle of one, writes status (and, for a save, length
- * and data), then sets `done` = request (release). A request waiting when
- * the worker starts (a restart handing over the last saved state) is applied
- * before its first block.
+ * The mailbox, one request at a time, in two halves. The daemon writes op
+ * (and, for a load, length and data) into its half, then bumps `request`
+ * (release). The worker handles it between two blocks, never in the middle
+ * of one, writes status (and, for a save, length and data) into its half,
+ * then sets `done` = request (release). A request waiting when the worker
+ * starts (a restart handing over the last saved state) is applied before its
+ * first block.
  */
-struct rw_state_box {
+struct rw_state_request {
   _Atomic uint32_t request;
-  _Atomic uint32_t done;
   uint32_t op;     /* enum rw_state_op */
+  uint32_t length; /* bytes of data in use (a load) */
+  uint32_t reserved;
+  unsigned char data[]; /* state_capacity bytes */
+};
+
+struct rw_state_reply {
+  _Atomic uint32_t done;
   int32_t status;  /* enum rw_state_status */
-  uint32_t length; /* bytes of data in use */
+  uint32_t length; /* bytes of data in use (a save) */
   uint32_t reserved;
   unsigned char data[]; /* state_capacity bytes */
 };

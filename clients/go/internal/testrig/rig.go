@@ -50,7 +50,8 @@ func New(rate, in, out int, midi bool, latency, period int) *Rig {
 // Close frees the segment.
 func (r *Rig) Close() { C.rig_free(r.r) }
 
-// Export lets the next worker opened in this process attach (RUNWAY_SEGMENT_FD).
+// Export lets the next worker opened in this process attach (RUNWAY_SEGMENT_FD
+// and RUNWAY_SEGMENT_WORKER_FD).
 func (r *Rig) Export(slot string) int {
 	s := C.CString(slot)
 	defer C.free(unsafe.Pointer(s))

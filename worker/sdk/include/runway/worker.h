@@ -274,7 +274,8 @@ typedef struct rw_worker_options {
   int api_version; /* @0  RW_WORKER_API_VERSION (0 is taken as 1) */
   /*
    * Where to attach. When the process was started by runwayd the segment is
-   * inherited (RUNWAY_SEGMENT_FD in the environment) and these may be NULL.
+   * inherited (RUNWAY_SEGMENT_FD and RUNWAY_SEGMENT_WORKER_FD in the
+   * environment) and these may be NULL.
    * Otherwise the SDK connects to `socket` (NULL: $RUNWAY_SOCKET, then the
    * default path) and asks for slot `slot` (NULL: $RUNWAY_SLOT), which must
    * have been added with --external.
@@ -316,8 +317,10 @@ typedef struct rw_worker rw_worker;
  * the first rw_worker_next() on. Set up the plugin (and its state handlers)
  * in between.
  *
- * With RUNWAY_SEGMENT_FD set (a worker runwayd spawned), the segment at that
- * descriptor is mapped; the process also asks for SIGTERM when its parent
+ * With RUNWAY_SEGMENT_FD set (a worker runwayd spawned), the segment's two
+ * files at that descriptor and at RUNWAY_SEGMENT_WORKER_FD are mapped (the
+ * first, which only the daemon writes, read-only; without the second the
+ * open fails and says so); the process also asks for SIGTERM when its parent
  * dies (PR_SET_PDEATHSIG), and rw_worker_next() returns RW_ERR_CLOSED once
  * the parent is gone. Otherwise the SDK connects to the control socket, sends
  * worker.attach (slot, pid, declared parameters) and receives the segment;
