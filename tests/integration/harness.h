@@ -445,6 +445,18 @@ void h_probe_path_latency(struct h_probe *p, uint32_t frames);
  */
 void h_probe_mark_disturbed(struct h_probe *p, uint64_t from, uint64_t to);
 
+/*
+ * Watches runwayd's skipped_frames (see h_daemon_skipped) every few ms from
+ * a thread with a connection of its own, until the probe closes: each time
+ * it moved, the output in flight between the two answers around it (up to
+ * the longest path latency later) is near a disturbance. Checks are then
+ * lenient only there, where a test that asks the counter once per train
+ * must mark the whole train (h_probe_mark_disturbed); h_measure does so only
+ * when no watcher runs. One watcher per test.
+ */
+void h_watch_skips(const struct h_probe *p, const struct h_daemon *d);
+bool h_watching_skips(const struct h_probe *p);
+
 /* ---- checking --------------------------------------------------------------------------- */
 
 struct h_expect {

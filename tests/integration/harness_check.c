@@ -403,9 +403,11 @@ bool h_measure(struct h_probe *p, struct h_conn *c, struct h_path *paths, unsign
     uint64_t skipped = c != NULL ? h_daemon_skipped(c) - skipped0 : 0;
     if (skipped > 0) {
       h_log("runwayd's clock skipped %llu frames during the train (late runs of a busy graph): "
-            "what was in flight may come out whole periods off; checked leniently",
-            (unsigned long long)skipped);
-      h_probe_mark_disturbed(p, start, to);
+            "what was in flight may come out whole periods off; checked leniently %s",
+            (unsigned long long)skipped,
+            h_watching_skips(p) ? "where it happened" : "over the train");
+      if (!h_watching_skips(p))
+        h_probe_mark_disturbed(p, start, to);
     }
     for (unsigned i = 0; i < n; i++) {
       if (done[i])

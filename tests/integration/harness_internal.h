@@ -69,6 +69,14 @@ bool h__probe_event(const struct h_probe *p, uint32_t id, unsigned *kind, unsign
  */
 bool h__probe_disturbed(const struct h_probe *p, uint64_t frame, uint32_t delay);
 
+/* ---- harness_watch.c ------------------------------------------------------------- */
+
+/* Stops the watcher of p's runwayd, if any (h_probe_close). */
+void h__watch_stop(const struct h_probe *p);
+
+/* Whether output frame `frame` was in flight (up to `longest` later) when runwayd skipped. */
+bool h__watch_disturbed(const struct h_probe *p, uint64_t frame, uint64_t longest);
+
 /* Prints the disturbances the probe saw, under label (a failed check's diagnosis). */
 void h__probe_explain(const struct h_probe *p, const char *label);
 

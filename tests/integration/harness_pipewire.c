@@ -151,7 +151,7 @@ void h_pipewire_start_at(struct h_jack *j, const char *dir, const char *name, ui
 #endif
 }
 
-bool h__pw_disturbed(uint64_t from, uint64_t to) {
+bool h__pw_disturbed(uint32_t from, uint32_t to) {
 #ifdef RWT_HAVE_PIPEWIRE
   return monitor != NULL && pwm_disturbed(monitor, from, to);
 #else

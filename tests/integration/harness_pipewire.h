@@ -14,7 +14,7 @@
 void h__pw_server_start(struct h_jack *j, const char *name, uint32_t rate, uint32_t period);
 
 /* Whether a graph cycle that began in [from, to) did not finish in time (PipeWire's profiler). */
-bool h__pw_disturbed(uint64_t from, uint64_t to);
+bool h__pw_disturbed(uint32_t from, uint32_t to);
 
 /* Fails the test when the probe's libjack is not PipeWire's (RWT_BACKEND=pipewire only). */
 void h__pw_check_libjack(void);

@@ -29,7 +29,11 @@
 #define MAX_EVENTS (1u << 16)
 #define MAX_RECORDS (1u << 20)
 #define MAX_PROBES 4
-#define MAX_LOG 512
+/*
+ * Disturbance logs are rings of the latest MAX_LOG entries: a busy machine
+ * makes thousands in a long test, and the checks ask about recent frames.
+ */
+#define MAX_LOG 4096
 
 struct event {
   uint64_t frame;
@@ -77,6 +81,16 @@ struct h_probe {
   jack_nframes_t next_jack; /* JACK's frame time the next run should start at */
   _Atomic uint64_t cycle_start; /* start of the latest run */
   _Atomic int64_t offset;       /* probe clock - JACK frame time at the latest run */
+  /*
+   * Every change of that offset (JACK's clock going back, or starting anew),
+   * from which run on: frames of the graph's clock (PipeWire's profiler)
+   * convert by the offset of their time, not the latest one.
+   */
+  struct {
+    uint64_t at;
+    int64_t offset;
+  } offsets[MAX_LOG];
+  _Atomic uint32_t n_offsets;
   _Atomic uint64_t cycles;      /* runs so far */
   _Atomic uint64_t first;       /* start of the first run */
   _Atomic uint64_t end;         /* inputs are recorded for every frame before this one */
@@ -129,12 +143,19 @@ static inline void bump(_Atomic uint64_t *c, uint64_t v) {
 static void note_jump(struct h_probe *p, uint64_t at, int64_t by) {
   bump(&p->skips, 1);
   uint32_t k = atomic_load_explicit(&p->n_jumps, memory_order_relaxed);
-  if (k >= MAX_LOG)
-    return;
-  p->jumps[k].at = at;
-  p->jumps[k].by = by;
+  p->jumps[k % MAX_LOG].at = at;
+  p->jumps[k % MAX_LOG].by = by;
   /* Release: the entry is written before the test thread sees it counted. */
   atomic_store_explicit(&p->n_jumps, k + 1, memory_order_release);
+}
+
+static void note_offset(struct h_probe *p, uint64_t at, int64_t offset) {
+  uint32_t k = atomic_load_explicit(&p->n_offsets, memory_order_relaxed);
+  if (k > 0 && p->offsets[(k - 1) % MAX_LOG].offset == offset)
+    return;
+  p->offsets[k % MAX_LOG].at = at;
+  p->offsets[k % MAX_LOG].offset = offset;
+  atomic_store_explicit(&p->n_offsets, k + 1, memory_order_release);
 }
 
 /* The inputs now carry what the graph delivered for the previous run. */
@@ -245,6 +266,7 @@ static int probe_process(jack_nframes_t n, void *arg) {
    */
   if (jack_last_frame_time(p->client) != jack_f0)
     note_jump(p, f0, 0);
+  note_offset(p, f0, (int64_t)f0 - (int64_t)jack_f0);
   atomic_store_explicit(&p->offset, (int64_t)f0 - (int64_t)jack_f0, memory_order_relaxed);
   atomic_store_explicit(&p->cycle_start, f0, memory_order_relaxed);
   if (first)
@@ -261,12 +283,10 @@ static int probe_xrun(void *arg) {
   bump(&p->xruns, 1);
   /* JACK calls this from one notification thread, so the log has a single writer. */
   uint32_t k = atomic_load_explicit(&p->n_xrun_at, memory_order_relaxed);
-  if (k < MAX_LOG) {
-    p->xrun_at[k] = (uint64_t)((int64_t)jack_frame_time(p->client) +
-                               atomic_load_explicit(&p->offset, memory_order_relaxed));
-    /* Release: the entry is written before the test thread sees it counted. */
-    atomic_store_explicit(&p->n_xrun_at, k + 1, memory_order_release);
-  }
+  p->xrun_at[k % MAX_LOG] = (uint64_t)((int64_t)jack_frame_time(p->client) +
+                                       atomic_load_explicit(&p->offset, memory_order_relaxed));
+  /* Release: the entry is written before the test thread sees it counted. */
+  atomic_store_explicit(&p->n_xrun_at, k + 1, memory_order_release);
   return 0;
 }
 
@@ -364,6 +384,7 @@ void h_probe_close(struct h_probe *p) {
   for (unsigned i = 0; i < MAX_PROBES; i++)
     if (open_probes[i] == p)
       open_probes[i] = NULL;
+  h__watch_stop(p);
   jack_client_close(p->client);
   free(p->events);
   free(p->status);
@@ -589,13 +610,17 @@ void h_probe_path_latency(struct h_probe *p, uint32_t frames) {
  * latency, since what was in flight through a slot (input before, output
  * after) may come out a cycle off, up to L later.
  */
-static bool in_shifted_window(const struct h_probe *p, uint64_t frame, uint64_t lo, uint64_t hi,
-                              uint32_t delay) {
+static uint64_t longest_path(const struct h_probe *p, uint32_t delay) {
   uint64_t longest = delay;
   for (unsigned k = 0; k < p->n_path_latency; k++)
     if (p->path_latency[k] > longest)
       longest = p->path_latency[k];
-  return frame >= lo && frame < hi + longest;
+  return longest;
+}
+
+static bool in_shifted_window(const struct h_probe *p, uint64_t frame, uint64_t lo, uint64_t hi,
+                              uint32_t delay) {
+  return frame >= lo && frame < hi + longest_path(p, delay);
 }
 
 void h_probe_mark_disturbed(struct h_probe *p, uint64_t from, uint64_t to) {
@@ -610,40 +635,58 @@ void h_probe_mark_disturbed(struct h_probe *p, uint64_t from, uint64_t to) {
   p->n_marked++;
 }
 
+/*
+ * Frame `frame` of the probe's clock on JACK's (PipeWire's graph clock, 32
+ * bits in libjack), by the offset in force at that frame.
+ */
+static uint32_t graph_frame(const struct h_probe *p, uint64_t frame) {
+  uint32_t n = atomic_load_explicit(&p->n_offsets, memory_order_acquire);
+  uint32_t oldest = n > MAX_LOG ? n - MAX_LOG : 0;
+  int64_t offset = atomic_load_explicit(&p->offset, memory_order_relaxed);
+  for (uint32_t i = n; i > oldest; i--) {
+    offset = p->offsets[(i - 1) % MAX_LOG].offset;
+    if (p->offsets[(i - 1) % MAX_LOG].at <= frame)
+      break;
+  }
+  return (uint32_t)((int64_t)frame - offset);
+}
+
 bool h__probe_disturbed(const struct h_probe *p, uint64_t frame, uint32_t delay) {
   const uint64_t per = p->jack->period;
   for (unsigned i = 0; i < p->n_marked; i++)
     if (frame >= p->marked[i].from && frame < p->marked[i].to)
       return true;
   uint32_t nj = atomic_load_explicit(&p->n_jumps, memory_order_acquire);
-  for (uint32_t i = 0; i < nj; i++) {
-    uint64_t at = p->jumps[i].at;
+  for (uint32_t i = nj > MAX_LOG ? nj - MAX_LOG : 0; i < nj; i++) {
+    uint64_t at = p->jumps[i % MAX_LOG].at;
     uint64_t lo = at > 3 * per ? at - 3 * per : 0;
     if (in_shifted_window(p, frame, lo, at + 3 * per, delay))
       return true;
   }
   uint32_t nx = atomic_load_explicit(&p->n_xrun_at, memory_order_acquire);
-  for (uint32_t i = 0; i < nx; i++) {
-    uint64_t x = p->xrun_at[i];
+  for (uint32_t i = nx > MAX_LOG ? nx - MAX_LOG : 0; i < nx; i++) {
+    uint64_t x = p->xrun_at[i % MAX_LOG];
     uint64_t lo = x > XRUN_REPORT_SLACK + 2 * per ? x - XRUN_REPORT_SLACK - 2 * per : 0;
     if (in_shifted_window(p, frame, lo, x + 3 * per, delay))
       return true;
   }
+  if (h__watch_disturbed(p, frame, longest_path(p, delay)))
+    return true;
   /* PipeWire's profiler: a graph cycle that did not finish, from a path before the frame on. */
   uint64_t reach = 3 * per + delay;
   for (unsigned k = 0; k < p->n_path_latency; k++)
     if (p->path_latency[k] + 3 * per > reach)
       reach = p->path_latency[k] + 3 * per;
-  int64_t g = (int64_t)frame - atomic_load_explicit(&p->offset, memory_order_relaxed);
-  uint64_t gf = g > 0 ? (uint64_t)g : 0;
-  return h__pw_disturbed(gf > reach ? gf - reach : 0, gf + 2 * per);
+  uint64_t gf = graph_frame(p, frame);
+  return h__pw_disturbed(gf - reach, gf + 2 * per);
 }
 
 void h__probe_explain(const struct h_probe *p, const char *label) {
   uint32_t nj = atomic_load_explicit(&p->n_jumps, memory_order_acquire);
-  for (uint32_t i = 0; i < nj && i < 12; i++)
+  for (uint32_t i = nj > 12 ? nj - 12 : 0; i < nj; i++)
     printf("  %s: the probe's run at %llu began %+lld frames off JACK's clock (late or skipped)\n",
-           label, (unsigned long long)p->jumps[i].at, (long long)p->jumps[i].by);
+           label, (unsigned long long)p->jumps[i % MAX_LOG].at,
+           (long long)p->jumps[i % MAX_LOG].by);
   printf("  %s: probe: %llu xrun(s) reported, %u late or skipped run(s), %llu late event(s)\n",
          label, (unsigned long long)h_probe_xruns(p), nj, (unsigned long long)h_probe_late(p));
 }

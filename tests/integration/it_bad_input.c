@@ -17,7 +17,9 @@
  *     in nonfinite_samples, and none reaches JACK. The passthrough slot
  *     plays on exactly: every impulse L later, no underrun (unless its own
  *     worker was kept from the CPU for L in all, or the graph skipped
- *     cycles), no restart.
+ *     cycles), no restart. A round that disturbances of the graph left with
+ *     too few exact impulses is played again (the faulting workers, restarted,
+ *     misbehave anew), up to ROUNDS; then the machine is too busy.
  *
  * (b) Invalid control requests get the documented error codes and the
  *     connection stays usable; a line over 64 KiB gets too_large and the
@@ -43,6 +45,7 @@
 #define PERIOD 128
 #define L 4800 /* 100 ms: the passthrough slot must not underrun on a loaded machine */
 #define GL 1200
+#define ROUNDS 3 /* rounds of (a) at most, when disturbances spoil them */
 
 struct hostile {
   const char *slot;
@@ -139,6 +142,156 @@ static const char *port_of(json_t *slot, const char *dir, size_t i) {
 
 /* ---- (a) -------------------------------------------------------------------------- */
 
+/* The NaN writer: non-finite samples counted and replaced by 0, never a fault. */
+static void check_nan_writer(struct h_conn *c, struct h_probe *p) {
+  json_t *s;
+  struct nonfinite nf = {c, 0};
+  h_wait_for(nonfinite_counted, &nf, 5000);
+  json_int_t nonfinite = nf.count;
+  s = h_slot(c, "g_nan");
+  h_log("g_nan: nonfinite_samples %lld, state %s, restarts %lld; at the sink: %llu non-zero "
+        "samples, %llu non-finite",
+        (long long)nonfinite, h_str(s, "state"), (long long)h_int(s, "restarts"),
+        (unsigned long long)h_probe_nonzero(p, 1), (unsigned long long)h_probe_nonfinite(p, 1));
+  if (nonfinite <= 1000)
+    h_error("g_nan: non-finite samples not counted (%lld)", (long long)nonfinite);
+  if (strcmp(h_str(s, "state"), "running") != 0 || h_int(s, "restarts") != 0 ||
+      h_int(s, "pid") != hostiles[N_HOSTILE - 1].pid)
+    h_error("g_nan: a worker writing NaN is not a fault, but the slot is %s (restarts %lld)",
+            h_str(s, "state"), (long long)h_int(s, "restarts"));
+  json_decref(s);
+  if (h_probe_nonfinite(p, 1) != 0)
+    h_error("g_nan: %llu non-finite samples reached JACK",
+            (unsigned long long)h_probe_nonfinite(p, 1));
+  if (h_probe_nonzero(p, 1) == 0)
+    h_error("g_nan: its finite samples (0.25) did not reach JACK");
+}
+
+/*
+ * One round of (a): the hostile workers misbehave (the faulting ones anew
+ * from the second round on) while pt carries impulses. True once pt's check
+ * is decided (exact, or misaligned and reported); false when disturbances
+ * left too few exact: the round is played again. *best: the most exact.
+ */
+static bool hostile_round(struct h_daemon *d, struct h_conn *c, struct h_probe *p, pid_t pt_pid,
+                          unsigned round, unsigned *best) {
+  /*
+   * Impulses into pt, MIDI into g_rings, for the whole scenario (in frame
+   * order), from half a second ahead: on a busy machine the test thread may
+   * lose the CPU that long while it schedules them.
+   */
+  json_t *s;
+  uint64_t skipped0 = h_daemon_skipped(c), start = h_probe_cycle(p);
+  uint64_t pt_waited0 = h_sched_delay_ns(pt_pid);
+  json_int_t pt_underruns0 = h_slot_stat(c, "pt", "underruns");
+  uint64_t f = h_probe_now(p) + RATE / 2, last = f;
+  uint32_t first_id = h_probe_n_events(p);
+  for (unsigned k = 0; k < 150; k++) {
+    f += 900 + (k * 53u) % 101u;
+    h_probe_impulse(p, 0, f, 1.0f);
+    h_probe_impulse(p, 1, f, 0.5f);
+    if (k % 3 == 0) {
+      h_probe_midi3(p, f + 7, 0x90, (uint8_t)(40 + k % 30), 100);
+      h_probe_midi3(p, f + 300, 0x80, (uint8_t)(40 + k % 30), 0);
+      f += 300;
+    }
+    last = f;
+  }
+  /* The scenario starts with everything running normally: a few impulses through pt first. */
+  h_probe_wait_frame(p, h_probe_frame(p, first_id) + L + 4 * 900, 10000);
+
+  for (size_t i = 0; i < N_HOSTILE; i++)
+    if (round == 1 || hostiles[i].faults) /* the NaN writer misbehaves from round 1 on */
+      signal_worker((pid_t)hostiles[i].pid, SIGUSR1, hostiles[i].slot);
+  uint64_t t0 = h_now_ms();
+
+  /* Each faulting slot: a new worker (which waits for SIGUSR2), and last_error says why. */
+  for (size_t i = 0; i < N_HOSTILE; i++) {
+    struct hostile *hw = &hostiles[i];
+    if (!hw->faults)
+      continue;
+    struct restarted w = {c, hw, NULL};
+    H_WAIT_UNTIL(slot_restarted, &w, 10000, "slot %s (%s) to be restarted, saying why",
+                 hw->slot, hw->mode);
+    s = w.slot;
+    H_CHECK(h_proc_alive(&d->proc), "runwayd died");
+    const char *state = h_str(s, "state");
+    json_t *st = h_slot_stats(c, hw->slot);
+    h_log("%s (%s): after %llu ms state %s, pid %lld -> %lld, restarts %lld, faults %lld, "
+          "last_error \"%s\"",
+          hw->slot, hw->mode, (unsigned long long)(h_now_ms() - t0), state,
+          (long long)hw->pid, (long long)h_int(s, "pid"), (long long)h_int(s, "restarts"),
+          (long long)h_int(st, "faults"), h_str(s, "last_error"));
+    if (strcmp(state, "faulted") != 0 && strcmp(state, "restarting") != 0 &&
+        strcmp(state, "starting") != 0)
+      h_error("%s: state %s after the fault", hw->slot, state);
+    if (h_int(s, "restarts") < (json_int_t)round)
+      h_error("%s: restarts did not rise", hw->slot);
+    if (hw->rt_fault && h_int(st, "faults") < 1)
+      h_error("%s: the RT thread's faults counter did not rise", hw->slot);
+    json_int_t new_pid = h_int(s, "pid");
+    hw->pid = new_pid;
+    json_decref(st);
+    json_decref(s);
+    /* Let the new worker attach; the slot runs again. */
+    signal_worker((pid_t)new_pid, SIGUSR2, hw->slot);
+    json_decref(h_wait_slot(c, hw->slot, "running", 0, 10000));
+  }
+
+  /* The NaN writer: counted and replaced, never faulted. */
+  if (round == 1)
+    check_nan_writer(c, p);
+
+  /* The passthrough slot played on, exactly. */
+  h_probe_wait_frame(p, last + L + 2 * PERIOD, 30000);
+
+  bool skipped = h_daemon_skipped(c) != skipped0;
+  if (skipped) {
+    /* runwayd's clock jumped where the probe's may not have: a busy graph, not the slot. */
+    h_log("pt: runwayd's clock skipped frames in round %u; checked leniently there", round);
+  }
+  /*
+   * pt must not underrun because other slots fault. It may when its own
+   * worker was kept from the CPU for as long as L in all (a busy machine
+   * without real-time scheduling), or the graph itself skipped cycles: such
+   * underruns are excused (impulses may then be lost, never moved).
+   */
+  double pt_waited_ms = (double)(h_sched_delay_ns(pt_pid) - pt_waited0) / 1e6;
+  json_int_t pt_underruns = h_slot_stat(c, "pt", "underruns") - pt_underruns0;
+  bool excused = pt_underruns > 0 && (pt_waited_ms >= L * 1000.0 / RATE || skipped);
+  if (excused)
+    h_log("pt: %lld underrun(s), excused: its worker waited %.1f ms for a CPU in all%s",
+          (long long)pt_underruns, pt_waited_ms,
+          skipped ? " and runwayd's clock skipped frames" : "");
+  json_t *st = h_slot_stats(c, "pt");
+  s = h_slot(c, "pt");
+  h_log("pt: round %u: underruns %lld (%lld in all), restarts %lld, state %s", round,
+        (long long)pt_underruns, (long long)h_int(st, "underruns"),
+        (long long)h_int(st, "restarts"), h_str(s, "state"));
+  struct h_check ck;
+  struct h_impulses pt = {.out = 0, .in = 0, .delay = L, .first_id = first_id, .from = start,
+                          .to = last + L + 1, .tolerant = excused, .min_exact = 120};
+  h_check(p, &pt, "pt beside the hostile workers", &ck);
+  if (ck.verdict == H_MISALIGNED)
+    h_error("pt: impulses not exactly L later while hostile workers were faulted (%s)",
+            h_verdict_str(ck.verdict));
+  else if (ck.verdict == H_DISTURBED)
+    h_log("pt: round %u disturbed (%u exact, %u needed); again", round,
+          ck.exact + ck.optional_exact, ck.floor);
+  if (ck.exact + ck.optional_exact > *best)
+    *best = ck.exact + ck.optional_exact;
+  if (pt_underruns != 0 && !excused)
+    h_error("pt: %lld underruns while other slots faulted (its worker waited %.1f ms for a CPU)",
+            (long long)pt_underruns, pt_waited_ms);
+  if (h_int(st, "restarts") != 0 || strcmp(h_str(s, "state"), "running") != 0)
+    h_error("pt: disturbed (state %s, restarts %lld)", h_str(s, "state"),
+            (long long)h_int(st, "restarts"));
+  json_decref(st);
+  json_decref(s);
+  /* A misaligned round ends the rounds: it has failed. */
+  return ck.verdict != H_DISTURBED;
+}
+
 static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe *p) {
   char cmd[600];
   json_t *s = h_add_slot(c, "pt",
@@ -170,125 +323,18 @@ static void hostile_workers(struct h_daemon *d, struct h_conn *c, struct h_probe
   }
 
   /*
-   * Impulses into pt, MIDI into g_rings, for the whole scenario (in frame
-   * order), from half a second ahead: on a busy machine the test thread may
-   * lose the CPU that long while it schedules them.
+   * Rounds of the scenario: a round whose check of pt a disturbance of the
+   * graph left with too few exact impulses (xruns, late runs, runwayd's
+   * clock skipping) is played again, the faulting workers misbehaving anew.
    */
-  uint64_t skipped0 = h_daemon_skipped(c), start = h_probe_cycle(p);
-  uint64_t pt_waited0 = h_sched_delay_ns(pt_pid);
-  uint64_t f = h_probe_now(p) + RATE / 2, last = f;
-  uint32_t first_id = h_probe_n_events(p);
-  for (unsigned k = 0; k < 150; k++) {
-    f += 900 + (k * 53u) % 101u;
-    h_probe_impulse(p, 0, f, 1.0f);
-    h_probe_impulse(p, 1, f, 0.5f);
-    if (k % 3 == 0) {
-      h_probe_midi3(p, f + 7, 0x90, (uint8_t)(40 + k % 30), 100);
-      h_probe_midi3(p, f + 300, 0x80, (uint8_t)(40 + k % 30), 0);
-      f += 300;
-    }
-    last = f;
-  }
-  /* The scenario starts with everything running normally: a few impulses through pt first. */
-  h_probe_wait_frame(p, h_probe_frame(p, first_id) + L + 4 * 900, 10000);
-
-  for (size_t i = 0; i < N_HOSTILE; i++)
-    signal_worker((pid_t)hostiles[i].pid, SIGUSR1, hostiles[i].slot);
-  uint64_t t0 = h_now_ms();
-
-  /* Each faulting slot: a new worker (which waits for SIGUSR2), and last_error says why. */
-  for (size_t i = 0; i < N_HOSTILE; i++) {
-    struct hostile *hw = &hostiles[i];
-    if (!hw->faults)
-      continue;
-    struct restarted w = {c, hw, NULL};
-    H_WAIT_UNTIL(slot_restarted, &w, 10000, "slot %s (%s) to be restarted, saying why",
-                 hw->slot, hw->mode);
-    s = w.slot;
-    H_CHECK(h_proc_alive(&d->proc), "runwayd died");
-    const char *state = h_str(s, "state");
-    json_t *st = h_slot_stats(c, hw->slot);
-    h_log("%s (%s): after %llu ms state %s, pid %lld -> %lld, restarts %lld, faults %lld, "
-          "last_error \"%s\"",
-          hw->slot, hw->mode, (unsigned long long)(h_now_ms() - t0), state,
-          (long long)hw->pid, (long long)h_int(s, "pid"), (long long)h_int(s, "restarts"),
-          (long long)h_int(st, "faults"), h_str(s, "last_error"));
-    if (strcmp(state, "faulted") != 0 && strcmp(state, "restarting") != 0 &&
-        strcmp(state, "starting") != 0)
-      h_error("%s: state %s after the fault", hw->slot, state);
-    if (h_int(s, "restarts") < 1)
-      h_error("%s: restarts did not rise", hw->slot);
-    if (hw->rt_fault && h_int(st, "faults") < 1)
-      h_error("%s: the RT thread's faults counter did not rise", hw->slot);
-    json_int_t new_pid = h_int(s, "pid");
-    json_decref(st);
-    json_decref(s);
-    /* Let the new worker attach; the slot runs again. */
-    signal_worker((pid_t)new_pid, SIGUSR2, hw->slot);
-    json_decref(h_wait_slot(c, hw->slot, "running", 0, 10000));
-  }
-
-  /* The NaN writer: counted and replaced, never faulted. */
-  struct nonfinite nf = {c, 0};
-  h_wait_for(nonfinite_counted, &nf, 5000);
-  json_int_t nonfinite = nf.count;
-  s = h_slot(c, "g_nan");
-  h_log("g_nan: nonfinite_samples %lld, state %s, restarts %lld; at the sink: %llu non-zero "
-        "samples, %llu non-finite",
-        (long long)nonfinite, h_str(s, "state"), (long long)h_int(s, "restarts"),
-        (unsigned long long)h_probe_nonzero(p, 1), (unsigned long long)h_probe_nonfinite(p, 1));
-  if (nonfinite <= 1000)
-    h_error("g_nan: non-finite samples not counted (%lld)", (long long)nonfinite);
-  if (strcmp(h_str(s, "state"), "running") != 0 || h_int(s, "restarts") != 0 ||
-      h_int(s, "pid") != hostiles[N_HOSTILE - 1].pid)
-    h_error("g_nan: a worker writing NaN is not a fault, but the slot is %s (restarts %lld)",
-            h_str(s, "state"), (long long)h_int(s, "restarts"));
-  json_decref(s);
-  if (h_probe_nonfinite(p, 1) != 0)
-    h_error("g_nan: %llu non-finite samples reached JACK",
-            (unsigned long long)h_probe_nonfinite(p, 1));
-  if (h_probe_nonzero(p, 1) == 0)
-    h_error("g_nan: its finite samples (0.25) did not reach JACK");
-
-  /* The passthrough slot played on, exactly. */
-  h_probe_wait_frame(p, last + L + 2 * PERIOD, 30000);
-  bool skipped = h_daemon_skipped(c) != skipped0;
-  if (skipped) {
-    /* runwayd's clock jumped where the probe's may not have: a busy graph, not the slot. */
-    h_log("pt: runwayd's clock skipped frames meanwhile; checked leniently");
-    h_probe_mark_disturbed(p, start, last + L + 1);
-  }
-  /*
-   * pt must not underrun because other slots fault. It may when its own
-   * worker was kept from the CPU for as long as L in all (a busy machine
-   * without real-time scheduling), or the graph itself skipped cycles: such
-   * underruns are excused (impulses may then be lost, never moved).
-   */
-  double pt_waited_ms = (double)(h_sched_delay_ns(pt_pid) - pt_waited0) / 1e6;
-  json_int_t pt_underruns = h_slot_stat(c, "pt", "underruns");
-  bool excused = pt_underruns > 0 && (pt_waited_ms >= L * 1000.0 / RATE || skipped);
-  if (excused)
-    h_log("pt: %lld underrun(s), excused: its worker waited %.1f ms for a CPU in all%s",
-          (long long)pt_underruns, pt_waited_ms,
-          skipped ? " and runwayd's clock skipped frames" : "");
-  json_t *st = h_slot_stats(c, "pt");
-  s = h_slot(c, "pt");
-  h_log("pt: underruns %lld, restarts %lld, state %s", (long long)h_int(st, "underruns"),
-        (long long)h_int(st, "restarts"), h_str(s, "state"));
-  struct h_check ck;
-  struct h_impulses pt = {.out = 0, .in = 0, .delay = L, .first_id = first_id, .from = 0,
-                          .to = last + L + 1, .tolerant = excused, .min_exact = 120};
-  if (!h_check(p, &pt, "pt beside the hostile workers", &ck))
-    h_error("pt: impulses not exactly L later while hostile workers were faulted (%s)",
-            h_verdict_str(ck.verdict));
-  if (h_int(st, "underruns") != 0 && !excused)
-    h_error("pt: %lld underruns while other slots faulted (its worker waited %.1f ms for a CPU)",
-            (long long)h_int(st, "underruns"), pt_waited_ms);
-  if (h_int(st, "restarts") != 0 || strcmp(h_str(s, "state"), "running") != 0)
-    h_error("pt: disturbed (state %s, restarts %lld)", h_str(s, "state"),
-            (long long)h_int(st, "restarts"));
-  json_decref(st);
-  json_decref(s);
+  bool decided = false;
+  unsigned best = 0;
+  for (unsigned round = 1; round <= ROUNDS && !decided; round++)
+    decided = hostile_round(d, c, p, pt_pid, round, &best);
+  if (!decided)
+    h_error("pt: at most %u of 150 impulses exact beside the hostile workers in %u rounds, each "
+            "disturbed (xruns, late runs of the graph): the machine is too busy to measure",
+            best, ROUNDS);
 }
 
 /* ---- (b) -------------------------------------------------------------------------- */
@@ -421,6 +467,7 @@ int main(void) {
   h_daemon_start(&d, &jack, NULL, NULL);
   H_CHECK(h_conn_open(&c, d.socket) == 0, "connect to runwayd");
   struct h_probe *p = h_probe_open(&jack, 2, true, 2, 0, 0);
+  h_watch_skips(p, &d);
 
   hostile_workers(&d, &c, p);
   H_CHECK(h_proc_alive(&d.proc), "runwayd died");

@@ -12,7 +12,9 @@
  *       down (and some must be), never anywhere else than L later
  * Five rounds of SIGKILL to all three workers (the supervisor restarts them,
  * with its growing backoff), then one SIGSTOP of 300 ms (> L, < the stall
- * timeout). runwayd runs under the RT checker. bp and bg count no underrun:
+ * timeout). A round in which disturbances of the graph (xruns, late runs,
+ * skips) left bp too few exact is played again, its kill or stop with it.
+ * runwayd runs under the RT checker. bp and bg count no underrun:
  * their missing frames are played from bypass and counted in bypass_frames.
  */
 #include <signal.h>
@@ -34,11 +36,13 @@
 #define STOP_MS 300
 #define TRAIN 40
 #define GAP 600
+#define ATTEMPTS 6 /* rounds of one kind at most, when disturbances spoil them */
 
 static const char *const names[3] = {"bp", "bg", "sl"};
 
 struct round {
   uint64_t frames[TRAIN];
+  uint32_t ids[TRAIN]; /* bp's impulses: one the test thread sent too late excuses the others */
   uint64_t from, last;
 };
 
@@ -53,7 +57,8 @@ static void train(struct h_probe *p, struct round *r) {
   for (unsigned i = 0; i < TRAIN; i++) {
     f += GAP + (i * 37u) % 101u;
     r->frames[i] = f;
-    for (unsigned k = 0; k < 3; k++)
+    r->ids[i] = h_probe_impulse(p, 0, f, 1.0f);
+    for (unsigned k = 1; k < 3; k++)
       h_probe_impulse(p, k, f + 3 * k, 1.0f);
   }
   r->last = f + 6;
@@ -69,7 +74,12 @@ static json_int_t pid_of(struct h_conn *c, const char *name) {
 /* Missing impulses of sl so far, full-level impulses of bg so far. */
 static unsigned sl_missing, bg_dry;
 
-static void check_round(struct h_probe *p, const struct round *r, uint64_t xruns0,
+/*
+ * Checks a round. Returns false when bp's check was disturbed (too few
+ * exact next to xruns, late runs or skips of the graph): the round is played
+ * again. Misplaced samples are errors either way.
+ */
+static bool check_round(struct h_probe *p, const struct round *r, uint64_t xruns0,
                         const char *label) {
   struct h_expect ex[TRAIN];
   struct h_check ck;
@@ -79,10 +89,15 @@ static void check_round(struct h_probe *p, const struct round *r, uint64_t xruns
   uint64_t to = r->last + L + PERIOD;
 
   for (unsigned i = 0; i < TRAIN; i++)
-    ex[i] = (struct h_expect){.frame = r->frames[i] + L, .value = 1.0f};
+    ex[i] = (struct h_expect){.frame = r->frames[i] + L, .value = 1.0f,
+                              .optional = h_probe_status(p, r->ids[i]) != H_EV_EMITTED};
   snprintf(what, sizeof(what), "%s: bp (bypass)", label);
-  if (!h_check_port_delay(p, 0, ex, TRAIN, r->from, to, L, 0, what, &ck))
+  h_check_port_delay(p, 0, ex, TRAIN, r->from, to, L, 0, what, &ck);
+  if (ck.verdict == H_MISALIGNED)
     h_error("%s: impulses through a bypass slot not all exactly L later", what);
+  bool disturbed = ck.verdict == H_DISTURBED;
+  /* What a disturbance of the graph loses on bp's path it may lose on bg's. */
+  xrun = xrun || ck.disturbed > 0 || ck.tolerated > 0;
 
   /* bg: the gain's level from the worker, full level from bypass, between in a crossfade. */
   for (unsigned i = 0; i < TRAIN; i++)
@@ -101,6 +116,9 @@ static void check_round(struct h_probe *p, const struct round *r, uint64_t xruns
   if (!h_check_port_delay(p, 2, ex, TRAIN, r->from, to, L, H_FLOOR_NONE, what, &ck))
     h_error("%s: impulses through a silence slot somewhere else than L later", what);
   sl_missing += ck.optional_missing;
+  if (disturbed)
+    h_log("%s: bp's impulses too few exact next to disturbances of the graph; again", label);
+  return !disturbed;
 }
 
 static void check_rt_report(const char *report, int status) {
@@ -119,6 +137,51 @@ static void check_rt_report(const char *report, int status) {
   free(text);
 }
 
+enum act { ACT_NONE, ACT_KILL, ACT_STOP };
+
+/* A train, and while it flows the workers are killed, stopped or left alone. */
+static bool one_round(struct h_probe *p, struct h_conn *c, enum act act, const char *label) {
+  struct round r;
+  json_int_t pids[3];
+  for (unsigned k = 0; k < 3; k++)
+    pids[k] = pid_of(c, names[k]);
+  uint64_t xruns0 = h_probe_xruns(p);
+  train(p, &r);
+  if (act != ACT_NONE)
+    h_sleep_ms(L * 1000 / RATE + 60);
+  if (act == ACT_KILL) {
+    uint64_t t0 = h_now_ms();
+    for (unsigned k = 0; k < 3; k++)
+      H_CHECK(kill((pid_t)pids[k], SIGKILL) == 0, "SIGKILL %s's worker", names[k]);
+    for (unsigned k = 0; k < 3; k++)
+      json_decref(h_wait_slot(c, names[k], "running", pids[k], 10000));
+    h_log("%s: all three running again in %llu ms", label,
+          (unsigned long long)(h_now_ms() - t0));
+  } else if (act == ACT_STOP) {
+    for (unsigned k = 0; k < 3; k++)
+      H_CHECK(kill((pid_t)pids[k], SIGSTOP) == 0, "SIGSTOP %s's worker", names[k]);
+    h_sleep_ms(STOP_MS);
+    for (unsigned k = 0; k < 3; k++)
+      H_CHECK(kill((pid_t)pids[k], SIGCONT) == 0, "SIGCONT %s's worker", names[k]);
+  }
+  bool decided = check_round(p, &r, xruns0, label);
+  if (act == ACT_STOP)
+    for (unsigned k = 0; k < 3; k++)
+      H_CHECK(pid_of(c, names[k]) == pids[k], "%s's worker was replaced after a %d ms stop",
+              names[k], STOP_MS);
+  return decided;
+}
+
+/* A round, again (with its kill or stop) while disturbances leave bp too few exact. */
+static void play(struct h_probe *p, struct h_conn *c, enum act act, const char *label) {
+  for (unsigned attempt = 1; attempt <= ATTEMPTS; attempt++)
+    if (one_round(p, c, act, label))
+      return;
+  h_error("%s: %u rounds, each with too few of bp's impulses exact next to disturbances of the "
+          "graph: the machine is too busy to measure",
+          label, ATTEMPTS);
+}
+
 int main(void) {
   struct h_jack jack;
   struct h_daemon d;
@@ -134,6 +197,7 @@ int main(void) {
   h_daemon_start(&d, &jack, NULL, env);
   H_CHECK(h_conn_open(&c, d.socket) == 0, "connect to runwayd");
   struct h_probe *p = h_probe_open(&jack, 3, false, 3, 0, 0);
+  h_watch_skips(p, &d);
 
   static const char *const plugins[3] = {"passthrough", "gain", "passthrough"};
   static const char *const modes[3] = {"bypass", "bypass", "silence"};
@@ -154,48 +218,19 @@ int main(void) {
   h_probe_path_latency(p, L);
   h_sleep_ms(100); /* the gain's 10 ms ramp is over */
 
-  struct round r;
-  uint64_t xruns0 = h_probe_xruns(p);
-  train(p, &r);
-  check_round(p, &r, xruns0, "before any fault");
+  play(p, &c, ACT_NONE, "before any fault");
   json_int_t under0[3];
   for (unsigned k = 0; k < 3; k++)
     under0[k] = h_slot_stat(&c, names[k], "underruns");
 
   /* Five SIGKILLs: each worker dies while its impulses flow, the supervisor brings it back. */
   for (int i = 1; i <= KILLS; i++) {
-    json_int_t pids[3];
-    for (unsigned k = 0; k < 3; k++)
-      pids[k] = pid_of(&c, names[k]);
-    xruns0 = h_probe_xruns(p);
-    train(p, &r);
-    h_sleep_ms(L * 1000 / RATE + 60);
-    uint64_t t0 = h_now_ms();
-    for (unsigned k = 0; k < 3; k++)
-      H_CHECK(kill((pid_t)pids[k], SIGKILL) == 0, "SIGKILL %s's worker", names[k]);
-    for (unsigned k = 0; k < 3; k++)
-      json_decref(h_wait_slot(&c, names[k], "running", pids[k], 10000));
-    h_log("kill %d: all three running again in %llu ms", i, (unsigned long long)(h_now_ms() - t0));
     snprintf(label, sizeof(label), "kill %d", i);
-    check_round(p, &r, xruns0, label);
+    play(p, &c, ACT_KILL, label);
   }
 
   /* A stop longer than L: the same worker resumes, late, and catches up. */
-  json_int_t pids[3];
-  for (unsigned k = 0; k < 3; k++)
-    pids[k] = pid_of(&c, names[k]);
-  xruns0 = h_probe_xruns(p);
-  train(p, &r);
-  h_sleep_ms(L * 1000 / RATE + 60);
-  for (unsigned k = 0; k < 3; k++)
-    H_CHECK(kill((pid_t)pids[k], SIGSTOP) == 0, "SIGSTOP %s's worker", names[k]);
-  h_sleep_ms(STOP_MS);
-  for (unsigned k = 0; k < 3; k++)
-    H_CHECK(kill((pid_t)pids[k], SIGCONT) == 0, "SIGCONT %s's worker", names[k]);
-  check_round(p, &r, xruns0, "SIGSTOP 300 ms");
-  for (unsigned k = 0; k < 3; k++)
-    H_CHECK(pid_of(&c, names[k]) == pids[k], "%s's worker was replaced after a %d ms stop",
-            names[k], STOP_MS);
+  play(p, &c, ACT_STOP, "SIGSTOP 300 ms");
 
   for (unsigned k = 0; k < 3; k++) {
     json_t *st = h_slot_stats(&c, names[k]);

@@ -141,6 +141,7 @@ static void run_config(const struct config *cfg) {
   h_daemon_start(&r.d, &r.jack, cfg->daemon_latency_ms ? daemon_args : NULL, NULL);
   H_CHECK(h_conn_open(&r.c, r.d.socket) == 0, "connect to runwayd");
   r.p = h_probe_open(&r.jack, N_SLOTS, false, N_SLOTS, SRC_LAT, SINK_LAT);
+  h_watch_skips(r.p, &r.d);
 
   for (unsigned i = 0; i < N_SLOTS; i++) {
     const struct lcase *lc = &cfg->cases[i];

@@ -71,7 +71,8 @@ static void mark_if_skipped(struct stall *x, uint64_t skipped0, uint64_t from, u
     return;
   h_log("runwayd's clock skipped %llu frames meanwhile (late runs of a busy graph)",
         (unsigned long long)skipped);
-  h_probe_mark_disturbed(x->p, from, to);
+  if (!h_watching_skips(x->p)) /* the watcher placed them */
+    h_probe_mark_disturbed(x->p, from, to);
 }
 
 /* ---- 1: short stops ------------------------------------------------------------- */
@@ -232,6 +233,7 @@ int main(void) {
   h_daemon_start(&d, &jack, args, NULL);
   H_CHECK(h_conn_open(&x.c, d.socket) == 0, "connect to runwayd");
   x.p = h_probe_open(&jack, 1, false, 1, 0, 0);
+  h_watch_skips(x.p, &d);
 
   json_t *s = h_add_slot(&x.c, "st",
                          json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs", 1,

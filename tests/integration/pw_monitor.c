@@ -14,7 +14,8 @@
 #include <spa/pod/parser.h>
 #include <spa/utils/string.h>
 
-#define MAX_INCOMPLETE 8192
+/* The latest this many disturbed cycles are kept (a ring: a busy machine makes many). */
+#define MAX_INCOMPLETE 65536
 #define FINISHED 3 /* PW_NODE_ACTIVATION_FINISHED */
 
 /* Everything below the thread loop is touched under its lock. */
@@ -28,7 +29,7 @@ struct pwm {
   struct spa_hook profiler_listener;
 
   uint64_t cycles;
-  uint64_t incomplete_at[MAX_INCOMPLETE];
+  uint32_t incomplete_at[MAX_INCOMPLETE]; /* graph clock, 32 bits as libjack's frame time */
   uint32_t n_incomplete;
 
   char prefix[128];
@@ -52,12 +53,31 @@ static int parse_block(const struct spa_pod *pod, struct block *b) {
                               SPA_POD_Int(&b->status), SPA_POD_Fraction(&b->latency));
 }
 
+/*
+ * A cycle that finished, but late: the driver began it well after the
+ * period (its timer slipped), or a node finished after the next cycle was
+ * due. Nodes then exchanged data with a cycle's delay that no client saw.
+ */
+static bool late(const struct spa_io_clock *clock, const struct block *drv, bool have_driver,
+                 int64_t last_finish) {
+  if (!have_driver || clock->rate.denom == 0 || drv->signal <= 0)
+    return false;
+  int64_t period_ns =
+      (int64_t)((double)clock->duration * 1e9 * clock->rate.num / clock->rate.denom);
+  if (period_ns <= 0)
+    return false;
+  if (drv->prev_signal > 0 && drv->signal - drv->prev_signal > period_ns + period_ns / 2)
+    return true;
+  return last_finish > drv->signal + period_ns || drv->finish > drv->signal + period_ns;
+}
+
 /* One driver cycle: its clock, its own block and one block per follower. */
 static void one_cycle(struct pwm *m, const struct spa_pod_object *o) {
   const struct spa_pod_prop *p;
   struct spa_io_clock clock;
   struct block drv = {0}, f;
   bool have_clock = false, have_driver = false, finished = true;
+  int64_t last_finish = 0;
   double nodes_ns = 0;
   uint32_t nodes = 0;
   SPA_POD_OBJECT_FOREACH(o, p) {
@@ -81,6 +101,8 @@ static void one_cycle(struct pwm *m, const struct spa_pod_object *o) {
       if (parse_block(&p->value, &f) < 0)
         break;
       finished &= f.status == FINISHED;
+      if (f.finish > last_finish)
+        last_finish = f.finish;
       if (m->measuring && m->prefix[0] != '\0' && f.name != NULL &&
           spa_strstartswith(f.name, m->prefix) && f.finish > f.awake) {
         nodes_ns += (double)(f.finish - f.awake);
@@ -94,8 +116,8 @@ static void one_cycle(struct pwm *m, const struct spa_pod_object *o) {
   if (!have_clock)
     return;
   m->cycles++;
-  if (!finished && m->n_incomplete < MAX_INCOMPLETE)
-    m->incomplete_at[m->n_incomplete++] = clock.position;
+  if (!finished || late(&clock, &drv, have_driver, last_finish))
+    m->incomplete_at[m->n_incomplete++ % MAX_INCOMPLETE] = (uint32_t)clock.position;
   if (!m->measuring)
     return;
   m->acc.cycles++;
@@ -201,11 +223,12 @@ uint64_t pwm_cycles(struct pwm *m) {
   return n;
 }
 
-bool pwm_disturbed(struct pwm *m, uint64_t from, uint64_t to) {
+bool pwm_disturbed(struct pwm *m, uint32_t from, uint32_t to) {
   bool hit = false;
   pw_thread_loop_lock(m->tloop);
-  for (uint32_t i = 0; i < m->n_incomplete && !hit; i++)
-    hit = m->incomplete_at[i] >= from && m->incomplete_at[i] < to;
+  uint32_t n = m->n_incomplete < MAX_INCOMPLETE ? m->n_incomplete : MAX_INCOMPLETE;
+  for (uint32_t i = 0; i < n && !hit; i++)
+    hit = (uint32_t)(m->incomplete_at[i] - from) < (uint32_t)(to - from);
   pw_thread_loop_unlock(m->tloop);
   return hit;
 }

@@ -28,8 +28,11 @@ void pwm_close(struct pwm *m);
 /* Reports arrived so far (the profiler sends them in batches, a few times a second). */
 uint64_t pwm_cycles(struct pwm *m);
 
-/* Whether a cycle that did not finish began within [from, to) of the graph clock. */
-bool pwm_disturbed(struct pwm *m, uint64_t from, uint64_t to);
+/*
+ * Whether a cycle that did not finish, or finished late, began within
+ * [from, to) of the graph clock (32 bits, as libjack's frame time: wraps).
+ */
+bool pwm_disturbed(struct pwm *m, uint32_t from, uint32_t to);
 uint32_t pwm_incomplete(struct pwm *m);
 
 struct pwm_load {

@@ -35,10 +35,10 @@
  *
  * A restarted instance (segment generation > 1) waits for SIGUSR2 before it
  * attaches (publishes its pid), so the test can read the slot's last_error
- * while the fault is fresh, unless argv holds --no-hold; after that it stays
- * a correct silent worker. With --relapse it neither waits nor behaves: it
- * misbehaves at once, without SIGUSR1, as every restart of a worker that
- * keeps trying would.
+ * while the fault is fresh, unless argv holds --no-hold; after that it is a
+ * correct silent worker until the next SIGUSR1 (a test's next round). With
+ * --relapse it neither waits nor behaves: it misbehaves at once, without
+ * SIGUSR1, as every restart of a worker that keeps trying would.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -436,7 +436,7 @@ int main(int argc, char **argv) {
   bool misbehaving = false;
   while (!got_term) {
     bool first = false;
-    if (!misbehaving && (restarted ? relapse : got_usr1)) {
+    if (!misbehaving && ((restarted && relapse) || got_usr1)) {
       misbehaving = first = true;
       say("misbehaving now");
       if (strcmp(mode, "control") == 0) {
