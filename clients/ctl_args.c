@@ -198,9 +198,11 @@ static int check_slot_add(const json_t *args, char *err, size_t errlen) {
                 (json_object_get(args, "exec") != NULL) +
                 json_is_true(json_object_get(args, "external"));
   if (sources != 1)
-    return usage_err(err, errlen, "slot add needs exactly one of --plugin P, --lv2 URI, "
-                                  "--exec \"CMD\" or --external");
-  if (json_object_get(args, "latency_ms") != NULL && json_object_get(args, "latency_frames") != NULL)
+    return usage_err(err, errlen,
+                     "slot add needs exactly one of --plugin P, --lv2 URI, "
+                     "--exec \"CMD\" or --external");
+  if (json_object_get(args, "latency_ms") != NULL &&
+      json_object_get(args, "latency_frames") != NULL)
     return usage_err(err, errlen, "give --latency-ms or --latency-frames, not both");
   return 0;
 }
@@ -265,8 +267,8 @@ static int check_command(const struct proto_command *cmd, const json_t *args, ch
 
   /* Every command's "name" is a slot name; catch typos before the daemon does. */
   if (name != NULL && !proto_valid_slot_name(name))
-    return usage_err(err, errlen, "\"%s\" is not a slot name: use 1 to %d of A-Z a-z 0-9 _ -",
-                     name, PROTO_SLOT_NAME_MAX);
+    return usage_err(err, errlen, "\"%s\" is not a slot name: use 1 to %d of A-Z a-z 0-9 _ -", name,
+                     PROTO_SLOT_NAME_MAX);
   return extra_checks[cmd->id] != NULL ? extra_checks[cmd->id](args, err, errlen) : 0;
 }
 
@@ -308,9 +310,8 @@ static int global_option(int argc, char *const argv[], int *i, const char *opt, 
 }
 
 /* Handles one of the command's own options; same returns as global_option. */
-static int command_option(int argc, char *const argv[], int *i, const char *opt,
-                          const char *value, const struct proto_command *cmd, json_t *args,
-                          char *err, size_t errlen) {
+static int command_option(int argc, char *const argv[], int *i, const char *opt, const char *value,
+                          const struct proto_command *cmd, json_t *args, char *err, size_t errlen) {
   char name[64], spoken_cmd[CMD_NAME_MAX];
   const struct proto_arg *a;
   json_t *v;
@@ -578,8 +579,8 @@ void ctl_print_help(FILE *f) {
 
 void ctl_print_command_help(FILE *f, const struct proto_command *cmd) {
   int any = 0;
-  fprintf(f, "Usage: runwayctl [--socket PATH] [--json] %s\n\n%s\n", cmd->usage ? cmd->usage : cmd->name,
-          cmd->help);
+  fprintf(f, "Usage: runwayctl [--socket PATH] [--json] %s\n\n%s\n",
+          cmd->usage ? cmd->usage : cmd->name, cmd->help);
   for (const struct proto_arg *a = cmd->args; a->name != NULL; a++) {
     char left[96], spelled[64];
     if (!any)

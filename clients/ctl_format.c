@@ -123,11 +123,11 @@ void ctl_print_status(FILE *f, const json_t *result) {
   static const struct {
     const char *key, *label;
   } rows[] = {
-      {"version", "version"},         {"pid", "pid"},
-      {"backend", "backend"},         {"backend_state", "backend state"},
-      {"name", "client name"},        {"sample_rate", "sample rate"},
-      {"period", "period"},           {"slots", "slots"},
-      {"uptime_s", "uptime"},         {"socket", "socket"},
+      {"version", "version"},  {"pid", "pid"},
+      {"backend", "backend"},  {"backend_state", "backend state"},
+      {"name", "client name"}, {"sample_rate", "sample rate"},
+      {"period", "period"},    {"slots", "slots"},
+      {"uptime_s", "uptime"},  {"socket", "socket"},
   };
   double rate = number(result, "sample_rate", 0);
 
@@ -219,8 +219,7 @@ static void print_lv2_plugin(FILE *f, const json_t *p) {
   }
   size_t hidden = json_array_size(json_object_get(p, "hidden"));
   if (hidden > 0)
-    fprintf(f, "  %zu more controls are not runway parameters; they keep their defaults\n",
-            hidden);
+    fprintf(f, "  %zu more controls are not runway parameters; they keep their defaults\n", hidden);
 }
 
 void ctl_print_plugins(FILE *f, const json_t *result) {
@@ -631,8 +630,9 @@ int ctl_handle_response(const char *line, size_t len, const json_t *request, int
   int rc = CTL_EXIT_ERROR;
 
   if (!json_is_object(msg)) {
-    fprintf(err_out, "runwayctl: runwayd sent an answer that is not a JSON object (%s); is the "
-                     "socket really runwayd's?\n",
+    fprintf(err_out,
+            "runwayctl: runwayd sent an answer that is not a JSON object (%s); is the "
+            "socket really runwayd's?\n",
             msg == NULL ? jerr.text : "wrong type");
     goto out;
   }

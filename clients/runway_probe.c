@@ -173,24 +173,45 @@ int main(int argc, char **argv) {
   const char *client = "runway", *slot = NULL, *wav = NULL;
   double seconds = 2.5;
   bool phrase = false, json = false;
-  static const struct option longopts[] = {
-      {"client", required_argument, NULL, 'c'}, {"slot", required_argument, NULL, 's'},
-      {"phrase", no_argument, NULL, 'p'},       {"impulse", no_argument, NULL, 'i'},
-      {"wav", required_argument, NULL, 'w'},    {"seconds", required_argument, NULL, 'S'},
-      {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"client", required_argument, NULL, 'c'},
+                                           {"slot", required_argument, NULL, 's'},
+                                           {"phrase", no_argument, NULL, 'p'},
+                                           {"impulse", no_argument, NULL, 'i'},
+                                           {"wav", required_argument, NULL, 'w'},
+                                           {"seconds", required_argument, NULL, 'S'},
+                                           {"json", no_argument, NULL, 'j'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
-    case 'c': client = optarg; break;
-    case 's': slot = optarg; break;
-    case 'p': phrase = true; break;
-    case 'i': P.impulse = true; break;
-    case 'w': wav = optarg; break;
-    case 'S': seconds = atof(optarg); break;
-    case 'j': json = true; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case 'c':
+      client = optarg;
+      break;
+    case 's':
+      slot = optarg;
+      break;
+    case 'p':
+      phrase = true;
+      break;
+    case 'i':
+      P.impulse = true;
+      break;
+    case 'w':
+      wav = optarg;
+      break;
+    case 'S':
+      seconds = atof(optarg);
+      break;
+    case 'j':
+      json = true;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
     }
   }
   if (slot == NULL || phrase == P.impulse || !(seconds > 0.2 && seconds <= 60)) {
@@ -218,7 +239,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (phrase)
-    P.midi_out = jack_port_register(P.sender, "midi_out", JACK_DEFAULT_MIDI_TYPE, JackPortIsOutput, 0);
+    P.midi_out =
+        jack_port_register(P.sender, "midi_out", JACK_DEFAULT_MIDI_TYPE, JackPortIsOutput, 0);
   else
     P.audio_out = jack_port_register(P.sender, "out", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
   for (uint32_t k = 0; k < P.channels; k++) {

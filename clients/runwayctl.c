@@ -28,8 +28,7 @@ static void connect_failed(const char *path, int rc) {
     fprintf(stderr, "runwayctl: no runwayd socket at %s; %s\n", path, hint);
     break;
   case ECONNREFUSED:
-    fprintf(stderr, "runwayctl: nothing listens on %s (runwayd is not running?); %s\n", path,
-            hint);
+    fprintf(stderr, "runwayctl: nothing listens on %s (runwayd is not running?); %s\n", path, hint);
     break;
   case EACCES:
   case EPERM:
@@ -75,8 +74,9 @@ static int stream_lines(struct proto_client *c, const char *path, int json, int 
     }
     if (n < 0) {
       if (n == -EPIPE)
-        fprintf(stderr, "runwayctl: runwayd at %s closed the connection (it stopped, or this "
-                        "client read too slowly)\n",
+        fprintf(stderr,
+                "runwayctl: runwayd at %s closed the connection (it stopped, or this "
+                "client read too slowly)\n",
                 path);
       else
         fprintf(stderr, "runwayctl: talking to runwayd at %s: %s\n", path, strerror((int)-n));

@@ -16,7 +16,8 @@ static void schedule_reconnect(struct runwayd *d);
 const char *connection_describe(const struct runwayd *d, char *buf, size_t len) {
   if (backend_is_open(d->backend))
     snprintf(buf, len, "%s active, %u Hz, %u frames per period; slots: %u",
-             backend_server_name(d->backend), backend_sample_rate(d->backend), backend_period(d->backend), d->n_slots);
+             backend_server_name(d->backend), backend_sample_rate(d->backend),
+             backend_period(d->backend), d->n_slots);
   else
     snprintf(buf, len, "waiting for the %s server; slots: %u", backend_server_name(d->backend),
              d->n_slots);
@@ -38,8 +39,7 @@ static void try_connect(struct runwayd *d) {
     return;
   }
   if (rc != 0 && rc != -EALREADY) {
-    log_error("cannot start connecting to %s: %s", backend_server_name(d->backend),
-              strerror(-rc));
+    log_error("cannot start connecting to %s: %s", backend_server_name(d->backend), strerror(-rc));
     schedule_reconnect(d);
   }
 }
@@ -52,8 +52,8 @@ static void connected(struct runwayd *d) {
     return;
   if (rc == 0) {
     log_info("connected to %s as \"%s\": %u Hz, %u frames per period",
-             backend_server_name(d->backend), backend_client_name(d->backend), backend_sample_rate(d->backend),
-             backend_period(d->backend));
+             backend_server_name(d->backend), backend_client_name(d->backend),
+             backend_sample_rate(d->backend), backend_period(d->backend));
     d->reconnect_delay_ms = RECONNECT_MIN_MS;
     slots_backend_up(d);
     /* The control socket already listens (main starts it first): now we are ready. */
@@ -98,7 +98,8 @@ static void on_backend_event(void *user) {
   if (ev & (BACKEND_EV_PERIOD | BACKEND_EV_RATE)) {
     char why[128];
     snprintf(why, sizeof(why), "%s now runs at %u Hz, %u frames per period",
-             backend_server_name(d->backend), backend_sample_rate(d->backend), backend_period(d->backend));
+             backend_server_name(d->backend), backend_sample_rate(d->backend),
+             backend_period(d->backend));
     slots_rebuild_all(d, why);
   }
 }

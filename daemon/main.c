@@ -94,8 +94,9 @@ static bool refuse_workers(void *user, pid_t pid, char *why, size_t len) {
   for (uint32_t i = 0; sid > 0 && i < d->n_slots; i++) {
     const struct supervisor *sv = &d->slots[i]->sv;
     if ((sv->proc != NULL && sv->pid == sid) || (sv->next_proc != NULL && sv->next_pid == sid)) {
-      snprintf(why, len, "pid %d is the worker of slot %s (or one of its processes); workers have "
-                         "their segment and may not use the control socket",
+      snprintf(why, len,
+               "pid %d is the worker of slot %s (or one of its processes); workers have "
+               "their segment and may not use the control socket",
                (int)pid, d->slots[i]->name);
       return true;
     }

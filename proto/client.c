@@ -119,9 +119,7 @@ int proto_client_detach(struct proto_client *c) {
   return fd;
 }
 
-void proto_client_set_sigmask(struct proto_client *c, const sigset_t *mask) {
-  c->sigmask = mask;
-}
+void proto_client_set_sigmask(struct proto_client *c, const sigset_t *mask) { c->sigmask = mask; }
 
 /* Waits until fd is ready for events, or the deadline: 0, -ETIMEDOUT, -EINTR or -errno. */
 static int client_wait(struct proto_client *c, short events, uint64_t deadline) {

@@ -38,12 +38,12 @@ void proto_fds_close(struct proto_fds *fds);
 
 /* Fields are read-only for users; fd may be polled, shut down or passed on. */
 struct proto_client {
-  int fd;           /* the connection, or -1 */
-  char *buf;        /* bytes received and not yet returned */
-  size_t len;       /* bytes held in buf */
-  size_t cap;       /* buf's size: the longest line and its newline */
-  size_t consumed;  /* the line returned last and its newline; dropped by the next read */
-  int eof;          /* the peer closed its side; what buf holds can still be read */
+  int fd;                  /* the connection, or -1 */
+  char *buf;               /* bytes received and not yet returned */
+  size_t len;              /* bytes held in buf */
+  size_t cap;              /* buf's size: the longest line and its newline */
+  size_t consumed;         /* the line returned last and its newline; dropped by the next read */
+  int eof;                 /* the peer closed its side; what buf holds can still be read */
   struct proto_fds passed; /* received (SCM_RIGHTS) and not yet handed out */
   size_t passed_at;        /* the offset in buf of the last byte that came with them */
   /* The signal mask while waiting (ppoll), or NULL; see proto_client_set_sigmask. */
@@ -93,8 +93,7 @@ void proto_client_set_sigmask(struct proto_client *c, const sigset_t *mask);
  * the connection failed (-EPIPE, -ECONNRESET) or a wait was interrupted
  * (-EINTR).
  */
-ssize_t proto_client_write(struct proto_client *c, const void *data, size_t len,
-                           uint64_t deadline);
+ssize_t proto_client_write(struct proto_client *c, const void *data, size_t len, uint64_t deadline);
 
 /* As proto_client_write, but all or nothing: 0, -ETIMEDOUT or -errno. */
 int proto_client_send(struct proto_client *c, const void *data, size_t len, uint64_t deadline);

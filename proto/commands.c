@@ -22,7 +22,8 @@ const char *proto_type_name(enum proto_type type) {
   return "value";
 }
 
-#define ARGS_END {.name = NULL}
+#define ARGS_END                                                                                   \
+  { .name = NULL }
 
 static const struct proto_arg args_none[] = {ARGS_END};
 
@@ -35,7 +36,8 @@ static const struct proto_arg args_slot_add[] = {
     {.name = "plugin",
      .type = PROTO_T_STRING,
      .help = "built-in plugin that runway-worker runs (see `runwayctl plugins`)"},
-    {.name = "lv2", .type = PROTO_T_STRING,
+    {.name = "lv2",
+     .type = PROTO_T_STRING,
      .help = "URI of an LV2 plugin that runway-worker hosts (see `runwayctl plugins --lv2`)"},
     {.name = "exec",
      .type = PROTO_T_STRING,
@@ -86,48 +88,60 @@ static const struct proto_arg args_slot_replace[] = {
     ARGS_END};
 
 static const struct proto_arg args_plugins[] = {
-    {.name = "lv2", .type = PROTO_T_BOOL,
+    {.name = "lv2",
+     .type = PROTO_T_BOOL,
      .help = "the installed LV2 plugins instead of the built-in ones"},
-    {.name = "uri", .type = PROTO_T_STRING, .positional = 1,
+    {.name = "uri",
+     .type = PROTO_T_STRING,
+     .positional = 1,
      .help = "one LV2 plugin: its ports, parameters and whether runway can host it"},
     ARGS_END};
 
 static const struct proto_arg args_slot_name[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name"},
+    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1, .help = "slot name"},
     ARGS_END};
 
-static const struct proto_arg args_stats[] = {
-    {.name = "name", .type = PROTO_T_STRING, .positional = 1,
-     .help = "only this slot (default: every slot)"},
-    ARGS_END};
+static const struct proto_arg args_stats[] = {{.name = "name",
+                                               .type = PROTO_T_STRING,
+                                               .positional = 1,
+                                               .help = "only this slot (default: every slot)"},
+                                              ARGS_END};
 
 static const struct proto_arg args_param_get[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name"},
-    {.name = "param", .type = PROTO_T_STRING_OR_INT, .required = 1, .positional = 1,
+    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1, .help = "slot name"},
+    {.name = "param",
+     .type = PROTO_T_STRING_OR_INT,
+     .required = 1,
+     .positional = 1,
      .help = "parameter name or id"},
     ARGS_END};
 
 static const struct proto_arg args_param_set[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name"},
-    {.name = "param", .type = PROTO_T_STRING_OR_INT, .required = 1, .positional = 1,
+    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1, .help = "slot name"},
+    {.name = "param",
+     .type = PROTO_T_STRING_OR_INT,
+     .required = 1,
+     .positional = 1,
      .help = "parameter name or id"},
-    {.name = "value", .type = PROTO_T_NUMBER, .required = 1, .positional = 1,
+    {.name = "value",
+     .type = PROTO_T_NUMBER,
+     .required = 1,
+     .positional = 1,
      .help = "new value; out-of-range values are clamped and reported"},
     ARGS_END};
 
 static const struct proto_arg args_state_file[] = {
-    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1,
-     .help = "slot name"},
-    {.name = "file", .type = PROTO_T_STRING, .required = 1, .positional = 1, .path = 1,
+    {.name = "name", .type = PROTO_T_STRING, .required = 1, .positional = 1, .help = "slot name"},
+    {.name = "file",
+     .type = PROTO_T_STRING,
+     .required = 1,
+     .positional = 1,
+     .path = 1,
      .help = "state file (JSON), read and written by runwayd"},
     ARGS_END};
 
 static const struct proto_arg args_worker_attach[] = {
-    {.name = "slot", .type = PROTO_T_STRING, .required = 1,
-     .help = "slot added with --external"},
+    {.name = "slot", .type = PROTO_T_STRING, .required = 1, .help = "slot added with --external"},
     {.name = "pid", .type = PROTO_T_INT, .help = "the worker's process id"},
     {.name = "plugin", .type = PROTO_T_STRING, .help = "what the worker runs, for status"},
     {.name = "params", .type = PROTO_T_ARRAY, .help = "the plugin's parameters"},

@@ -96,9 +96,7 @@ static int quote_len(const char *s) {
   return (int)n;
 }
 
-static const char *quote_ellipsis(const char *s) {
-  return strlen(s) > QUOTE_MAX ? "..." : "";
-}
+static const char *quote_ellipsis(const char *s) { return strlen(s) > QUOTE_MAX ? "..." : ""; }
 
 void proto_set_err(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
@@ -163,9 +161,9 @@ static enum proto_err prescan(const char *line, size_t len, char *err, size_t er
   for (size_t i = 0; i < len; i++) {
     char c = line[i];
     if (c == '\0') {
-      proto_set_err(err, errlen,
-              "request holds a NUL byte at offset %zu; send UTF-8 JSON text, one object per line",
-              i);
+      proto_set_err(
+          err, errlen,
+          "request holds a NUL byte at offset %zu; send UTF-8 JSON text, one object per line", i);
       return PROTO_E_BAD_REQUEST;
     }
     if (in_string) {
@@ -181,8 +179,9 @@ static enum proto_err prescan(const char *line, size_t len, char *err, size_t er
       in_string = 1;
     } else if (c == '[' || c == '{') {
       if (++depth > PROTO_MAX_DEPTH) {
-        proto_set_err(err, errlen, "request nests arrays and objects deeper than %d levels; flatten it",
-                PROTO_MAX_DEPTH);
+        proto_set_err(err, errlen,
+                      "request nests arrays and objects deeper than %d levels; flatten it",
+                      PROTO_MAX_DEPTH);
         return PROTO_E_BAD_REQUEST;
       }
     } else if ((c == ']' || c == '}') && depth > 0) {
@@ -228,25 +227,25 @@ enum proto_err proto_check_args(const struct proto_command *cmd, const json_t *a
       list_args(cmd, names, sizeof(names));
       if (names[0] == '\0')
         proto_set_err(err, errlen, "%s takes no arguments, but got \"%.*s%s\"; leave out args",
-                cmd->name, quote_len(key), key, quote_ellipsis(key));
+                      cmd->name, quote_len(key), key, quote_ellipsis(key));
       else
-        proto_set_err(err, errlen, "unknown argument \"%.*s%s\" for %s; it takes: %s", quote_len(key),
-                key, quote_ellipsis(key), cmd->name, names);
+        proto_set_err(err, errlen, "unknown argument \"%.*s%s\" for %s; it takes: %s",
+                      quote_len(key), key, quote_ellipsis(key), cmd->name, names);
       return PROTO_E_INVALID_ARGUMENT;
     }
     if (!type_matches(a->type, value)) {
       proto_set_err(err, errlen, "argument \"%s\" of %s must be a%s %s, not %s", a->name, cmd->name,
-              a->type == PROTO_T_INT || a->type == PROTO_T_ARRAY || a->type == PROTO_T_OBJECT
-                  ? "n"
-                  : "",
-              proto_type_name(a->type), json_kind(value));
+                    a->type == PROTO_T_INT || a->type == PROTO_T_ARRAY || a->type == PROTO_T_OBJECT
+                        ? "n"
+                        : "",
+                    proto_type_name(a->type), json_kind(value));
       return PROTO_E_INVALID_ARGUMENT;
     }
   }
   for (const struct proto_arg *a = cmd->args; a->name != NULL; a++) {
     if (a->required && json_object_get(args, a->name) == NULL) {
       proto_set_err(err, errlen, "%s needs the argument \"%s\" (%s: %s)", cmd->name, a->name,
-              proto_type_name(a->type), a->help ? a->help : "");
+                    proto_type_name(a->type), a->help ? a->help : "");
       return PROTO_E_INVALID_ARGUMENT;
     }
   }
@@ -269,8 +268,9 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
   if (line == NULL)
     len = 0;
   if (len > PROTO_MAX_LINE) {
-    proto_set_err(err, errlen, "request of %zu bytes is over the %d-byte line limit; send less per line",
-            len, PROTO_MAX_LINE);
+    proto_set_err(err, errlen,
+                  "request of %zu bytes is over the %d-byte line limit; send less per line", len,
+                  PROTO_MAX_LINE);
     return PROTO_E_TOO_LARGE;
   }
   rc = prescan(line, len, err, errlen);
@@ -280,14 +280,15 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
   req->root = json_loadb(line ? line : "", len, JSON_REJECT_DUPLICATES, &jerr);
   if (req->root == NULL) {
     proto_set_err(err, errlen,
-            "request is not valid JSON (%s, at byte %d); send one JSON object per line, "
-            "e.g. {\"id\":1,\"cmd\":\"status\"}",
-            jerr.text, jerr.position);
+                  "request is not valid JSON (%s, at byte %d); send one JSON object per line, "
+                  "e.g. {\"id\":1,\"cmd\":\"status\"}",
+                  jerr.text, jerr.position);
     return PROTO_E_BAD_REQUEST;
   }
   if (!json_is_object(req->root)) {
-    proto_set_err(err, errlen, "request is %s, not an object; send {\"id\":...,\"cmd\":...,\"args\":{...}}",
-            json_kind(req->root));
+    proto_set_err(err, errlen,
+                  "request is %s, not an object; send {\"id\":...,\"cmd\":...,\"args\":{...}}",
+                  json_kind(req->root));
     return PROTO_E_BAD_REQUEST;
   }
 
@@ -306,15 +307,17 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
     return PROTO_E_BAD_REQUEST;
   }
   if (!json_is_string(cmd)) {
-    proto_set_err(err, errlen, "\"cmd\" is %s; it must be a string naming a command", json_kind(cmd));
+    proto_set_err(err, errlen, "\"cmd\" is %s; it must be a string naming a command",
+                  json_kind(cmd));
     return PROTO_E_BAD_REQUEST;
   }
 
   json_object_foreach(req->root, key, value) {
     if (strcmp(key, "id") != 0 && strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0) {
-      proto_set_err(err, errlen, "unknown member \"%.*s%s\" in the request; a request has only id, cmd "
-                           "and args",
-              quote_len(key), key, quote_ellipsis(key));
+      proto_set_err(err, errlen,
+                    "unknown member \"%.*s%s\" in the request; a request has only id, cmd "
+                    "and args",
+                    quote_len(key), key, quote_ellipsis(key));
       return PROTO_E_BAD_REQUEST;
     }
   }
@@ -331,8 +334,9 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
   }
   if (req->command == NULL) {
     /* json_string_value stops at the first NUL, which jansson rejects in input anyway. */
-    proto_set_err(err, errlen, "unknown command \"%.*s%s\"; run `runwayctl --help` for the commands",
-            quote_len(req->cmd), req->cmd, quote_ellipsis(req->cmd));
+    proto_set_err(err, errlen,
+                  "unknown command \"%.*s%s\"; run `runwayctl --help` for the commands",
+                  quote_len(req->cmd), req->cmd, quote_ellipsis(req->cmd));
     return PROTO_E_UNKNOWN_COMMAND;
   }
 
@@ -345,7 +349,7 @@ enum proto_err proto_parse_request(const char *line, size_t len, struct proto_re
     }
   } else if (!json_is_object(args)) {
     proto_set_err(err, errlen, "\"args\" of %s is %s; it must be an object", req->command->name,
-            json_kind(args));
+                  json_kind(args));
     return PROTO_E_INVALID_ARGUMENT;
   }
   req->args = args;

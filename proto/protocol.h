@@ -26,8 +26,8 @@
  * Clients must read lines this long.
  */
 #define PROTO_MAX_ANSWER_LINE (4 * 1024 * 1024)
-#define PROTO_MAX_DEPTH 32         /* nesting of arrays/objects in a request */
-#define PROTO_SLOT_NAME_MAX 32     /* slot names: [A-Za-z0-9_-]{1,32} */
+#define PROTO_MAX_DEPTH 32     /* nesting of arrays/objects in a request */
+#define PROTO_SLOT_NAME_MAX 32 /* slot names: [A-Za-z0-9_-]{1,32} */
 
 /* Stable error codes; their strings are part of the protocol (see README). */
 enum proto_err {

@@ -41,8 +41,7 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
   if ((p->flags & ~RW_SEGMENT_F_ALL) != 0)
     return fail(-EINVAL, err, errlen, "unknown segment flags 0x%x", p->flags);
   if (p->max_period < 1 || p->max_period > RW_MAX_PERIOD)
-    return fail(-EINVAL, err, errlen, "period %u is outside 1..%u", p->max_period,
-                RW_MAX_PERIOD);
+    return fail(-EINVAL, err, errlen, "period %u is outside 1..%u", p->max_period, RW_MAX_PERIOD);
   if (p->latency < 1 || (uint64_t)p->latency + p->max_period > RW_MAX_CAPACITY / 2)
     return fail(-EINVAL, err, errlen, "latency %u frames is outside 1..%u", p->latency,
                 RW_MAX_CAPACITY / 2 - p->max_period);
@@ -52,8 +51,8 @@ int proto_segment_layout(const struct proto_segment_params *p, struct rw_segment
   if (!is_pow2(ev_cap) || ev_cap > RW_MAX_EVENT_CAPACITY || !is_pow2(msg_cap) ||
       msg_cap > RW_MAX_EVENT_CAPACITY)
     return fail(-EINVAL, err, errlen,
-                "event capacity %u and message capacity %u must be powers of two up to %u",
-                ev_cap, msg_cap, RW_MAX_EVENT_CAPACITY);
+                "event capacity %u and message capacity %u must be powers of two up to %u", ev_cap,
+                msg_cap, RW_MAX_EVENT_CAPACITY);
 
   /*
    * One period by default: the worker handles each cycle's input as soon as

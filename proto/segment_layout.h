@@ -43,8 +43,8 @@ uint32_t proto_segment_capacity(uint32_t latency, uint32_t max_period);
  * included) for params.
  * Returns 0, or -EINVAL with a message in err when a parameter is out of range.
  */
-int proto_segment_layout(const struct proto_segment_params *params,
-                         struct rw_segment_header *hdr, char *err, size_t errlen);
+int proto_segment_layout(const struct proto_segment_params *params, struct rw_segment_header *hdr,
+                         char *err, size_t errlen);
 
 /*
  * Checks a mapped segment whose files have file_size[] bytes (the sizes come

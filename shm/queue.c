@@ -19,10 +19,10 @@ int shm_queue_init(struct shm_queue *q, uint32_t record_size, uint32_t capacity)
   memset(q->storage, 0, bytes);
   atomic_init(&q->write_pos.value, 0);
   atomic_init(&q->read_pos.value, 0);
-  shm_spsc_producer_init(&q->tx, &q->write_pos.value, &q->read_pos.value, q->storage,
-                         record_size, cap, 0);
-  shm_spsc_consumer_init(&q->rx, &q->write_pos.value, &q->read_pos.value, q->storage,
-                         record_size, cap, 0);
+  shm_spsc_producer_init(&q->tx, &q->write_pos.value, &q->read_pos.value, q->storage, record_size,
+                         cap, 0);
+  shm_spsc_consumer_init(&q->rx, &q->write_pos.value, &q->read_pos.value, q->storage, record_size,
+                         cap, 0);
   return 0;
 }
 

@@ -15,7 +15,7 @@
 struct shm_queue {
   struct rw_position write_pos;
   struct rw_position read_pos;
-  struct shm_spsc_producer tx; /* used only by the producing thread */
+  struct shm_spsc_producer tx;                        /* used only by the producing thread */
   alignas(RW_CACHE_LINE) struct shm_spsc_consumer rx; /* used only by the consuming thread */
   void *storage;
 };

@@ -44,8 +44,7 @@ const char *backend_names(void) {
   return names;
 }
 
-int backend_port_name(char *buf, size_t len, const char *slot, const char *suffix,
-                      uint32_t index) {
+int backend_port_name(char *buf, size_t len, const char *slot, const char *suffix, uint32_t index) {
   int n = index > 0 ? snprintf(buf, len, "%s.%s_%u", slot, suffix, index)
                     : snprintf(buf, len, "%s.%s", slot, suffix);
   return n > 0 && (size_t)n < len ? 0 : -1;

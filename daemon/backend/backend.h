@@ -142,8 +142,7 @@ struct backend_ops {
    * order; returns true when it differs from the identity. NULL for backends
    * whose server orders slots itself (one node per slot).
    */
-  bool (*order)(struct backend *b, struct backend_slot *const *slots, uint32_t n,
-                uint32_t *order);
+  bool (*order)(struct backend *b, struct backend_slot *const *slots, uint32_t n, uint32_t *order);
 };
 
 /* Every backend starts with its operations. */
@@ -200,8 +199,8 @@ static inline uint32_t backend_period(const struct backend *b) { return b->ops->
 static inline uint64_t backend_epoch(const struct backend *b) { return b->ops->epoch(b); }
 static inline uint32_t backend_take_events(struct backend *b) { return b->ops->take_events(b); }
 static inline int backend_slot_open(struct backend *b, const char *name, uint32_t n_in,
-                                    uint32_t n_out, bool midi, struct backend_slot **out,
-                                    char *err, size_t errlen) {
+                                    uint32_t n_out, bool midi, struct backend_slot **out, char *err,
+                                    size_t errlen) {
   return b->ops->slot_open(b, name, n_in, n_out, midi, out, err, errlen);
 }
 static inline void backend_slot_close(struct backend *b, struct backend_slot *bs) {
@@ -230,8 +229,7 @@ static inline bool backend_slot_live(const struct backend *b, const struct backe
 /* ---- for backend implementations ---------------------------------------- */
 
 /* "fx.in_1", "fx.out_2", "fx.midi_in": a slot's port names on every backend. */
-int backend_port_name(char *buf, size_t len, const char *slot, const char *suffix,
-                      uint32_t index);
+int backend_port_name(char *buf, size_t len, const char *slot, const char *suffix, uint32_t index);
 
 /* Frees the names of bs's ports and clears them with the handles. */
 void backend_slot_clear(struct backend_slot *bs);

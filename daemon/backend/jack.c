@@ -72,8 +72,8 @@ struct jack_backend {
   backend_event_fn on_event;
   void *user;
 
-  jack_client_t *client;   /* the control thread's; NULL once closed or abandoned */
-  struct jack_link *link;   /* the connection's callbacks' view; NULL with client */
+  jack_client_t *client;  /* the control thread's; NULL once closed or abandoned */
+  struct jack_link *link; /* the connection's callbacks' view; NULL with client */
   /*
    * Held (try-lock, never waited for) by an RT thread for its cycle: the RT
    * thread of a connection given up on (see jack_link) and the new one's
@@ -103,9 +103,7 @@ static const struct jack_backend *cjb(const struct backend *b) {
 
 /* ---- RT thread ------------------------------------------------------------ */
 
-static float *io_audio(void *port, uint32_t nframes) {
-  return jack_port_get_buffer(port, nframes);
-}
+static float *io_audio(void *port, uint32_t nframes) { return jack_port_get_buffer(port, nframes); }
 
 static void *io_midi(void *port, uint32_t nframes) { return jack_port_get_buffer(port, nframes); }
 
@@ -614,9 +612,9 @@ static int register_port(struct jack_backend *b, const char *slot, const char *s
     snprintf(err, errlen, "port name too long for slot %s", slot);
     return -ENAMETOOLONG;
   }
-  jack_port_t *p = jack_port_register(b->client, name,
-                                      midi ? JACK_DEFAULT_MIDI_TYPE : JACK_DEFAULT_AUDIO_TYPE,
-                                      output ? JackPortIsOutput : JackPortIsInput, 0);
+  jack_port_t *p =
+      jack_port_register(b->client, name, midi ? JACK_DEFAULT_MIDI_TYPE : JACK_DEFAULT_AUDIO_TYPE,
+                         output ? JackPortIsOutput : JackPortIsInput, 0);
   if (p == NULL) {
     snprintf(err, errlen, "JACK refused to register port %s:%s (name in use or too long?)",
              b->client_name, name);
@@ -639,7 +637,7 @@ static void unregister_ports(struct jack_backend *b, struct backend_slot *p) {
 }
 
 static int jb_slot_open(struct backend *base, const char *name, uint32_t n_in, uint32_t n_out,
-                          bool midi, struct backend_slot **out, char *err, size_t errlen) {
+                        bool midi, struct backend_slot **out, char *err, size_t errlen) {
   struct jack_backend *b = jb(base);
   if (b->client == NULL) {
     snprintf(err, errlen, "the JACK server is not connected");
@@ -657,14 +655,12 @@ static int jb_slot_open(struct backend *base, const char *name, uint32_t n_in, u
   p->epoch = b->epoch;
   int rc = 0;
   for (uint32_t i = 0; i < n_in && rc == 0; i++)
-    rc = register_port(b, name, "in", i + 1, false, false, &p->in[i], &p->in_names[i], err,
-                       errlen);
+    rc = register_port(b, name, "in", i + 1, false, false, &p->in[i], &p->in_names[i], err, errlen);
   for (uint32_t i = 0; i < n_out && rc == 0; i++)
     rc = register_port(b, name, "out", i + 1, false, true, &p->out[i], &p->out_names[i], err,
                        errlen);
   if (midi && rc == 0)
-    rc = register_port(b, name, "midi_in", 0, true, false, &p->midi_in, &p->midi_name, err,
-                       errlen);
+    rc = register_port(b, name, "midi_in", 0, true, false, &p->midi_in, &p->midi_name, err, errlen);
   if (rc == 0) {
     pthread_mutex_lock(&b->latency_lock);
     if (b->n_slots == b->cap_slots) {
@@ -767,7 +763,7 @@ static int slot_of_input(struct backend_slot *const *slots, uint32_t n, const ch
  * feed each other keep the order they were given in.
  */
 static bool jb_order(struct backend *base, struct backend_slot *const *slots, uint32_t n,
-                       uint32_t *order) {
+                     uint32_t *order) {
   struct jack_backend *b = jb(base);
   static bool feeds[ENGINE_MAX_SLOTS][ENGINE_MAX_SLOTS]; /* control thread only */
   uint32_t indegree[ENGINE_MAX_SLOTS] = {0};

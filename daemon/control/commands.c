@@ -45,13 +45,13 @@ static json_t *cmd_status(struct runwayd *d, struct control_conn *conn,
                           const struct proto_request *req) {
   bool up = backend_is_open(d->backend);
   json_t *result = json_pack(
-      "{s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:f}", "version", RUNWAY_VERSION,
-      "pid", (json_int_t)getpid(), "backend", backend_name(d->backend), "backend_state",
+      "{s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:f}", "version", RUNWAY_VERSION, "pid",
+      (json_int_t)getpid(), "backend", backend_name(d->backend), "backend_state",
       up ? "active" : "disconnected", "name", backend_client_name(d->backend), "sample_rate",
       up ? json_integer(backend_sample_rate(d->backend)) : json_null(), "period",
-      up ? json_integer(backend_period(d->backend)) : json_null(), "slots",
-      (json_int_t)d->n_slots, "uptime_s", (json_int_t)((base_mono_ms() - d->started_ms) / 1000),
-      "socket", d->opt.socket_path, "latency_ms", d->opt.latency_ms);
+      up ? json_integer(backend_period(d->backend)) : json_null(), "slots", (json_int_t)d->n_slots,
+      "uptime_s", (json_int_t)((base_mono_ms() - d->started_ms) / 1000), "socket",
+      d->opt.socket_path, "latency_ms", d->opt.latency_ms);
   json_object_set_new(result, "state", store_status_json(d));
   return proto_response_built(req->id, result);
 }
@@ -124,9 +124,10 @@ static json_t *ask_lv2(struct runwayd *d, struct control_conn *conn,
   int rc = lv2_query(d, d->loop, uri, done, r, err, sizeof(err));
   if (rc != 0) {
     deferred_free(r);
-    return error(req, rc == -EINVAL  ? PROTO_E_INVALID_ARGUMENT
-                      : rc == -EBUSY ? PROTO_E_BUSY
-                                     : PROTO_E_INTERNAL,
+    return error(req,
+                 rc == -EINVAL  ? PROTO_E_INVALID_ARGUMENT
+                 : rc == -EBUSY ? PROTO_E_BUSY
+                                : PROTO_E_INTERNAL,
                  err);
   }
   /* The answer comes from the loop, later: never from inside this call. */
@@ -147,7 +148,8 @@ static json_t *cmd_plugins(struct runwayd *d, struct control_conn *conn,
   const char *uri = arg_string(req, "uri");
   if (json_is_true(json_object_get(req->args, "lv2")) || uri != NULL)
     return ask_lv2(d, conn, req, uri, plugins_described);
-  json_t *result = d->catalog.json ? json_deep_copy(d->catalog.json) : json_pack("{s:[]}", "plugins");
+  json_t *result =
+      d->catalog.json ? json_deep_copy(d->catalog.json) : json_pack("{s:[]}", "plugins");
   return proto_response_built(req->id, result);
 }
 
@@ -164,7 +166,10 @@ static json_t *spec_from_args(const json_t *args, json_t *id, struct slot_spec *
                                 "--plugin gain)");
   *spec = (struct slot_spec){
       .name = json_string_value(json_object_get(args, "name")),
-      .kind = plugin ? SLOT_PLUGIN : lv2 ? SLOT_LV2 : exec ? SLOT_EXEC : SLOT_EXTERNAL,
+      .kind = plugin ? SLOT_PLUGIN
+              : lv2  ? SLOT_LV2
+              : exec ? SLOT_EXEC
+                     : SLOT_EXTERNAL,
       .plugin = plugin ? plugin : lv2,
       .exec = exec,
       .inputs = -1,
@@ -182,8 +187,8 @@ static json_t *spec_from_args(const json_t *args, json_t *id, struct slot_spec *
   if ((v = json_object_get(args, "outputs")) != NULL) {
     json_int_t n = json_integer_value(v);
     if (n < 0 || n > RW_MAX_CHANNELS)
-      return proto_response_error(id, PROTO_E_INVALID_ARGUMENT,
-                                  "outputs must be between 0 and %u", RW_MAX_CHANNELS);
+      return proto_response_error(id, PROTO_E_INVALID_ARGUMENT, "outputs must be between 0 and %u",
+                                  RW_MAX_CHANNELS);
     spec->outputs = n;
   }
   if ((v = json_object_get(args, "midi")) != NULL)
@@ -228,7 +233,8 @@ static void lv2_slot_described(struct runwayd *d, enum proto_err code, const jso
     spec.privileged = r->privileged;
     spec.owner = r->owner;
     code = lv2_fill_spec(answer, spec.plugin, &spec, why, sizeof(why));
-    resp = code == PROTO_OK ? add_slot(d, r->id, &spec) : proto_response_error(r->id, code, "%s", why);
+    resp =
+        code == PROTO_OK ? add_slot(d, r->id, &spec) : proto_response_error(r->id, code, "%s", why);
   }
   deferred_answer(r, resp);
 }
@@ -350,8 +356,8 @@ static json_t *cycle_histogram(const struct engine_stats *st) {
     json_t *to = b + 1 < ENGINE_CYCLE_BUCKETS
                      ? json_integer((json_int_t)engine_cycle_bucket_floor(b + 1))
                      : json_null();
-    json_array_append_new(list, json_pack("[I, o, I]", (json_int_t)engine_cycle_bucket_floor(b),
-                                          to, (json_int_t)n));
+    json_array_append_new(
+        list, json_pack("[I, o, I]", (json_int_t)engine_cycle_bucket_floor(b), to, (json_int_t)n));
   }
   return list;
 }
@@ -373,8 +379,7 @@ static void lv2_replace_described(struct runwayd *d, enum proto_err code, const 
   } else {
     /* The slot's channels stay; the plugin must be one runway can host. */
     struct slot_spec fill = {.inputs = s->n_in, .outputs = s->n_out, .midi = s->midi};
-    struct slot_replace_spec spec = {
-        .kind = SLOT_LV2, .plugin = uri, .privileged = r->privileged};
+    struct slot_replace_spec spec = {.kind = SLOT_LV2, .plugin = uri, .privileged = r->privileged};
     resp = replace_options(r->args, r->id, &spec);
     if (resp == NULL && (code = lv2_fill_spec(answer, uri, &fill, why, sizeof(why))) == PROTO_OK)
       code = slots_replace(d, s, &spec, r->conn, true, r->id, why, sizeof(why));
@@ -467,7 +472,8 @@ static json_t *cmd_stats(struct runwayd *d, struct control_conn *conn,
     for (uint32_t i = 0; i < d->n_slots; i++)
       json_array_append_new(slots, slot_stats_json(d->slots[i]));
   }
-  return proto_response_built(req->id, json_pack("{s:o, s:o}", "daemon", daemon_stats(d), "slots", slots));
+  return proto_response_built(req->id,
+                              json_pack("{s:o, s:o}", "daemon", daemon_stats(d), "slots", slots));
 }
 
 static json_t *cmd_worker_attach(struct runwayd *d, struct control_conn *conn,

@@ -44,8 +44,8 @@ struct control_conn {
   char *in; /* the unfinished request line(s) read so far */
   size_t in_len, in_cap;
   uint64_t last_activity; /* uv_now() of the last byte read, or of the start of draining */
-  int refs; /* the server's, plus one per hold; the memory goes when it reaches 0 */
-  int held; /* a reply is deferred: later requests wait, so replies stay in order */
+  int refs;               /* the server's, plus one per hold; the memory goes when it reaches 0 */
+  int held;               /* a reply is deferred: later requests wait, so replies stay in order */
   void *owner;
   void (*on_close)(struct control_conn *conn, void *owner);
 };
@@ -78,19 +78,14 @@ struct write_req {
   char data[];
 };
 
-
-static uv_stream_t *conn_stream(struct control_conn *conn) {
-  return (uv_stream_t *)&conn->pipe;
-}
+static uv_stream_t *conn_stream(struct control_conn *conn) { return (uv_stream_t *)&conn->pipe; }
 
 static void handle_closed(struct control_server *s) {
   if (--s->handles == 0 && s->stopping)
     free(s);
 }
 
-static void server_handle_close_cb(uv_handle_t *h) {
-  handle_closed(h->data);
-}
+static void server_handle_close_cb(uv_handle_t *h) { handle_closed(h->data); }
 
 static void conn_unref(struct control_conn *conn) {
   if (--conn->refs == 0) {
@@ -382,7 +377,8 @@ static void connection_cb(uv_stream_t *listener, int status) {
     s->conns->prev = conn;
   s->conns = conn;
 
-  if (uv_accept(listener, conn_stream(conn)) != 0 || uv_fileno((uv_handle_t *)&conn->pipe, &fd) != 0 ||
+  if (uv_accept(listener, conn_stream(conn)) != 0 ||
+      uv_fileno((uv_handle_t *)&conn->pipe, &fd) != 0 ||
       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) != 0) {
     conn_close_now(conn);
     return;
@@ -484,7 +480,7 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
   }
   if (strlen(cfg->path) >= SUN_PATH_MAX) {
     proto_set_err(err, errlen, "socket path %s is longer than %zu bytes; use a shorter --socket",
-            cfg->path, SUN_PATH_MAX - 1);
+                  cfg->path, SUN_PATH_MAX - 1);
     return -ENAMETOOLONG;
   }
   s = calloc(1, sizeof(*s));
@@ -533,7 +529,8 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
   umask(old_umask);
   if (rc != 0) {
     if (rc == -EADDRINUSE)
-      proto_set_err(err, errlen, "another runwayd is listening on %s; stop it or use --socket", s->path);
+      proto_set_err(err, errlen, "another runwayd is listening on %s; stop it or use --socket",
+                    s->path);
     else
       proto_set_err(err, errlen, "cannot bind %s: %s", s->path, strerror(-rc));
     goto fail;
@@ -541,8 +538,9 @@ int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
   bound = 1;
   if (cfg->group != (gid_t)-1 && lchown(s->path, (uid_t)-1, cfg->group) != 0) {
     rc = -errno;
-    proto_set_err(err, errlen, "cannot give %s to group %u: %s; check the group or run as its member",
-            s->path, (unsigned)cfg->group, strerror(-rc));
+    proto_set_err(err, errlen,
+                  "cannot give %s to group %u: %s; check the group or run as its member", s->path,
+                  (unsigned)cfg->group, strerror(-rc));
     goto fail;
   }
   if (chmod(s->path, cfg->mode & 0777) != 0 || lstat(s->path, &st) != 0) {
@@ -702,13 +700,9 @@ out:
   return rc;
 }
 
-pid_t control_conn_pid(const struct control_conn *conn) {
-  return conn->pid;
-}
+pid_t control_conn_pid(const struct control_conn *conn) { return conn->pid; }
 
-uid_t control_conn_uid(const struct control_conn *conn) {
-  return conn->uid;
-}
+uid_t control_conn_uid(const struct control_conn *conn) { return conn->uid; }
 
 size_t control_conn_queued(const struct control_conn *conn) {
   return uv_stream_get_write_queue_size((const uv_stream_t *)&conn->pipe);

@@ -20,14 +20,14 @@ struct control_server;
 struct control_conn;
 
 struct control_config {
-  const char *path;           /* socket path (see proto_socket_path) */
-  mode_t mode;                /* 0660 for a system instance, 0600 for a user instance */
-  gid_t group;                /* group that owns the socket and may connect; (gid_t)-1: none */
-  uint32_t max_connections;   /* total; 0: 64 */
-  uint32_t max_per_uid;       /* 0: 16 */
+  const char *path;             /* socket path (see proto_socket_path) */
+  mode_t mode;                  /* 0660 for a system instance, 0600 for a user instance */
+  gid_t group;                  /* group that owns the socket and may connect; (gid_t)-1: none */
+  uint32_t max_connections;     /* total; 0: 64 */
+  uint32_t max_per_uid;         /* 0: 16 */
   uint32_t reserved_privileged; /* of the total, kept for root and the daemon's own uid */
-  size_t max_output_queue;    /* bytes queued to a client before it is dropped; 0: 1 MiB */
-  uint64_t idle_timeout_ms;   /* 0: never; connections with an owner are exempt */
+  size_t max_output_queue;      /* bytes queued to a client before it is dropped; 0: 1 MiB */
+  uint64_t idle_timeout_ms;     /* 0: never; connections with an owner are exempt */
   /*
    * Optional: refuses an allowed peer by its pid (permission_denied with
    * why); runwayd keeps its managed workers off the socket this way.
@@ -60,8 +60,8 @@ typedef json_t *(*control_dispatch_fn)(void *user, struct control_conn *conn,
  * mode and group, and starts accepting. Returns 0 or -errno with a message.
  */
 int control_server_start(uv_loop_t *loop, const struct control_config *cfg,
-                         control_dispatch_fn dispatch, void *user,
-                         struct control_server **out, char *err, size_t errlen);
+                         control_dispatch_fn dispatch, void *user, struct control_server **out,
+                         char *err, size_t errlen);
 
 /*
  * Closes every connection (their on_close callbacks run before this

@@ -15,8 +15,8 @@
 #define NAME_MAX_LEN 64
 
 struct control_peers {
-  uid_t euid;  /* the daemon's own user */
-  gid_t group; /* (gid_t)-1: none */
+  uid_t euid;                    /* the daemon's own user */
+  gid_t group;                   /* (gid_t)-1: none */
   char user_name[NAME_MAX_LEN];  /* euid's name for messages, or empty */
   char group_name[NAME_MAX_LEN]; /* group's name for messages, or empty */
 };
@@ -31,8 +31,7 @@ void control__peers_init(struct control_peers *p, gid_t group);
 int control__peer_allowed(const struct control_peers *p, int fd, uid_t uid, gid_t gid);
 
 /* "uid 1001 (gid 1001) may not control runwayd: run as root, as ..., or as ...". */
-void control__refusal(const struct control_peers *p, uid_t uid, gid_t gid, char *buf,
-                      size_t len);
+void control__refusal(const struct control_peers *p, uid_t uid, gid_t gid, char *buf, size_t len);
 
 /* Creates the socket's directory (0755) when missing. 0 or -errno with a message. */
 int control__ensure_parent_dir(const char *path, char *err, size_t errlen);

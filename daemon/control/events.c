@@ -130,8 +130,7 @@ json_t *events_subscribe(struct events *ev, struct control_conn *conn,
       uint32_t bit = type_bit(json_string_value(name));
       if (!json_is_string(name))
         return proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
-                                    "events[%zu] is not a string; name event types: %s", i,
-                                    known);
+                                    "events[%zu] is not a string; name event types: %s", i, known);
       if (bit == 0)
         return proto_response_error(req->id, PROTO_E_INVALID_ARGUMENT,
                                     "unknown event type \"%.64s\"; the types are: %s",
@@ -216,4 +215,3 @@ out:
   json_decref(msg);
   json_decref(fields);
 }
-

@@ -62,8 +62,7 @@ int control__peer_allowed(const struct control_peers *s, int fd, uid_t uid, gid_
 }
 
 /* "uid 1001 (gid 1001) may not control runwayd: run as root, as ..., or as ...". */
-void control__refusal(const struct control_peers *s, uid_t uid, gid_t gid, char *buf,
-                      size_t len) {
+void control__refusal(const struct control_peers *s, uid_t uid, gid_t gid, char *buf, size_t len) {
   char user[NAME_MAX_LEN + 64] = "", group[2 * NAME_MAX_LEN + 128] = "";
 
   if (s->euid != 0) {
@@ -87,8 +86,8 @@ void control__refusal(const struct control_peers *s, uid_t uid, gid_t gid, char 
     snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root, %s, or %s",
              (unsigned)uid, (unsigned)gid, user, group);
   else if (user[0] != '\0' || group[0] != '\0')
-    snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root or %s",
-             (unsigned)uid, (unsigned)gid, user[0] != '\0' ? user : group);
+    snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root or %s", (unsigned)uid,
+             (unsigned)gid, user[0] != '\0' ? user : group);
   else
     snprintf(buf, len, "uid %u (gid %u) may not control runwayd: run as root", (unsigned)uid,
              (unsigned)gid);
@@ -130,4 +129,3 @@ void control__peers_init(struct control_peers *s, gid_t group) {
   }
   free(buf);
 }
-

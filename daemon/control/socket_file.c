@@ -34,7 +34,7 @@ int control__ensure_parent_dir(const char *path, char *err, size_t errlen) {
   if (errno != EEXIST) {
     int rc = -errno;
     proto_set_err(err, errlen, "cannot create the directory %s: %s; create it or use --socket", dir,
-            strerror(-rc));
+                  strerror(-rc));
     return rc;
   }
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -64,10 +64,11 @@ int control__clear_path(const char *path, char *err, size_t errlen) {
     return rc;
   }
   if (S_ISLNK(st.st_mode)) {
-    proto_set_err(err, errlen,
-            "%s is a symbolic link; runwayd does not follow links for its socket: remove it or "
-            "use --socket",
-            path);
+    proto_set_err(
+        err, errlen,
+        "%s is a symbolic link; runwayd does not follow links for its socket: remove it or "
+        "use --socket",
+        path);
     return -ELOOP;
   }
   if (!S_ISSOCK(st.st_mode)) {
@@ -91,16 +92,15 @@ int control__clear_path(const char *path, char *err, size_t errlen) {
     return -EADDRINUSE;
   }
   if (e != ECONNREFUSED) {
-    proto_set_err(err, errlen, "cannot tell whether %s is in use (%s); remove it or use --socket", path,
-            strerror(e));
+    proto_set_err(err, errlen, "cannot tell whether %s is in use (%s); remove it or use --socket",
+                  path, strerror(e));
     return -e;
   }
   if (unlink(path) != 0 && errno != ENOENT) {
     rc = -errno;
-    proto_set_err(err, errlen, "cannot remove the stale socket %s: %s; remove it or use --socket", path,
-            strerror(-rc));
+    proto_set_err(err, errlen, "cannot remove the stale socket %s: %s; remove it or use --socket",
+                  path, strerror(-rc));
     return rc;
   }
   return 0;
 }
-

@@ -85,9 +85,9 @@ static int bad(struct parse *p, const char *fmt, const char *a, const char *b) {
 }
 
 static int daemon_key(struct parse *p, const char *name, const char *value) {
-  static const char *const strings[] = {"backend",   "name",   "socket",      "socket_group",
-                                        "state_dir", "log_level", "worker", "worker_user",
-                                        "worker_env"};
+  static const char *const strings[] = {"backend",      "name",        "socket",
+                                        "socket_group", "state_dir",   "log_level",
+                                        "worker",       "worker_user", "worker_env"};
   double d;
   long long i;
   for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
@@ -384,8 +384,8 @@ void config_apply_slots(struct runwayd *d, const struct config *c) {
   for (uint32_t k = 0; k < d->n_slots;) {
     struct slot *s = d->slots[k];
     bool still = false;
-    json_array_foreach(c->slots, i, def)
-      still |= strcmp(json_string_value(json_object_get(def, "name")), s->name) == 0;
+    json_array_foreach(c->slots, i, def) still |=
+        strcmp(json_string_value(json_object_get(def, "name")), s->name) == 0;
     if (s->from_config && !still) {
       log_info("configuration: slot %s is no longer declared; removing it", s->name);
       slots_remove(d, s);

@@ -134,8 +134,7 @@ fail_closed:
   return rc;
 }
 
-int persist_write_atomic(const char *path, const void *data, size_t len, char *err,
-                         size_t errlen) {
+int persist_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen) {
   return write_atomic(path, NULL, data, len, err, errlen);
 }
 

@@ -20,8 +20,7 @@ int persist_state_dir(const char *explicit_dir, char *buf, size_t len);
 int persist_ensure_dir(const char *dir, char *err, size_t errlen);
 
 /* Replaces path with data atomically. 0 or -errno with a message naming the failed step. */
-int persist_write_atomic(const char *path, const void *data, size_t len, char *err,
-                         size_t errlen);
+int persist_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
 /*
  * The same, keeping the file it replaces as `previous` (replacing that):

@@ -156,7 +156,8 @@ int store_flush(struct runwayd *d, bool force) {
     else
       json_array_append(slots, entry);
   }
-  json_t *doc = json_pack("{s:s, s:i, s:o}", "format", "runway-slots", "version", 1, "slots", slots);
+  json_t *doc =
+      json_pack("{s:s, s:i, s:o}", "format", "runway-slots", "version", 1, "slots", slots);
   char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
   json_decref(doc);
   char prev[sizeof(path) + 8];
@@ -255,7 +256,8 @@ static void keep_damaged(struct runwayd *d, const char *path, const char *why) {
   snprintf(d->store.damaged, sizeof(d->store.damaged), "%s", path);
   snprintf(d->store.error, sizeof(d->store.error),
            "%s, and it cannot be moved aside (%s); nothing is saved until it is repaired or "
-           "removed", why, strerror(errno));
+           "removed",
+           why, strerror(errno));
   log_error("%s", d->store.error);
 }
 
@@ -325,8 +327,8 @@ json_t *store_status_json(const struct runwayd *d) {
   return json_pack("{s:s, s:b, s:o, s:o, s:o}", "dir", d->state_dir, "saved",
                    d->store.enabled && !d->store.dirty && d->store.error[0] == '\0', "error",
                    d->store.error[0] ? json_string(d->store.error) : json_null(), "damaged",
-                   d->store.damaged[0] ? json_string(d->store.damaged) : json_null(),
-                   "unrestored", unrestored);
+                   d->store.damaged[0] ? json_string(d->store.damaged) : json_null(), "unrestored",
+                   unrestored);
 }
 
 void store_close(struct runwayd *d) {

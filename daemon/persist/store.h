@@ -35,7 +35,6 @@ int store_load(struct runwayd *d, char *err, size_t errlen);
 /* Drops the unrestorable entry of slot `name`: true when there was one. */
 bool store_forget_orphan(struct runwayd *d, const char *name);
 
-
 /* Writes slots.json if dirty and due (or now, when force). 0 or -errno. */
 int store_flush(struct runwayd *d, bool force);
 

@@ -703,7 +703,8 @@ static void entry_skip(const struct engine_state *st, uint32_t i, uint32_t gap) 
     shm_tl_daemon_skip(&s->tl, gap);
     s->clock_due = 0; /* the timeline jumped: the reference is stale */
   }
-  if (next != NULL && next->to_begun && !atomic_load_explicit(&next->faulted, memory_order_relaxed)) {
+  if (next != NULL && next->to_begun &&
+      !atomic_load_explicit(&next->faulted, memory_order_relaxed)) {
     shm_tl_daemon_skip(&next->tl, gap);
     next->clock_due = 0;
   }

@@ -75,14 +75,14 @@ struct engine_io {
  */
 struct engine_slot_counters {
   _Atomic uint64_t cycles;
-  _Atomic uint64_t underruns;       /* cycles with at least one missing frame */
-  _Atomic uint64_t underrun_frames; /* frames played as silence for want of output */
+  _Atomic uint64_t underruns;        /* cycles with at least one missing frame */
+  _Atomic uint64_t underrun_frames;  /* frames played as silence for want of output */
   _Atomic uint64_t no_worker_frames; /* frames played before the worker attached */
-  _Atomic uint64_t overruns;        /* cycles in which the worker was losing input */
+  _Atomic uint64_t overruns;         /* cycles in which the worker was losing input */
   _Atomic uint64_t nonfinite_samples;
   _Atomic uint64_t events_dropped; /* event ring full, or MIDI longer than 3 bytes */
   _Atomic uint64_t wakeups;
-  _Atomic uint64_t faults;              /* impossible positions read from the segment */
+  _Atomic uint64_t faults; /* impossible positions read from the segment */
   /*
    * The worker's lead after each cycle: out_write - (t + n), negative when
    * the cycle was short by that much. headroom_min_frames is the smallest
@@ -160,10 +160,10 @@ struct engine_slot {
   uint32_t fade_out_pos; /* frames since the gap started (the fade-out tail) */
   bool in_gap;
   float tail[RW_MAX_CHANNELS]; /* last sample played per channel, the fade-out start */
-  bool worker_seen;     /* the worker has attached: underruns count from now on */
-  uint32_t clock_seq;   /* the clock reference's private sequence (shm_clock_publish) */
-  uint32_t clock_due;   /* cycles until the clock reference is refreshed */
-  uint32_t lead_window; /* frames into the lead window in progress */
+  bool worker_seen;            /* the worker has attached: underruns count from now on */
+  uint32_t clock_seq;          /* the clock reference's private sequence (shm_clock_publish) */
+  uint32_t clock_due;          /* cycles until the clock reference is refreshed */
+  uint32_t lead_window;        /* frames into the lead window in progress */
   /* The port buffers of the cycle, kept to the next, whose are almost always the same. */
   const float *in_buf[RW_MAX_CHANNELS];
   float *out_buf[RW_MAX_CHANNELS];
@@ -249,8 +249,8 @@ struct engine_stats {
   _Atomic uint64_t cycle_ns_sum;
   _Atomic uint64_t cycle_hist[ENGINE_CYCLE_BUCKETS];
   _Atomic uint64_t cycle_ns_max_recent; /* the largest in the last complete second; 0: none yet */
-  _Atomic uint64_t xruns; /* counted by the backend, and by engine_process_slot */
-  _Atomic uint64_t skipped_frames; /* graph frames that passed without a cycle of ours */
+  _Atomic uint64_t xruns;               /* counted by the backend, and by engine_process_slot */
+  _Atomic uint64_t skipped_frames;      /* graph frames that passed without a cycle of ours */
 };
 
 /* The bucket of a cycle time in ns. RT safe. */
@@ -283,7 +283,7 @@ struct engine {
   /* RT thread only: the window of cycle_ns_max_recent. */
   uint64_t window_start;
   uint64_t window_max;
-  _Atomic int clock_valid; /* cleared by the control thread between connections */
+  _Atomic int clock_valid;  /* cleared by the control thread between connections */
   _Atomic int rt_thread_id; /* the RT thread's kernel id (0: unknown), for its CPU time */
   /*
    * The id of the thread that runs the cycles, taken in its first cycle (0
@@ -294,7 +294,7 @@ struct engine {
   _Atomic int rt_tid;
 
   /* Control thread only. */
-  uint32_t in_flight;          /* tables offered and not yet handed back */
+  uint32_t in_flight; /* tables offered and not yet handed back */
 };
 
 /* Control thread. Looks up the RT-rules checker hooks if the process has them. */

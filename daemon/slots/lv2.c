@@ -115,8 +115,9 @@ static bool plausible_uri(const char *uri) {
 int lv2_query(struct runwayd *d, uv_loop_t *loop, const char *uri, lv2_query_fn done, void *user,
               char *err, size_t errlen) {
   if (uri != NULL && !plausible_uri(uri)) {
-    snprintf(err, errlen, "\"%s\" is not an LV2 plugin URI (like http://drobilla.net/plugins/mda/"
-                          "Delay); `runwayctl plugins --lv2` lists them",
+    snprintf(err, errlen,
+             "\"%s\" is not an LV2 plugin URI (like http://drobilla.net/plugins/mda/"
+             "Delay); `runwayctl plugins --lv2` lists them",
              uri);
     return -EINVAL;
   }
@@ -124,8 +125,10 @@ int lv2_query(struct runwayd *d, uv_loop_t *loop, const char *uri, lv2_query_fn 
   for (struct lv2_query *o = d->lv2_queries; o != NULL; o = o->next)
     running++;
   if (running >= LV2_QUERIES_MAX) {
-    snprintf(err, errlen, "runway-worker is describing %u LV2 plugins already; try again when "
-                          "they are done", running);
+    snprintf(err, errlen,
+             "runway-worker is describing %u LV2 plugins already; try again when "
+             "they are done",
+             running);
     return -EBUSY;
   }
   struct lv2_query *q = calloc(1, sizeof(*q));
@@ -140,8 +143,8 @@ int lv2_query(struct runwayd *d, uv_loop_t *loop, const char *uri, lv2_query_fn 
   char rate[16];
   snprintf(rate, sizeof(rate), "%u",
            backend_is_open(d->backend) ? backend_sample_rate(d->backend) : 48000u);
-  char *argv[] = {d->opt.worker_path, "--list-lv2", "--json", "--sample-rate", rate,
-                  uri != NULL ? "--" : NULL, q->uri, NULL};
+  char *argv[] = {d->opt.worker_path,        "--list-lv2", "--json", "--sample-rate", rate,
+                  uri != NULL ? "--" : NULL, q->uri,       NULL};
   struct worker_spawn spec = {
       .launch = &d->supervise.launch,
       .file = d->opt.worker_path,
@@ -197,7 +200,9 @@ enum proto_err lv2_query_wait(struct runwayd *d, const char *uri, json_t **answe
   }
   uv_loop_close(&loop);
   if (rc != 0)
-    return rc == -EINVAL ? PROTO_E_INVALID_ARGUMENT : rc == -EBUSY ? PROTO_E_BUSY : PROTO_E_INTERNAL;
+    return rc == -EINVAL  ? PROTO_E_INVALID_ARGUMENT
+           : rc == -EBUSY ? PROTO_E_BUSY
+                          : PROTO_E_INTERNAL;
   if (w.code != PROTO_OK) {
     snprintf(err, errlen, "%s", w.err);
     return w.code;

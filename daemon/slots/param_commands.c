@@ -8,9 +8,9 @@
 #include "slot_internal.h"
 
 static void emit_param(struct slot *s, int i) {
-  slot__emit(s, "param", json_pack("{s:s, s:s, s:I, s:f}", "slot", s->name, "param",
-                             s->params.defs[i].name, "param_id", (json_int_t)s->params.defs[i].id,
-                             "value", s->params.values[i]));
+  slot__emit(s, "param",
+             json_pack("{s:s, s:s, s:I, s:f}", "slot", s->name, "param", s->params.defs[i].name,
+                       "param_id", (json_int_t)s->params.defs[i].id, "value", s->params.values[i]));
 }
 
 static json_t *param_not_found(const struct slot *s, json_t *id, const json_t *key) {
@@ -89,8 +89,8 @@ void slot__adopt_declared_params(struct slot *s, struct engine_slot *g) {
     if (had_table && json_object_get(s->pending_params, name) == NULL)
       continue;
     json_object_del(s->pending_params, name);
-    struct engine_cmd cmd = {.type = ENGINE_CMD_PARAM, .param_id = s->params.defs[i].id,
-                             .value = s->params.values[i]};
+    struct engine_cmd cmd = {
+        .type = ENGINE_CMD_PARAM, .param_id = s->params.defs[i].id, .value = s->params.values[i]};
     if (s->params.values[i] != s->params.defs[i].def)
       engine_slot_command(g, &cmd);
   }
@@ -111,8 +111,8 @@ static int send_param(struct slot *s, uint32_t id, float value) {
 
 json_t *slots_param_list(struct slot *s, json_t *id) {
   return proto_response_built(id, json_pack("{s:s, s:s, s:o}", "slot", s->name, "declared_by",
-                                         s->params_from_worker ? "worker" : "catalog", "params",
-                                         params_list_json(&s->params)));
+                                            s->params_from_worker ? "worker" : "catalog", "params",
+                                            params_list_json(&s->params)));
 }
 
 json_t *slots_param_get(struct slot *s, json_t *id, const json_t *key) {
@@ -121,9 +121,9 @@ json_t *slots_param_get(struct slot *s, json_t *id, const json_t *key) {
     return param_not_found(s, id, key);
   const struct param_def *pd = &s->params.defs[i];
   return proto_response_built(id, json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:s}", "slot",
-                                         s->name, "param", pd->name, "id", (json_int_t)pd->id,
-                                         "value", s->params.values[i], "min", pd->min, "max",
-                                         pd->max, "default", pd->def, "unit", pd->unit));
+                                            s->name, "param", pd->name, "id", (json_int_t)pd->id,
+                                            "value", s->params.values[i], "min", pd->min, "max",
+                                            pd->max, "default", pd->def, "unit", pd->unit));
 }
 
 json_t *slots_param_set(struct slot *s, json_t *id, const json_t *key, double value) {
@@ -146,9 +146,10 @@ json_t *slots_param_set(struct slot *s, json_t *id, const json_t *key, double va
   s->params.values[i] = v;
   store_mark_dirty(s->d);
   emit_param(s, i);
-  return proto_response_built(id, json_pack("{s:s, s:s, s:I, s:f, s:f, s:b, s:s}", "slot", s->name,
-                                         "param", pd->name, "id", (json_int_t)pd->id, "value", v,
-                                         "requested", value, "clamped", clamped, "unit", pd->unit));
+  return proto_response_built(id,
+                              json_pack("{s:s, s:s, s:I, s:f, s:f, s:b, s:s}", "slot", s->name,
+                                        "param", pd->name, "id", (json_int_t)pd->id, "value", v,
+                                        "requested", value, "clamped", clamped, "unit", pd->unit));
 }
 
 void slots_set_param_values(struct slot *s, const json_t *values) {

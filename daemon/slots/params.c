@@ -72,8 +72,8 @@ int params_from_info(struct param_table *t, const struct rw_info *info, char *er
     memcpy(&src, &info->params[i], sizeof(src));
     src.name[sizeof(src.name) - 1] = '\0';
     src.unit[sizeof(src.unit) - 1] = '\0';
-    if (!valid_name(src.name) || !printable(src.unit) || !isfinite(src.min) ||
-        !isfinite(src.max) || !isfinite(src.def) || src.min > src.max) {
+    if (!valid_name(src.name) || !printable(src.unit) || !isfinite(src.min) || !isfinite(src.max) ||
+        !isfinite(src.def) || src.min > src.max) {
       snprintf(err, errlen, "parameter %u declared by the worker is malformed", i);
       params_free(t);
       return -EPROTO;
@@ -142,10 +142,10 @@ json_t *params_list_json(const struct param_table *t) {
   json_t *list = json_array();
   for (uint32_t i = 0; i < t->n; i++) {
     const struct param_def *d = &t->defs[i];
-    json_array_append_new(list, json_pack("{s:I, s:s, s:f, s:f, s:f, s:s, s:f}", "id",
-                                          (json_int_t)d->id, "name", d->name, "min", d->min, "max",
-                                          d->max, "default", d->def, "unit", d->unit, "value",
-                                          t->values[i]));
+    json_array_append_new(list,
+                          json_pack("{s:I, s:s, s:f, s:f, s:f, s:s, s:f}", "id", (json_int_t)d->id,
+                                    "name", d->name, "min", d->min, "max", d->max, "default",
+                                    d->def, "unit", d->unit, "value", t->values[i]));
   }
   return list;
 }

@@ -119,7 +119,9 @@ static void answer(struct slot_replace *r, json_t *resp) {
 static void emit(struct slot *s, const struct slot_replace *r, uint64_t generation,
                  const char *phase, const char *reason) {
   json_t *ev = json_pack("{s:s, s:s, s:s, s:I}", "slot", s->name, "phase", phase, "plugin",
-                         r->plugin ? r->plugin : r->exec ? r->exec : slot_kind_name(r->kind),
+                         r->plugin ? r->plugin
+                         : r->exec ? r->exec
+                                   : slot_kind_name(r->kind),
                          "generation", (json_int_t)generation);
   if (reason != NULL)
     json_object_set_new(ev, "reason", json_string(reason));
@@ -448,7 +450,7 @@ enum proto_err slots_replace(struct runwayd *d, struct slot *s,
   if ((spec->plugin && !r->plugin) || (spec->exec && !r->exec))
     goto oom;
   r->same = r->kind == s->kind && (r->kind == SLOT_EXEC ? strcmp(r->exec, s->exec) == 0
-                                                       : strcmp(r->plugin, s->plugin) == 0);
+                                                        : strcmp(r->plugin, s->plugin) == 0);
   if (!r->same && cp != NULL && params_from_catalog(&r->params, cp) != 0)
     goto oom;
   r->asked_ms = base_mono_ms();

@@ -43,8 +43,9 @@ static void on_worker_restart(void *owner, const char *reason) {
     slot__replace_defer_restart(s);
     return;
   }
-  slot__emit(s, "restart", json_pack("{s:s, s:I, s:s}", "slot", s->name, "restarts",
-                                     (json_int_t)s->sv.restarts, "reason", reason));
+  slot__emit(s, "restart",
+             json_pack("{s:s, s:I, s:s}", "slot", s->name, "restarts", (json_int_t)s->sv.restarts,
+                       "reason", reason));
   if (slot__replace_worker(s, SLOT_STOP_GRACE_MS, err, sizeof(err)) != 0)
     supervisor_fail(&s->sv, WORKER_FAULTED, "cannot restart: %s", err);
 }
@@ -210,8 +211,8 @@ static int activate(struct slot *s, char *err, size_t errlen) {
   if (s->ports != NULL && !backend_slot_live(d->backend, s->ports))
     close_ports(s); /* from a connection that is gone */
   if (s->ports == NULL) {
-    int rc = backend_slot_open(d->backend, s->name, s->n_in, s->n_out, s->midi, &s->ports, err,
-                               errlen);
+    int rc =
+        backend_slot_open(d->backend, s->name, s->n_in, s->n_out, s->midi, &s->ports, err, errlen);
     if (rc != 0)
       return rc;
   }
@@ -243,8 +244,8 @@ static uint64_t segment_bytes(const struct runwayd *d, const struct slot_spec *s
 }
 
 /* Per-user and total quotas of slots and locked memory (DESIGN.md: trust model). */
-static enum proto_err check_quotas(const struct runwayd *d, const struct slot_spec *spec,
-                                   char *err, size_t errlen) {
+static enum proto_err check_quotas(const struct runwayd *d, const struct slot_spec *spec, char *err,
+                                   size_t errlen) {
   uint32_t rate = slot__backend_up(d) ? backend_sample_rate(d->backend) : 48000;
   double ms = spec->latency_ms > 0 ? spec->latency_ms : d->opt.latency_ms;
   uint32_t latency = spec->latency_frames > 0 ? (uint32_t)spec->latency_frames
@@ -263,7 +264,8 @@ static enum proto_err check_quotas(const struct runwayd *d, const struct slot_sp
     snprintf(err, errlen,
              "with this slot runwayd's segments would lock %llu MiB, over max_memory_mb = %llu; "
              "remove slots, or use shorter latencies or fewer channels",
-             (unsigned long long)((total + mib - 1) / mib), (unsigned long long)d->opt.max_memory_mb);
+             (unsigned long long)((total + mib - 1) / mib),
+             (unsigned long long)d->opt.max_memory_mb);
     return PROTO_E_LIMIT;
   }
   if (spec->privileged)
@@ -286,8 +288,8 @@ static enum proto_err check_quotas(const struct runwayd *d, const struct slot_sp
 
 /* Checks a spec against the catalog and the limits; fills in the plugin's channel counts. */
 static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec,
-                                 struct slot_spec *out, const struct catalog_plugin **cp,
-                                 char *err, size_t errlen) {
+                                 struct slot_spec *out, const struct catalog_plugin **cp, char *err,
+                                 size_t errlen) {
   *out = *spec;
   *cp = NULL;
   if (!proto_valid_slot_name(spec->name)) {
@@ -311,8 +313,7 @@ static enum proto_err check_spec(struct runwayd *d, const struct slot_spec *spec
       return PROTO_E_NOT_FOUND;
     }
   } else if (spec->kind == SLOT_LV2 && (spec->plugin == NULL || spec->plugin[0] == '\0' ||
-                                         spec->inputs < 0 || spec->outputs < 0 ||
-                                         spec->midi < 0)) {
+                                        spec->inputs < 0 || spec->outputs < 0 || spec->midi < 0)) {
     /* lv2_fill_spec asks the plugin before a slot is made; slots.json keeps what it said. */
     snprintf(err, errlen, "an LV2 slot needs its plugin's URI and channel counts");
     return PROTO_E_INVALID_ARGUMENT;
@@ -420,8 +421,8 @@ enum proto_err slots_add(struct runwayd *d, const struct slot_spec *spec, struct
     log_info("slot %s added (%s, %u in, %u out%s, latency %u frames)", s->name, what, s->n_in,
              s->n_out, s->midi ? ", midi" : "", s->latency);
   else
-    log_info("slot %s added (%s, %u in, %u out%s); it starts when %s is connected", s->name,
-             what, s->n_in, s->n_out, s->midi ? ", midi" : "", backend_server_name(d->backend));
+    log_info("slot %s added (%s, %u in, %u out%s); it starts when %s is connected", s->name, what,
+             s->n_in, s->n_out, s->midi ? ", midi" : "", backend_server_name(d->backend));
   *out = s;
   return PROTO_OK;
 }
@@ -492,11 +493,11 @@ enum proto_err slots_attach(struct runwayd *d, struct slot *s, struct control_co
       return PROTO_E_INTERNAL;
     slot__publish(d);
   }
-  json_t *result = json_pack("{s:s, s:I, s:I, s:I, s:I, s:b, s:I}", "slot", s->name,
-                             "sample_rate", (json_int_t)backend_sample_rate(d->backend),
-                             "latency_frames", (json_int_t)s->latency, "inputs",
-                             (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi,
-                             "generation", (json_int_t)s->generation);
+  json_t *result =
+      json_pack("{s:s, s:I, s:I, s:I, s:I, s:b, s:I}", "slot", s->name, "sample_rate",
+                (json_int_t)backend_sample_rate(d->backend), "latency_frames",
+                (json_int_t)s->latency, "inputs", (json_int_t)s->n_in, "outputs",
+                (json_int_t)s->n_out, "midi", s->midi, "generation", (json_int_t)s->generation);
   json_t *resp = proto_response_built(id, result);
   int rc =
       resp ? control_conn_send_with_fds(conn, resp, s->gen->segment.fd, RW_FILE_COUNT) : -ENOMEM;

@@ -16,9 +16,7 @@
 void slot__emit(struct slot *s, const char *type, json_t *fields);
 
 /* True while the audio server is connected. */
-static inline bool slot__backend_up(const struct runwayd *d) {
-  return backend_is_open(d->backend);
-}
+static inline bool slot__backend_up(const struct runwayd *d) { return backend_is_open(d->backend); }
 
 /* ---- generation.c ---- */
 

@@ -102,8 +102,8 @@ static json_t *check_worker(struct slot *s, json_t *id) {
                                 "slot \"%s\" is having its worker replaced; try again in a moment",
                                 s->name);
   if (s->state_req != NULL)
-    return proto_response_error(id, PROTO_E_BUSY,
-                                "slot \"%s\" is already saving or loading state; try again", s->name);
+    return proto_response_error(
+        id, PROTO_E_BUSY, "slot \"%s\" is already saving or loading state; try again", s->name);
   return NULL;
 }
 
@@ -125,10 +125,10 @@ static void post(struct runwayd *d, struct slot *s, struct slot_state_request *r
 
 static json_t *state_document(const struct slot *s) {
   char *b64 = s->state_len > 0 ? persist_base64_encode(s->state_blob, s->state_len) : NULL;
-  json_t *doc = json_pack("{s:s, s:i, s:s, s:s, s:o, s:o}", "format", "runway-state", "version",
-                          1, "slot", s->name, "plugin", slot_plugin_name(s) ? slot_plugin_name(s) : "",
-                          "params", slots_param_values(s), "state",
-                          b64 ? json_string(b64) : json_null());
+  json_t *doc =
+      json_pack("{s:s, s:i, s:s, s:s, s:o, s:o}", "format", "runway-state", "version", 1, "slot",
+                s->name, "plugin", slot_plugin_name(s) ? slot_plugin_name(s) : "", "params",
+                slots_param_values(s), "state", b64 ? json_string(b64) : json_null());
   free(b64);
   return doc;
 }
@@ -148,8 +148,8 @@ static json_t *write_state_file(struct slot *s, json_t *id, const char *file) {
   if (rc != 0)
     return proto_response_error(id, PROTO_E_IO, "%s", err);
   return proto_response_built(id, json_pack("{s:s, s:s, s:I, s:o}", "slot", s->name, "file", file,
-                                          "state_bytes", (json_int_t)s->state_len, "params",
-                                          slots_param_values(s)));
+                                            "state_bytes", (json_int_t)s->state_len, "params",
+                                            slots_param_values(s)));
 }
 
 /* ---- state.save ------------------------------------------------------------ */
@@ -236,8 +236,7 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
                ? persist_read_file(file, SLOT_STATE_FILE_MAX, &text, &len, err, sizeof(err))
                : persist_read_nofollow(file, SLOT_STATE_FILE_MAX, &text, &len, err, sizeof(err));
   if (rc != 0)
-    return proto_response_error(req->id, rc == -ENOENT ? PROTO_E_NOT_FOUND : PROTO_E_IO, "%s",
-                                err);
+    return proto_response_error(req->id, rc == -ENOENT ? PROTO_E_NOT_FOUND : PROTO_E_IO, "%s", err);
   json_error_t jerr;
   json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   free(text);
@@ -268,12 +267,13 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
                                 "the state in %s is not valid base64", file);
   }
   /* Without a generation (the server is away), the next one will have the default mailbox. */
-  uint32_t capacity = s->gen != NULL ? s->gen->segment.layout.state_capacity
-                                     : RW_STATE_CAPACITY_DEFAULT;
+  uint32_t capacity =
+      s->gen != NULL ? s->gen->segment.layout.state_capacity : RW_STATE_CAPACITY_DEFAULT;
   if (blob_len > capacity) {
     resp = proto_response_error(req->id, PROTO_E_LIMIT,
                                 "the state in %s (%zu bytes) is larger than the slot's %u-byte "
-                                "mailbox", file, blob_len, capacity);
+                                "mailbox",
+                                file, blob_len, capacity);
     free(blob);
     json_decref(doc);
     return resp;
@@ -293,9 +293,10 @@ json_t *slot_state_load(struct runwayd *d, struct slot *s, struct control_conn *
 
   if (blob_len == 0 || !slot_running(s)) {
     free(blob);
-    return proto_response_built(req->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
-                                                file, "state_bytes", (json_int_t)blob_len, "applied",
-                                                slot_running(s) ? "now" : "at the next start"));
+    return proto_response_built(req->id,
+                                json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file", file,
+                                          "state_bytes", (json_int_t)blob_len, "applied",
+                                          slot_running(s) ? "now" : "at the next start"));
   }
   struct slot_state_request *r = calloc(1, sizeof(*r));
   if (r == NULL || (r->file = strdup(file)) == NULL) {
@@ -322,9 +323,9 @@ static json_t *finish_load(struct slot *s, struct slot_state_request *r) {
     return proto_response_error(r->id, PROTO_E_INVALID_ARGUMENT,
                                 "the plugin refused the state in %s (status %d)", r->file,
                                 (int)status);
-  return proto_response_built(r->id, json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file",
-                                            r->file, "state_bytes", (json_int_t)s->state_len,
-                                            "applied", "now"));
+  return proto_response_built(r->id,
+                              json_pack("{s:s, s:s, s:I, s:s}", "slot", s->name, "file", r->file,
+                                        "state_bytes", (json_int_t)s->state_len, "applied", "now"));
 }
 
 /* ---- completion ------------------------------------------------------------- */
@@ -333,8 +334,7 @@ void slot_state_abort(struct slot *s, const char *why) {
   struct slot_state_request *r = s->state_req;
   if (r == NULL)
     return;
-  answer(s, proto_response_error(r->id, PROTO_E_BUSY, "slot \"%s\": %s; try again", s->name,
-                                 why));
+  answer(s, proto_response_error(r->id, PROTO_E_BUSY, "slot \"%s\": %s; try again", s->name, why));
 }
 
 bool slot_state_poll(struct runwayd *d, uint64_t now_ms) {

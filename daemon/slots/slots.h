@@ -79,9 +79,9 @@ struct slot {
 
   char name[PROTO_SLOT_NAME_MAX + 1];
   enum slot_kind kind;
-  char *plugin; /* built-in plugin name, an LV2 plugin's URI (SLOT_LV2), or NULL */
+  char *plugin;          /* built-in plugin name, an LV2 plugin's URI (SLOT_LV2), or NULL */
   char *declared_plugin; /* the name the worker declared in its segment, or NULL */
-  char *exec;   /* command line for SLOT_EXEC, or NULL */
+  char *exec;            /* command line for SLOT_EXEC, or NULL */
   uint32_t n_in;
   uint32_t n_out;
   bool midi;
@@ -119,7 +119,7 @@ struct slot {
   struct supervisor sv;
 
   struct slot_totals base;
-  uint64_t underruns_reported; /* the count the last "underrun" event carried */
+  uint64_t underruns_reported;   /* the count the last "underrun" event carried */
   float meters[RW_MAX_CHANNELS]; /* the worker's last peak per output (NAN: none) */
 
   /* Parameters: declared by the catalog or by the worker, values kept here. */
@@ -143,10 +143,10 @@ struct slot_spec {
   enum slot_kind kind;
   const char *plugin; /* built-in plugin name, or an LV2 plugin's URI (SLOT_LV2) */
   const char *exec;
-  int64_t inputs;  /* -1: the plugin's (2 for exec and external; SLOT_LV2 needs them given) */
-  int64_t outputs; /* -1: the plugin's */
-  int midi;        /* -1: the plugin's; 0 or 1 */
-  double latency_ms;      /* 0: not given */
+  int64_t inputs;    /* -1: the plugin's (2 for exec and external; SLOT_LV2 needs them given) */
+  int64_t outputs;   /* -1: the plugin's */
+  int midi;          /* -1: the plugin's; 0 or 1 */
+  double latency_ms; /* 0: not given */
   int64_t latency_frames; /* 0: not given */
   enum slot_on_fault on_fault;
   /*

@@ -90,9 +90,9 @@ int slot_spec_from_json(const json_t *def, struct slot_spec *spec, char *err, si
 }
 
 json_t *slot_definition_json(const struct slot *s) {
-  json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:b}", "name", s->name, "kind",
-                        slot_kind_name(s->kind), "inputs", (json_int_t)s->n_in, "outputs",
-                        (json_int_t)s->n_out, "midi", s->midi);
+  json_t *o =
+      json_pack("{s:s, s:s, s:I, s:I, s:b}", "name", s->name, "kind", slot_kind_name(s->kind),
+                "inputs", (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi);
   if (s->plugin != NULL)
     json_object_set_new(o, s->kind == SLOT_LV2 ? "lv2" : "plugin", json_string(s->plugin));
   if (s->exec != NULL)
@@ -118,21 +118,21 @@ json_t *slot_to_json(const struct slot *s) {
   const struct runwayd *d = s->d;
   const struct backend_slot *p = s->ports;
   uint32_t rate = backend_sample_rate(d->backend);
-  json_t *ports = json_pack("{s:o, s:o, s:o}", "inputs",
-                            p ? names_json(p->in_names, p->n_in) : json_array(), "outputs",
-                            p ? names_json(p->out_names, p->n_out) : json_array(), "midi",
-                            p && p->midi_name ? json_string(p->midi_name) : json_null());
+  json_t *ports =
+      json_pack("{s:o, s:o, s:o}", "inputs", p ? names_json(p->in_names, p->n_in) : json_array(),
+                "outputs", p ? names_json(p->out_names, p->n_out) : json_array(), "midi",
+                p && p->midi_name ? json_string(p->midi_name) : json_null());
   const char *kind = slot_kind_name(s->kind);
   json_t *o = json_pack(
       "{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:I, s:b, s:o, s:I, s:I, s:o, s:o}", "name",
       s->name, "plugin", slot_plugin_name(s) ? slot_plugin_name(s) : kind, "kind", kind, "exec",
-      s->exec ? json_string(s->exec) : json_null(), "state", worker_state_name(s->sv.state),
-      "pid", s->sv.pid > 0 ? json_integer(s->sv.pid) : json_null(), "latency_frames",
+      s->exec ? json_string(s->exec) : json_null(), "state", worker_state_name(s->sv.state), "pid",
+      s->sv.pid > 0 ? json_integer(s->sv.pid) : json_null(), "latency_frames",
       (json_int_t)s->latency, "latency_ms",
       rate > 0 && s->latency > 0 ? json_real(s->latency * 1000.0 / rate) : json_null(), "inputs",
       (json_int_t)s->n_in, "outputs", (json_int_t)s->n_out, "midi", s->midi, "ports", ports,
-      "restarts", (json_int_t)s->sv.restarts, "generation", (json_int_t)s->generation,
-      "last_error", s->sv.error[0] ? json_string(s->sv.error) : json_null(), "declared_plugin",
+      "restarts", (json_int_t)s->sv.restarts, "generation", (json_int_t)s->generation, "last_error",
+      s->sv.error[0] ? json_string(s->sv.error) : json_null(), "declared_plugin",
       s->declared_plugin ? json_string(s->declared_plugin) : json_null());
   /* latency_frames is L; the ports report L + the plugin's own latency. */
   json_object_set_new(o, "plugin_latency_frames", json_integer(s->plugin_latency));
@@ -166,21 +166,19 @@ json_t *slot_stats_json(const struct slot *s) {
     int64_t now = atomic_load(&s->gen->counters.lead_min_now);
     recent = last < now ? last : now;
   }
-  json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:s, "
-                        "s:I, s:o, s:o}",
-                   "name", s->name, "underruns", (json_int_t)t.underruns, "underrun_frames",
-                   (json_int_t)t.underrun_frames, "skipped_frames", (json_int_t)t.skipped_frames,
-                   "overruns", (json_int_t)t.overruns, "nonfinite_samples",
-                   (json_int_t)t.nonfinite_samples, "restarts", (json_int_t)s->sv.restarts,
-                   "latency_frames", (json_int_t)s->latency, "headroom_min_frames",
-                   t.headroom_min_frames == INT64_MAX ? json_null()
-                                                      : json_integer(t.headroom_min_frames),
-                   "cycles", (json_int_t)t.cycles, "events_dropped", (json_int_t)t.events_dropped,
-                   "wakeups", (json_int_t)t.wakeups, "faults", (json_int_t)t.faults,
-                   "discontinuities", (json_int_t)t.discontinuities, "state",
-                   worker_state_name(s->sv.state), "no_worker_frames",
-                   (json_int_t)t.no_worker_frames, "lead_histogram", hist,
-                   "lead_min_recent_frames", recent == INT64_MAX ? json_null() : json_integer(recent));
+  json_t *o = json_pack(
+      "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:s, "
+      "s:I, s:o, s:o}",
+      "name", s->name, "underruns", (json_int_t)t.underruns, "underrun_frames",
+      (json_int_t)t.underrun_frames, "skipped_frames", (json_int_t)t.skipped_frames, "overruns",
+      (json_int_t)t.overruns, "nonfinite_samples", (json_int_t)t.nonfinite_samples, "restarts",
+      (json_int_t)s->sv.restarts, "latency_frames", (json_int_t)s->latency, "headroom_min_frames",
+      t.headroom_min_frames == INT64_MAX ? json_null() : json_integer(t.headroom_min_frames),
+      "cycles", (json_int_t)t.cycles, "events_dropped", (json_int_t)t.events_dropped, "wakeups",
+      (json_int_t)t.wakeups, "faults", (json_int_t)t.faults, "discontinuities",
+      (json_int_t)t.discontinuities, "state", worker_state_name(s->sv.state), "no_worker_frames",
+      (json_int_t)t.no_worker_frames, "lead_histogram", hist, "lead_min_recent_frames",
+      recent == INT64_MAX ? json_null() : json_integer(recent));
   json_object_set_new(o, "meters", meters_json(s));
   json_object_set_new(o, "plugin_latency_frames", json_integer(s->plugin_latency));
   /* For top: whose CPU time, and how much of it so far. */

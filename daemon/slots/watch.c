@@ -169,9 +169,9 @@ static void report_underruns(struct slot *s) {
   if (t.underruns <= s->underruns_reported)
     return;
   s->underruns_reported = t.underruns;
-  slot__emit(s, "underrun", json_pack("{s:s, s:I, s:I}", "slot", s->name, "underruns",
-                                      (json_int_t)t.underruns, "underrun_frames",
-                                      (json_int_t)t.underrun_frames));
+  slot__emit(s, "underrun",
+             json_pack("{s:s, s:I, s:I}", "slot", s->name, "underruns", (json_int_t)t.underruns,
+                       "underrun_frames", (json_int_t)t.underrun_frames));
 }
 
 void slots_housekeeping(struct runwayd *d, uint64_t now_ms, bool deep) {

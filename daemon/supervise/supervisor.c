@@ -255,8 +255,8 @@ static void on_attached_closed(struct control_conn *conn, void *owner) {
   sv->ops->detached(sv->owner);
 }
 
-bool supervisor_can_attach(const struct supervisor *sv, const struct control_conn *conn,
-                           char *err, size_t errlen) {
+bool supervisor_can_attach(const struct supervisor *sv, const struct control_conn *conn, char *err,
+                           size_t errlen) {
   if (sv->attached != NULL) {
     snprintf(err, errlen, "a worker (pid %d) is already attached to slot \"%s\"", (int)sv->pid,
              sv->name);

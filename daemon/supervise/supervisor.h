@@ -40,15 +40,15 @@ const char *worker_state_name(enum worker_state state);
 struct supervisor_env {
   uv_loop_t *loop;
   struct worker_launch launch; /* how managed workers are started */
-  uint64_t stall_timeout_ms; /* no progress with input pending for this long: a stall */
+  uint64_t stall_timeout_ms;   /* no progress with input pending for this long: a stall */
   struct restart_policy policy;
 };
 
 /* How the owner's worker runs. */
 struct worker_command {
-  bool external;      /* the user starts it; it attaches over the control socket */
-  const char *file;   /* managed: the executable */
-  char *const *argv;  /* managed: argv[0] included, NULL terminated */
+  bool external;     /* the user starts it; it attaches over the control socket */
+  const char *file;  /* managed: the executable */
+  char *const *argv; /* managed: argv[0] included, NULL terminated */
 };
 
 struct supervisor_ops {
@@ -167,8 +167,8 @@ bool supervisor_has_worker(const struct supervisor *sv);
 int supervisor_attach(struct supervisor *sv, struct control_conn *conn);
 
 /* Whether conn may attach (no worker attached, conn owned by nobody); err says why not. */
-bool supervisor_can_attach(const struct supervisor *sv, const struct control_conn *conn,
-                           char *err, size_t errlen);
+bool supervisor_can_attach(const struct supervisor *sv, const struct control_conn *conn, char *err,
+                           size_t errlen);
 
 enum supervisor_progress {
   SUPERVISOR_PROGRESS_OK,

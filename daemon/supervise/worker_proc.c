@@ -26,7 +26,8 @@ extern char **environ;
 
 /* LV2_PATH: where runway-worker --lv2 (lilv) looks for plugins, as every LV2 host does. */
 const char *const worker_env_default[] = {
-    "PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME", "LV2_PATH",
+    "PATH",         "HOME",          "LANG",         "LANGUAGE",     "LC_*",
+    "TZ",           "TMPDIR",        "USER",         "LOGNAME",      "LV2_PATH",
     "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", NULL,
 };
 
@@ -145,7 +146,8 @@ static void report_exit(struct worker_proc *p) {
     p->on_exit(p, p->exit_status, p->exit_signal, p->user);
 }
 
-/* Untrusted too: kept as bytes up to cap_max, the rest read and dropped so the child never blocks. */
+/* Untrusted too: kept as bytes up to cap_max, the rest read and dropped so the child never blocks.
+ */
 static void on_captured(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct worker_proc *p = s->data;
   if (n < 0) {

@@ -38,11 +38,11 @@ typedef void (*worker_exit_fn)(struct worker_proc *proc, int64_t exit_status, in
 
 /* How every worker of this daemon is started (fixed at start). */
 struct worker_launch {
-  const char *launcher;            /* runwayd itself (--launch-worker), absolute */
-  uid_t uid;                       /* (uid_t)-1: keep runwayd's */
-  gid_t gid;                       /* with uid */
-  const char *home;                /* HOME for a worker with another uid, or NULL */
-  const char *const *env_allow;    /* extra environment names passed on, NULL terminated */
+  const char *launcher;         /* runwayd itself (--launch-worker), absolute */
+  uid_t uid;                    /* (uid_t)-1: keep runwayd's */
+  gid_t gid;                    /* with uid */
+  const char *home;             /* HOME for a worker with another uid, or NULL */
+  const char *const *env_allow; /* extra environment names passed on, NULL terminated */
 };
 
 struct worker_spawn {
@@ -51,7 +51,7 @@ struct worker_spawn {
   char *const *argv; /* argv[0] included, NULL terminated */
   /* Inherited as SUPERVISOR_SEGMENT_FD and the next; -1: none (a query). */
   int segment_fds[RW_FILE_COUNT];
-  const char *slot;  /* exported as RUNWAY_SLOT; tags the worker's output in the log */
+  const char *slot; /* exported as RUNWAY_SLOT; tags the worker's output in the log */
   worker_exit_fn on_exit;
   void *user;
   /*

@@ -12,8 +12,11 @@ int log_parse_level(const char *name, enum log_level *out) {
   static const struct {
     const char *name;
     enum log_level level;
-  } names[] = {{"error", LOG_LEVEL_ERROR}, {"warn", LOG_LEVEL_WARN}, {"warning", LOG_LEVEL_WARN},
-               {"info", LOG_LEVEL_INFO},   {"debug", LOG_LEVEL_DEBUG}};
+  } names[] = {{"error", LOG_LEVEL_ERROR},
+               {"warn", LOG_LEVEL_WARN},
+               {"warning", LOG_LEVEL_WARN},
+               {"info", LOG_LEVEL_INFO},
+               {"debug", LOG_LEVEL_DEBUG}};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
     if (strcmp(name, names[i].name) == 0) {
       *out = names[i].level;
@@ -28,8 +31,10 @@ void log_set_level(enum log_level level) { current = level; }
 void log_msg(enum log_level level, const char *fmt, ...) {
   if (level > current)
     return;
-  static const char *const tags[] = {[LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARN] = "warning",
-                                     [LOG_LEVEL_INFO] = "info", [LOG_LEVEL_DEBUG] = "debug"};
+  static const char *const tags[] = {[LOG_LEVEL_ERROR] = "error",
+                                     [LOG_LEVEL_WARN] = "warning",
+                                     [LOG_LEVEL_INFO] = "info",
+                                     [LOG_LEVEL_DEBUG] = "debug"};
   char line[1024];
   int n = snprintf(line, sizeof(line), "<%d>runwayd: %s: ", (int)level, tags[level]);
   va_list ap;

@@ -120,8 +120,7 @@ int notify_watchdog_start(uv_loop_t *loop) {
   /* The pings must never be the reason the loop keeps running (teardown ends with the loop). */
   uv_unref((uv_handle_t *)&watchdog);
   watchdog_running = true;
-  log_info("watchdog: pinging the service manager every %llu ms",
-           (unsigned long long)every_ms);
+  log_info("watchdog: pinging the service manager every %llu ms", (unsigned long long)every_ms);
   return 1;
 }
 

@@ -13,7 +13,7 @@ RUNWAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # units are installed); container images of Debian 12 come without it.
 # clang and libclang-rt-dev build the libFuzzer targets: Debian's clang only
 # recommends the runtime (libFuzzer, the sanitizers), and recommendations are
-# not installed here.
+# not installed here. clang-format checks the layout of the C (ctest format).
 # bash-completion runs the completion test under its framework, as an
 # interactive shell would; man-db formats the man pages as lintian does.
 # python3 and golang-go (Go 1.19) build and test the worker SDK's bindings
@@ -28,7 +28,7 @@ RUNWAY_PACKAGES=(
   jackd2 libjack-jackd2-dev
   libpipewire-0.3-dev pipewire pipewire-bin pipewire-jack
   libuv1-dev libcmocka-dev libjansson-dev libinih-dev libsystemd-dev systemd
-  clang libclang-rt-dev
+  clang libclang-rt-dev clang-format
   bash-completion man-db tmux
   python3 python3-pip python3-numpy golang-go
   liblilv-dev lilv-utils mda-lv2 x42-plugins lsp-plugins-lv2 jalv

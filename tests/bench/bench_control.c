@@ -104,7 +104,8 @@ static bool bench_rtt(struct proto_client *c, unsigned n, double *rtt_max_us) {
     client_call(c, status, len);
   }
   for (unsigned i = 0; i < n; i++) {
-    size_t slen = (size_t)snprintf(status, sizeof(status), "{\"id\":%u,\"cmd\":\"status\"}\n", id++);
+    size_t slen =
+        (size_t)snprintf(status, sizeof(status), "{\"id\":%u,\"cmd\":\"status\"}\n", id++);
     uint64_t t0 = base_mono_ns();
     if (!client_call(c, status, slen))
       H_FAIL("status failed");
@@ -289,8 +290,8 @@ int main(int argc, char **argv) {
   H_CHECK(h_conn_open(&conn, d.socket) == 0, "connect to runwayd");
   struct h_probe *p = h_probe_open(&jack, 1, false, 1, 0, 0);
   json_t *s = h_add_slot(&conn, "fx",
-                         json_pack("{s:s, s:i, s:i, s:i}", "plugin", "gain", "inputs", 1,
-                                   "outputs", 1, "latency_frames", LAT),
+                         json_pack("{s:s, s:i, s:i, s:i}", "plugin", "gain", "inputs", 1, "outputs",
+                                   1, "latency_frames", LAT),
                          10000);
   json_t *ports = json_object_get(s, "ports");
   h_probe_path_latency(p, LAT);

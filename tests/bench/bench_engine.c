@@ -105,7 +105,7 @@ struct bench_case {
   struct bench_port out[BENCH_MAX_SLOTS][BENCH_CHANNELS];
   struct rw_worker_control *feed_ctl; /* private blocks for the feed-only loop */
   uint64_t feed_pos;
-  uint64_t copy_pos; /* the baseline's own ring position */
+  uint64_t copy_pos;    /* the baseline's own ring position */
   uint64_t wake_cycles; /* slot cycles that should have woken a worker */
 };
 
@@ -113,7 +113,6 @@ struct bench_result {
   uint64_t iters[BENCH_KINDS];
   double ns[BENCH_KINDS][BENCH_MAX_REPS]; /* per cycle, one per repetition */
 };
-
 
 /* ---- the fake audio server ------------------------------------------------- */
 
@@ -258,7 +257,6 @@ static uint64_t bench_calibrate(struct bench_case *bc, enum bench_kind kind, int
 
 /* ---- statistics -------------------------------------------------------------- */
 
-
 /* ---- set-up and checks --------------------------------------------------------- */
 
 static void bench_case_free(struct bench_case *bc) {
@@ -398,8 +396,8 @@ static int bench_verify(struct bench_case *bc) {
         float want = (float)(c * g->capacity + idx) + 0.5f;
         if (bc->out[s][c].buf[i] != want ||
             g->in[(size_t)c * g->stride + idx] != bc->in[s][c].buf[i]) {
-          fprintf(stderr, "runway-bench-engine: slot %u channel %u frame %u was not copied\n", s,
-                  c, i);
+          fprintf(stderr, "runway-bench-engine: slot %u channel %u frame %u was not copied\n", s, c,
+                  i);
           return -EPROTO;
         }
       }
@@ -410,8 +408,7 @@ static int bench_verify(struct bench_case *bc) {
 
 /* ---- one case ------------------------------------------------------------------ */
 
-static int bench_run_case(uint32_t n_slots, uint32_t frames, int64_t min_ns, int reps,
-                          bool *pass) {
+static int bench_run_case(uint32_t n_slots, uint32_t frames, int64_t min_ns, int reps, bool *pass) {
   bool wakeups = frames == BENCH_SPEC_FRAMES;
   struct bench_case *bc = NULL;
   struct bench_result r;
@@ -427,8 +424,7 @@ static int bench_run_case(uint32_t n_slots, uint32_t frames, int64_t min_ns, int
   for (int i = 0; i < reps; i++)
     for (int k = 0; k < BENCH_KINDS; k++)
       if (r.iters[k] > 0)
-        r.ns[k][i] =
-            (double)bench_time(bc, (enum bench_kind)k, r.iters[k]) / (double)r.iters[k];
+        r.ns[k][i] = (double)bench_time(bc, (enum bench_kind)k, r.iters[k]) / (double)r.iters[k];
   rc = bench_verify(bc);
   if (rc != 0)
     goto out;
@@ -451,10 +447,10 @@ static int bench_run_case(uint32_t n_slots, uint32_t frames, int64_t min_ns, int
          "\"cycle_median_ns\":%.2f,\"memcpy_median_ns\":%.2f,\"ratio\":%.3f,"
          "\"per_slot_ns\":%.2f,\"per_slot_memcpy_ns\":%.2f,\"target_ns\":%.2f,"
          "\"spec_target\":%s,\"pass\":%s}\n",
-         n_slots, frames, BENCH_CHANNELS, bc->slots[0]->tl.g.latency,
-         bc->slots[0]->tl.g.capacity, RUNWAY_BENCH_BUILD, reps, r.iters[BENCH_ENGINE],
-         r.iters[BENCH_MEMCPY], cycle, raw, feed, copy, cycle_med, copy_med, cycle / copy,
-         cycle / slots, copy / slots, target, spec ? "true" : "false", *pass ? "true" : "false");
+         n_slots, frames, BENCH_CHANNELS, bc->slots[0]->tl.g.latency, bc->slots[0]->tl.g.capacity,
+         RUNWAY_BENCH_BUILD, reps, r.iters[BENCH_ENGINE], r.iters[BENCH_MEMCPY], cycle, raw, feed,
+         copy, cycle_med, copy_med, cycle / copy, cycle / slots, copy / slots, target,
+         spec ? "true" : "false", *pass ? "true" : "false");
   if (!spec)
     *pass = true; /* informative only: --check judges the spec's cases */
 
@@ -468,8 +464,8 @@ static int bench_run_case(uint32_t n_slots, uint32_t frames, int64_t min_ns, int
            "\"feed_ns\":%.2f,\"memcpy_ns\":%.2f,\"cycle_median_ns\":%.2f,\"ratio\":%.3f,"
            "\"per_slot_ns\":%.2f,\"wake_ns\":%.2f,\"wake_median_ns\":%.2f}\n",
            n_slots, frames, BENCH_CHANNELS, RUNWAY_BENCH_BUILD, reps, r.iters[BENCH_WAKE], wcycle,
-           wraw, feed, copy, wcycle_med, wcycle / copy, wcycle / slots,
-           (wcycle - cycle) / slots, (wcycle_med - cycle_med) / slots);
+           wraw, feed, copy, wcycle_med, wcycle / copy, wcycle / slots, (wcycle - cycle) / slots,
+           (wcycle_med - cycle_med) / slots);
   }
   fflush(stdout);
 

@@ -250,8 +250,8 @@ int main(int argc, char **argv) {
   lv2rig_daemon_start(&d, &j, NULL);
   H_CHECK(h_conn_open(&c, d.socket) == 0, "connect to runwayd");
   jack_status_t status;
-  jack_client_t *jc = jack_client_open("rwbench-lv2-ports", JackNoStartServer | JackServerName,
-                                       &status, j.name);
+  jack_client_t *jc =
+      jack_client_open("rwbench-lv2-ports", JackNoStartServer | JackServerName, &status, j.name);
   H_CHECK(jc != NULL, "cannot open a JACK client on %s", j.name);
 
   for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

@@ -55,7 +55,7 @@
 
 #define BENCH_CHANNELS 2
 #define BENCH_SAMPLE_RATE 48000u
-#define BENCH_LATENCY 2400u   /* DESIGN.md's default 50 ms at 48 kHz */
+#define BENCH_LATENCY 2400u    /* DESIGN.md's default 50 ms at 48 kHz */
 #define BENCH_MAX_PERIOD 1024u /* the largest case; one segment geometry for all */
 
 static const uint32_t bench_frames[] = {64, 128, 1024};
@@ -69,17 +69,16 @@ struct bench_case {
   float *src_buf[BENCH_CHANNELS];
   const float *src[BENCH_CHANNELS];
   float *dst[BENCH_CHANNELS];
-  uint64_t copy_pos;                      /* the baseline's own ring position */
-  uint64_t feed_pos;                      /* the feed-only loop's position */
-  struct rw_worker_control *feed_ctl;     /* private, so the ring's state stays valid */
-  uint64_t faults;                        /* errors, short reads, wakes: must stay 0 */
+  uint64_t copy_pos;                  /* the baseline's own ring position */
+  uint64_t feed_pos;                  /* the feed-only loop's position */
+  struct rw_worker_control *feed_ctl; /* private, so the ring's state stays valid */
+  uint64_t faults;                    /* errors, short reads, wakes: must stay 0 */
 };
 
 struct bench_result {
   uint64_t iters[BENCH_KINDS];
   double ns[BENCH_KINDS][BENCH_MAX_REPS]; /* per cycle, one per repetition */
 };
-
 
 /* What a worker that has processed all published input leaves behind. */
 static inline void bench_worker_caught_up(struct rw_worker_control *ctl, uint64_t in_write) {
@@ -168,7 +167,6 @@ static uint64_t bench_calibrate(struct bench_case *bc, enum bench_kind kind, int
   return bench_calibrate_with(bench_time_ctx, &t, min_ns);
 }
 
-
 static void bench_case_release(struct bench_case *bc) {
   for (int c = 0; c < BENCH_CHANNELS; c++) {
     free(bc->src_buf[c]);
@@ -240,8 +238,10 @@ static int bench_verify(struct bench_case *bc) {
     memset(bc->dst[c], 0, (size_t)n * sizeof(float));
   bench_ring_cycles(bc, 1);
   if (bc->faults != 0) {
-    fprintf(stderr, "runway-bench-ring: %" PRIu64 " ring cycles of %u frames failed, "
-                    "underran or woke the worker\n", bc->faults, n);
+    fprintf(stderr,
+            "runway-bench-ring: %" PRIu64 " ring cycles of %u frames failed, "
+            "underran or woke the worker\n",
+            bc->faults, n);
     return -EPROTO;
   }
   for (uint32_t c = 0; c < BENCH_CHANNELS; c++) {
@@ -249,8 +249,8 @@ static int bench_verify(struct bench_case *bc) {
       uint32_t idx = (uint32_t)((t + i) & (g->capacity - 1));
       float want = (float)(c * g->capacity + idx) + 0.5f;
       if (bc->dst[c][i] != want || g->in[(size_t)c * g->stride + idx] != bc->src[c][i]) {
-        fprintf(stderr, "runway-bench-ring: %u frames: channel %u frame %u was not copied\n", n,
-                c, i);
+        fprintf(stderr, "runway-bench-ring: %u frames: channel %u frame %u was not copied\n", n, c,
+                i);
         return -EPROTO;
       }
     }

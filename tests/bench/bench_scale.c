@@ -70,8 +70,8 @@ static FILE *json_out;
 
 /* Prints obj as one line, with bench, kind and run first; steals obj. */
 static void emit(const char *kind, json_t *obj) {
-  json_t *line = json_pack("{s:s, s:s, s:I}", "bench", "scale", "kind", kind, "run",
-                           (json_int_t)O.run);
+  json_t *line =
+      json_pack("{s:s, s:s, s:I}", "bench", "scale", "kind", kind, "run", (json_int_t)O.run);
   json_object_update(line, obj);
   json_decref(obj);
   char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
@@ -93,8 +93,8 @@ struct target {
   unsigned n_pids;
   pid_t workers[GRAPH_MAX_UNITS];
   unsigned n_workers;
-  pid_t rt_pid, rt_tid; /* runwayd's RT thread */
-  struct h_conn *conn;  /* runwayd's control connection, or NULL */
+  pid_t rt_pid, rt_tid;      /* runwayd's RT thread */
+  struct h_conn *conn;       /* runwayd's control connection, or NULL */
   const char *daemon_client; /* runwayd's JACK client name (for jackd's log) */
 };
 
@@ -114,7 +114,7 @@ struct result {
   struct h_xruns log;
   double busy, loadavg;
   double cpu_pct, workers_pct, rt_pct, jackd_pct; /* of one core */
-  double client_cpu_ns_per_cycle; /* cpu of all pids per graph cycle */
+  double client_cpu_ns_per_cycle;                 /* cpu of all pids per graph cycle */
   double rt_cpu_ns_per_cycle;
   /* runwayd */
   double rw_cycles, wall_avg, wall_p99, wall_max;
@@ -260,8 +260,8 @@ static json_t *common_json(const struct result *r) {
   return json_pack("{s:f, s:o, s:o, s:I, s:I, s:f, s:f, s:f, s:f}", "seconds", r->seconds,
                    "dsp_load_avg", real_or_null(r->load_avg), "dsp_load_max",
                    real_or_null(r->load_max), "xruns", (json_int_t)r->xruns, "xruns_driver_late",
-                   (json_int_t)r->log.driver_late, "jackd_cpu_pct", r->jackd_pct, "machine_busy_pct",
-                   100.0 * r->busy, "loadavg", r->loadavg, "cycles", r->cycles);
+                   (json_int_t)r->log.driver_late, "jackd_cpu_pct", r->jackd_pct,
+                   "machine_busy_pct", 100.0 * r->busy, "loadavg", r->loadavg, "cycles", r->cycles);
 }
 
 /* Paces the run: configurations settle before they are measured. */
@@ -335,8 +335,8 @@ static void table_plain(struct graph *g, struct plain_clients *pc) {
       measure(&t, g, O.seconds, r);
       graph_unwire(g, plain_port, pc, n);
       plain_res[k][topo].have = true;
-      json_t *o = json_pack("{s:I, s:s}", "slots", (json_int_t)n, "topology",
-                            graph_topology_name(topo));
+      json_t *o =
+          json_pack("{s:I, s:s}", "slots", (json_int_t)n, "topology", graph_topology_name(topo));
       json_object_update_new(o, common_json(r));
       json_object_update_new(
           o, json_pack("{s:f, s:o, s:o, s:I}", "clients_cpu_pct", r->cpu_pct,
@@ -359,8 +359,7 @@ struct naming {
 static void slot_port(const void *ctx, unsigned i, unsigned ch, bool output, char *buf,
                       size_t len) {
   const struct naming *nm = ctx;
-  snprintf(buf, len, "%s:%s%u.%s_%u", nm->client, nm->prefix, i + 1, output ? "out" : "in",
-           ch + 1);
+  snprintf(buf, len, "%s:%s%u.%s_%u", nm->client, nm->prefix, i + 1, output ? "out" : "in", ch + 1);
 }
 
 struct daemon {
@@ -457,13 +456,12 @@ static json_t *daemon_json(const struct result *r, const struct target *t) {
   return json_pack(
       "{s:f, s:o, s:o, s:o, s:o, s:f, s:f, s:o, s:I, s:f, s:f, s:f, s:f, s:f}", "rt_cycles",
       r->rw_cycles, "rt_wall_ns_avg", real_or_null(r->wall_avg), "rt_wall_ns_p99",
-      real_or_null(r->wall_p99), "rt_wall_ns_max", real_or_null(r->wall_max),
-      "rt_cpu_ns_per_cycle", real_or_null(r->rt_cpu_ns_per_cycle), "underruns", r->underruns,
-      "underrun_frames", r->underrun_frames, "wakeups_per_cycle",
-      real_or_null(r->wakeups_per_cycle), "xruns_runwayd_late", (json_int_t)r->log.client_running,
-      "daemon_cpu_pct", r->cpu_pct, "daemon_rt_cpu_pct", r->rt_pct, "daemon_other_cpu_pct",
-      r->cpu_pct - r->rt_pct, "workers_cpu_pct", r->workers_pct, "worker_cpu_pct",
-      r->workers_pct / n_workers);
+      real_or_null(r->wall_p99), "rt_wall_ns_max", real_or_null(r->wall_max), "rt_cpu_ns_per_cycle",
+      real_or_null(r->rt_cpu_ns_per_cycle), "underruns", r->underruns, "underrun_frames",
+      r->underrun_frames, "wakeups_per_cycle", real_or_null(r->wakeups_per_cycle),
+      "xruns_runwayd_late", (json_int_t)r->log.client_running, "daemon_cpu_pct", r->cpu_pct,
+      "daemon_rt_cpu_pct", r->rt_pct, "daemon_other_cpu_pct", r->cpu_pct - r->rt_pct,
+      "workers_cpu_pct", r->workers_pct, "worker_cpu_pct", r->workers_pct / n_workers);
 }
 
 static json_t *memory_json(const struct daemon *dm, const struct target *t, unsigned n) {
@@ -479,10 +477,9 @@ static json_t *memory_json(const struct daemon *dm, const struct target *t, unsi
   unsigned nw = t->n_workers ? t->n_workers : 1;
   return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:I}", "rss_kb",
                    (json_int_t)m.rss_kb, "pss_kb", (json_int_t)m.pss_kb, "locked_kb",
-                   (json_int_t)m.locked_kb, "vmlck_kb", (json_int_t)m.vmlck_kb,
-                   "rss_kb_no_slot", (json_int_t)dm->base.rss_kb, "locked_kb_no_slot",
-                   (json_int_t)dm->base.locked_kb, "rss_kb_per_slot",
-                   (double)(m.rss_kb - dm->base.rss_kb) / n, "pss_kb_per_slot",
+                   (json_int_t)m.locked_kb, "vmlck_kb", (json_int_t)m.vmlck_kb, "rss_kb_no_slot",
+                   (json_int_t)dm->base.rss_kb, "locked_kb_no_slot", (json_int_t)dm->base.locked_kb,
+                   "rss_kb_per_slot", (double)(m.rss_kb - dm->base.rss_kb) / n, "pss_kb_per_slot",
                    (double)(m.pss_kb - dm->base.pss_kb) / n, "locked_kb_per_slot",
                    (double)(m.locked_kb - dm->base.locked_kb) / n, "worker_rss_kb",
                    (json_int_t)(w_rss / nw), "worker_pss_kb", (json_int_t)(w_pss / nw));
@@ -497,16 +494,16 @@ static json_t *compare_json(const struct result *r, const struct plain_result *p
   const struct result *b = &p->r;
   double il = idle_load(idle);
   json_object_update_new(
-      o, json_pack("{s:f, s:o, s:o, s:I, s:f, s:o, s:o, s:o, s:o}", "plain_dsp_load_avg",
-                   b->load_avg, "dsp_load_ratio", real_or_null(ratio(r->load_avg, b->load_avg)),
-                   "dsp_load_ratio_idle_subtracted",
-                   real_or_null(ratio(r->load_avg - il, b->load_avg - il)), "plain_xruns",
-                   (json_int_t)b->xruns, "plain_cpu_pct", b->cpu_pct, "cpu_ratio",
-                   real_or_null(ratio(r->cpu_pct, b->cpu_pct)), "cpu_with_workers_ratio",
-                   real_or_null(ratio(r->cpu_pct + r->workers_pct, b->cpu_pct)),
-                   "plain_cpu_ns_per_cycle", real_or_null(b->client_cpu_ns_per_cycle),
-                   "rt_cpu_ratio",
-                   real_or_null(ratio(r->rt_cpu_ns_per_cycle, b->client_cpu_ns_per_cycle))));
+      o,
+      json_pack("{s:f, s:o, s:o, s:I, s:f, s:o, s:o, s:o, s:o}", "plain_dsp_load_avg", b->load_avg,
+                "dsp_load_ratio", real_or_null(ratio(r->load_avg, b->load_avg)),
+                "dsp_load_ratio_idle_subtracted",
+                real_or_null(ratio(r->load_avg - il, b->load_avg - il)), "plain_xruns",
+                (json_int_t)b->xruns, "plain_cpu_pct", b->cpu_pct, "cpu_ratio",
+                real_or_null(ratio(r->cpu_pct, b->cpu_pct)), "cpu_with_workers_ratio",
+                real_or_null(ratio(r->cpu_pct + r->workers_pct, b->cpu_pct)),
+                "plain_cpu_ns_per_cycle", real_or_null(b->client_cpu_ns_per_cycle), "rt_cpu_ratio",
+                real_or_null(ratio(r->rt_cpu_ns_per_cycle, b->client_cpu_ns_per_cycle))));
   return o;
 }
 
@@ -529,8 +526,8 @@ static void table_runwayd(struct graph *g, const struct idle *idle) {
       settle(O.warmup);
       measure(&t, g, O.seconds, &r);
       graph_unwire(g, slot_port, &nm, n);
-      json_t *o = json_pack("{s:I, s:s}", "slots", (json_int_t)n, "topology",
-                            graph_topology_name(topo));
+      json_t *o =
+          json_pack("{s:I, s:s}", "slots", (json_int_t)n, "topology", graph_topology_name(topo));
       json_object_update_new(o, common_json(&r));
       json_object_update_new(o, daemon_json(&r, &t));
       json_object_update_new(o, memory_json(&dm, &t, n));
@@ -582,12 +579,11 @@ static void search_min_latency(struct graph *g, struct daemon *dm, unsigned n) {
     else
       lo = mid + 1;
   }
-  emit("min_latency",
-       json_pack("{s:I, s:f, s:I, s:I, s:o, s:o}", "slots", (json_int_t)n, "seconds",
-                 O.search_seconds, "step_frames", (json_int_t)O.search_step, "max_frames",
-                 (json_int_t)O.search_max, "min_latency_frames",
-                 found ? json_integer(O.period + hi * O.search_step) : json_null(), "probes",
-                 probes));
+  emit("min_latency", json_pack("{s:I, s:f, s:I, s:I, s:o, s:o}", "slots", (json_int_t)n, "seconds",
+                                O.search_seconds, "step_frames", (json_int_t)O.search_step,
+                                "max_frames", (json_int_t)O.search_max, "min_latency_frames",
+                                found ? json_integer(O.period + hi * O.search_step) : json_null(),
+                                "probes", probes));
 }
 
 static void latency_phase(struct graph *g) {
@@ -647,12 +643,12 @@ int main(int argc, char **argv) {
   h_jack_start(&jack, RATE, O.period);
   struct graph g;
   graph_open(&g, &jack);
-  emit("env", json_pack("{s:s, s:s, s:I, s:I, s:i, s:f, s:b, s:f, s:f, s:o}", "backend", "jack",
-                        "build", RUNWAY_BENCH_BUILD, "rate", (json_int_t)g.rate, "period",
-                        (json_int_t)g.period, "cpus", sys_cpus(), "loadavg", sys_loadavg(),
-                        "server_realtime", jack_is_realtime(g.mon) != 0, "seconds", O.seconds,
-                        "warmup", O.warmup, "latency_ms",
-                        O.latency_ms > 0 ? json_real(O.latency_ms) : json_null()));
+  emit("env",
+       json_pack("{s:s, s:s, s:I, s:I, s:i, s:f, s:b, s:f, s:f, s:o}", "backend", "jack", "build",
+                 RUNWAY_BENCH_BUILD, "rate", (json_int_t)g.rate, "period", (json_int_t)g.period,
+                 "cpus", sys_cpus(), "loadavg", sys_loadavg(), "server_realtime",
+                 jack_is_realtime(g.mon) != 0, "seconds", O.seconds, "warmup", O.warmup,
+                 "latency_ms", O.latency_ms > 0 ? json_real(O.latency_ms) : json_null()));
 
   if (O.table) {
     static struct plain_clients pc;

@@ -43,7 +43,6 @@ struct port {
   float buf[FRAMES];
 };
 
-
 enum kind { ALONE, BYPASS, BYPASS_GAP, WARMING, FADING, KINDS };
 static const char *const kind_names[KINDS] = {"alone", "bypass", "bypass_gap", "warming", "fading"};
 

@@ -14,8 +14,8 @@ void graph_open(struct graph *g, const struct h_jack *j) {
   char name[64];
   memset(g, 0, sizeof(*g));
   snprintf(name, sizeof(name), "rwscale-mon-%d", (int)getpid());
-  g->mon = jack_client_open(name, JackNoStartServer | JackServerName | JackUseExactName, &st,
-                            j->name);
+  g->mon =
+      jack_client_open(name, JackNoStartServer | JackServerName | JackUseExactName, &st, j->name);
   if (g->mon == NULL)
     H_FAIL("cannot open the monitor client on %s (status 0x%x)", j->name, (unsigned)st);
   g->rate = jack_get_sample_rate(g->mon);
@@ -71,8 +71,8 @@ static void unwire_port(struct graph *g, const char *name, bool output) {
     return;
   const char **peers = jack_port_get_all_connections(g->mon, p);
   for (size_t k = 0; peers != NULL && peers[k] != NULL; k++) {
-    int rc = output ? jack_disconnect(g->mon, name, peers[k])
-                    : jack_disconnect(g->mon, peers[k], name);
+    int rc =
+        output ? jack_disconnect(g->mon, name, peers[k]) : jack_disconnect(g->mon, peers[k], name);
     if (rc != 0)
       H_FAIL("cannot disconnect %s from %s (%d)", name, peers[k], rc);
   }

@@ -83,18 +83,18 @@ static bool parse_uint(const char *s, unsigned *out, unsigned lo, unsigned hi) {
 
 int scale_options_parse(struct scale_options *o, int argc, char **argv) {
   *o = (struct scale_options){
-    .slots = {1, 8, 32, 64, 128},
-    .n_slots = 5,
-    .topo = {true, true},
-    .seconds = 10,
-    .warmup = 2,
-    .max_clients = 128,
-    .period = 128,
-    .search_slots = {1, 4, 16},
-    .n_search_slots = 3,
-    .search_seconds = 60,
-    .search_step = 32,
-    .search_max = 1024,
+      .slots = {1, 8, 32, 64, 128},
+      .n_slots = 5,
+      .topo = {true, true},
+      .seconds = 10,
+      .warmup = 2,
+      .max_clients = 128,
+      .period = 128,
+      .search_slots = {1, 4, 16},
+      .n_search_slots = 3,
+      .search_seconds = 60,
+      .search_step = 32,
+      .search_max = 1024,
   };
   bool table = false, checks = false;
   for (int i = 1; i < argc; i++) {
@@ -173,4 +173,3 @@ int scale_options_parse(struct scale_options *o, int argc, char **argv) {
   }
   return 0;
 }
-

@@ -62,7 +62,8 @@ static const char catalog_json[] =
 static struct runwayd d;
 static uv_loop_t loop;
 static int ready;
-static int print_answers; /* RUNWAY_FUZZ_PRINT=1: each answer to stderr, to see what an input does */
+static int
+    print_answers; /* RUNWAY_FUZZ_PRINT=1: each answer to stderr, to see what an input does */
 static unsigned long inputs;
 
 /* As main.c's: polls state requests that wait for workers (none do without a backend). */

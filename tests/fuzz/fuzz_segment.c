@@ -49,8 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct preset {
   struct engine engine;
-  struct engine_slot *slot; /* held by the engine's table */
-  struct engine_bypass *bypass; /* the slot's when byte 0 asks for bypass; ours */
+  struct engine_slot *slot;         /* held by the engine's table */
+  struct engine_bypass *bypass;     /* the slot's when byte 0 asks for bypass; ours */
   struct rw_daemon_control fresh_d; /* the control blocks as created */
   struct rw_worker_control fresh_w;
 };
@@ -296,16 +296,14 @@ static void check_tamper(const struct shm_segment *seg) {
     die("shm_segment_check disagrees with a byte comparison of the header");
 }
 
-static void check_cycle(const struct engine_slot *s, uint32_t n, uint64_t cycles,
-                        uint64_t frames) {
+static void check_cycle(const struct engine_slot *s, uint32_t n, uint64_t cycles, uint64_t frames) {
   for (uint32_t c = 0; c < s->n_out; c++)
     for (uint32_t f = 0; f < n; f++)
       if (!isfinite(out_buf[c][f]))
         die("a non-finite sample reached the graph");
   if (atomic_load(&s->counters.cycles) != cycles)
     die("the cycle counter is off");
-  if (atomic_load(&s->counters.underruns) > cycles ||
-      atomic_load(&s->counters.overruns) > cycles ||
+  if (atomic_load(&s->counters.underruns) > cycles || atomic_load(&s->counters.overruns) > cycles ||
       atomic_load(&s->counters.underrun_frames) > frames ||
       atomic_load(&s->counters.nonfinite_samples) > frames * s->n_out ||
       atomic_load(&s->counters.bypass_frames) > frames)
@@ -433,8 +431,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   while (cur.left > 0) {
     switch (take(&cur, 1) % FUZZ_OP_COUNT) {
     case FUZZ_OP_CYCLE: {
-      uint32_t max = 3 * h->max_period < FUZZ_SEG_MAX_FRAMES ? 3 * h->max_period
-                                                              : FUZZ_SEG_MAX_FRAMES;
+      uint32_t max =
+          3 * h->max_period < FUZZ_SEG_MAX_FRAMES ? 3 * h->max_period : FUZZ_SEG_MAX_FRAMES;
       uint32_t k = (uint32_t)(take(&cur, 2) % (max + 1));
       engine_process(&p->engine, &io, k);
       if (k > 0) {

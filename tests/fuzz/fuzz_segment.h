@@ -52,13 +52,30 @@ enum fuzz_seg_op {
 /* Geometries the harness builds once; byte 0 of an input picks one. */
 static const struct proto_segment_params fuzz_seg_presets[] = {
     /* Small rings leave slack between regions, where the harness puts ASan guards. */
-    {.sample_rate = 48000, .n_inputs = 2, .n_outputs = 2, .latency = 64, .max_period = 32,
-     .event_capacity = 16, .message_capacity = 8, .generation = 1},
-    {.sample_rate = 44100, .n_inputs = 1, .n_outputs = 4, .flags = RW_SEGMENT_F_MIDI,
-     .latency = 300, .max_period = 128, .event_capacity = 64, .message_capacity = 16,
+    {.sample_rate = 48000,
+     .n_inputs = 2,
+     .n_outputs = 2,
+     .latency = 64,
+     .max_period = 32,
+     .event_capacity = 16,
+     .message_capacity = 8,
+     .generation = 1},
+    {.sample_rate = 44100,
+     .n_inputs = 1,
+     .n_outputs = 4,
+     .flags = RW_SEGMENT_F_MIDI,
+     .latency = 300,
+     .max_period = 128,
+     .event_capacity = 64,
+     .message_capacity = 16,
      .generation = 7},
-    {.sample_rate = 96000, .n_inputs = 0, .n_outputs = 2, .flags = RW_SEGMENT_F_MIDI,
-     .latency = 1024, .max_period = 512, .generation = 2},
+    {.sample_rate = 96000,
+     .n_inputs = 0,
+     .n_outputs = 2,
+     .flags = RW_SEGMENT_F_MIDI,
+     .latency = 1024,
+     .max_period = 512,
+     .generation = 2},
 };
 
 #define FUZZ_SEG_PRESETS (sizeof(fuzz_seg_presets) / sizeof(fuzz_seg_presets[0]))

@@ -17,8 +17,10 @@ struct stated {
   long compiled; /* sizeof or offsetof from the installed header */
 };
 
-#define SIZE(type, n) {#type, n, (long)sizeof(type)}
-#define OFF(type, member, n) {#type "." #member, n, (long)offsetof(type, member)}
+#define SIZE(type, n)                                                                              \
+  { #type, n, (long)sizeof(type) }
+#define OFF(type, member, n)                                                                       \
+  { #type "." #member, n, (long)offsetof(type, member) }
 
 static const struct stated table[] = {
     SIZE(rw_event, 16),
@@ -109,8 +111,8 @@ int main(void) {
     const struct stated *t = &table[i];
     long library = (long)rw_worker_abi_offset(t->name);
     if (t->compiled != t->stated || library != t->stated) {
-      printf("MISMATCH %-32s stated %3ld, installed header %3ld, installed library %3ld\n",
-             t->name, t->stated, t->compiled, library);
+      printf("MISMATCH %-32s stated %3ld, installed header %3ld, installed library %3ld\n", t->name,
+             t->stated, t->compiled, library);
       bad++;
     }
   }
@@ -120,6 +122,7 @@ int main(void) {
     bad++;
   }
   printf("%u stated sizes and offsets checked against the installed header and library: %u "
-         "mismatch(es)\n", n, bad);
+         "mismatch(es)\n",
+         n, bad);
   return bad ? 1 : 0;
 }

@@ -66,10 +66,10 @@ _Noreturn void h_fail_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define H_FAIL(...) h_fail_at(__FILE__, __LINE__, __VA_ARGS__)
-#define H_CHECK(cond, ...)                                                                     \
-  do {                                                                                         \
-    if (!(cond))                                                                               \
-      h_fail_at(__FILE__, __LINE__, "check failed: " #cond ": " __VA_ARGS__);                  \
+#define H_CHECK(cond, ...)                                                                         \
+  do {                                                                                             \
+    if (!(cond))                                                                                   \
+      h_fail_at(__FILE__, __LINE__, "check failed: " #cond ": " __VA_ARGS__);                      \
   } while (0)
 
 /* Progress and measurements, prefixed with the test tag and elapsed time. */
@@ -97,7 +97,7 @@ typedef bool h_cond_fn(void *arg, char *seen, size_t seen_len);
  * or timeout_ms have passed; then fails the test at the caller's line:
  * "gave up waiting for <what> after N ms (last seen: ...)".
  */
-#define H_WAIT_UNTIL(cond, arg, timeout_ms, ...)                                               \
+#define H_WAIT_UNTIL(cond, arg, timeout_ms, ...)                                                   \
   h_wait_until_at(__FILE__, __LINE__, (cond), (arg), (timeout_ms), __VA_ARGS__)
 void h_wait_until_at(const char *file, int line, h_cond_fn *cond, void *arg, unsigned timeout_ms,
                      const char *what_fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -233,11 +233,11 @@ void h_server_set_period(struct h_jack *j, uint32_t period);
  * nothing about the client's callback. upstream: the probe (h_probe_client).
  */
 struct h_xruns {
-  unsigned events;           /* xruns logged */
-  unsigned client_running;   /* the client's callback overran: its fault */
-  unsigned client_waiting;   /* the client named, its callback not started */
-  unsigned upstream_late;    /* the upstream client named too: the graph started late */
-  unsigned driver_late;      /* "JackTimedDriver::Process XRun": the driver's timer slipped */
+  unsigned events;         /* xruns logged */
+  unsigned client_running; /* the client's callback overran: its fault */
+  unsigned client_waiting; /* the client named, its callback not started */
+  unsigned upstream_late;  /* the upstream client named too: the graph started late */
+  unsigned driver_late;    /* "JackTimedDriver::Process XRun": the driver's timer slipped */
 };
 void h_jack_xruns(const struct h_jack *j, size_t from, const char *client, const char *upstream,
                   struct h_xruns *out);
@@ -322,8 +322,8 @@ json_t *h_call_error(struct h_conn *c, const char *cmd, json_t *args, const char
 /* The response's error code, or NULL when ok. */
 const char *h_error_code(const json_t *resp);
 
-json_int_t h_int(const json_t *obj, const char *key);        /* -1 when absent or null */
-const char *h_str(const json_t *obj, const char *key);       /* NULL when absent */
+json_int_t h_int(const json_t *obj, const char *key);  /* -1 when absent or null */
+const char *h_str(const json_t *obj, const char *key); /* NULL when absent */
 
 /* ---- the probe ------------------------------------------------------------------------ */
 
@@ -356,7 +356,7 @@ struct h_probe *h_probe_open(const struct h_jack *j, unsigned n_out, bool midi, 
                              uint32_t out_latency, uint32_t in_latency);
 void h_probe_close(struct h_probe *p);
 
-const char *h_probe_out(const struct h_probe *p, unsigned i);  /* full name, i from 0 */
+const char *h_probe_out(const struct h_probe *p, unsigned i); /* full name, i from 0 */
 const char *h_probe_midi(const struct h_probe *p);
 const char *h_probe_in(const struct h_probe *p, unsigned i);
 /* The probe's JACK client name. */
@@ -380,8 +380,7 @@ void h_probe_dc(struct h_probe *p, unsigned port, float level);
  * sample at its frame, 0 where none was recorded (a zero sample). Returns
  * the number of recorded samples found.
  */
-uint64_t h_probe_samples(struct h_probe *p, unsigned port, uint64_t from, uint64_t to,
-                         float *out);
+uint64_t h_probe_samples(struct h_probe *p, unsigned port, uint64_t from, uint64_t to, float *out);
 
 /* jack_connect; fails the test on error. */
 void h_connect(struct h_probe *p, const char *from, const char *to);
@@ -472,7 +471,7 @@ enum h_verdict {
 };
 
 struct h_check {
-  unsigned expected;   /* expectations in the window, required or optional */
+  unsigned expected; /* expectations in the window, required or optional */
   unsigned required;
   unsigned exact;      /* required ones found with the exact value */
   unsigned missing;    /* required ones not found */
@@ -536,8 +535,8 @@ uint64_t h_first_record(struct h_probe *p, unsigned port, uint64_t from, uint64_
  * `gap` frames apart with varied spacing; some land on the first and some on
  * the last frame of a cycle. Returns the frame of the last one.
  */
-uint64_t h_impulse_train(struct h_probe *p, const unsigned *ports, unsigned n_ports,
-                         unsigned count, uint32_t gap, uint32_t lead);
+uint64_t h_impulse_train(struct h_probe *p, const unsigned *ports, unsigned n_ports, unsigned count,
+                         uint32_t gap, uint32_t lead);
 
 /* Impulses sent on a probe output, and where and how they must come back. */
 struct h_impulses {
@@ -559,20 +558,20 @@ bool h_check(struct h_probe *p, const struct h_impulses *spec, const char *label
 bool h_check_impulses(struct h_probe *p, unsigned out_port, unsigned sink_port, uint32_t delay,
                       uint32_t first_id, uint64_t from, uint64_t to, bool tolerant,
                       const char *label, struct h_check *out);
-bool h_check_impulses_gain(struct h_probe *p, unsigned out_port, unsigned sink_port,
-                           uint32_t delay, float gain, uint32_t first_id, uint64_t from,
-                           uint64_t to, bool tolerant, const char *label, struct h_check *out);
+bool h_check_impulses_gain(struct h_probe *p, unsigned out_port, unsigned sink_port, uint32_t delay,
+                           float gain, uint32_t first_id, uint64_t from, uint64_t to, bool tolerant,
+                           const char *label, struct h_check *out);
 
 /* ---- measuring, again when disturbed ------------------------------------------------------ */
 
 /* A path from a probe output back to a probe input through runway. */
 struct h_path {
-  unsigned out;        /* probe output */
-  unsigned in;         /* probe input */
-  uint32_t delay;      /* exactly this many frames from out to in */
-  float gain;          /* impulses come back scaled by exactly this (0: 1) */
+  unsigned out;         /* probe output */
+  unsigned in;          /* probe input */
+  uint32_t delay;       /* exactly this many frames from out to in */
+  float gain;           /* impulses come back scaled by exactly this (0: 1) */
   const char *slots[4]; /* the slots on the path: their underruns excuse lost impulses */
-  uint64_t checked_to; /* the input is checked from here on; moved on by each check */
+  uint64_t checked_to;  /* the input is checked from here on; moved on by each check */
   char label[128];
   int64_t first_delay; /* out: from the last train's first impulse to the first sample after
                           it (-1: none came), for the log */

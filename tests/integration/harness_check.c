@@ -105,9 +105,8 @@ static bool fading_tail(const struct h_expect *e, size_t n, uint64_t frame, floa
 #define DISPLACED_PERIODS 8
 
 /* Compares the records with the sorted expectations e[0..n); fills *c. */
-static void compare(struct h_probe *p, unsigned port, struct h_expect *e, size_t n,
-                    uint64_t from, uint64_t to, uint32_t delay, const char *label,
-                    struct h_check *c) {
+static void compare(struct h_probe *p, unsigned port, struct h_expect *e, size_t n, uint64_t from,
+                    uint64_t to, uint32_t delay, const char *label, struct h_check *c) {
   bool *seen = calloc(n ? n : 1, sizeof(bool));
   const struct h_record *r;
   size_t nr = h_probe_records(p, &r);
@@ -232,7 +231,9 @@ static bool check_port(struct h_probe *p, unsigned port, const struct h_expect *
         "%u missing; %u exact of at least %u%s",
         label, c.exact, c.required, c.missing, c.wrong, c.unexpected, c.optional_seen,
         c.optional_exact, c.optional_missing, exact, c.floor,
-        c.verdict == H_EXACT ? "" : c.verdict == H_DISTURBED ? "  <-- too few" : "  <-- FAIL");
+        c.verdict == H_EXACT       ? ""
+        : c.verdict == H_DISTURBED ? "  <-- too few"
+                                   : "  <-- FAIL");
   if (c.disturbed > 0 || c.tolerated > 0)
     h_log("%s: %u expectation(s) near a disturbance of the graph checked leniently, %u stray "
           "sample(s) there tolerated (JACK's doing, not the slot's)",
@@ -265,8 +266,8 @@ static int cmp_planned(const void *a, const void *b) {
   return x->port < y->port ? -1 : x->port > y->port;
 }
 
-uint64_t h_impulse_train(struct h_probe *p, const unsigned *ports, unsigned n_ports,
-                         unsigned count, uint32_t gap, uint32_t lead) {
+uint64_t h_impulse_train(struct h_probe *p, const unsigned *ports, unsigned n_ports, unsigned count,
+                         uint32_t gap, uint32_t lead) {
   uint32_t period = h_probe_period(p);
   uint64_t phase = h_probe_sink_first(p) % period;
   uint64_t start = h_probe_now(p) + lead;
@@ -326,8 +327,8 @@ bool h_check(struct h_probe *p, const struct h_impulses *spec, const char *label
   if (late > 0)
     h_log("%s: %u impulse(s) were scheduled too late to be sent (test thread delayed); skipped",
           label, late);
-  bool ok = check_port(p, spec->in, ex, k, spec->from, spec->to, spec->delay, spec->min_exact,
-                       late, label, out);
+  bool ok = check_port(p, spec->in, ex, k, spec->from, spec->to, spec->delay, spec->min_exact, late,
+                       label, out);
   free(ex);
   return ok;
 }
@@ -339,9 +340,9 @@ bool h_check_impulses(struct h_probe *p, unsigned out_port, unsigned sink_port, 
                                label, out);
 }
 
-bool h_check_impulses_gain(struct h_probe *p, unsigned out_port, unsigned sink_port,
-                           uint32_t delay, float gain, uint32_t first_id, uint64_t from,
-                           uint64_t to, bool tolerant, const char *label, struct h_check *out) {
+bool h_check_impulses_gain(struct h_probe *p, unsigned out_port, unsigned sink_port, uint32_t delay,
+                           float gain, uint32_t first_id, uint64_t from, uint64_t to, bool tolerant,
+                           const char *label, struct h_check *out) {
   struct h_impulses spec = {.out = out_port,
                             .in = sink_port,
                             .delay = delay,
@@ -477,8 +478,8 @@ void h_check_train(struct h_probe *p, unsigned out, unsigned in, uint32_t delay,
   if (period != h_probe_period(p))
     H_FAIL("%s: a train for a period of %u frames on a server of %u", label, period,
            h_probe_period(p));
-  struct h_path path = {.out = out, .in = in, .delay = delay, .gain = gain,
-                        .checked_to = *checked_to};
+  struct h_path path = {
+      .out = out, .in = in, .delay = delay, .gain = gain, .checked_to = *checked_to};
   snprintf(path.label, sizeof(path.label), "%s", label);
   struct h_train train = {.gap = gap, .lead = lead};
   h_measure(p, NULL, &path, 1, &train);

@@ -167,7 +167,8 @@ static bool slot_in_state(void *arg, char *seen, size_t len) {
   struct slot_wait *w = arg;
   json_t *s = h_slot(w->c, w->name);
   const char *st = h_str(s, "state");
-  if (st != NULL && strcmp(st, w->state) == 0 && (w->not_pid == 0 || h_int(s, "pid") != w->not_pid)) {
+  if (st != NULL && strcmp(st, w->state) == 0 &&
+      (w->not_pid == 0 || h_int(s, "pid") != w->not_pid)) {
     w->found = s;
     return true;
   }

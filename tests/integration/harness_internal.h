@@ -28,8 +28,8 @@ void h__dump_logs(void);
  * Like h_spawn; a graceful child (jackd) is stopped with SIGTERM first even
  * when the test fails, and dies with SIGTERM when the test process does.
  */
-void h__spawn(struct h_proc *p, const char *what, const char *const *argv,
-              const char *const *set, const char *const *unset, const char *log, bool graceful);
+void h__spawn(struct h_proc *p, const char *what, const char *const *argv, const char *const *set,
+              const char *const *unset, const char *log, bool graceful);
 
 /* Stops every registered child still running, newest first (h_pass). */
 void h__stop_all(void);

@@ -103,8 +103,17 @@ static int start_server(struct h_jack *j, const char *name, uint32_t rate, uint3
    */
   const char *no_rt = getenv("RUNWAY_TEST_NO_REALTIME");
   bool realtime = no_rt == NULL || no_rt[0] == '\0' || strcmp(no_rt, "0") == 0;
-  const char *argv[] = {jackd_program(), realtime ? "--realtime" : "--no-realtime", "-n", j->name,
-                        "-d", "dummy", "-r", r, "-p", per, NULL};
+  const char *argv[] = {jackd_program(),
+                        realtime ? "--realtime" : "--no-realtime",
+                        "-n",
+                        j->name,
+                        "-d",
+                        "dummy",
+                        "-r",
+                        r,
+                        "-p",
+                        per,
+                        NULL};
   const char *set[] = {"JACK_NO_AUDIO_RESERVATION=1", NULL};
   h__spawn(&j->proc, "jackd", argv, set, NULL, log, true);
 
@@ -130,8 +139,8 @@ static int start_server(struct h_jack *j, const char *name, uint32_t rate, uint3
            (unsigned)ready.st);
   }
   if (!quiet)
-    h_log("jackd %s (pid %d): %u Hz, %u frames, ready in %llu ms", j->name, (int)j->proc.pid,
-          rate, period, (unsigned long long)(h_now_ms() - t0));
+    h_log("jackd %s (pid %d): %u Hz, %u frames, ready in %llu ms", j->name, (int)j->proc.pid, rate,
+          period, (unsigned long long)(h_now_ms() - t0));
   return 0;
 }
 

@@ -75,10 +75,10 @@ struct h_probe {
    * late or missed can put them out of step.
    */
   bool started;
-  uint64_t pos;          /* start of the next run */
-  uint64_t prev_start;   /* start of the previous run: what the inputs carry now */
-  uint32_t prev_n;       /* its length */
-  jack_nframes_t next_jack; /* JACK's frame time the next run should start at */
+  uint64_t pos;                 /* start of the next run */
+  uint64_t prev_start;          /* start of the previous run: what the inputs carry now */
+  uint32_t prev_n;              /* its length */
+  jack_nframes_t next_jack;     /* JACK's frame time the next run should start at */
   _Atomic uint64_t cycle_start; /* start of the latest run */
   _Atomic int64_t offset;       /* probe clock - JACK frame time at the latest run */
   /*
@@ -91,9 +91,9 @@ struct h_probe {
     int64_t offset;
   } offsets[MAX_LOG];
   _Atomic uint32_t n_offsets;
-  _Atomic uint64_t cycles;      /* runs so far */
-  _Atomic uint64_t first;       /* start of the first run */
-  _Atomic uint64_t end;         /* inputs are recorded for every frame before this one */
+  _Atomic uint64_t cycles; /* runs so far */
+  _Atomic uint64_t first;  /* start of the first run */
+  _Atomic uint64_t end;    /* inputs are recorded for every frame before this one */
 
   /*
    * Disturbances of the graph: runs where JACK's frame time did not move on
@@ -103,8 +103,8 @@ struct h_probe {
    * lenient there.
    */
   struct {
-    uint64_t at;  /* the run, on the probe's clock */
-    int64_t by;   /* frames JACK's clock was ahead (+: skipped) or behind where expected */
+    uint64_t at; /* the run, on the probe's clock */
+    int64_t by;  /* frames JACK's clock was ahead (+: skipped) or behind where expected */
   } jumps[MAX_LOG];
   _Atomic uint32_t n_jumps;
   uint64_t xrun_at[MAX_LOG]; /* probe clock when the xrun callback ran */
@@ -134,8 +134,7 @@ static struct h_probe *open_probes[MAX_PROBES];
 
 /* Single-writer counters: relaxed load and store (no locked add on the RT thread). */
 static inline void bump(_Atomic uint64_t *c, uint64_t v) {
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-                        memory_order_relaxed);
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
 }
 
 /* ---- the RT callback --------------------------------------------------------------- */
@@ -559,8 +558,7 @@ size_t h_probe_records(const struct h_probe *p, const struct h_record **recs) {
   return atomic_load_explicit(&p->n_records, memory_order_acquire);
 }
 
-uint64_t h_probe_samples(struct h_probe *p, unsigned port, uint64_t from, uint64_t to,
-                         float *out) {
+uint64_t h_probe_samples(struct h_probe *p, unsigned port, uint64_t from, uint64_t to, float *out) {
   const struct h_record *r;
   size_t n = h_probe_records(p, &r);
   uint64_t found = 0;

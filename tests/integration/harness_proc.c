@@ -112,8 +112,7 @@ static char **build_env(const char *const *set, const char *const *unset) {
   return env;
 }
 
-static pid_t fork_exec(const char *const *argv, char **env, int out_fd, int err_fd,
-                       int death_sig) {
+static pid_t fork_exec(const char *const *argv, char **env, int out_fd, int err_fd, int death_sig) {
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid != 0)
@@ -143,8 +142,8 @@ static pid_t fork_exec(const char *const *argv, char **env, int out_fd, int err_
   _exit(127);
 }
 
-void h__spawn(struct h_proc *p, const char *what, const char *const *argv,
-              const char *const *set, const char *const *unset, const char *log, bool graceful) {
+void h__spawn(struct h_proc *p, const char *what, const char *const *argv, const char *const *set,
+              const char *const *unset, const char *log, bool graceful) {
   memset(p, 0, sizeof(*p));
   p->graceful = graceful;
   snprintf(p->what, sizeof(p->what), "%s", what);

@@ -58,8 +58,8 @@ static int64_t ask(struct h_conn *c) {
   char *line = h_conn_send(c, req, sizeof(req) - 1) == 0 ? h_conn_read_line(c, 2000, &err) : NULL;
   json_t *r = line != NULL ? json_loads(line, 0, NULL) : NULL;
   free(line);
-  json_t *v = json_object_get(json_object_get(json_object_get(r, "result"), "daemon"),
-                              "skipped_frames");
+  json_t *v =
+      json_object_get(json_object_get(json_object_get(r, "result"), "daemon"), "skipped_frames");
   int64_t skipped = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
   json_decref(r);
   if (skipped < 0) {

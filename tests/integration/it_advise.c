@@ -131,8 +131,7 @@ static bool advise_round(struct h_conn *c, const char *socket, unsigned round) {
   h_sleep_ms(OBSERVE_S * 1000);
   waited_ms = (double)(h_sched_delay_ns(pid) - waited0) / 1e6;
   /* Waits shorter than the advice's margin in all cannot have eaten it at any one pause. */
-  busy = waited_ms * RATE / 1000 >= (double)(suggested - needed) ||
-         h_daemon_skipped(c) != skipped0;
+  busy = waited_ms * RATE / 1000 >= (double)(suggested - needed) || h_daemon_skipped(c) != skipped0;
   json_int_t after = h_slot_stat(c, "ad", "underruns");
   histogram(c, &cycles, &short_cycles);
   a = h_call(c, "slot.advise", json_pack("{s:s}", "name", "ad"));

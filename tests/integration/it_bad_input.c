@@ -50,16 +50,14 @@
 struct hostile {
   const char *slot;
   const char *mode;
-  bool faults; /* expected to be faulted and restarted */
+  bool faults;   /* expected to be faulted and restarted */
   bool rt_fault; /* detected by the RT thread (counted in `faults`) */
   json_int_t pid;
 };
 
 static struct hostile hostiles[] = {
-    {"g_header", "header", true, false, 0},
-    {"g_outw", "out_write", true, true, 0},
-    {"g_inr", "in_read", true, true, 0},
-    {"g_rings", "rings", true, false, 0},
+    {"g_header", "header", true, false, 0},  {"g_outw", "out_write", true, true, 0},
+    {"g_inr", "in_read", true, true, 0},     {"g_rings", "rings", true, false, 0},
     {"g_nan", "nonfinite", false, false, 0},
 };
 #define N_HOSTILE (sizeof(hostiles) / sizeof(hostiles[0]))
@@ -96,8 +94,8 @@ static bool handler_installed(void *arg, char *seen, size_t len) {
 /* Sends sig once the worker has installed its handler (a fresh process may not have yet). */
 static void signal_worker(pid_t pid, int sig, const char *slot) {
   struct handler h = {pid, sig};
-  H_WAIT_UNTIL(handler_installed, &h, 10000, "the worker of %s (pid %d) to handle signal %d",
-               slot, (int)pid, sig);
+  H_WAIT_UNTIL(handler_installed, &h, 10000, "the worker of %s (pid %d) to handle signal %d", slot,
+               (int)pid, sig);
   H_CHECK(kill(pid, sig) == 0, "signal %d to the worker of %s", sig, slot);
 }
 
@@ -211,16 +209,16 @@ static bool hostile_round(struct h_daemon *d, struct h_conn *c, struct h_probe *
     if (!hw->faults)
       continue;
     struct restarted w = {c, hw, NULL};
-    H_WAIT_UNTIL(slot_restarted, &w, 10000, "slot %s (%s) to be restarted, saying why",
-                 hw->slot, hw->mode);
+    H_WAIT_UNTIL(slot_restarted, &w, 10000, "slot %s (%s) to be restarted, saying why", hw->slot,
+                 hw->mode);
     s = w.slot;
     H_CHECK(h_proc_alive(&d->proc), "runwayd died");
     const char *state = h_str(s, "state");
     json_t *st = h_slot_stats(c, hw->slot);
     h_log("%s (%s): after %llu ms state %s, pid %lld -> %lld, restarts %lld, faults %lld, "
           "last_error \"%s\"",
-          hw->slot, hw->mode, (unsigned long long)(h_now_ms() - t0), state,
-          (long long)hw->pid, (long long)h_int(s, "pid"), (long long)h_int(s, "restarts"),
+          hw->slot, hw->mode, (unsigned long long)(h_now_ms() - t0), state, (long long)hw->pid,
+          (long long)h_int(s, "pid"), (long long)h_int(s, "restarts"),
           (long long)h_int(st, "faults"), h_str(s, "last_error"));
     if (strcmp(state, "faulted") != 0 && strcmp(state, "restarting") != 0 &&
         strcmp(state, "starting") != 0)
@@ -269,8 +267,14 @@ static bool hostile_round(struct h_daemon *d, struct h_conn *c, struct h_probe *
         (long long)pt_underruns, (long long)h_int(st, "underruns"),
         (long long)h_int(st, "restarts"), h_str(s, "state"));
   struct h_check ck;
-  struct h_impulses pt = {.out = 0, .in = 0, .delay = L, .first_id = first_id, .from = start,
-                          .to = last + L + 1, .tolerant = excused, .min_exact = 120};
+  struct h_impulses pt = {.out = 0,
+                          .in = 0,
+                          .delay = L,
+                          .first_id = first_id,
+                          .from = start,
+                          .to = last + L + 1,
+                          .tolerant = excused,
+                          .min_exact = 120};
   h_check(p, &pt, "pt beside the hostile workers", &ck);
   if (ck.verdict == H_MISALIGNED)
     h_error("pt: impulses not exactly L later while hostile workers were faulted (%s)",
@@ -382,10 +386,9 @@ static void bad_requests(struct h_daemon *d) {
          "invalid_argument");
   expect(&c, "slot.remove of a missing slot", "slot.remove", json_pack("{s:s}", "name", "nosuch"),
          "not_found");
-  expect(&c, "slot.restart of a missing slot", "slot.restart",
-         json_pack("{s:s}", "name", "nosuch"), "not_found");
-  expect(&c, "stats of a missing slot", "stats", json_pack("{s:s}", "name", "nosuch"),
+  expect(&c, "slot.restart of a missing slot", "slot.restart", json_pack("{s:s}", "name", "nosuch"),
          "not_found");
+  expect(&c, "stats of a missing slot", "stats", json_pack("{s:s}", "name", "nosuch"), "not_found");
   expect(&c, "slot.add of an existing name", "slot.add",
          json_pack("{s:s, s:s}", "name", "pt", "plugin", "passthrough"), "exists");
   expect(&c, "slot.add of an unknown plugin", "slot.add",

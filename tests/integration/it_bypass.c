@@ -89,7 +89,8 @@ static bool check_round(struct h_probe *p, const struct round *r, uint64_t xruns
   uint64_t to = r->last + L + PERIOD;
 
   for (unsigned i = 0; i < TRAIN; i++)
-    ex[i] = (struct h_expect){.frame = r->frames[i] + L, .value = 1.0f,
+    ex[i] = (struct h_expect){.frame = r->frames[i] + L,
+                              .value = 1.0f,
                               .optional = h_probe_status(p, r->ids[i]) != H_EV_EMITTED};
   snprintf(what, sizeof(what), "%s: bp (bypass)", label);
   h_check_port_delay(p, 0, ex, TRAIN, r->from, to, L, 0, what, &ck);
@@ -155,8 +156,7 @@ static bool one_round(struct h_probe *p, struct h_conn *c, enum act act, const c
       H_CHECK(kill((pid_t)pids[k], SIGKILL) == 0, "SIGKILL %s's worker", names[k]);
     for (unsigned k = 0; k < 3; k++)
       json_decref(h_wait_slot(c, names[k], "running", pids[k], 10000));
-    h_log("%s: all three running again in %llu ms", label,
-          (unsigned long long)(h_now_ms() - t0));
+    h_log("%s: all three running again in %llu ms", label, (unsigned long long)(h_now_ms() - t0));
   } else if (act == ACT_STOP) {
     for (unsigned k = 0; k < 3; k++)
       H_CHECK(kill((pid_t)pids[k], SIGSTOP) == 0, "SIGSTOP %s's worker", names[k]);

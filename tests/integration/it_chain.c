@@ -40,8 +40,8 @@ int main(void) {
   H_CHECK(h_conn_open(&c, d.socket) == 0, "connect to runwayd");
   /* Added downstream first: the order the RT table starts with is the wrong one. */
   json_t *second = h_add_slot(&c, "second",
-                              json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs", 1,
-                                        "outputs", 1, "latency_frames", L2),
+                              json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs",
+                                        1, "outputs", 1, "latency_frames", L2),
                               10000);
   json_t *first = h_add_slot(&c, "first",
                              json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs", 1,

@@ -52,8 +52,8 @@ int main(void) {
               H_MISALIGNED, "no audio, strict");
   expect_fail(h_check_impulses(p, 0, 0, 0, first, 0, to, true, "no audio, tolerant", &ck), &ck,
               H_DISTURBED, "no audio, tolerant (every impulse optional)");
-  struct h_impulses one = {.out = 0, .in = 0, .first_id = first, .to = to, .tolerant = true,
-                           .min_exact = 1};
+  struct h_impulses one = {
+      .out = 0, .in = 0, .first_id = first, .to = to, .tolerant = true, .min_exact = 1};
   expect_fail(h_check(p, &one, "no audio, tolerant, one exact needed", &ck), &ck, H_DISTURBED,
               "no audio, tolerant, one exact needed");
   if (h_check_floor(8, 0) != 5 || h_check_floor(1, 0) != 1 || h_check_floor(0, 0) != 0 ||

@@ -175,7 +175,11 @@ static json_int_t pid_of(struct h_conn *c, const char *slot) {
  * spoiled is sent again (h_measure).
  */
 static void gain_check(struct ctx *x, uint32_t latency, float gain, const char *label) {
-  struct h_path path = {.out = 0, .in = 0, .delay = latency, .gain = gain, .slots = {"ga"},
+  struct h_path path = {.out = 0,
+                        .in = 0,
+                        .delay = latency,
+                        .gain = gain,
+                        .slots = {"ga"},
                         .checked_to = x->checked_to};
   /* Lead: a change sent just before lands within L + a period, then ramps 10 ms. */
   struct h_train train = {.gap = 1300, .lead = latency + 2 * PERIOD + RATE / 50 + 1200};
@@ -331,8 +335,7 @@ int main(void) {
   H_CHECK(CTL(x.d.socket, "slot", "add", "rtg", "--plugin", "gain", "--inputs", "1", "--outputs",
               "1") == 0,
           "runwayctl slot add rtg");
-  H_CHECK(CTL(x.d.socket, "param", "set", "rtg", "gain_db", "-3") == 0,
-          "runwayctl param set rtg");
+  H_CHECK(CTL(x.d.socket, "param", "set", "rtg", "gain_db", "-3") == 0, "runwayctl param set rtg");
   json_decref(h_wait_slot(&x.c, "rtg", "running", 0, 10000));
   json_int_t ga_pid = pid_of(&x.c, "ga"), rtg_pid = pid_of(&x.c, "rtg");
 

@@ -49,8 +49,10 @@ int main(void) {
   json_int_t pid = h_int(s, "pid");
   h_probe_path_latency(p, L);
   json_t *ports = json_object_get(s, "ports");
-  h_connect(p, h_probe_out(p, 0), json_string_value(json_array_get(json_object_get(ports, "inputs"), 0)));
-  h_connect(p, json_string_value(json_array_get(json_object_get(ports, "outputs"), 0)), h_probe_in(p, 0));
+  h_connect(p, h_probe_out(p, 0),
+            json_string_value(json_array_get(json_object_get(ports, "inputs"), 0)));
+  h_connect(p, json_string_value(json_array_get(json_object_get(ports, "outputs"), 0)),
+            h_probe_in(p, 0));
   json_decref(s);
 
   struct h_path path = {.out = 0, .in = 0, .delay = L, .slots = {"cr"}};
@@ -83,7 +85,8 @@ int main(void) {
 
     H_CHECK(h_proc_alive(&d.proc), "runwayd died");
     json_t *st = h_call(&c, "status", NULL);
-    H_CHECK(h_int(st, "pid") == d.proc.pid, "status answers for pid %lld", (long long)h_int(st, "pid"));
+    H_CHECK(h_int(st, "pid") == d.proc.pid, "status answers for pid %lld",
+            (long long)h_int(st, "pid"));
     json_decref(st);
 
     /*
@@ -102,7 +105,8 @@ int main(void) {
   json_decref(s);
   json_t *st = h_slot_stats(&c, "cr");
   h_log("slot stats: restarts %lld, underruns %lld, underrun_frames %lld, skipped_frames %lld, "
-        "cycles %lld", (long long)h_int(st, "restarts"), (long long)h_int(st, "underruns"),
+        "cycles %lld",
+        (long long)h_int(st, "restarts"), (long long)h_int(st, "underruns"),
         (long long)h_int(st, "underrun_frames"), (long long)h_int(st, "skipped_frames"),
         (long long)h_int(st, "cycles"));
   json_decref(st);
@@ -148,7 +152,8 @@ int main(void) {
                "its callback");
   else if (probe_xruns > 0 || daemon_xruns > 0)
     h_log("note: %llu xrun(s), none caused by runwayd's callback (the machine did not run the "
-          "graph's real-time threads in time)", (unsigned long long)probe_xruns);
+          "graph's real-time threads in time)",
+          (unsigned long long)probe_xruns);
 
   h_probe_close(p);
   h_conn_close(&c);

@@ -92,7 +92,8 @@ int main(void) {
                                1, "outputs", 1, "latency_frames", L));
   json_t *ports = json_object_get(r, "ports");
   h_probe_path_latency(p, L);
-  h_connect(p, h_probe_out(p, 0), json_string_value(json_array_get(json_object_get(ports, "inputs"), 0)));
+  h_connect(p, h_probe_out(p, 0),
+            json_string_value(json_array_get(json_object_get(ports, "inputs"), 0)));
   char out_port[320];
   snprintf(out_port, sizeof(out_port), "%s",
            json_string_value(json_array_get(json_object_get(ports, "outputs"), 0)));
@@ -137,7 +138,8 @@ int main(void) {
   h_proc_wait(&w1, 5000);
   s = wait_waiting(&c);
   h_log("worker killed: slot waiting again after %llu ms (last_error \"%s\")",
-        (unsigned long long)(h_now_ms() - t0), h_str(s, "last_error") ? h_str(s, "last_error") : "");
+        (unsigned long long)(h_now_ms() - t0),
+        h_str(s, "last_error") ? h_str(s, "last_error") : "");
   json_decref(s);
   {
     /* No worker: impulses go in, nothing at all may come out. */

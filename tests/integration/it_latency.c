@@ -63,22 +63,22 @@ static void check_port_latencies(struct run *r, const char *when) {
     uint32_t src_min, src_max, snk_min, snk_max, cmin, cmax, pmin, pmax;
     h_port_latency(r->p, h_probe_out(r->p, i), false, &src_min, &src_max);
     h_port_latency(r->p, h_probe_in(r->p, i), true, &snk_min, &snk_max);
-    H_CHECK(src_min == SRC_LAT && src_max == SRC_LAT, "probe output capture latency %u-%u",
-            src_min, src_max);
+    H_CHECK(src_min == SRC_LAT && src_max == SRC_LAT, "probe output capture latency %u-%u", src_min,
+            src_max);
     H_CHECK(snk_min == SINK_LAT && snk_max == SINK_LAT, "probe input playback latency %u-%u",
             snk_min, snk_max);
-    bool cap_ok = h_wait_port_latency(r->p, r->out_port[i], false, src_max + lc->expect, 5000,
-                                      &cmin, &cmax);
-    bool pb_ok = h_wait_port_latency(r->p, r->in_port[i], true, snk_max + lc->expect, 5000,
-                                     &pmin, &pmax);
+    bool cap_ok =
+        h_wait_port_latency(r->p, r->out_port[i], false, src_max + lc->expect, 5000, &cmin, &cmax);
+    bool pb_ok =
+        h_wait_port_latency(r->p, r->in_port[i], true, snk_max + lc->expect, 5000, &pmin, &pmax);
     h_log("period %u slot %s (%s): L=%u; JACK: %s capture %u-%u minus source %u = %u, %s "
           "playback %u-%u minus sink %u = %u",
           r->cfg->period, lc->slot, when, lc->expect, r->out_port[i], cmin, cmax, src_max,
           cmax - src_max, r->in_port[i], pmin, pmax, snk_max, pmax - snk_max);
     if (!cap_ok)
       h_error("period %u slot %s: capture latency of %s is %u-%u, want %u (source %u + L %u)",
-              r->cfg->period, lc->slot, r->out_port[i], cmin, cmax, src_max + lc->expect,
-              src_max, lc->expect);
+              r->cfg->period, lc->slot, r->out_port[i], cmin, cmax, src_max + lc->expect, src_max,
+              lc->expect);
     if (!pb_ok)
       h_error("period %u slot %s: playback latency of %s is %u-%u, want %u (sink %u + L %u)",
               r->cfg->period, lc->slot, r->in_port[i], pmin, pmax, snk_max + lc->expect, snk_max,

@@ -36,9 +36,8 @@ struct plugin {
  * run(), so their silent tails depend on the block size (1e-9 after a
  * quarter of a second), in any host.
  */
-static const char *const delay_controls[] = {"l_delay", "0.1", "r_delay", "0.05", "feedback",
-                                             "0.5",     "fx_mix", "0.8", "output", "0.6",
-                                             NULL};
+static const char *const delay_controls[] = {"l_delay", "0.1", "r_delay", "0.05", "feedback", "0.5",
+                                             "fx_mix",  "0.8", "output",  "0.6",  NULL};
 static const char *const overdrive_controls[] = {"drive", "0.6", "output", "0.7", NULL};
 static const struct plugin plugins[] = {
     {"dly", LV2RIG_MDA "Delay", delay_controls},

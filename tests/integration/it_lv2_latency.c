@@ -120,8 +120,8 @@ int main(void) {
 
   /* The liar. */
   json_t *liar = h_add_slot(&r.c, "liar",
-                            json_pack("{s:s, s:i, s:i, s:i}", "exec", RWT_LATENCY_LIAR, "inputs",
-                                      1, "outputs", 1, "latency_frames", L),
+                            json_pack("{s:s, s:i, s:i, s:i}", "exec", RWT_LATENCY_LIAR, "inputs", 1,
+                                      "outputs", 1, "latency_frames", L),
                             15000);
   const json_t *liar_ports = json_object_get(json_object_get(liar, "ports"), "outputs");
   const char *liar_out = json_string_value(json_array_get(liar_ports, 0));

@@ -128,8 +128,8 @@ int main(void) {
     const struct refusal *r = &refusals[i];
     bool absent = strstr(r->uri, "absent") != NULL;
     const char *code = absent ? "not_found" : "invalid_argument";
-    json_t *resp = h_call_error(&c, "slot.add", json_pack("{s:s, s:s}", "name", "bad", "lv2", r->uri),
-                                code);
+    json_t *resp =
+        h_call_error(&c, "slot.add", json_pack("{s:s, s:s}", "name", "bad", "lv2", r->uri), code);
     const char *msg = json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
     if (msg == NULL || strstr(msg, r->says) == NULL)
       h_error("slot add --lv2 %s: \"%s\" does not say \"%s\"", r->uri, msg ? msg : "", r->says);
@@ -151,8 +151,9 @@ int main(void) {
 
   char exec[1024];
   snprintf(exec, sizeof(exec), "exec '%s' --lv2 urn:runway:test:unloadable", RWT_WORKER);
-  json_decref(h_call(&c, "slot.add", json_pack("{s:s, s:s, s:i, s:i}", "name", "bad", "exec", exec,
-                                               "inputs", 1, "outputs", 1)));
+  json_decref(h_call(
+      &c, "slot.add",
+      json_pack("{s:s, s:s, s:i, s:i}", "name", "bad", "exec", exec, "inputs", 1, "outputs", 1)));
   h_probe_wait_frame(p, last + L + 2 * PERIOD, 10000);
   if (!h_check_impulses(p, 0, 0, L, first, checked, last + L + 1, false, "beside the bad slot",
                         NULL))

@@ -51,9 +51,9 @@ static void train(struct h_probe *p, uint64_t *frames, uint32_t *ids, unsigned n
  * Each impulse at exactly L later: `before` up to the switch at probe frame
  * sw, `after` from sw + X on, the linear crossfade between. Nothing else.
  */
-static enum h_verdict check_across(struct h_probe *p, const uint64_t *frames,
-                                   const uint32_t *ids, unsigned n, uint64_t sw, float before,
-                                   float after, const char *label) {
+static enum h_verdict check_across(struct h_probe *p, const uint64_t *frames, const uint32_t *ids,
+                                   unsigned n, uint64_t sw, float before, float after,
+                                   const char *label) {
   struct h_expect ex[TRAIN];
   unsigned in_fade = 0;
   for (unsigned i = 0; i < n; i++) {
@@ -65,8 +65,8 @@ static enum h_verdict check_across(struct h_probe *p, const uint64_t *frames,
       in_fade++;
     }
     /* One the test thread came too late to send is not expected (it excuses the others). */
-    ex[i] = (struct h_expect){.frame = out, .value = v,
-                              .optional = h_probe_status(p, ids[i]) != H_EV_EMITTED};
+    ex[i] = (struct h_expect){
+        .frame = out, .value = v, .optional = h_probe_status(p, ids[i]) != H_EV_EMITTED};
   }
   h_probe_wait_frame(p, frames[n - 1] + L + 2 * PERIOD, 15000);
   struct h_check ck;
@@ -125,9 +125,9 @@ int main(void) {
                          json_pack("{s:s, s:s}", "name", "r", "plugin", "passthrough")));
     train(p, frames, ids, TRAIN, 1.0f);
     h_sleep_ms(120);
-    json_t *r = h_call(&c, "slot.replace",
-                       json_pack("{s:s, s:s, s:i}", "name", "r", "lv2", LV2RIG_PROBE,
-                                 "crossfade_ms", XFADE_MS));
+    json_t *r = h_call(
+        &c, "slot.replace",
+        json_pack("{s:s, s:s, s:i}", "name", "r", "lv2", LV2RIG_PROBE, "crossfade_ms", XFADE_MS));
     const json_t *sw = json_object_get(r, "switch");
     H_CHECK(json_is_integer(json_object_get(sw, "frame")), "no switch frame");
     uint64_t at = probe_frame((uint32_t)h_int(sw, "frame"), frames[0]);

@@ -23,7 +23,8 @@
 
 #define RATE 48000u
 #define PERIOD 128u
-#define LONG_URI "urn:runway:test:a-plugin-whose-uri-is-longer-than-the-63-bytes-a-segment-once-held"
+#define LONG_URI                                                                                   \
+  "urn:runway:test:a-plugin-whose-uri-is-longer-than-the-63-bytes-a-segment-once-held"
 
 static const json_t *find_plugin(const json_t *list, const char *uri) {
   size_t i;
@@ -52,8 +53,8 @@ static char *ctl(const struct h_daemon *d, const char *a1, const char *a2, const
   snprintf(log, sizeof(log), "%s/runwayctl.log", h_tmpdir());
   char *out = NULL;
   int status = h_run_capture(argv, NULL, NULL, log, 30000, &out);
-  H_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "runwayctl %s %s %s: %s", a1,
-          a2 ? a2 : "", a3 ? a3 : "", h_status_str(status, st, sizeof(st)));
+  H_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "runwayctl %s %s %s: %s", a1, a2 ? a2 : "",
+          a3 ? a3 : "", h_status_str(status, st, sizeof(st)));
   return out;
 }
 
@@ -104,8 +105,8 @@ int main(void) {
           "the catalog says why the fixed-block plugin is not supported");
   json_decref(all);
 
-  json_t *one = h_call(&c, "plugins", json_pack("{s:b, s:s}", "lv2", 1, "uri",
-                                                "http://gareus.org/oss/lv2/nodelay"));
+  json_t *one = h_call(
+      &c, "plugins", json_pack("{s:b, s:s}", "lv2", 1, "uri", "http://gareus.org/oss/lv2/nodelay"));
   const json_t *nd = json_object_get(one, "plugin");
   const json_t *params = json_object_get(nd, "params");
   H_CHECK(json_array_size(params) == 2, "No Delay Line has 2 parameters");

@@ -150,7 +150,8 @@ static void round_of_events(struct h_probe *p, struct h_conn *c, uint64_t *check
     }
     if (attempt == 8) {
       h_error("%s: too few answers exact in %u rounds, each disturbed (xruns, late runs of "
-              "the graph or underruns): the machine is too busy to measure", name, attempt);
+              "the graph or underruns): the machine is too busy to measure",
+              name, attempt);
       return;
     }
   }
@@ -171,8 +172,8 @@ int main(void) {
 
   snprintf(buf, sizeof(buf), "exec '%s'", RWT_MIDI_IMPULSE);
   json_t *s = h_add_slot(&c, "mi",
-                         json_pack("{s:s, s:i, s:i, s:b, s:i}", "exec", buf, "inputs", 0,
-                                   "outputs", 1, "midi", 1, "latency_frames", L),
+                         json_pack("{s:s, s:i, s:i, s:b, s:i}", "exec", buf, "inputs", 0, "outputs",
+                                   1, "midi", 1, "latency_frames", L),
                          10000);
   json_int_t pid = h_int(s, "pid");
   json_t *ports = json_object_get(s, "ports");
@@ -184,7 +185,8 @@ int main(void) {
   h_probe_path_latency(p, L);
   h_connect(p, h_probe_midi(p), midi_in);
   h_connect(p, out, h_probe_in(p, 0));
-  H_CHECK(h_int(s, "latency_frames") == L, "latency_frames %lld", (long long)h_int(s, "latency_frames"));
+  H_CHECK(h_int(s, "latency_frames") == L, "latency_frames %lld",
+          (long long)h_int(s, "latency_frames"));
   json_decref(s);
 
   uint32_t cmin, cmax;

@@ -75,8 +75,8 @@ static bool listener_recv(struct listener *l, uint64_t deadline_ms, struct msg *
   for (;;) {
     char cbuf[CMSG_SPACE(sizeof(struct ucred))];
     struct iovec iov = {.iov_base = m->text, .iov_len = sizeof(m->text) - 1};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof(cbuf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
     ssize_t n = recvmsg(l->fd, &mh, MSG_CMSG_CLOEXEC);
     if (n >= 0) {
       m->text[n] = '\0';
@@ -157,11 +157,13 @@ static void start_runwayd(struct managed *d, const struct listener *l, const cha
   snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", l->path);
   snprintf(server_env, sizeof(server_env), "JACK_DEFAULT_SERVER=%s", server);
   snprintf(worker_env, sizeof(worker_env), "RUNWAY_WORKER=%s", RWT_WORKER);
-  const char *argv[] = {"/bin/sh", "-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\"",
-                        RWT_RUNWAYD, "--backend", "jack", "--socket", d->socket, "--name", name,
-                        "--worker", RWT_WORKER, "--log-level", "debug", NULL};
-  const char *set[] = {notify_env, server_env, worker_env, "WATCHDOG_USEC=1000000",
-                       "JACK_NO_START_SERVER=1", NULL};
+  const char *argv[] = {"/bin/sh",     "-c",        "export WATCHDOG_PID=$$; exec \"$0\" \"$@\"",
+                        RWT_RUNWAYD,   "--backend", "jack",
+                        "--socket",    d->socket,   "--name",
+                        name,          "--worker",  RWT_WORKER,
+                        "--log-level", "debug",     NULL};
+  const char *set[] = {
+      notify_env, server_env, worker_env, "WATCHDOG_USEC=1000000", "JACK_NO_START_SERVER=1", NULL};
   const char *unset[] = {"RUNWAY_SOCKET",     "RUNWAY_SLOT",
                          "RUNWAY_SEGMENT_FD", "RUNWAY_SEGMENT_WORKER_FD",
                          "WATCHDOG_PID",      NULL};
@@ -255,8 +257,7 @@ static void jack_first(void) {
     struct msg m;
     if (!listener_recv(&l, deadline, &m))
       H_FAIL("only %u WATCHDOG=1 within %u ms", n, 8 * PING_MS + 1000);
-    H_CHECK(m.pid == d.proc.pid, "message from pid %d, runwayd is %d", (int)m.pid,
-            (int)d.proc.pid);
+    H_CHECK(m.pid == d.proc.pid, "message from pid %d, runwayd is %d", (int)m.pid, (int)d.proc.pid);
     if (!has_line(&m, "WATCHDOG=1")) {
       show(&m);
       continue;

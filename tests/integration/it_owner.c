@@ -20,9 +20,9 @@
 #include "harness.h"
 
 static void add_external(struct h_conn *c, const char *name) {
-  json_decref(h_call(c, "slot.add",
-                     json_pack("{s:s, s:b, s:i, s:i}", "name", name, "external", 1, "inputs", 1,
-                               "outputs", 1)));
+  json_decref(h_call(
+      c, "slot.add",
+      json_pack("{s:s, s:b, s:i, s:i}", "name", name, "external", 1, "inputs", 1, "outputs", 1)));
 }
 
 /*
@@ -62,10 +62,9 @@ static char *claim(struct h_conn *conn, const char *cmd, json_t *args, char *cod
 
 /* Events flow: a slot comes and goes, so every subscriber is written to. */
 static void stir(struct h_conn *c, const char *name) {
-  json_decref(h_add_slot(c, name,
-                         json_pack("{s:s, s:i, s:i}", "plugin", "passthrough", "inputs", 1,
-                                   "outputs", 1),
-                         10000));
+  json_decref(h_add_slot(
+      c, name, json_pack("{s:s, s:i, s:i}", "plugin", "passthrough", "inputs", 1, "outputs", 1),
+      10000));
   json_decref(h_call(c, "slot.remove", json_pack("{s:s}", "name", name)));
   json_t *st = h_call(c, "status", NULL);
   json_decref(st);

@@ -114,7 +114,8 @@ struct problems {
   char text[8][400];
 };
 
-static void problem(struct problems *pr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct problems *pr, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void problem(struct problems *pr, const char *fmt, ...) {
   va_list ap;
   if (pr->n >= 8)
@@ -129,8 +130,8 @@ static bool disturbed_since(struct run *r, uint64_t xruns0, uint64_t gaps0) {
   bool d = h_probe_xruns(r->p) != xruns0 || h_probe_gaps(r->p) != gaps0;
   json_int_t u = underruns(r);
   if (u != r->underruns) {
-    h_log("period %u: the slot underran %lld time(s) (worker late on a loaded machine?)",
-          r->period, (long long)(u - r->underruns));
+    h_log("period %u: the slot underran %lld time(s) (worker late on a loaded machine?)", r->period,
+          (long long)(u - r->underruns));
     r->underruns = u;
     d = true;
   }
@@ -170,8 +171,8 @@ static bool change(struct run *r, unsigned k, double old_db, double db) {
   json_decref(res);
 
   /* The graph behind JACK's clock (or a client that ran after the next cycle began). */
-  bool skewed = t_send < c_send || t_send > c_send + 2 * per || t_resp < c_resp ||
-                t_resp > c_resp + 2 * per;
+  bool skewed =
+      t_send < c_send || t_send > c_send + 2 * per || t_resp < c_resp || t_resp > c_resp + 2 * per;
   if (skewed)
     h_log("period %u change %u: JACK's frame time (%llu, %llu) out of step with the probe's "
           "cycles (%llu, %llu): the graph runs behind, JACK's clock is not measured against",
@@ -192,19 +193,21 @@ static bool change(struct run *r, unsigned k, double old_db, double db) {
   const float step = fabsf(want - old) / (float)RAMP;
 
   if (f == n) {
-    problem(&pr, "the output never left the old level %.9g in frames [%llu, %llu)",
-            (double)old, (unsigned long long)from, (unsigned long long)to);
+    problem(&pr, "the output never left the old level %.9g in frames [%llu, %llu)", (double)old,
+            (unsigned long long)from, (unsigned long long)to);
   } else {
     if (f == 0)
-      problem(&pr, "the output differs from the old level %.9g already at the start of the "
-                   "window (%.9g at %llu)",
+      problem(&pr,
+              "the output differs from the old level %.9g already at the start of the "
+              "window (%.9g at %llu)",
               (double)old, (double)y[0], (unsigned long long)from);
     if ((at + per - r->phase % per) % per != 0)
       problem(&pr, "F - L = %llu is not a cycle start (cycles start at %llu mod %u)",
               (unsigned long long)at, (unsigned long long)(r->phase % per), per);
     if (at < c_send || at > c_resp + per)
-      problem(&pr, "F - L = %llu is outside [the cycle running at the request, the cycle after "
-                   "the one running at the answer] = [%llu, %llu]",
+      problem(&pr,
+              "F - L = %llu is outside [the cycle running at the request, the cycle after "
+              "the one running at the answer] = [%llu, %llu]",
               (unsigned long long)at, (unsigned long long)c_send,
               (unsigned long long)(c_resp + per));
     if (!skewed && (at + per < t_send || at > t_resp + per))
@@ -218,8 +221,9 @@ static bool change(struct run *r, unsigned k, double old_db, double db) {
       problem(&pr, "the window is too short for the ramp");
     } else {
       if (y[end] != want || y[end - 1] == want)
-        problem(&pr, "the ramp does not end exactly %u frames after F (y[F+%u] = %.9g, "
-                     "y[F+%u] = %.9g, want %.9g)",
+        problem(&pr,
+                "the ramp does not end exactly %u frames after F (y[F+%u] = %.9g, "
+                "y[F+%u] = %.9g, want %.9g)",
                 RAMP, RAMP - 2, (double)y[end - 1], RAMP - 1, (double)y[end], (double)want);
       for (size_t i = end; i < n; i++) {
         if (y[i] != y[end]) {
@@ -243,8 +247,8 @@ static bool change(struct run *r, unsigned k, double old_db, double db) {
     }
     /* Tolerance: the ramp's float sum drifts by a few ulps over its 480 steps. */
     if (max_step > step * 1.05f + 1e-5f)
-      problem(&pr, "a step of %.9g between samples, the ramp's is %.9g (a click)",
-              (double)max_step, (double)step);
+      problem(&pr, "a step of %.9g between samples, the ramp's is %.9g (a click)", (double)max_step,
+              (double)step);
   }
   free(y);
 
@@ -277,9 +281,9 @@ static bool change(struct run *r, unsigned k, double old_db, double db) {
         "(frame time %llu, %+lld), answer in the cycle of %llu (%llu frames later); largest "
         "step %.3g (ramp %.3g)%s",
         per, k, db, (unsigned long long)F, (unsigned long long)at, (unsigned long long)c_send,
-        (unsigned long long)t_send, (long long)at - (long long)t_send,
-        (unsigned long long)c_resp, (unsigned long long)(t_resp - t_send), (double)max_step,
-        (double)step, pr.n ? "  <-- FAIL" : "");
+        (unsigned long long)t_send, (long long)at - (long long)t_send, (unsigned long long)c_resp,
+        (unsigned long long)(t_resp - t_send), (double)max_step, (double)step,
+        pr.n ? "  <-- FAIL" : "");
   r->level = want;
   if (pr.n > 0)
     wait_steady(r, want); /* the next change starts from a known level */
@@ -298,8 +302,8 @@ static void run_period(uint32_t period) {
   r.phase = h_probe_sink_first(r.p);
 
   json_t *s = h_add_slot(&r.c, "fx",
-                         json_pack("{s:s, s:i, s:i, s:i}", "plugin", "gain", "inputs", 1,
-                                   "outputs", 1, "latency_frames", LAT),
+                         json_pack("{s:s, s:i, s:i, s:i}", "plugin", "gain", "inputs", 1, "outputs",
+                                   1, "latency_frames", LAT),
                          10000);
   H_CHECK(h_int(s, "latency_frames") == LAT, "latency_frames %lld",
           (long long)h_int(s, "latency_frames"));

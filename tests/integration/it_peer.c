@@ -129,9 +129,10 @@ int main(void) {
 
   const char *groupadd[] = {"groupadd", group_name, NULL};
   must_run(groupadd);
-  const char *useradd[] = {"useradd", "--no-create-home", "--no-user-group", "--gid", "nogroup",
-                           "--groups", group_name, "--home-dir", "/nonexistent", "--shell",
-                           "/usr/sbin/nologin", user_name, NULL};
+  const char *useradd[] = {
+      "useradd",  "--no-create-home", "--no-user-group", "--gid",   "nogroup",           "--groups",
+      group_name, "--home-dir",       "/nonexistent",    "--shell", "/usr/sbin/nologin", user_name,
+      NULL};
   must_run(useradd);
   struct group *g = getgrnam(group_name);
   struct passwd *u = getpwnam(user_name);
@@ -164,13 +165,13 @@ int main(void) {
   snprintf(gid_s, sizeof(gid_s), "%u", (unsigned)gid);
   snprintf(nobody_s, sizeof(nobody_s), "%u", (unsigned)nobody_uid);
   snprintf(nogroup_s, sizeof(nogroup_s), "%u", (unsigned)nogroup_gid);
-  const char *as_member[] = {"setpriv", "--reuid", uid_s, "--regid", nogroup_s, "--init-groups",
-                             NULL};
-  const char *as_primary[] = {"setpriv", "--reuid", nobody_s, "--regid", gid_s, "--clear-groups",
-                              NULL};
+  const char *as_member[] = {"setpriv", "--reuid",       uid_s, "--regid",
+                             nogroup_s, "--init-groups", NULL};
+  const char *as_primary[] = {"setpriv", "--reuid",        nobody_s, "--regid",
+                              gid_s,     "--clear-groups", NULL};
   const char *as_runuser[] = {"runuser", "-u", user_name, "--", NULL};
-  const char *as_stranger[] = {"setpriv", "--reuid", nobody_s, "--regid", nogroup_s,
-                               "--clear-groups", NULL};
+  const char *as_stranger[] = {"setpriv", "--reuid",        nobody_s, "--regid",
+                               nogroup_s, "--clear-groups", NULL};
   const char *as_root[] = {NULL};
   const char *status_args[] = {"status", NULL};
 

@@ -16,9 +16,7 @@
 
 #define SLOT "pt"
 
-static json_t *status(struct h_conn *c) {
-  return h_call(c, "status", json_object());
-}
+static json_t *status(struct h_conn *c) { return h_call(c, "status", json_object()); }
 
 /* Impulses through the slot come out exactly L later. */
 static void check_exact(struct h_jack *j, struct h_conn *c, uint32_t latency, const char *when) {
@@ -60,7 +58,8 @@ int main(void) {
                          json_pack("{s:s, s:i, s:i, s:f}", "plugin", "passthrough", "inputs", 1,
                                    "outputs", 1, "latency_ms", 50.0),
                          10000);
-  H_CHECK(h_int(s, "latency_frames") == 2400, "L at 48 kHz: %lld", (long long)h_int(s, "latency_frames"));
+  H_CHECK(h_int(s, "latency_frames") == 2400, "L at 48 kHz: %lld",
+          (long long)h_int(s, "latency_frames"));
   json_decref(s);
   check_exact(&jack, &c, 2400, "before the server went away");
 
@@ -93,8 +92,8 @@ int main(void) {
 
   /* The period changes on the running server: every slot gets a new generation. */
   json_t *small = h_add_slot(&c, "small",
-                             json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs",
-                                       1, "outputs", 1, "latency_frames", 300),
+                             json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs", 1,
+                                       "outputs", 1, "latency_frames", 300),
                              10000);
   json_int_t pt_pid = h_int(back = h_slot(&c, SLOT), "pid");
   json_decref(back);

@@ -90,8 +90,8 @@ int main(void) {
   h_probe_count_only(p, 2);
   h_probe_count_only(p, 3);
 
-  json_t *pt = add(&c, "pt", json_pack("{s:s, s:i, s:i}", "plugin", "passthrough", "inputs", 1,
-                                       "outputs", 1));
+  json_t *pt = add(
+      &c, "pt", json_pack("{s:s, s:i, s:i}", "plugin", "passthrough", "inputs", 1, "outputs", 1));
   json_t *gn = add(&c, "gn", json_pack("{s:s}", "plugin", "gain"));
   json_t *sy = add(&c, "sy", json_pack("{s:s}", "plugin", "synth"));
   json_t *sn = add(&c, "sn", json_pack("{s:s}", "plugin", "sine"));

@@ -177,8 +177,8 @@ int main(void) {
   json_decref(pl);
 
   /* ---- slots ---------------------------------------------------------------------------- */
-  H_CHECK(CTL(NULL, "slot", "add", "ctl1", "--plugin", "passthrough", "--inputs", "1",
-              "--outputs", "1", "--latency-frames", "1000") == 0,
+  H_CHECK(CTL(NULL, "slot", "add", "ctl1", "--plugin", "passthrough", "--inputs", "1", "--outputs",
+              "1", "--latency-frames", "1000") == 0,
           "slot add ctl1");
   H_CHECK(CTL(NULL, "slot", "add", "ctl2", "--plugin", "sine", "--latency-ms", "20") == 0,
           "slot add ctl2");
@@ -221,16 +221,17 @@ int main(void) {
   need(daemon, "stats.daemon", "xruns", JSON_INTEGER);
   need(daemon, "stats.daemon", "rt_cycle_ns_max", JSON_INTEGER);
   need(daemon, "stats.daemon", "rt_cycle_ns_avg", JSON_INTEGER);
-  const char *slot_fields[] = {"underruns",         "underrun_frames", "skipped_frames",
-                               "overruns",          "nonfinite_samples", "restarts",
-                               "latency_frames",    "headroom_min_frames", "cycles"};
+  const char *slot_fields[] = {"underruns",      "underrun_frames",     "skipped_frames",
+                               "overruns",       "nonfinite_samples",   "restarts",
+                               "latency_frames", "headroom_min_frames", "cycles"};
   json_array_foreach(json_object_get(stats, "slots"), k, e) {
     need(e, "stats slot", "name", JSON_STRING);
     for (size_t f = 0; f < sizeof(slot_fields) / sizeof(slot_fields[0]); f++)
       need(e, "stats slot", slot_fields[f], JSON_INTEGER);
   }
   if (json_array_size(json_object_get(stats, "slots")) != 3)
-    h_error("stats --json lists %zu slots, want 3", json_array_size(json_object_get(stats, "slots")));
+    h_error("stats --json lists %zu slots, want 3",
+            json_array_size(json_object_get(stats, "slots")));
   h_log("stats: daemon xruns %lld, rt_cycle_ns_max %lld, rt_cycle_ns_avg %lld",
         (long long)h_int(daemon, "xruns"), (long long)h_int(daemon, "rt_cycle_ns_max"),
         (long long)h_int(daemon, "rt_cycle_ns_avg"));

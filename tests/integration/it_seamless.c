@@ -201,8 +201,7 @@ int main(void) {
   bool impulses_exact = false, misaligned = false;
   json_int_t u1 = h_slot_stat(&c, "sw", "underruns");
   for (unsigned round = 1;
-       round <= ROUNDS && (!impulses_exact || clean_replace == 0 || clean_restart == 0);
-       round++) {
+       round <= ROUNDS && (!impulses_exact || clean_replace == 0 || clean_restart == 0); round++) {
     uint32_t first = h_probe_n_events(p);
     uint64_t start = h_probe_now(p);
     uint64_t last = h_impulse_train(p, &out0, 1, 160, 400, 2 * L);
@@ -225,11 +224,11 @@ int main(void) {
       /* The sine is checked from 100 ms before the switch: xruns count from before that. */
       uint64_t xruns = h_probe_xruns(p);
       h_sleep_ms(120);
-      json_t *r = restart ? h_call(&c, "slot.restart",
-                                   json_pack("{s:s, s:b}", "name", "sw", "seamless", 1))
-                          : h_call(&c, "slot.replace",
-                                   json_pack("{s:s, s:s, s:i}", "name", "sw", "plugin", plugin,
-                                             "crossfade_ms", XFADE_MS));
+      json_t *r =
+          restart ? h_call(&c, "slot.restart", json_pack("{s:s, s:b}", "name", "sw", "seamless", 1))
+                  : h_call(&c, "slot.replace",
+                           json_pack("{s:s, s:s, s:i}", "name", "sw", "plugin", plugin,
+                                     "crossfade_ms", XFADE_MS));
       char label[64];
       snprintf(label, sizeof(label), restart ? "restart --seamless" : "replace -> %s", plugin);
       swaps[n].frame = check_switch(r, label);
@@ -406,9 +405,9 @@ int main(void) {
     char plugin_before[64];
     snprintf(plugin_before, sizeof(plugin_before), "%s", h_str(before, "plugin"));
     json_decref(before);
-    json_t *fr = h_call_error(&c, "slot.replace",
-                              json_pack("{s:s, s:s}", "name", "sw", "exec", "/bin/false"),
-                              "spawn_failed");
+    json_t *fr =
+        h_call_error(&c, "slot.replace",
+                     json_pack("{s:s, s:s}", "name", "sw", "exec", "/bin/false"), "spawn_failed");
     const char *msg = h_str(json_object_get(fr, "error"), "message");
     h_log("a failing replacement: %s", msg ? msg : "?");
     H_CHECK(msg != NULL && strstr(msg, "exited") != NULL, "the error does not say why");
@@ -416,8 +415,8 @@ int main(void) {
     json_t *after = h_slot(&c, "sw");
     H_CHECK(strcmp(h_str(after, "plugin"), plugin_before) == 0 &&
                 strcmp(h_str(after, "state"), "running") == 0,
-            "after a failed replacement the slot runs %s, %s (before: %s)",
-            h_str(after, "plugin"), h_str(after, "state"), plugin_before);
+            "after a failed replacement the slot runs %s, %s (before: %s)", h_str(after, "plugin"),
+            h_str(after, "state"), plugin_before);
     json_decref(after);
     h_probe_wait_frame(p, last + L + 2 * PERIOD, 15000);
     bool skipped = h_daemon_skipped(&c) != skipped0;

@@ -99,8 +99,7 @@ static struct holdings holdings_of(pid_t pid) {
     const char *close_paren = strrchr(buf, ')');
     int ppid = 0;
     char state;
-    if (close_paren != NULL && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 &&
-        ppid == pid)
+    if (close_paren != NULL && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 && ppid == pid)
       h.children++;
   }
   closedir(dir);
@@ -202,8 +201,9 @@ static void act(struct soak *s, enum action a, unsigned round) {
     break;
   case PARAM:
     s->gain_db = (double)(rand() % 480 - 400) / 10.0; /* -40.0 .. +7.9 dB */
-    json_decref(h_call(&s->c, "param.set",
-                       json_pack("{s:s, s:s, s:f}", "name", "ga", "param", "gain_db", "value", s->gain_db)));
+    json_decref(h_call(
+        &s->c, "param.set",
+        json_pack("{s:s, s:s, s:f}", "name", "ga", "param", "gain_db", "value", s->gain_db)));
     break;
   case ABUSE:
     abuse(s);

@@ -62,8 +62,8 @@ static struct {
   _Atomic int failed; /* errno of a broken connection, or 0 */
 } mon;
 
-static const char *const phases[] = {"idle", "oversize", "bad requests", "200 connections",
-                                     "silent subscriber", "flooder", "end"};
+static const char *const phases[] = {
+    "idle", "oversize", "bad requests", "200 connections", "silent subscriber", "flooder", "end"};
 
 /* Connects within 5 s (a connect waits while the listen backlog is full). */
 static int connect_within(struct proto_client *c) {
@@ -139,9 +139,8 @@ static void expect_code(struct h_conn *c, const char *what, const void *data, si
   }
   json_t *resp = json_loads(text, 0, NULL);
   const char *got = resp ? h_error_code(resp) : NULL;
-  const char *msg = resp ? json_string_value(json_object_get(json_object_get(resp, "error"),
-                                                             "message"))
-                         : NULL;
+  const char *msg =
+      resp ? json_string_value(json_object_get(json_object_get(resp, "error"), "message")) : NULL;
   if (got == NULL || strcmp(got, code) != 0 || msg == NULL || msg[0] == '\0')
     h_error("%s: expected error %s with a message, got %.300s", what, code, text);
   else
@@ -230,31 +229,39 @@ static void bad_requests(void) {
       {"an unknown member", "{\"id\":1,\"cmd\":\"status\",\"x\":1}\n", "bad_request"},
       {"an unknown command", "{\"id\":1,\"cmd\":\"rm -rf\"}\n", "unknown_command"},
       {"args an array", "{\"id\":1,\"cmd\":\"status\",\"args\":[]}\n", "invalid_argument"},
-      {"value a string", "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"g\",\"param\":"
-                         "\"gain_db\",\"value\":\"loud\"}}\n",
+      {"value a string",
+       "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"g\",\"param\":"
+       "\"gain_db\",\"value\":\"loud\"}}\n",
        "invalid_argument"},
-      {"value null", "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"g\",\"param\":"
-                     "\"gain_db\",\"value\":null}}\n",
+      {"value null",
+       "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"g\",\"param\":"
+       "\"gain_db\",\"value\":null}}\n",
        "invalid_argument"},
-      {"param a boolean", "{\"id\":1,\"cmd\":\"param.get\",\"args\":{\"name\":\"g\",\"param\":"
-                          "true}}\n",
+      {"param a boolean",
+       "{\"id\":1,\"cmd\":\"param.get\",\"args\":{\"name\":\"g\",\"param\":"
+       "true}}\n",
        "invalid_argument"},
       {"name an object", "{\"id\":1,\"cmd\":\"stats\",\"args\":{\"name\":{}}}\n",
        "invalid_argument"},
-      {"inputs a real", "{\"id\":1,\"cmd\":\"slot.add\",\"args\":{\"name\":\"x\",\"plugin\":"
-                        "\"gain\",\"inputs\":1.5}}\n",
+      {"inputs a real",
+       "{\"id\":1,\"cmd\":\"slot.add\",\"args\":{\"name\":\"x\",\"plugin\":"
+       "\"gain\",\"inputs\":1.5}}\n",
        "invalid_argument"},
-      {"midi a string", "{\"id\":1,\"cmd\":\"slot.add\",\"args\":{\"name\":\"x\",\"plugin\":"
-                        "\"gain\",\"midi\":\"yes\"}}\n",
+      {"midi a string",
+       "{\"id\":1,\"cmd\":\"slot.add\",\"args\":{\"name\":\"x\",\"plugin\":"
+       "\"gain\",\"midi\":\"yes\"}}\n",
        "invalid_argument"},
-      {"a huge number", "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"g\",\"param\":"
-                        "\"gain_db\",\"value\":1e400}}\n",
+      {"a huge number",
+       "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"g\",\"param\":"
+       "\"gain_db\",\"value\":1e400}}\n",
        "bad_request"},
-      {"an unknown parameter", "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"g\","
-                               "\"param\":\"volume\",\"value\":1}}\n",
+      {"an unknown parameter",
+       "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"g\","
+       "\"param\":\"volume\",\"value\":1}}\n",
        "not_found"},
-      {"an unknown slot", "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"nosuch\","
-                          "\"param\":\"gain_db\",\"value\":1}}\n",
+      {"an unknown slot",
+       "{\"id\":1,\"cmd\":\"param.set\",\"args\":{\"name\":\"nosuch\","
+       "\"param\":\"gain_db\",\"value\":1}}\n",
        "not_found"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -307,8 +314,7 @@ static void bad_requests(void) {
     json_decref(resp);
     free(text);
   }
-  h_log("1000 bad lines in one write: %u answered bad_request with their ids, in order",
-        answered);
+  h_log("1000 bad lines in one write: %u answered bad_request with their ids, in order", answered);
   if (answered != 1000)
     h_error("1000 bad lines: only %u answered in order", answered);
   expect_usable(&c, "the bad requests");
@@ -354,9 +360,9 @@ static void many_connections(void) {
       ssize_t len = proto_client_read_line(&conns[i], h_now_ms() + 5000, &line, NULL);
       json_t *resp = len > 0 ? json_loadb(line, (size_t)len, 0, NULL) : NULL;
       const char *code = resp ? h_error_code(resp) : NULL;
-      const char *msg = resp ? json_string_value(json_object_get(json_object_get(resp, "error"),
-                                                                 "message"))
-                             : NULL;
+      const char *msg =
+          resp ? json_string_value(json_object_get(json_object_get(resp, "error"), "message"))
+               : NULL;
       if (code != NULL && strcmp(code, "limit") == 0 && msg != NULL) {
         refused++;
         if (first_msg[0] == '\0')

@@ -105,10 +105,12 @@ static enum h_verdict short_stops(struct stall *x, unsigned attempt) {
       if (dt + waited > EXCUSE_MS * 1000) {
         excused++;
         h_log("short stop %d lasted %.1f ms and the worker then waited %.1f ms for a CPU: "
-              "%lld underrun(s) excused", i, dt / 1000.0, waited / 1000.0, (long long)(u1 - u0));
+              "%lld underrun(s) excused",
+              i, dt / 1000.0, waited / 1000.0, (long long)(u1 - u0));
       } else {
         h_error("short stop %d of %.1f ms (< L = 50 ms; worker waited %.1f ms for a CPU) "
-                "caused %lld underrun(s)", i, dt / 1000.0, waited / 1000.0, (long long)(u1 - u0));
+                "caused %lld underrun(s)",
+                i, dt / 1000.0, waited / 1000.0, (long long)(u1 - u0));
       }
     }
   }
@@ -121,8 +123,13 @@ static enum h_verdict short_stops(struct stall *x, unsigned attempt) {
   char label[64];
   snprintf(label, sizeof(label), "short stops, attempt %u", attempt);
   /* Every impulse exactly L later; an excused stop may cost a few, never 50 of 150. */
-  struct h_impulses spec = {.out = 0, .in = 0, .delay = L, .first_id = first_id,
-                            .from = x->checked, .to = last + L + 1, .tolerant = excused > 0,
+  struct h_impulses spec = {.out = 0,
+                            .in = 0,
+                            .delay = L,
+                            .first_id = first_id,
+                            .from = x->checked,
+                            .to = last + L + 1,
+                            .tolerant = excused > 0,
                             .min_exact = 100};
   struct h_check ck;
   h_check(x->p, &spec, label, &ck);
@@ -157,7 +164,8 @@ static enum h_verdict long_stop(struct stall *x, unsigned attempt) {
   bool late_again = u_end > u_settled;
   if (late_again)
     h_log("long stop: %lld more underrun(s) after the worker had caught up (loaded machine?); "
-          "missing impulses after the resume tolerated", (long long)(u_end - u_settled));
+          "missing impulses after the resume tolerated",
+          (long long)(u_end - u_settled));
 
   /*
    * Output for impulse f plays at f + L. Before the stop it was computed in
@@ -189,12 +197,12 @@ static enum h_verdict long_stop(struct stall *x, unsigned attempt) {
   snprintf(label, sizeof(label), "long stop, attempt %u", attempt);
   struct h_check ck;
   /* Those before the stop and at least half of those after the resume must be exact. */
-  h_check_port_delay(x->p, 0, ex, k, x->checked, last + L + 1, L,
-                     before + (required_after + 1) / 2, label, &ck);
+  h_check_port_delay(x->p, 0, ex, k, x->checked, last + L + 1, L, before + (required_after + 1) / 2,
+                     label, &ck);
   x->checked = last + L + 1;
   free(ex);
-  h_log("long stop: %u impulses fell into the gap and were silent, %u exact after resume",
-        absent, required_after);
+  h_log("long stop: %u impulses fell into the gap and were silent, %u exact after resume", absent,
+        required_after);
   H_CHECK(absent >= 10, "too few impulses in the gap (%u) to show it was silent", absent);
   H_CHECK(required_after >= 20, "too few impulses after the resume (%u)", required_after);
   return ck.verdict;
@@ -239,7 +247,8 @@ int main(void) {
                          json_pack("{s:s, s:i, s:i, s:i}", "plugin", "passthrough", "inputs", 1,
                                    "outputs", 1, "latency_frames", L),
                          10000);
-  H_CHECK(h_int(s, "latency_frames") == L, "latency_frames %lld", (long long)h_int(s, "latency_frames"));
+  H_CHECK(h_int(s, "latency_frames") == L, "latency_frames %lld",
+          (long long)h_int(s, "latency_frames"));
   x.pid = (pid_t)h_int(s, "pid");
   h_probe_path_latency(x.p, L);
   h_connect(x.p, h_probe_out(x.p, 0), h_slot_port(s, "inputs", 0));
@@ -259,8 +268,10 @@ int main(void) {
     json_int_t u = stat_of(&x.c, "underruns");
     if (u == u_start)
       break;
-    H_CHECK(tries < 5, "underruns before any stop in %u settling trains: the machine is too busy "
-            "for this worker", tries);
+    H_CHECK(tries < 5,
+            "underruns before any stop in %u settling trains: the machine is too busy "
+            "for this worker",
+            tries);
     h_log("settle: %lld underrun(s) with no stop (a busy machine); settling again",
           (long long)(u - u_start));
     u_start = u;

@@ -71,8 +71,8 @@ static void expect_params(struct h_conn *c, const char *slot, double time_ms, do
   h_log("%s %s: time_ms %g, mix %g, feedback %g", slot, when, t, m, f);
   /* Values travel as floats: 0.3 comes back as 0.30000001. */
   if (fabs(t - time_ms) > 1e-5 || fabs(m - mix) > 1e-6 || fabs(f - feedback) > 1e-6)
-    h_error("%s %s: parameters time_ms %g mix %g feedback %g, want %g %g %g", slot, when, t, m,
-            f, time_ms, mix, feedback);
+    h_error("%s %s: parameters time_ms %g mix %g feedback %g, want %g %g %g", slot, when, t, m, f,
+            time_ms, mix, feedback);
 }
 
 /* Connects probe output `out` -> slot -> probe input `in`. */
@@ -92,9 +92,13 @@ static json_t *wire(struct ctx *x, const char *slot, unsigned out, unsigned in) 
  * there since the last check. A train that a disturbance of the graph or an
  * underrun of `slot` spoiled is sent again (h_measure).
  */
-static void train_check(struct ctx *x, const char *slot, unsigned out, unsigned in,
-                        uint32_t delay, float gain, uint32_t lead, const char *label) {
-  struct h_path path = {.out = out, .in = in, .delay = delay, .gain = gain, .slots = {slot},
+static void train_check(struct ctx *x, const char *slot, unsigned out, unsigned in, uint32_t delay,
+                        float gain, uint32_t lead, const char *label) {
+  struct h_path path = {.out = out,
+                        .in = in,
+                        .delay = delay,
+                        .gain = gain,
+                        .slots = {slot},
                         .checked_to = x->checked_to[in]};
   struct h_train train = {.gap = 1500, .lead = lead};
   snprintf(path.label, sizeof(path.label), "%s", label);

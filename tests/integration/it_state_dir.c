@@ -123,8 +123,8 @@ static void wait_error(struct h_conn *c, double old, const char *needle, const c
   if (saved)
     h_error("%s: status says saved although it reports an error", when);
   if (strstr(err, needle) == NULL || strstr(err, "slots.json") == NULL)
-    h_error("%s: the error does not say what failed (want \"%s\" and the file): %s", when,
-            needle, err);
+    h_error("%s: the error does not say what failed (want \"%s\" and the file): %s", when, needle,
+            err);
   json_decref(w.status);
   double v = file_gain();
   if (fabs(v - old) > 1e-6)
@@ -201,9 +201,8 @@ int main(void) {
   start(&d, &jack, &c);
 
   /* 1. Saved. */
-  json_decref(h_add_slot(&c, "g",
-                         json_pack("{s:s, s:i, s:i}", "plugin", "gain", "inputs", 1, "outputs", 1),
-                         10000));
+  json_decref(h_add_slot(
+      &c, "g", json_pack("{s:s, s:i, s:i}", "plugin", "gain", "inputs", 1, "outputs", 1), 10000));
   wait_saved(&c, 0, 5000, "slot added");
   param_set(&c, -3);
   wait_saved(&c, -3, 5000, "param.set -3");

@@ -59,8 +59,9 @@ static char env_socket[600];
 /* The --exec command line: plain words, which runwayd runs without a shell (env execs). */
 static void exec_cmd(char *buf, size_t len, const char *extra) {
 #if defined(RWT_PYTHON)
-  snprintf(buf, len, "env PYTHONPATH=%s/clients/python RUNWAY_WORKER_LIB=%s %s "
-                     "%s/clients/python/examples/gain.py %s",
+  snprintf(buf, len,
+           "env PYTHONPATH=%s/clients/python RUNWAY_WORKER_LIB=%s %s "
+           "%s/clients/python/examples/gain.py %s",
            RWT_SOURCE_DIR, RWT_WORKER_LIB, RWT_PYTHON, RWT_SOURCE_DIR, extra);
 #else
   snprintf(buf, len, "%s %s", RWT_GO_GAIN, extra);
@@ -91,7 +92,8 @@ static const char *port_of(json_t *slot, const char *dir, unsigned i) {
   return json_string_value(json_array_get(json_object_get(json_object_get(slot, "ports"), dir), i));
 }
 
-/* Adds a stereo slot (args stolen), wires it from the probe's outputs to its inputs, waits for it. */
+/* Adds a stereo slot (args stolen), wires it from the probe's outputs to its inputs, waits for it.
+ */
 static json_t *add_slot(const char *name, json_t *args) {
   json_object_set_new(args, "inputs", json_integer(2));
   json_object_set_new(args, "outputs", json_integer(2));
@@ -131,8 +133,8 @@ static const char *comm_of(pid_t pid, char *buf, size_t len) {
 static void impulses(const char *slot, float gain, uint64_t *checked, const char *label) {
   struct h_path paths[2];
   for (unsigned i = 0; i < 2; i++) {
-    paths[i] = (struct h_path){.out = i, .in = i, .delay = L, .gain = gain, .slots = {slot},
-                               .checked_to = *checked};
+    paths[i] = (struct h_path){
+        .out = i, .in = i, .delay = L, .gain = gain, .slots = {slot}, .checked_to = *checked};
     snprintf(paths[i].label, sizeof(paths[i].label), "%s, channel %u", label, i + 1);
   }
   struct h_train train = {.count = 10, .gap = 1100, .lead = 4800};
@@ -182,8 +184,8 @@ static bool gain_change(const char *slot, double db, float old, uint64_t phase) 
   uint64_t xruns0 = h_probe_xruns(p), gaps0 = h_probe_gaps(p);
   json_int_t u0 = stat_of(slot, "underruns");
   uint64_t c_send = h_probe_cycle(p);
-  json_decref(h_call(&c, "param.set", json_pack("{s:s, s:s, s:f}", "name", slot, "param",
-                                                 "gain_db", "value", db)));
+  json_decref(h_call(&c, "param.set",
+                     json_pack("{s:s, s:s, s:f}", "name", slot, "param", "gain_db", "value", db)));
   uint64_t c_resp = h_probe_cycle(p);
   const uint64_t from = c_send + L - 2 * PERIOD, to = c_resp + L + 3 * PERIOD + RAMP;
   h_probe_wait_frame(p, to, 10000);
@@ -212,8 +214,8 @@ static bool gain_change(const char *slot, double db, float old, uint64_t phase) 
       snprintf(why, sizeof(why), "after the ramp, frame %llu is %.9g, not %.9g",
                (unsigned long long)(from + i), (double)y[i], (double)want);
   free(y);
-  bool disturbed = h_probe_xruns(p) != xruns0 || h_probe_gaps(p) != gaps0 ||
-                   stat_of(slot, "underruns") != u0;
+  bool disturbed =
+      h_probe_xruns(p) != xruns0 || h_probe_gaps(p) != gaps0 || stat_of(slot, "underruns") != u0;
   /* A change that checked out exactly counts, disturbed or not. */
   if (disturbed && why[0]) {
     h_log("gain change to %+g dB disturbed by an xrun or an underrun (%s); repeating", db,
@@ -257,8 +259,9 @@ static void exec_slot(uint64_t *checked) {
   unsigned tries = 0;
   while (!gain_change("ex", -6.0, DC, phase)) {
     H_CHECK(++tries < 12, "twelve gain changes disturbed: the machine is too busy to measure");
-    json_decref(h_call(&c, "param.set", json_pack("{s:s, s:s, s:f}", "name", "ex", "param",
-                                                   "gain_db", "value", 0.0)));
+    json_decref(
+        h_call(&c, "param.set",
+               json_pack("{s:s, s:s, s:f}", "name", "ex", "param", "gain_db", "value", 0.0)));
     wait_steady(DC);
   }
   h_probe_dc(p, 0, 0.0f);
@@ -280,8 +283,8 @@ static void exec_slot(uint64_t *checked) {
 static void external_slot(uint64_t *checked) {
   struct h_proc w1, w2;
   json_decref(h_call(&c, "slot.add",
-                     json_pack("{s:s, s:b, s:i, s:i, s:i}", "name", "ext", "external", 1,
-                               "inputs", 2, "outputs", 2, "latency_frames", L)));
+                     json_pack("{s:s, s:b, s:i, s:i, s:i}", "name", "ext", "external", 1, "inputs",
+                               2, "outputs", 2, "latency_frames", L)));
   json_t *s = h_slot(&c, "ext");
   for (unsigned i = 0; i < 2; i++) {
     h_connect(p, h_probe_out(p, i), port_of(s, "inputs", i));
@@ -302,8 +305,9 @@ static void external_slot(uint64_t *checked) {
   *checked = h_probe_cycle(p) + L + PERIOD;
   impulses("ext", 1.0f, checked, "B. --external, 0 dB");
 
-  json_decref(h_call(&c, "param.set", json_pack("{s:s, s:s, s:f}", "name", "ext", "param",
-                                                 "gain_db", "value", -6.0)));
+  json_decref(
+      h_call(&c, "param.set",
+             json_pack("{s:s, s:s, s:f}", "name", "ext", "param", "gain_db", "value", -6.0)));
   /* runwayd holds the value from its answer on: the next worker gets it from runwayd. */
   kill(w1.pid, SIGKILL);
   h_proc_wait(&w1, 5000);
@@ -367,10 +371,11 @@ static void short_pauses(void) {
   }
   json_t *st = h_slot_stats(&c, "pz");
   json_int_t head = h_int(st, "headroom_min_frames");
-  h_log("C. %.1f ms pauses in every %uth block for %u s: underruns %lld (%u windows excused), "
-        "smallest lead %lld frames (L = %d), cycles %lld; the worker waited up to %.1f ms for a CPU",
-        pause_ms, every, seconds, (long long)h_int(st, "underruns"), excused, (long long)head, L,
-        (long long)h_int(st, "cycles"), most_waited / 1000.0);
+  h_log(
+      "C. %.1f ms pauses in every %uth block for %u s: underruns %lld (%u windows excused), "
+      "smallest lead %lld frames (L = %d), cycles %lld; the worker waited up to %.1f ms for a CPU",
+      pause_ms, every, seconds, (long long)h_int(st, "underruns"), excused, (long long)head, L,
+      (long long)h_int(st, "cycles"), most_waited / 1000.0);
   /* The pauses really ate the write-ahead: without them the lead stays near L - period. */
   if (head < 0 && h_int(st, "underruns") == 0)
     h_error("C. the lead went negative with no underrun counted");
@@ -530,7 +535,8 @@ static void long_pauses(void) {
   h_probe_dc(p, 0, DC);
   unsigned tries = 0;
   while (!gap_window(pid, pause_ms, every))
-    H_CHECK(++tries < 12, "D. twelve windows disturbed by JACK: the machine is too busy to measure");
+    H_CHECK(++tries < 12,
+            "D. twelve windows disturbed by JACK: the machine is too busy to measure");
   h_probe_dc(p, 0, 0.0f);
   remove_slot("gap");
 }

@@ -21,9 +21,9 @@ void lv2rig_daemon_start(struct h_daemon *d, const struct h_jack *j, const char 
 
 json_t *lv2rig_add_slot(struct h_conn *c, const char *name, const char *uri, unsigned n_in,
                         unsigned n_out, bool midi, uint32_t latency) {
-  json_t *args = json_pack("{s:s, s:I, s:I, s:b, s:I}", "lv2", uri, "inputs", (json_int_t)n_in,
-                           "outputs", (json_int_t)n_out, "midi", midi, "latency_frames",
-                           (json_int_t)latency);
+  json_t *args =
+      json_pack("{s:s, s:I, s:I, s:b, s:I}", "lv2", uri, "inputs", (json_int_t)n_in, "outputs",
+                (json_int_t)n_out, "midi", midi, "latency_frames", (json_int_t)latency);
   json_t *slot = h_add_slot(c, name, args, 15000);
   H_CHECK(strcmp(h_str(slot, "kind"), "lv2") == 0 && strcmp(h_str(slot, "lv2"), uri) == 0,
           "slot %s runs <%s> as kind %s", name, h_str(slot, "lv2"), h_str(slot, "kind"));
@@ -34,8 +34,8 @@ void lv2rig_set(struct h_conn *c, const char *slot, const char *param, double va
   json_t *r = h_call(c, "param.set",
                      json_pack("{s:s, s:s, s:f}", "name", slot, "param", param, "value", value));
   double got = json_number_value(json_object_get(r, "value"));
-  H_CHECK((float)got == (float)value, "%s.%s set to %g, the daemon applied %g", slot, param,
-          value, got);
+  H_CHECK((float)got == (float)value, "%s.%s set to %g, the daemon applied %g", slot, param, value,
+          got);
   json_decref(r);
 }
 
@@ -154,8 +154,7 @@ void lv2rig_wav_read(const char *path, float ***ch, unsigned *n_ch, uint32_t *n)
     H_CHECK(fread(chunk, 1, 8, f) == 8, "%s has no data chunk", path);
     uint32_t size = get32(chunk + 4);
     if (memcmp(chunk, "fmt ", 4) == 0) {
-      H_CHECK(size >= 16 && size <= sizeof(fmt) && fread(fmt, 1, size, f) == size, "%s: fmt",
-              path);
+      H_CHECK(size >= 16 && size <= sizeof(fmt) && fread(fmt, 1, size, f) == size, "%s: fmt", path);
       format = fmt[0] | fmt[1] << 8;
       channels = fmt[2] | fmt[3] << 8;
       bits = fmt[14] | fmt[15] << 8;
@@ -164,8 +163,10 @@ void lv2rig_wav_read(const char *path, float ***ch, unsigned *n_ch, uint32_t *n)
       if (size % 2)
         fseek(f, 1, SEEK_CUR);
     } else if (memcmp(chunk, "data", 4) == 0) {
-      H_CHECK(format == 3 && bits == 32 && channels > 0, "%s is not 32-bit float (format %u, %u "
-              "bits)", path, format, bits);
+      H_CHECK(format == 3 && bits == 32 && channels > 0,
+              "%s is not 32-bit float (format %u, %u "
+              "bits)",
+              path, format, bits);
       uint32_t frames = size / (channels * 4u);
       float **out = calloc(channels, sizeof(float *));
       for (unsigned c = 0; c < channels; c++)
@@ -229,8 +230,7 @@ static LV2_URID ref_map_uri(LV2_URID_Map_Handle handle, const char *uri) {
 }
 
 void lv2rig_render(const char *uri, uint32_t rate, const struct lv2rig_midi *events,
-                   size_t n_events, uint64_t start, uint32_t frames, float **out,
-                   unsigned n_out) {
+                   size_t n_events, uint64_t start, uint32_t frames, float **out, unsigned n_out) {
   setenv("LV2_PATH", RWT_LV2_PATH, 1);
   LilvWorld *world = lilv_world_new();
   lilv_world_load_all(world);
@@ -331,9 +331,8 @@ bool lv2rig_disturbed(const struct lv2rig_marks *a, const struct lv2rig_marks *b
   if (moved)
     h_log("the stretch was disturbed: xruns %llu -> %llu, probe gaps %llu -> %llu, slot 0 "
           "underruns %lld -> %lld, discontinuities %lld -> %lld",
-          (unsigned long long)a->xruns, (unsigned long long)b->xruns,
-          (unsigned long long)a->gaps, (unsigned long long)b->gaps,
-          (long long)a->underruns[0], (long long)b->underruns[0],
+          (unsigned long long)a->xruns, (unsigned long long)b->xruns, (unsigned long long)a->gaps,
+          (unsigned long long)b->gaps, (long long)a->underruns[0], (long long)b->underruns[0],
           (long long)a->discontinuities[0], (long long)b->discontinuities[0]);
   return moved;
 }
@@ -358,7 +357,8 @@ static bool level_held(void *arg, char *note, size_t len) {
   *w->seen = buf[1023];
   for (unsigned k = 0; k < 1024; k++) {
     if (buf[k] != w->level) {
-      snprintf(note, len, "%.9g at frame %llu", (double)buf[k], (unsigned long long)(end - 1024 + k));
+      snprintf(note, len, "%.9g at frame %llu", (double)buf[k],
+               (unsigned long long)(end - 1024 + k));
       return false;
     }
   }

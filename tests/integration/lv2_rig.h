@@ -61,8 +61,7 @@ bool lv2rig_same(const float *got, const float *want, uint32_t n, const char *la
 /* ---- lv2apply --------------------------------------------------------------- */
 
 /* Writes a float WAV (libsndfile's reading of it is lv2apply's). */
-void lv2rig_wav_write(const char *path, float *const *ch, unsigned n_ch, uint32_t n,
-                      uint32_t rate);
+void lv2rig_wav_write(const char *path, float *const *ch, unsigned n_ch, uint32_t n, uint32_t rate);
 
 /* Reads a float WAV into *ch (n_ch arrays of *n samples, malloc'd). */
 void lv2rig_wav_read(const char *path, float ***ch, unsigned *n_ch, uint32_t *n);
@@ -71,8 +70,7 @@ void lv2rig_wav_read(const char *path, float ***ch, unsigned *n_ch, uint32_t *n)
  * Runs `lv2apply -i in -o out [-c SYM VAL]... uri` (controls: pairs of
  * symbol and value strings, NULL-terminated) and fails the test if it fails.
  */
-void lv2rig_lv2apply(const char *uri, const char *const *controls, const char *in,
-                     const char *out);
+void lv2rig_lv2apply(const char *uri, const char *const *controls, const char *in, const char *out);
 
 /* ---- reference renderer --------------------------------------------------------- */
 
@@ -88,8 +86,7 @@ struct lv2rig_midi {
  * their defaults. Outputs: out[c] for the plugin's first n_out audio outputs.
  */
 void lv2rig_render(const char *uri, uint32_t rate, const struct lv2rig_midi *events,
-                   size_t n_events, uint64_t start, uint32_t frames, float **out,
-                   unsigned n_out);
+                   size_t n_events, uint64_t start, uint32_t frames, float **out, unsigned n_out);
 
 /* ---- undisturbed stretches ------------------------------------------------------ */
 

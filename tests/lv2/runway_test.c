@@ -104,9 +104,7 @@ static void probe_activate(LV2_Handle h) {
   p->activations += 1.0f;
 }
 
-static float control(const Probe *p, int port) {
-  return *(const float *)p->ports[port];
-}
+static float control(const Probe *p, int port) { return *(const float *)p->ports[port]; }
 
 static void set_output(Probe *p, int port, float v) {
   if (p->ports[port] != NULL)
@@ -134,7 +132,7 @@ static void probe_run(LV2_Handle h, uint32_t n) {
     out[i] = in[i] * k;
 
   const LV2_Atom_Sequence *seq = p->ports[P_EVENTS];
-  LV2_ATOM_SEQUENCE_FOREACH (seq, ev) {
+  LV2_ATOM_SEQUENCE_FOREACH(seq, ev) {
     if (ev->body.type != p->midi_event || ev->body.size != 3)
       continue;
     const uint8_t *msg = (const uint8_t *)(ev + 1);
@@ -264,8 +262,8 @@ static const LV2_Descriptor descriptors[] = {
      NULL},
     {"urn:runway:test:option", copy_instantiate, copy_connect, NULL, copy_run, NULL, copy_cleanup,
      NULL},
-    {"urn:runway:test:refuses", copy_instantiate, copy_connect, NULL, copy_run, NULL,
-     copy_cleanup, NULL},
+    {"urn:runway:test:refuses", copy_instantiate, copy_connect, NULL, copy_run, NULL, copy_cleanup,
+     NULL},
     {"urn:runway:test:a-plugin-whose-uri-is-longer-than-the-63-bytes-a-segment-once-held",
      copy_instantiate, copy_connect, NULL, copy_run, NULL, copy_cleanup, NULL},
 };

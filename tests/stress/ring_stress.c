@@ -160,8 +160,8 @@ struct rs_worker {
 
 static void worker_fatal(struct rs_worker *k, const char *what, long value) {
   if (atomic_exchange_explicit(&k->sh->fatal, 1, memory_order_relaxed) == 0)
-    snprintf(k->sh->message, sizeof(k->sh->message), "%s (%ld) at input position %llu", what,
-             value, (unsigned long long)k->w.pos);
+    snprintf(k->sh->message, sizeof(k->sh->message), "%s (%ld) at input position %llu", what, value,
+             (unsigned long long)k->w.pos);
 }
 
 static int stopped(const struct rs_worker *k) {
@@ -675,8 +675,8 @@ int rs_daemon_run(struct rs_daemon *d, struct shm_segment *seg, struct rs_shared
     /* Steps 3 and 4: output [t, t+n), out_read = t+n. */
     int valid = shm_tl_daemon_read_output(&tl, out, n);
     if (valid < 0) {
-      fprintf(stderr, "FAIL: %s: shm_tl_daemon_read_output returned %d at %llu\n", cfg->name,
-              valid, (unsigned long long)t);
+      fprintf(stderr, "FAIL: %s: shm_tl_daemon_read_output returned %d at %llu\n", cfg->name, valid,
+              (unsigned long long)t);
       d->failed = 1;
       break;
     }
@@ -753,8 +753,9 @@ int rs_verify(struct rs_daemon *d, const struct shm_segment *seg, struct rs_shar
 
   uint64_t in_bad = atomic_load_explicit(&sh->input_mismatch, memory_order_relaxed);
   if (in_bad > 0) {
-    fprintf(stderr, "FAIL: %s/%s: the worker read %llu wrong input samples although read_input "
-                    "accepted them:\n",
+    fprintf(stderr,
+            "FAIL: %s/%s: the worker read %llu wrong input samples although read_input "
+            "accepted them:\n",
             variant, cfg->name, (unsigned long long)in_bad);
     for (uint64_t i = 0; i < in_bad && i < RS_MAX_RECORDED_ERRORS; i++) {
       const struct rs_error *e = &sh->input_errors[i];
@@ -848,8 +849,9 @@ int rs_verify(struct rs_daemon *d, const struct shm_segment *seg, struct rs_shar
   uint64_t seg_estale = atomic_load_explicit(&sh->estale, memory_order_relaxed);
   if (!atomic_load_explicit(&sh->skip_overflow, memory_order_relaxed) &&
       (seg_skipped != skipped_frames || seg_disc != n_skips || seg_over != seg_estale)) {
-    fprintf(stderr, "FAIL: %s/%s: segment counters (skipped %llu, discontinuities %llu, "
-                    "overwritten %llu) disagree with the worker's log (%llu, %llu, %llu)\n",
+    fprintf(stderr,
+            "FAIL: %s/%s: segment counters (skipped %llu, discontinuities %llu, "
+            "overwritten %llu) disagree with the worker's log (%llu, %llu, %llu)\n",
             variant, cfg->name, (unsigned long long)seg_skipped, (unsigned long long)seg_disc,
             (unsigned long long)seg_over, (unsigned long long)skipped_frames,
             (unsigned long long)n_skips, (unsigned long long)seg_estale);
@@ -860,15 +862,16 @@ int rs_verify(struct rs_daemon *d, const struct shm_segment *seg, struct rs_shar
   uint64_t estale = atomic_load_explicit(&sh->estale, memory_order_relaxed);
   uint32_t done = atomic_load_explicit(&sh->events_done, memory_order_relaxed);
   if (done != RS_EVENT_ALL && !failed) {
-    fprintf(stderr, "FAIL: %s/%s: deterministic stalls done 0x%x, want 0x%x\n", variant,
-            cfg->name, done, RS_EVENT_ALL);
+    fprintf(stderr, "FAIL: %s/%s: deterministic stalls done 0x%x, want 0x%x\n", variant, cfg->name,
+            done, RS_EVENT_ALL);
     failed = 1;
   }
   if (d->underrun_cycles == 0 || n_skips == 0 || estale == 0) {
-    fprintf(stderr, "FAIL: %s/%s: the run did not exercise underruns (%llu), skips (%llu) and "
-                    "input overwrites (%llu)\n",
-            variant, cfg->name, (unsigned long long)d->underrun_cycles,
-            (unsigned long long)n_skips, (unsigned long long)estale);
+    fprintf(stderr,
+            "FAIL: %s/%s: the run did not exercise underruns (%llu), skips (%llu) and "
+            "input overwrites (%llu)\n",
+            variant, cfg->name, (unsigned long long)d->underrun_cycles, (unsigned long long)n_skips,
+            (unsigned long long)estale);
     failed = 1;
   }
 
@@ -883,16 +886,18 @@ int rs_verify(struct rs_daemon *d, const struct shm_segment *seg, struct rs_shar
       clean++;
   }
   if (clean == 0) {
-    fprintf(stderr, "FAIL: %s/%s: none of %llu short stalls (< 0.3 L) got through without an "
-                    "underrun\n",
+    fprintf(stderr,
+            "FAIL: %s/%s: none of %llu short stalls (< 0.3 L) got through without an "
+            "underrun\n",
             variant, cfg->name, (unsigned long long)evaluated);
     failed = 1;
   }
 
   double exact_share = d->samples ? (double)d->exact / (double)d->samples : 0.0;
   if (exact_share < RS_MIN_EXACT_SHARE) {
-    fprintf(stderr, "FAIL: %s/%s: only %.1f%% of the samples were the on-time answer (want >= "
-                    "%.0f%%)\n",
+    fprintf(stderr,
+            "FAIL: %s/%s: only %.1f%% of the samples were the on-time answer (want >= "
+            "%.0f%%)\n",
             variant, cfg->name, 100.0 * exact_share, 100.0 * RS_MIN_EXACT_SHARE);
     failed = 1;
   }

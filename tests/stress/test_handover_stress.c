@@ -110,9 +110,9 @@ static void *rt_thread(void *arg) {
     if (adopted_now) {
       if (next == NULL || next->serial <= last || next->serial > MAX_SERIAL) {
         if (atomic_fetch_add_explicit(&sh->errors, 1, memory_order_relaxed) == 0)
-          snprintf(sh->rt_error, sizeof(sh->rt_error),
-                   "adopted %p (serial %llu) after serial %llu", (void *)next,
-                   next ? (unsigned long long)next->serial : 0ull, (unsigned long long)last);
+          snprintf(sh->rt_error, sizeof(sh->rt_error), "adopted %p (serial %llu) after serial %llu",
+                   (void *)next, next ? (unsigned long long)next->serial : 0ull,
+                   (unsigned long long)last);
         break;
       }
       last = next->serial;
@@ -271,8 +271,9 @@ int main(void) {
     if (atomic_load_explicit(&sh.errors, memory_order_relaxed) != 0 || c.failed)
       break;
     if (now_s() > deadline || c.serial >= MAX_SERIAL) {
-      fprintf(stderr, "FAIL: only %llu adoptions and %llu forced displacements after %.0f s "
-                      "and %llu objects\n",
+      fprintf(stderr,
+              "FAIL: only %llu adoptions and %llu forced displacements after %.0f s "
+              "and %llu objects\n",
               (unsigned long long)adoptions, (unsigned long long)c.forced, now_s() - start,
               (unsigned long long)c.serial);
       c.failed++;

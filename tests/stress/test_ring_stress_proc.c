@@ -124,10 +124,21 @@ int main(void) {
    * cycle size varies, and the slow rate stretches L to 19 ms of wall time.
    */
   const struct rs_config configs[] = {
-      {.name = "A", .rate = 48000, .latency = 2048, .period = 128, .channels = 2,
-       .seconds = 4.0, .seed = seed},
-      {.name = "B", .rate = 16000, .latency = 300, .period = 64, .channels = 2, .vary_n = 1,
-       .seconds = 3.0, .seed = seed + 1},
+      {.name = "A",
+       .rate = 48000,
+       .latency = 2048,
+       .period = 128,
+       .channels = 2,
+       .seconds = 4.0,
+       .seed = seed},
+      {.name = "B",
+       .rate = 16000,
+       .latency = 300,
+       .period = 64,
+       .channels = 2,
+       .vary_n = 1,
+       .seconds = 3.0,
+       .seed = seed + 1},
   };
   int failed = 0;
   for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++)

@@ -73,10 +73,23 @@ int main(int argc, char **argv) {
    * past the whole ring cost a smaller share of the run.
    */
   const struct rs_config configs[] = {
-      {.name = "A", .rate = synced ? 24000 : 48000, .latency = 2048, .period = 128,
-       .channels = 2, .seconds = 4.0, .synchronized_stalls = synced, .seed = seed},
-      {.name = "B", .rate = synced ? 4000 : 16000, .latency = 300, .period = 64, .channels = 2,
-       .vary_n = 1, .seconds = 4.0, .synchronized_stalls = synced, .seed = seed + 1},
+      {.name = "A",
+       .rate = synced ? 24000 : 48000,
+       .latency = 2048,
+       .period = 128,
+       .channels = 2,
+       .seconds = 4.0,
+       .synchronized_stalls = synced,
+       .seed = seed},
+      {.name = "B",
+       .rate = synced ? 4000 : 16000,
+       .latency = 300,
+       .period = 64,
+       .channels = 2,
+       .vary_n = 1,
+       .seconds = 4.0,
+       .synchronized_stalls = synced,
+       .seed = seed + 1},
   };
   int failed = 0;
   for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++)

@@ -63,9 +63,9 @@ static struct {
   char prefix[PATH_MAX];  /* the scratch install */
   char runtime[PATH_MAX]; /* XDG_RUNTIME_DIR */
   char home[PATH_MAX];
-  char config[PATH_MAX]; /* XDG_CONFIG_HOME */
-  char units[PATH_MAX];  /* the plumbing drop-in */
-  char log[PATH_MAX];    /* runwayd's output */
+  char config[PATH_MAX];  /* XDG_CONFIG_HOME */
+  char units[PATH_MAX];   /* the plumbing drop-in */
+  char log[PATH_MAX];     /* runwayd's output */
   char console[PATH_MAX]; /* the manager's: it logs to /dev/console when there is no journal */
   char socket[PATH_MAX];
   char cgroups[2][PATH_MAX]; /* name=systemd and unified, "" when absent */
@@ -177,18 +177,20 @@ static void make_cgroups(void) {
                   : NULL;
     }
     path(probe, "%s/cgroup.procs", mount ? mount : "/nonexistent");
-    if (mount == NULL || access(probe, F_OK) != 0 || !own_cgroup(h[i].controller, own, sizeof(own))) {
+    if (mount == NULL || access(probe, F_OK) != 0 ||
+        !own_cgroup(h[i].controller, own, sizeof(own))) {
       T.cgroups[i][0] = '\0';
       continue;
     }
     path(T.cgroups[i], "%s%s/rwt-user-unit-%d", mount, own, (int)getpid());
     H_CHECK(mkdir(T.cgroups[i], 0755) == 0, "mkdir %s: %s", T.cgroups[i], strerror(errno));
     char cmd[3 * PATH_MAX + 512];
-    snprintf(cmd, sizeof(cmd),
-             "for i in 1 2 3 4 5 6 7 8 9 10; do find '%s' -name cgroup.procs -exec cat {} + "
-             "2>/dev/null | xargs -r kill -9 2>/dev/null; find '%s' -depth -type d -exec rmdir {} + "
-             "2>/dev/null; [ -d '%s' ] || break; sleep 0.3; done",
-             T.cgroups[i], T.cgroups[i], T.cgroups[i]);
+    snprintf(
+        cmd, sizeof(cmd),
+        "for i in 1 2 3 4 5 6 7 8 9 10; do find '%s' -name cgroup.procs -exec cat {} + "
+        "2>/dev/null | xargs -r kill -9 2>/dev/null; find '%s' -depth -type d -exec rmdir {} + "
+        "2>/dev/null; [ -d '%s' ] || break; sleep 0.3; done",
+        T.cgroups[i], T.cgroups[i], T.cgroups[i]);
     h_guard(cmd);
   }
   H_CHECK(T.cgroups[0][0] != '\0' || T.cgroups[1][0] != '\0', "no cgroup hierarchy found");
@@ -284,14 +286,21 @@ static void start_manager(void) {
   snprintf(home, sizeof(home), "HOME=%s", T.home);
   snprintf(config, sizeof(config), "XDG_CONFIG_HOME=%s", T.config);
   /* Into our cgroups first, so that the manager takes them as its root. */
-  snprintf(script, sizeof(script), "%s%s%s%s%s%sexec " SYSTEMD " --user --log-target=console --log-level=info",
-           T.cgroups[0][0] ? "echo $$ > '" : "", T.cgroups[0], T.cgroups[0][0] ? "/cgroup.procs' && " : "",
-           T.cgroups[1][0] ? "echo $$ > '" : "", T.cgroups[1], T.cgroups[1][0] ? "/cgroup.procs' && " : "");
+  snprintf(script, sizeof(script),
+           "%s%s%s%s%s%sexec " SYSTEMD " --user --log-target=console --log-level=info",
+           T.cgroups[0][0] ? "echo $$ > '" : "", T.cgroups[0],
+           T.cgroups[0][0] ? "/cgroup.procs' && " : "", T.cgroups[1][0] ? "echo $$ > '" : "",
+           T.cgroups[1], T.cgroups[1][0] ? "/cgroup.procs' && " : "");
   const char *argv[] = {"sh", "-c", script, NULL};
   const char *set[] = {T.env_runtime, units_path, home, config, NULL};
   /* A user's manager knows nothing of PipeWire but XDG_RUNTIME_DIR. */
-  const char *unset[] = {"NOTIFY_SOCKET", "XDG_STATE_HOME", "RUNWAY_SOCKET", "DBUS_SESSION_BUS_ADDRESS",
-                         "PIPEWIRE_REMOTE", "PIPEWIRE_RUNTIME_DIR", NULL};
+  const char *unset[] = {"NOTIFY_SOCKET",
+                         "XDG_STATE_HOME",
+                         "RUNWAY_SOCKET",
+                         "DBUS_SESSION_BUS_ADDRESS",
+                         "PIPEWIRE_REMOTE",
+                         "PIPEWIRE_RUNTIME_DIR",
+                         NULL};
   char log[PATH_MAX];
   path(log, "%s/manager.log", h_tmpdir());
   h_spawn(&T.manager, "systemd --user", argv, set, unset, log);
@@ -300,7 +309,8 @@ static void start_manager(void) {
   for (;;) {
     char *state = NULL;
     systemctl(&state, "is-system-running", NULL);
-    bool up = state != NULL && (strncmp(state, "running", 7) == 0 || strncmp(state, "degraded", 8) == 0);
+    bool up =
+        state != NULL && (strncmp(state, "running", 7) == 0 || strncmp(state, "degraded", 8) == 0);
     free(state);
     if (up)
       break;
@@ -339,8 +349,8 @@ static pid_t wait_running(pid_t not_pid, unsigned timeout_ms, const char *what, 
     }
     if (h_now_ms() > deadline) {
       char *state = prop("ActiveState"), *now = prop("SubState");
-      H_FAIL("%s: runwayd.service not running again in %u ms (%s/%s, MainPID %d)", what,
-             timeout_ms, state, now, (int)pid);
+      H_FAIL("%s: runwayd.service not running again in %u ms (%s/%s, MainPID %d)", what, timeout_ms,
+             state, now, (int)pid);
     }
     h_sleep_ms(50);
   }
@@ -361,9 +371,12 @@ static void connect_daemon(struct h_conn *c, pid_t pid) {
 static void wire(struct h_probe *p, struct h_conn *c) {
   json_t *s = h_wait_slot(c, "thru", "running", 0, 20000);
   json_t *ports = json_object_get(s, "ports");
-  h_connect(p, h_probe_out(p, 0), json_string_value(json_array_get(json_object_get(ports, "inputs"), 0)));
-  h_connect(p, json_string_value(json_array_get(json_object_get(ports, "outputs"), 0)), h_probe_in(p, 0));
-  H_CHECK(h_int(s, "latency_frames") == L, "thru's latency is %lld", (long long)h_int(s, "latency_frames"));
+  h_connect(p, h_probe_out(p, 0),
+            json_string_value(json_array_get(json_object_get(ports, "inputs"), 0)));
+  h_connect(p, json_string_value(json_array_get(json_object_get(ports, "outputs"), 0)),
+            h_probe_in(p, 0));
+  H_CHECK(h_int(s, "latency_frames") == L, "thru's latency is %lld",
+          (long long)h_int(s, "latency_frames"));
   json_decref(s);
 }
 
@@ -425,7 +438,8 @@ static void check_completion(const char *words, const char *want) {
   for (char *tok = strtok_r(w, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save)) {
     char needle[128];
     snprintf(needle, sizeof(needle), " %s ", tok);
-    H_CHECK(strstr(padded, needle) != NULL, "runwayctl %s<TAB> offers \"%s\", not %s", words, got, tok);
+    H_CHECK(strstr(padded, needle) != NULL, "runwayctl %s<TAB> offers \"%s\", not %s", words, got,
+            tok);
   }
   h_log("completion: runwayctl %s<TAB> -> %s", words, got);
   free(w);
@@ -458,7 +472,8 @@ int main(void) {
   char *unit = h_file_read(buf);
   H_CHECK(unit != NULL, "no user unit at %s", buf);
   path(want, "\nExecStart=%s/bin/runwayd\n", T.prefix);
-  H_CHECK(strstr(unit, want) != NULL, "the installed unit does not run %s/bin/runwayd:\n%s", T.prefix, unit);
+  H_CHECK(strstr(unit, want) != NULL, "the installed unit does not run %s/bin/runwayd:\n%s",
+          T.prefix, unit);
   free(unit);
 
   path(T.runtime, "%s/runtime", h_tmpdir());
@@ -532,7 +547,8 @@ int main(void) {
                                    "outputs", 1, "latency_frames", L),
                          20000));
   json_decref(h_add_slot(&c, "g", json_pack("{s:s}", "plugin", "gain"), 20000));
-  json_decref(h_call(&c, "param.set", json_pack("{s:s, s:s, s:f}", "name", "g", "param", "gain_db", "value", -6.0)));
+  json_decref(h_call(&c, "param.set",
+                     json_pack("{s:s, s:s, s:f}", "name", "g", "param", "gain_db", "value", -6.0)));
   check_slots(p, &c, "first start");
 
   /* 3. Completion with names from this daemon. */
@@ -580,7 +596,8 @@ int main(void) {
   mkdirs(buf, 0755);
   path(buf, "%s/systemd/user/runwayd.service.d/override.conf", T.config);
   snprintf(dropin, sizeof(dropin),
-           "[Service]\nExecStart=\nExecStart=%s/bin/runwayd --config %%E/runway/runwayd.conf\n", T.prefix);
+           "[Service]\nExecStart=\nExecStart=%s/bin/runwayd --config %%E/runway/runwayd.conf\n",
+           T.prefix);
   write_file(buf, dropin);
   H_CHECK(systemctl(NULL, "daemon-reload", NULL) == 0, "daemon-reload");
   H_CHECK(systemctl(NULL, "restart", "runwayd.service", NULL) == 0, "restart");
@@ -591,15 +608,17 @@ int main(void) {
   json_decref(s);
   check_slots(p, &c, "restart with the configuration file");
 
-  write_file(conf, "[slot cfg]\nplugin = sine\nparam.level_db = -30\n\n[slot cfg2]\nplugin = gain\n");
+  write_file(conf,
+             "[slot cfg]\nplugin = sine\nparam.level_db = -30\n\n[slot cfg2]\nplugin = gain\n");
   t0 = h_now_ms();
-  H_CHECK(systemctl(NULL, "reload", "runwayd.service", NULL) == 0, "systemctl --user reload runwayd");
+  H_CHECK(systemctl(NULL, "reload", "runwayd.service", NULL) == 0,
+          "systemctl --user reload runwayd");
   h_log("reload: %llu ms", (unsigned long long)(h_now_ms() - t0));
   H_CHECK((pid_t)prop_long("MainPID") == pid, "reload replaced the process");
   json_decref(h_wait_slot(&c, "cfg2", "running", 0, 20000));
   json_t *v = h_call(&c, "param.get", json_pack("{s:s, s:s}", "name", "cfg", "param", "level_db"));
-  H_CHECK(json_number_value(json_object_get(v, "value")) == -30.0, "cfg's level_db is %g after the reload",
-          json_number_value(json_object_get(v, "value")));
+  H_CHECK(json_number_value(json_object_get(v, "value")) == -30.0,
+          "cfg's level_db is %g after the reload", json_number_value(json_object_get(v, "value")));
   json_decref(v);
   H_CHECK(h_file_count(T.log, 0, "SIGHUP: reloaded") >= 1, "runwayd did not log the reload");
   h_log("reload: cfg2 added, cfg's level_db -30, same runwayd %d", (int)pid);
@@ -620,7 +639,8 @@ int main(void) {
   H_CHECK(prop_is("ActiveState", "inactive"), "not inactive after stop");
   H_CHECK(prop_is("Result", "success"), "Result is not success");
   H_CHECK(prop_long("ExecMainCode") == CLD_EXITED && prop_long("ExecMainStatus") == 0,
-          "runwayd ended with code %ld status %ld", prop_long("ExecMainCode"), prop_long("ExecMainStatus"));
+          "runwayd ended with code %ld status %ld", prop_long("ExecMainCode"),
+          prop_long("ExecMainStatus"));
   for (i = 0; i < nw; i++)
     H_CHECK(!h_pid_exists(workers[i]), "worker %d outlived runwayd", (int)workers[i]);
   H_CHECK(access(T.socket, F_OK) != 0, "the socket %s is still there", T.socket);

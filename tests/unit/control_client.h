@@ -46,7 +46,8 @@ json_t *client_read(struct client *c);
 /* Skips whatever is still coming and returns once the server closed. */
 void client_expect_eof(struct client *c);
 
-/* Turns the loop for ms (receiving into c when given); for checking that something does not happen. */
+/* Turns the loop for ms (receiving into c when given); for checking that something does not happen.
+ */
 void pump_for(struct client *c, uint64_t ms);
 
 #endif

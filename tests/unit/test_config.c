@@ -182,8 +182,7 @@ static void test_refused_files(void **state) {
   expect_refused("[daemon]\nlatency_ms = nan\n", 2, "latency_ms");
   expect_refused("[daemon]\nstall_timeout_ms = 99\n", 2, "stall_timeout_ms");
   expect_refused("[daemon]\nstall_timeout_ms = 1e3\n", 2, "stall_timeout_ms");
-  expect_refused("[daemon]\nstall_timeout_ms = 99999999999999999999999\n", 2,
-                 "stall_timeout_ms");
+  expect_refused("[daemon]\nstall_timeout_ms = 99999999999999999999999\n", 2, "stall_timeout_ms");
   expect_refused("[deamon]\nname = a\n", 2, "unknown section [deamon]");
   expect_refused("[slot bad/name]\nplugin = gain\n", 2, "unknown section");
   expect_refused("[slot a]\nplugin = gain\n[slot b]\nplugin = gain\n[slot a]\nplugin = sine\n", 6,
@@ -196,7 +195,8 @@ static void test_refused_files(void **state) {
   expect_refused("[slot a]\nplugin = gain\nparam.gain_db = loud\n", 3,
                  "param.gain_db wants a number");
   expect_refused("[slot a]\nplugin = gain\nparam. = 1\n", 3, "wants a number");
-  expect_refused("[slot a]\nplugin = gain\ncolour = red\n", 3, "unknown key \"colour\" in [slot a]");
+  expect_refused("[slot a]\nplugin = gain\ncolour = red\n", 3,
+                 "unknown key \"colour\" in [slot a]");
   /* The first problem is the one reported, with its own line. */
   expect_refused("[daemon]\nname = a\nbogus = 1\nalso_bogus = 2\n", 3, "\"bogus\"");
 }

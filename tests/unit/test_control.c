@@ -36,7 +36,6 @@
 #include "control.h"
 #include "control_client.h"
 
-
 struct fixture {
   uv_loop_t loop;
   char dir[64];
@@ -793,7 +792,6 @@ static void test_stop_unlinks(void **state) {
   assert_int_equal(access(fx->path, F_OK), 0);
 }
 
-
 /* ---- peer authorisation ------------------------------------------------------ */
 
 /* Ids no real account on a CI machine uses. */
@@ -861,8 +859,8 @@ static void peer_child(int out, uid_t uid, gid_t gid, const gid_t *groups, size_
  * process and returns what it saw; the test process turns the server's loop
  * meanwhile. wait_close: the child also waits for the server to close.
  */
-static struct peer_result connect_as(uid_t uid, gid_t gid, const gid_t *groups,
-                                     size_t ngroups, int wait_close) {
+static struct peer_result connect_as(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
+                                     int wait_close) {
   struct peer_result r;
   size_t got = 0;
   int p[2], status;
@@ -1034,9 +1032,10 @@ static void test_peer_group_members_allowed(void **state) {
   const char *m = expect_denied(&r);
   char want[256];
   struct group *g = getgrgid(SOCKET_GID);
-  snprintf(want, sizeof(want), "uid %d (gid %d) may not control runwayd: run as root or as a "
-           "member of group %s (gid %d;", OTHER_UID, OTHER_GID, g ? g->gr_name : "4242",
-           SOCKET_GID);
+  snprintf(want, sizeof(want),
+           "uid %d (gid %d) may not control runwayd: run as root or as a "
+           "member of group %s (gid %d;",
+           OTHER_UID, OTHER_GID, g ? g->gr_name : "4242", SOCKET_GID);
   if (strncmp(m, want, strlen(want)) != 0)
     fail_msg("message \"%s\" does not start with \"%s\"", m, want);
   assert_non_null(strstr(m, "usermod -aG"));

@@ -26,7 +26,6 @@ struct port {
   float buf[4 * PERIOD];
 };
 
-
 struct rig {
   struct engine engine;
   struct engine_slot *slot[2];
@@ -284,12 +283,9 @@ static void test_per_slot_unknown_key(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_whole_table),
-      cmocka_unit_test(test_cycle_buckets),
-      cmocka_unit_test(test_per_slot),
-      cmocka_unit_test(test_per_slot_gap),
-      cmocka_unit_test(test_per_slot_late_node),
-      cmocka_unit_test(test_per_slot_unknown_key),
+      cmocka_unit_test(test_whole_table),        cmocka_unit_test(test_cycle_buckets),
+      cmocka_unit_test(test_per_slot),           cmocka_unit_test(test_per_slot_gap),
+      cmocka_unit_test(test_per_slot_late_node), cmocka_unit_test(test_per_slot_unknown_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

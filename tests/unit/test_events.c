@@ -27,7 +27,6 @@
 #include "control_client.h"
 #include "events.h"
 
-
 struct fixture {
   uv_loop_t loop;
   char dir[64];
@@ -205,8 +204,8 @@ static void test_subscribe_and_receive(void **state) {
   events_emit(fx->events, "restart",
               json_pack("{s:s,s:i,s:s}", "slot", "fx", "restarts", 1, "reason", "stalled"));
   events_emit(fx->events, "param",
-              json_pack("{s:s,s:s,s:i,s:f}", "slot", "fx", "param", "gain_db", "param_id", 0, "value",
-                        -6.0));
+              json_pack("{s:s,s:s,s:i,s:f}", "slot", "fx", "param", "gain_db", "param_id", 0,
+                        "value", -6.0));
   events_emit(fx->events, "fault",
               json_pack("{s:s,s:s,s:s,s:s}", "slot", "fx", "reason", "segment corrupted", "event",
                         "forged", "time_ms", "forged"));
@@ -279,10 +278,11 @@ static void test_invalid_subscriptions(void **state) {
   start_ok();
   struct client *c = client_connect();
   expect_error(c, "{\"id\":1,\"cmd\":\"subscribe\",\"args\":{\"events\":[\"slot\",\"bogus\"]}}\n",
-               "invalid_argument", "unknown event type \"bogus\"; the types are: slot, underrun, "
-                                   "restart, param, fault");
-  expect_error(c, "{\"id\":2,\"cmd\":\"subscribe\",\"args\":{\"events\":[]}}\n",
-               "invalid_argument", "leave it out for all");
+               "invalid_argument",
+               "unknown event type \"bogus\"; the types are: slot, underrun, "
+               "restart, param, fault");
+  expect_error(c, "{\"id\":2,\"cmd\":\"subscribe\",\"args\":{\"events\":[]}}\n", "invalid_argument",
+               "leave it out for all");
   expect_error(c, "{\"id\":3,\"cmd\":\"subscribe\",\"args\":{\"events\":[\"slot\",7]}}\n",
                "invalid_argument", "events[1] is not a string");
   expect_error(c, "{\"id\":4,\"cmd\":\"subscribe\",\"args\":{\"events\":\"slot\"}}\n",
@@ -330,8 +330,8 @@ static void test_slow_subscriber_dropped(void **state) {
   uint64_t deadline = base_mono_ms() + DEADLINE_MS;
   /* slow never reads: its queue fills and it must be dropped, not block the loop. */
   while (events_subscribers(fx->events) == 3) {
-    events_emit(fx->events, "param", json_pack("{s:s,s:i,s:s}", "slot", "fx", "id", sent,
-                                               "param", blob));
+    events_emit(fx->events, "param",
+                json_pack("{s:s,s:i,s:s}", "slot", "fx", "id", sent, "param", blob));
     sent++;
     expect_event(fast, "param", "fx");
     expect_event(late, "param", "fx");
@@ -401,7 +401,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
-      T(test_subscribe_and_receive), T(test_type_filter),        T(test_invalid_subscriptions),
+      T(test_subscribe_and_receive),   T(test_type_filter),       T(test_invalid_subscriptions),
       T(test_slow_subscriber_dropped), T(test_close_unregisters),
   };
 #undef T

@@ -27,8 +27,18 @@
 #define PROBE "urn:runway:test:probe"
 
 /* Probe ports (tests/lv2/runway_test.ttl). */
-enum { P_GAIN = 2, P_INVERT, P_CUTOFF, P_MODE, P_LATENCY, P_SET_LATENCY, P_EVENTS,
-       P_ACTIVATIONS, P_END_RUNS, P_STICKY };
+enum {
+  P_GAIN = 2,
+  P_INVERT,
+  P_CUTOFF,
+  P_MODE,
+  P_LATENCY,
+  P_SET_LATENCY,
+  P_EVENTS,
+  P_ACTIVATIONS,
+  P_END_RUNS,
+  P_STICKY
+};
 
 static struct lv2host_world world;
 
@@ -129,9 +139,16 @@ static void render(struct lv2host *h, float *const *in, uint32_t n_in, float *co
       m++;
       e++;
     }
-    rw_block b = {.frames = len, .n_inputs = n_in, .n_outputs = n_out, .inputs = ins,
-                  .outputs = outs, .events = block_events, .n_events = m, .position = pos,
-                  .sample_rate = RATE, .discontinuity = pos == 0};
+    rw_block b = {.frames = len,
+                  .n_inputs = n_in,
+                  .n_outputs = n_out,
+                  .inputs = ins,
+                  .outputs = outs,
+                  .events = block_events,
+                  .n_events = m,
+                  .position = pos,
+                  .sample_rate = RATE,
+                  .discontinuity = pos == 0};
     lv2host_process(h, &b);
     pos += len;
   }
@@ -326,9 +343,9 @@ static void test_events_land_at_their_frame(void **state) {
   for (uint32_t i = 0; i < n; i++)
     in[i] = 1.0f;
   const struct timed_event ev[] = {
-      note_at(0, 60, 127),    note_at(37, 61, 127), param_at(100, P_GAIN, 0.5f),
-      note_at(100, 62, 127),  param_at(101, P_GAIN, 2.0f), note_at(255, 63, 127),
-      note_at(256, 64, 127),  param_at(300, P_INVERT, 0.7f), note_at(511, 65, 127)};
+      note_at(0, 60, 127),   note_at(37, 61, 127),          param_at(100, P_GAIN, 0.5f),
+      note_at(100, 62, 127), param_at(101, P_GAIN, 2.0f),   note_at(255, 63, 127),
+      note_at(256, 64, 127), param_at(300, P_INVERT, 0.7f), note_at(511, 65, 127)};
   struct lv2host h;
   struct lv2host_desc d;
   open_host(&h, &d, PROBE, 1, 1, 1);
@@ -497,9 +514,10 @@ static void test_features(void **state) {
   struct lv2host h;
   struct lv2host_desc d;
   open_host(&h, &d, PROBE, 1, 1, 0);
-  const char *want[] = {LV2_URID__map, LV2_URID__unmap, LV2_OPTIONS__options,
-                        "http://lv2plug.in/ns/ext/buf-size#boundedBlockLength",
-                        LV2_WORKER__schedule, LV2_LOG__log};
+  const char *want[] = {
+      LV2_URID__map,        LV2_URID__unmap,
+      LV2_OPTIONS__options, "http://lv2plug.in/ns/ext/buf-size#boundedBlockLength",
+      LV2_WORKER__schedule, LV2_LOG__log};
   for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
     assert_string_equal(h.features[i]->URI, want[i]);
   assert_null(h.features[sizeof(want) / sizeof(want[0])]);

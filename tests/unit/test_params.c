@@ -122,7 +122,7 @@ static void test_info_too_many(void **state) {
 
 static void test_info_bad_names(void **state) {
   (void)state;
-  static const char *const names[] = {"", "a b", "a-b", "gain.db", "x\"", "\xc3\xa9t\xc3\xa9",
+  static const char *const names[] = {"",     "a b", "a-b", "gain.db", "x\"", "\xc3\xa9t\xc3\xa9",
                                       "tab\t"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
     struct rw_info *info = info_new();
@@ -147,8 +147,8 @@ static void test_info_bad_units(void **state) {
 static void test_info_bad_ranges(void **state) {
   (void)state;
   const float bad[][3] = {
-      {NAN, 1, 0}, {0, NAN, 0}, {0, 1, NAN}, {-INFINITY, 1, 0}, {0, INFINITY, 0},
-      {0, 1, INFINITY}, {2, 1, 1.5f},
+      {NAN, 1, 0},      {0, NAN, 0},      {0, 1, NAN},  {-INFINITY, 1, 0},
+      {0, INFINITY, 0}, {0, 1, INFINITY}, {2, 1, 1.5f},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     struct rw_info *info = info_new();
@@ -244,8 +244,8 @@ static void test_apply_json(void **state) {
   (void)state;
   struct param_table t;
   table_of(&t);
-  json_t *v = json_pack("{s:f, s:i, s:s, s:f}", "gain_db", -6.5, "mix", 7, "unknown", "x",
-                        "other", 1.0);
+  json_t *v =
+      json_pack("{s:f, s:i, s:s, s:f}", "gain_db", -6.5, "mix", 7, "unknown", "x", "other", 1.0);
   params_apply_json(&t, v);
   assert_true(t.values[0] == -6.5f);
   assert_true(t.values[1] == 1); /* clamped */

@@ -91,17 +91,17 @@ static void expect_invalid(const char *text) {
 
 static void test_decode_refuses_what_is_not_base64(void **state) {
   (void)state;
-  expect_invalid("Z");         /* not a multiple of four */
+  expect_invalid("Z"); /* not a multiple of four */
   expect_invalid("Zm9vY");
-  expect_invalid("Zm9v\n");    /* whitespace */
+  expect_invalid("Zm9v\n"); /* whitespace */
   expect_invalid("Zm 9v");
-  expect_invalid("Zm9-");      /* base64url's alphabet */
+  expect_invalid("Zm9-"); /* base64url's alphabet */
   expect_invalid("Zm9_");
-  expect_invalid("Zg==Zg==");  /* padding only at the very end */
-  expect_invalid("Z===");      /* at most two padding characters */
+  expect_invalid("Zg==Zg=="); /* padding only at the very end */
+  expect_invalid("Z===");     /* at most two padding characters */
   expect_invalid("====");
-  expect_invalid("Zg=a");      /* no data after padding */
-  expect_invalid("Zm\x80v");   /* non-ASCII */
+  expect_invalid("Zg=a");    /* no data after padding */
+  expect_invalid("Zm\x80v"); /* non-ASCII */
 }
 
 static void test_decode_refuses_nonzero_pad_bits(void **state) {

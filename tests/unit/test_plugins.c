@@ -36,8 +36,12 @@ static void rig_open(struct rig *r, const rw_plugin *p, uint32_t n_in, uint32_t 
   r->plugin = p;
   r->n_in = n_in;
   r->n_out = n_out;
-  r->info = (rw_worker_info){.slot = "t", .sample_rate = RATE, .n_inputs = n_in,
-                             .n_outputs = n_out, .midi = p->midi, .latency = 2400,
+  r->info = (rw_worker_info){.slot = "t",
+                             .sample_rate = RATE,
+                             .n_inputs = n_in,
+                             .n_outputs = n_out,
+                             .midi = p->midi,
+                             .latency = 2400,
                              .max_block = MAXF};
   for (uint32_t c = 0; c < MAXCH; c++) {
     r->in[c] = calloc(MAXF, sizeof(float));

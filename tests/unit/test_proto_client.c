@@ -275,8 +275,7 @@ static void test_exchange(void **state) {
   put(peer, "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"limit\",\"message\":\"m\"}}\n");
   close(peer);
   const char req[] = "{\"id\":1,\"cmd\":\"status\"}\n";
-  ssize_t n = proto_client_exchange(&c, req, sizeof(req) - 1, base_mono_ms() + 2000, &answer,
-                                    NULL);
+  ssize_t n = proto_client_exchange(&c, req, sizeof(req) - 1, base_mono_ms() + 2000, &answer, NULL);
   assert_true(n > 0);
   assert_non_null(strstr(answer, "\"limit\""));
   proto_client_close(&c);
@@ -284,9 +283,9 @@ static void test_exchange(void **state) {
   /* Hung up without a word. */
   pair(&c, &peer);
   close(peer);
-  assert_int_equal(proto_client_exchange(&c, req, sizeof(req) - 1, base_mono_ms() + 2000, &answer,
-                                         NULL),
-                   -EPIPE);
+  assert_int_equal(
+      proto_client_exchange(&c, req, sizeof(req) - 1, base_mono_ms() + 2000, &answer, NULL),
+      -EPIPE);
   proto_client_close(&c);
 
   /* A request as a message: what goes out, and what comes back. */

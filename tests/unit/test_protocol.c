@@ -54,22 +54,32 @@ static void expect_code(const char *line, enum proto_err code, const char *needl
 
 static void test_error_names(void **state) {
   (void)state;
-  static const char *const names[] = {
-      "ok",       "bad_request", "unknown_command", "invalid_argument",    "not_found",
-      "exists",   "busy",        "limit",           "too_large",           "backend_unavailable",
-      "spawn_failed", "io_error", "permission_denied", "internal"};
+  static const char *const names[] = {"ok",
+                                      "bad_request",
+                                      "unknown_command",
+                                      "invalid_argument",
+                                      "not_found",
+                                      "exists",
+                                      "busy",
+                                      "limit",
+                                      "too_large",
+                                      "backend_unavailable",
+                                      "spawn_failed",
+                                      "io_error",
+                                      "permission_denied",
+                                      "internal"};
   assert_int_equal(sizeof(names) / sizeof(names[0]), PROTO_E_COUNT);
   for (int i = 0; i < PROTO_E_COUNT; i++)
     assert_string_equal(proto_err_name((enum proto_err)i), names[i]);
   assert_string_equal(proto_err_name(PROTO_E_COUNT), "internal");
-  assert_string_equal(proto_err_name((enum proto_err)-1), "internal");
+  assert_string_equal(proto_err_name((enum proto_err) - 1), "internal");
 }
 
 static void test_command_table(void **state) {
   (void)state;
-  static const char *const expected[] = {"status",       "plugins",     "slot.add",
-                                         "slot.remove",  "slot.list",   "slot.restart",
-                                         "stats",        "worker.attach", "subscribe"};
+  static const char *const expected[] = {"status",      "plugins",       "slot.add",
+                                         "slot.remove", "slot.list",     "slot.restart",
+                                         "stats",       "worker.attach", "subscribe"};
   for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++)
     assert_non_null(proto_find_command(expected[i]));
   assert_null(proto_find_command("nope"));
@@ -187,8 +197,7 @@ static void test_parse_full_slot_add(void **state) {
 
   /* A number argument takes integers too. */
   assert_int_equal(
-      parse("{\"cmd\":\"slot.add\",\"args\":{\"name\":\"fx\",\"latency_ms\":50}}", &req),
-      PROTO_OK);
+      parse("{\"cmd\":\"slot.add\",\"args\":{\"name\":\"fx\",\"latency_ms\":50}}", &req), PROTO_OK);
   proto_request_free(&req);
   assert_int_equal(parse("{\"cmd\":\"stats\",\"args\":{}}", &req), PROTO_OK);
   proto_request_free(&req);
@@ -309,8 +318,8 @@ static void test_arg_errors(void **state) {
               PROTO_E_INVALID_ARGUMENT, "must be an array, not an object");
   expect_code("{\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"pid\":\"1\"}}",
               PROTO_E_INVALID_ARGUMENT, "pid");
-  expect_code("{\"cmd\":\"subscribe\",\"args\":{\"events\":\"slot\"}}",
-              PROTO_E_INVALID_ARGUMENT, "must be an array, not a string");
+  expect_code("{\"cmd\":\"subscribe\",\"args\":{\"events\":\"slot\"}}", PROTO_E_INVALID_ARGUMENT,
+              "must be an array, not a string");
 }
 
 /* A schema with the types no built-in command uses yet. */
@@ -344,8 +353,7 @@ static void test_string_or_int_and_object(void **state) {
   assert_int_equal(check("{\"param\":1,\"n\":true}"), PROTO_E_INVALID_ARGUMENT);
   assert_int_equal(check("{}"), PROTO_E_INVALID_ARGUMENT);
   assert_non_null(strstr(err, "\"param\""));
-  assert_int_equal(proto_check_args(&custom_cmd, NULL, err, sizeof(err)),
-                   PROTO_E_INVALID_ARGUMENT);
+  assert_int_equal(proto_check_args(&custom_cmd, NULL, err, sizeof(err)), PROTO_E_INVALID_ARGUMENT);
 }
 
 static void test_number_overflow(void **state) {
@@ -401,13 +409,13 @@ static void test_deep_nesting(void **state) {
   free(s);
 
   /* Exactly PROTO_MAX_DEPTH levels: object, args object, 30 arrays. */
-  s = nested(PROTO_MAX_DEPTH - 2, "{\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"params\":",
-             "}}");
+  s = nested(PROTO_MAX_DEPTH - 2,
+             "{\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"params\":", "}}");
   assert_int_equal(parse(s, &req), PROTO_OK);
   proto_request_free(&req);
   free(s);
-  s = nested(PROTO_MAX_DEPTH - 1, "{\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"params\":",
-             "}}");
+  s = nested(PROTO_MAX_DEPTH - 1,
+             "{\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"params\":", "}}");
   expect_code(s, PROTO_E_BAD_REQUEST, "deeper");
   free(s);
 
@@ -446,9 +454,9 @@ static void test_invalid_utf8_and_nul(void **state) {
               NULL);
   /* Valid multi-byte UTF-8 is fine where strings are free-form. */
   struct proto_request req;
-  assert_int_equal(parse("{\"id\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x8e\xb5\",\"cmd\":\"status\"}",
-                         &req),
-                   PROTO_OK);
+  assert_int_equal(
+      parse("{\"id\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x8e\xb5\",\"cmd\":\"status\"}", &req),
+      PROTO_OK);
   proto_request_free(&req);
   /* An unknown command in UTF-8 is quoted without being cut inside a character. */
   char line[400];
@@ -482,7 +490,8 @@ static void test_mutations(void **state) {
       /* Parenthesised: one seed split over two lines (clang's -Wstring-concatenation). */
       ("{\"id\":1,\"cmd\":\"slot.add\",\"args\":{\"name\":\"fx\",\"plugin\":\"gain\",\"inputs\":2,"
        "\"latency_ms\":12.5,\"midi\":true}}"),
-      "{\"id\":\"x\",\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"params\":[{\"a\":[1,2]}]}}",
+      "{\"id\":\"x\",\"cmd\":\"worker.attach\",\"args\":{\"slot\":\"s\",\"params\":[{\"a\":[1,2]}]}"
+      "}",
       "{\"cmd\":\"stats\",\"args\":{\"name\":\"fx\"}}"};
   static const char alphabet[] = "{}[]\",:\\0123456789.eE-+ntrufalsx\xff\xc3\xa9\x80\n\t";
   uint64_t x = 0x9E3779B97F4A7C15ull;
@@ -580,9 +589,8 @@ static void test_response_error(void **state) {
 
   for (int code = PROTO_E_BAD_REQUEST; code < PROTO_E_COUNT; code++) {
     r = proto_response_error(NULL, (enum proto_err)code, "m");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(r, "error"), "code")),
-        proto_err_name((enum proto_err)code));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "code")),
+                        proto_err_name((enum proto_err)code));
     json_decref(r);
   }
 
@@ -597,8 +605,8 @@ static void test_response_error(void **state) {
 static void test_dump_line(void **state) {
   (void)state;
   json_t *id = json_integer(1);
-  json_t *r = proto_response_ok(id, json_pack("{s:s,s:[s,s]}", "msg", "two\nlines\r\n", "list",
-                                              "a\n", "b"));
+  json_t *r = proto_response_ok(
+      id, json_pack("{s:s,s:[s,s]}", "msg", "two\nlines\r\n", "list", "a\n", "b"));
   json_decref(id); /* borrowed by the response */
   size_t n = 0;
   char *s = proto_dump_line(r, &n);
@@ -625,7 +633,7 @@ static void test_slot_names(void **state) {
   assert_true(proto_valid_slot_name("a"));
   assert_true(proto_valid_slot_name("fx-1_B"));
   assert_true(proto_valid_slot_name("-"));
-  assert_true(proto_valid_slot_name("abcdefghijklmnopqrstuvwxyz012345")); /* 32 */
+  assert_true(proto_valid_slot_name("abcdefghijklmnopqrstuvwxyz012345"));   /* 32 */
   assert_false(proto_valid_slot_name("abcdefghijklmnopqrstuvwxyz0123456")); /* 33 */
   assert_false(proto_valid_slot_name(""));
   assert_false(proto_valid_slot_name(NULL));

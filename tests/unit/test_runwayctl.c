@@ -65,8 +65,8 @@ static void expect_request(const char *cmd, const char *args_json, const char *f
   assert_int_equal(a.action, CTL_RUN);
   assert_non_null(a.command);
   assert_string_equal(a.command->name, cmd);
-  json_t *want = json_pack("{s:i,s:s,s:o}", "id", 1, "cmd", cmd, "args",
-                           json_loads(args_json, 0, NULL));
+  json_t *want =
+      json_pack("{s:i,s:s,s:o}", "id", 1, "cmd", cmd, "args", json_loads(args_json, 0, NULL));
   assert_non_null(want);
   if (!json_equal(want, a.request)) {
     char *got = json_dumps(a.request, JSON_COMPACT | JSON_SORT_KEYS);
@@ -104,8 +104,8 @@ static void test_requests(void **state) {
   /* A positional array takes every remaining word. */
   expect_request("subscribe", "{}", "subscribe", NULL);
   expect_request("subscribe", "{\"events\":[\"slot\"]}", "subscribe", "slot", NULL);
-  expect_request("subscribe", "{\"events\":[\"slot\",\"fault\",\"bogus\"]}", "subscribe",
-                 "slot", "--json", "fault", "bogus", NULL);
+  expect_request("subscribe", "{\"events\":[\"slot\",\"fault\",\"bogus\"]}", "subscribe", "slot",
+                 "--json", "fault", "bogus", NULL);
   struct ctl_args a;
   assert_int_equal(parse(&a, "subscribe", NULL), 0);
   assert_true(a.command->stream);
@@ -125,16 +125,16 @@ static void test_slot_add_requests(void **state) {
                  "slot", "add", "fx", "--plugin", "gain", "--inputs", "2", "--outputs", "3",
                  "--midi", "--latency-ms", "12.5", NULL);
   /* Options before the name, and --opt=value. */
-  expect_request("slot.add", "{\"name\":\"fx\",\"plugin\":\"gain\",\"latency_frames\":480}",
-                 "slot", "add", "--latency-frames=480", "--plugin=gain", "fx", NULL);
+  expect_request("slot.add", "{\"name\":\"fx\",\"plugin\":\"gain\",\"latency_frames\":480}", "slot",
+                 "add", "--latency-frames=480", "--plugin=gain", "fx", NULL);
   /* A whole number for a number argument is sent as an integer. */
   expect_request("slot.add", "{\"name\":\"fx\",\"plugin\":\"gain\",\"latency_ms\":50}", "slot",
                  "add", "fx", "--plugin", "gain", "--latency-ms", "50", NULL);
   expect_request("slot.add", "{\"name\":\"w\",\"exec\":\"python3 my_worker.py --gain 3\"}", "slot",
                  "add", "w", "--exec", "python3 my_worker.py --gain 3", NULL);
   /* An option's value is taken as it is, even when it starts with a dash. */
-  expect_request("slot.add", "{\"name\":\"w\",\"exec\":\"--weird\"}", "slot", "add", "w",
-                 "--exec", "--weird", NULL);
+  expect_request("slot.add", "{\"name\":\"w\",\"exec\":\"--weird\"}", "slot", "add", "w", "--exec",
+                 "--weird", NULL);
   expect_request("slot.add", "{\"name\":\"ext\",\"external\":true,\"inputs\":1,\"midi\":true}",
                  "slot", "add", "ext", "--external", "--inputs", "1", "--midi=yes", NULL);
   expect_request("slot.add", "{\"name\":\"ext\",\"external\":true,\"midi\":false}", "slot", "add",
@@ -153,17 +153,15 @@ static void test_global_options(void **state) {
   assert_true(a.timeout_s == CTL_DEFAULT_TIMEOUT_S);
   ctl_args_free(&a);
 
-  assert_int_equal(parse(&a, "--socket", "/tmp/s", "--json", "--timeout", "2.5", "slot", "list",
-                         NULL),
-                   0);
+  assert_int_equal(
+      parse(&a, "--socket", "/tmp/s", "--json", "--timeout", "2.5", "slot", "list", NULL), 0);
   assert_string_equal(a.socket, "/tmp/s");
   assert_int_equal(a.json, 1);
   assert_true(a.timeout_s == 2.5);
   ctl_args_free(&a);
 
   /* After the command too ("slot list --json"), and with =. */
-  assert_int_equal(parse(&a, "slot", "list", "--json", "--socket=/x.sock", "--timeout=1", NULL),
-                   0);
+  assert_int_equal(parse(&a, "slot", "list", "--json", "--socket=/x.sock", "--timeout=1", NULL), 0);
   assert_int_equal(a.json, 1);
   assert_string_equal(a.socket, "/x.sock");
   assert_true(a.timeout_s == 1.0);
@@ -172,9 +170,8 @@ static void test_global_options(void **state) {
 
   assert_int_equal(parse(&a, "stats", "--json", "fx", NULL), 0);
   assert_int_equal(a.json, 1);
-  assert_string_equal(json_string_value(json_object_get(json_object_get(a.request, "args"),
-                                                        "name")),
-                      "fx");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(a.request, "args"), "name")), "fx");
   ctl_args_free(&a);
 
   /* "--" ends the options. */
@@ -219,11 +216,10 @@ static void test_usage_errors(void **state) {
 
   expect_usage("slot add needs NAME", "slot", "add", NULL);
   expect_usage("slot add needs NAME", "slot", "add", "--plugin", "gain", NULL);
-  expect_usage("slot remove needs NAME; usage: runwayctl slot remove NAME", "slot", "remove",
-               NULL);
+  expect_usage("slot remove needs NAME; usage: runwayctl slot remove NAME", "slot", "remove", NULL);
   expect_usage("slot restart needs NAME", "slot", "restart", NULL);
-  expect_usage("exactly one of --plugin P, --lv2 URI, --exec \"CMD\" or --external", "slot",
-               "add", "fx", NULL);
+  expect_usage("exactly one of --plugin P, --lv2 URI, --exec \"CMD\" or --external", "slot", "add",
+               "fx", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--external", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--plugin", "g", "--exec", "x", NULL);
   expect_usage("exactly one of", "slot", "add", "fx", "--external=false", NULL);
@@ -236,10 +232,10 @@ static void test_usage_errors(void **state) {
                "--inputs", "2.5", NULL);
   expect_usage("--inputs expects an integer", "slot", "add", "fx", "--plugin", "g", "--inputs",
                "99999999999999999999", NULL);
-  expect_usage("--inputs expects an integer", "slot", "add", "fx", "--plugin", "g", "--inputs",
-               "", NULL);
-  expect_usage("--latency-ms expects a number, not \"fast\"", "slot", "add", "fx", "--plugin",
-               "g", "--latency-ms", "fast", NULL);
+  expect_usage("--inputs expects an integer", "slot", "add", "fx", "--plugin", "g", "--inputs", "",
+               NULL);
+  expect_usage("--latency-ms expects a number, not \"fast\"", "slot", "add", "fx", "--plugin", "g",
+               "--latency-ms", "fast", NULL);
   expect_usage("--latency-ms expects a number", "slot", "add", "fx", "--plugin", "g",
                "--latency-ms", "inf", NULL);
   expect_usage("--latency-ms expects a number", "slot", "add", "fx", "--plugin", "g",
@@ -247,12 +243,11 @@ static void test_usage_errors(void **state) {
   expect_usage("--midi takes no value, or true or false", "slot", "add", "fx", "--plugin", "g",
                "--midi=maybe", NULL);
   expect_usage("--plugin needs a value", "slot", "add", "fx", "--plugin", NULL);
-  expect_usage("--plugin given twice", "slot", "add", "fx", "--plugin", "a", "--plugin", "b",
-               NULL);
+  expect_usage("--plugin given twice", "slot", "add", "fx", "--plugin", "a", "--plugin", "b", NULL);
   expect_usage("unknown option --bogus for slot add; see `runwayctl slot add --help`", "slot",
                "add", "fx", "--plugin", "g", "--bogus", NULL);
-  expect_usage("unknown option --name for slot add", "slot", "add", "--name", "fx", "--plugin",
-               "g", NULL);
+  expect_usage("unknown option --name for slot add", "slot", "add", "--name", "fx", "--plugin", "g",
+               NULL);
   expect_usage("unknown option --plugin", "--plugin", "g", "slot", "add", "fx", NULL);
   expect_usage("unknown option -x", "-x", "status", NULL);
   expect_usage("unknown option --inputs for stats", "stats", "--inputs", "2", NULL);
@@ -292,9 +287,7 @@ static void help_fn(FILE *f, const void *arg) {
   ctl_print_help(f);
 }
 
-static void command_help_fn(FILE *f, const void *arg) {
-  ctl_print_command_help(f, arg);
-}
+static void command_help_fn(FILE *f, const void *arg) { ctl_print_command_help(f, arg); }
 
 static void test_help_text(void **state) {
   (void)state;
@@ -345,8 +338,8 @@ static void test_every_command_printed(void **state) {
   json_t *result = J("{\"no_printer_shows_this\":1}");
   for (int i = 0; i < PROTO_CMD_COUNT; i++) {
     const struct proto_command *c = &proto_commands[i];
-    json_t *request = json_pack("{s:i, s:s, s:{s:s}}", "id", 1, "cmd", c->name, "args", "name",
-                                "fx");
+    json_t *request =
+        json_pack("{s:i, s:s, s:{s:s}}", "id", 1, "cmd", c->name, "args", "name", "fx");
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
@@ -460,9 +453,7 @@ static void test_format_slot_list(void **state) {
   free(out);
 }
 
-static void print_added(FILE *f, const json_t *slot) {
-  ctl_print_slot(f, "added", slot);
-}
+static void print_added(FILE *f, const json_t *slot) { ctl_print_slot(f, "added", slot); }
 
 static void test_format_slot(void **state) {
   (void)state;
@@ -522,8 +513,7 @@ static void test_handle_response(void **state) {
   json_t *req_future = J("{\"id\":1,\"cmd\":\"future.command\",\"args\":{}}");
   struct response_case c;
 
-  c = (struct response_case){.line = "{\"id\":1,\"ok\":true,\"result\":{}}",
-                             .request = req_remove};
+  c = (struct response_case){.line = "{\"id\":1,\"ok\":true,\"result\":{}}", .request = req_remove};
   run_response(&c);
   assert_int_equal(c.rc, CTL_EXIT_OK);
   assert_string_equal(c.out, "slot fx removed\n");
@@ -589,8 +579,12 @@ static void test_handle_response(void **state) {
   free(c.out);
   free(c.err);
 
-  static const char *const nonsense[] = {"", "garbage", "[1]", "{\"id\":1}",
-                                         "{\"ok\":false}", "{\"ok\":false,\"error\":3}",
+  static const char *const nonsense[] = {"",
+                                         "garbage",
+                                         "[1]",
+                                         "{\"id\":1}",
+                                         "{\"ok\":false}",
+                                         "{\"ok\":false,\"error\":3}",
                                          "{\"ok\":\"yes\"}"};
   for (size_t i = 0; i < sizeof(nonsense) / sizeof(nonsense[0]); i++) {
     c = (struct response_case){.line = nonsense[i], .request = req_list};
@@ -632,8 +626,8 @@ static void test_seamless_requests(void **state) {
   expect_request("top", "{\"once\":true,\"interval\":0.5}", "top", "--once", "--interval", "0.5",
                  NULL);
   expect_usage("exactly one of --plugin P, --lv2 URI or --exec", "slot", "replace", "fx", NULL);
-  expect_usage("exactly one of --plugin P, --lv2 URI or --exec", "slot", "replace", "fx", "--plugin", "a",
-               "--exec", "b", NULL);
+  expect_usage("exactly one of --plugin P, --lv2 URI or --exec", "slot", "replace", "fx",
+               "--plugin", "a", "--exec", "b", NULL);
   expect_usage("--on-fault is silence or bypass", "slot", "replace", "fx", "--plugin", "gain",
                "--on-fault", "loud", NULL);
   expect_usage("--on-fault is silence or bypass", "slot", "add", "fx", "--plugin", "gain",
@@ -906,9 +900,7 @@ static void fake_start_with(struct fake *f, const char *answer, int hold, const 
   assert_int_equal(pthread_create(&f->thread, NULL, fake_serve, f), 0);
 }
 
-static void fake_start(struct fake *f, const char *answer) {
-  fake_start_with(f, answer, 0, NULL);
-}
+static void fake_start(struct fake *f, const char *answer) { fake_start_with(f, answer, 0, NULL); }
 
 static void fake_stop(struct fake *f) {
   pthread_join(f->thread, NULL);
@@ -1118,8 +1110,8 @@ static void test_tool_subscribe(void **state) {
   assert_int_equal(run_tool(&out, &errout, "--socket", f.path, "subscribe", "slot", "fault", NULL),
                    CTL_EXIT_UNREACHABLE);
   fake_stop(&f);
-  assert_string_equal(f.request,
-                      "{\"id\":1,\"cmd\":\"subscribe\",\"args\":{\"events\":[\"slot\",\"fault\"]}}\n");
+  assert_string_equal(
+      f.request, "{\"id\":1,\"cmd\":\"subscribe\",\"args\":{\"events\":[\"slot\",\"fault\"]}}\n");
   assert_string_equal(out, "subscribed to slot, fault events; Ctrl-C stops\n"
                            "slot fx: running, pid 7, generation 1\n"
                            "fault fx: gone\n");

@@ -39,7 +39,8 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define HDR_FIELD(f) offsetof(struct rw_segment_header, f), sizeof(((struct rw_segment_header *)0)->f)
+#define HDR_FIELD(f)                                                                               \
+  offsetof(struct rw_segment_header, f), sizeof(((struct rw_segment_header *)0)->f)
 #define HDR_FILE_SIZE(i)                                                                           \
   offsetof(struct rw_segment_header, file_size) + (i) * sizeof(uint64_t), sizeof(uint64_t)
 
@@ -130,8 +131,8 @@ static void test_layout_sample_rate_range(void **state) {
   static const struct {
     uint32_t rate;
     int rc;
-  } cases[] = {{0, -EINVAL},      {999, -EINVAL},        {1000, 0}, {44100, 0},
-               {768000, 0},       {768001, -EINVAL},     {UINT32_MAX, -EINVAL}};
+  } cases[] = {{0, -EINVAL},      {999, -EINVAL},       {1000, 0}, {44100, 0}, {768000, 0},
+               {768001, -EINVAL}, {UINT32_MAX, -EINVAL}};
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     p.sample_rate = cases[i].rate;
     assert_int_equal(layout(&p, &h), cases[i].rc);
@@ -259,12 +260,12 @@ static void test_layout_wake_frames(void **state) {
   static const struct {
     uint32_t latency, period, wake, want;
   } cases[] = {
-      {4800, 256, 0, 256},   /* one period */
+      {4800, 256, 0, 256}, /* one period */
       {4801, 128, 0, 128},
-      {256, 256, 0, 256},    /* L == one period */
-      {100, 256, 0, 100},    /* but at most L */
+      {256, 256, 0, 256}, /* L == one period */
+      {100, 256, 0, 100}, /* but at most L */
       {1, 1, 0, 1},
-      {4800, 256, 1, 1},     /* explicit values are kept... */
+      {4800, 256, 1, 1}, /* explicit values are kept... */
       {4800, 256, 4800, 4800},
       {4800, 256, 4801, 4800}, /* ...and clamped to L */
       {4800, 256, UINT32_MAX, 4800},
@@ -292,7 +293,8 @@ static void test_layout_err_optional(void **state) {
 }
 
 /* Every structural property a reader relies on, for one layout. */
-static void check_geometry(const struct proto_segment_params *p, const struct rw_segment_header *h) {
+static void check_geometry(const struct proto_segment_params *p,
+                           const struct rw_segment_header *h) {
   uint32_t ev = p->event_capacity ? p->event_capacity : PROTO_EVENT_CAPACITY_DEFAULT;
   uint32_t msg = p->message_capacity ? p->message_capacity : PROTO_MESSAGE_CAPACITY_DEFAULT;
   uint64_t want_size[RW_REGION_COUNT] = {
@@ -523,8 +525,8 @@ static void test_validate_rejects_field_changes(void **state) {
         set_field(&h, off, 8, v + (uint64_t)deltas[d]);
         int rc = proto_segment_validate(&h, good.file_size, NULL, NULL, 0);
         if (rc != -EPROTO)
-          fail_msg("region %d %s %+" PRId64 ": validate returned %d", r,
-                   field ? "size" : "offset", deltas[d], rc);
+          fail_msg("region %d %s %+" PRId64 ": validate returned %d", r, field ? "size" : "offset",
+                   deltas[d], rc);
       }
       struct rw_segment_header h = good;
       set_field(&h, off, 8, v == 0 ? 1 : 0);
@@ -568,9 +570,12 @@ static void test_validate_accepts_consistent_parameter_changes(void **state) {
 
 static int in_free_field(size_t byte) {
   static const size_t free_fields[][2] = {
-      {HDR_FIELD(sample_rate)}, {HDR_FIELD(flags)},
-      {HDR_FIELD(latency)},     {HDR_FIELD(max_period)},
-      {HDR_FIELD(wake_frames_default)}, {HDR_FIELD(generation)},
+      {HDR_FIELD(sample_rate)},
+      {HDR_FIELD(flags)},
+      {HDR_FIELD(latency)},
+      {HDR_FIELD(max_period)},
+      {HDR_FIELD(wake_frames_default)},
+      {HDR_FIELD(generation)},
   };
   for (size_t i = 0; i < sizeof(free_fields) / sizeof(free_fields[0]); i++)
     if (byte >= free_fields[i][0] && byte < free_fields[i][0] + free_fields[i][1])
@@ -675,13 +680,13 @@ static _Atomic uint64_t *position(const struct shm_ctl *c, int i) {
   return &pos[i]->value;
 }
 
-static void note_violation(struct corrupt *k, uint64_t iter, int kind, const char *what,
-                           uint64_t a, uint64_t b) {
+static void note_violation(struct corrupt *k, uint64_t iter, int kind, const char *what, uint64_t a,
+                           uint64_t b) {
   k->n_violations++;
   if (k->n_kind[kind]++ == 0)
     snprintf(k->violations[kind], sizeof(k->violations[kind]),
-             "iteration %" PRIu64 ": %s (in_write %" PRIu64 ", worker pos %" PRIu64 ")", iter,
-             what, a, b);
+             "iteration %" PRIu64 ": %s (in_write %" PRIu64 ", worker pos %" PRIu64 ")", iter, what,
+             a, b);
 }
 
 /* One stretch of slack: a canary and, under ASan, poison; or the check that it is intact. */
@@ -1045,9 +1050,14 @@ static void test_corruption(void **state) {
          seed, CORRUPT_ITERATIONS);
 
   /* Small rings leave slack between regions, so a stray access lands in a guard. */
-  struct proto_segment_params p = {
-      .sample_rate = 48000, .n_inputs = 2, .n_outputs = 2, .latency = 64, .max_period = 32,
-      .event_capacity = 16, .message_capacity = 8, .generation = 1};
+  struct proto_segment_params p = {.sample_rate = 48000,
+                                   .n_inputs = 2,
+                                   .n_outputs = 2,
+                                   .latency = 64,
+                                   .max_period = 32,
+                                   .event_capacity = 16,
+                                   .message_capacity = 8,
+                                   .generation = 1};
   memset(k, 0, sizeof(*k));
   assert_int_equal(shm_segment_create(&p, "corrupt", &k->seg, err, sizeof(err)), 0);
   k->ctl = k->seg.ctl;

@@ -32,9 +32,8 @@ struct ring {
 };
 
 static const uint64_t starts[] = {
-    0,
-    UINT32_MAX - 3,          /* crosses 2^32 */
-    UINT64_MAX - 5,          /* wraps the 64-bit position to 0 */
+    0, UINT32_MAX - 3,        /* crosses 2^32 */
+    UINT64_MAX - 5,           /* wraps the 64-bit position to 0 */
     UINT64_MAX - CAP * 3 / 2, /* wraps in the middle of a full ring */
 };
 #define N_STARTS (sizeof(starts) / sizeof(starts[0]))

@@ -37,7 +37,6 @@ struct port {
   float buf[PERIOD];
 };
 
-
 /* The slot's input at graph frame f: never 0, different at every frame. */
 static float input_at(uint64_t f) { return 1.0f + (float)(f % 113) * 0.01f; }
 

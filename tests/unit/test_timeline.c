@@ -28,7 +28,7 @@ struct rig {
   struct shm_tl_daemon d;
   struct shm_tl_worker w;
   uint32_t lat, period, cap, n_in, n_out;
-  float *src[MAXCH], *dst[MAXCH]; /* one period */
+  float *src[MAXCH], *dst[MAXCH];  /* one period */
   float *win[MAXCH], *wout[MAXCH]; /* one ring */
 };
 
@@ -129,8 +129,8 @@ static void check_silent(const struct rig *r, uint32_t n) {
   for (uint32_t c = 0; c < r->n_out; c++)
     for (uint32_t i = 0; i < n; i++)
       if (memcmp(&r->dst[c][i], &(float){0.0f}, sizeof(float)) != 0)
-        fail_msg("output %" PRIu64 " channel %u is %g, expected silence",
-                 r->d.pos - n + i, c, (double)r->dst[c][i]);
+        fail_msg("output %" PRIu64 " channel %u is %g, expected silence", r->d.pos - n + i, c,
+                 (double)r->dst[c][i]);
 }
 
 /* One chunk of an identity worker. Returns frames processed (0: nothing pending). */
@@ -801,8 +801,8 @@ static void test_plan_far_behind_does_not_wrap(void **state) {
   uint64_t pos = ch.pos, skipped = ch.skipped;
   rig_close(&r);
   if (bad)
-    fail_msg("plan returned %d frames at %" PRIu64 " with in_write %" PRIu64
-             " (skipped %" PRIu64 "): input that may be overwritten",
+    fail_msg("plan returned %d frames at %" PRIu64 " with in_write %" PRIu64 " (skipped %" PRIu64
+             "): input that may be overwritten",
              n, pos, in_write, skipped);
 }
 
@@ -835,8 +835,7 @@ static void test_plan_late_check_does_not_wrap(void **state) {
   uint64_t pos = ch.pos;
   rig_close(&r);
   if (n >= 0 && pos < top)
-    fail_msg("plan moved the worker back from %" PRIu64 " to %" PRIu64 " (%d frames)", top, pos,
-             n);
+    fail_msg("plan moved the worker back from %" PRIu64 " to %" PRIu64 " (%d frames)", top, pos, n);
 }
 
 /* "Input frames ready past pos, or -EPROTO": never some other negative number. */
@@ -876,9 +875,9 @@ static void run_skip(uint32_t gap) {
 
 static void test_skip_keeps_graph_alignment(void **state) {
   (void)state;
-  run_skip(64);       /* one cycle the server did not run us in */
-  run_skip(200);      /* not a multiple of the period */
-  run_skip(100000);   /* far more than a ring */
+  run_skip(64);     /* one cycle the server did not run us in */
+  run_skip(200);    /* not a multiple of the period */
+  run_skip(100000); /* far more than a ring */
   struct rig r;
   rig_open(&r, 1, 1, 300, 64);
   shm_tl_daemon_skip(&r.d, 0);

@@ -166,14 +166,14 @@ static void test_wait_times_out(void **state) {
 
   /* Pending input below `want` still sleeps. */
   assert_int_equal(shm_wake_wait(c, 900, 101, 1 * MS), -ETIMEDOUT);
-  assert_int_equal(shm_wake_wait(c, 0, 0, 0) , 0); /* want 0: always ready */
+  assert_int_equal(shm_wake_wait(c, 0, 0, 0), 0); /* want 0: always ready */
 }
 
 struct waker {
   const struct shm_ctl *ctl;
   uint32_t capacity;
   uint64_t in_write;
-  int woke;     /* what shm_wake_worker_if_due returned */
+  int woke;      /* what shm_wake_worker_if_due returned */
   int saw_sleep; /* the worker raised its flag before the deadline */
 };
 
@@ -299,7 +299,8 @@ static void test_clock_due(void **state) {
   assert_int_equal(shm_clock_due_ns(&clk, 48000, 1128), 1000000000); /* that very cycle */
   assert_int_equal(shm_clock_due_ns(&clk, 48000, 1129), 1000000000 + per);
   assert_int_equal(shm_clock_due_ns(&clk, 48000, 1256), 1000000000 + per);
-  assert_int_equal(shm_clock_due_ns(&clk, 48000, 1257), 1000000000 + 256 * INT64_C(1000000000) / 48000);
+  assert_int_equal(shm_clock_due_ns(&clk, 48000, 1257),
+                   1000000000 + 256 * INT64_C(1000000000) / 48000);
   /* Ten cycles on: exact in frames, not a sum of rounded periods. */
   assert_int_equal(shm_clock_due_ns(&clk, 48000, 1000 + 11 * 128),
                    1000000000 + 10 * 128 * INT64_C(1000000000) / 48000);

@@ -204,8 +204,8 @@ static void test_events_at_their_offsets(void **state) {
   (void)state;
   struct daemon_role d;
   daemon_create(&d, 1, 1, RW_SEGMENT_F_MIDI);
-  rw_worker_options o = {.api_version = RW_WORKER_API_VERSION, .params = test_params,
-                         .n_params = 2};
+  rw_worker_options o = {
+      .api_version = RW_WORKER_API_VERSION, .params = test_params, .n_params = 2};
   rw_worker *w = open_worker(&d, &o);
   assert_int_equal(rw_worker_get_info(w)->midi, 1);
   assert_true(rw_worker_param(w, 7) == 1.0f);
@@ -307,9 +307,7 @@ static void expect_sequence(rw_worker *w, uint32_t total, uint64_t *first_frames
   }
 }
 
-static uint64_t two_clusters(uint32_t i) {
-  return i < 300 ? 10 : 100;
-}
+static uint64_t two_clusters(uint32_t i) { return i < 300 ? 10 : 100; }
 
 static uint64_t one_frame(uint32_t i) {
   (void)i;
@@ -363,8 +361,7 @@ static void test_garbage_records_dropped(void **state) {
   rw_worker *w = open_worker(&d, &o);
 
   struct rw_record rec;
-  uint16_t bad_types[] = {RW_EVENT_NONE, RW_EVENT_PARAM_OUT, RW_EVENT_METER, 5, 9, 63,
-                          0xFFFF};
+  uint16_t bad_types[] = {RW_EVENT_NONE, RW_EVENT_PARAM_OUT, RW_EVENT_METER, 5, 9, 63, 0xFFFF};
   for (size_t i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++) {
     memset(&rec, 0xA5, sizeof(rec));
     rec.time = 3;
@@ -834,13 +831,9 @@ static void test_attach_over_socket(void **state) {
 
 /* ---- rw_worker_main and the parent's departure ---------------------------- */
 
-static void *passthrough_create(const rw_worker_info *info) {
-  return (void *)info;
-}
+static void *passthrough_create(const rw_worker_info *info) { return (void *)info; }
 
-static void passthrough_destroy(void *self) {
-  (void)self;
-}
+static void passthrough_destroy(void *self) { (void)self; }
 
 static void passthrough_process(void *self, rw_worker *w, const rw_block *b) {
   (void)self;

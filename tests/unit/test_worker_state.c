@@ -54,9 +54,7 @@ static void daemon_create_cap(struct daemon_role *d, uint32_t state_capacity) {
   daemon_role_create(d, &params);
 }
 
-static void daemon_create(struct daemon_role *d) {
-  daemon_create_cap(d, 0);
-}
+static void daemon_create(struct daemon_role *d) { daemon_create_cap(d, 0); }
 
 /* Hands the segment over the way runwayd does for managed workers. */
 static void export_segment(struct daemon_role *d) { daemon_role_export(d, "state"); }
@@ -466,9 +464,9 @@ static void test_save_results(void **state) {
     int64_t result;
     int32_t status;
   } cases[] = {
-      {RW_ERR_NOMEM, RW_STATE_TOO_LARGE},       {RW_ERR_UNSUPPORTED, RW_STATE_UNSUPPORTED},
-      {RW_ERR_INVALID, RW_STATE_FAILED},        {-100, RW_STATE_FAILED},
-      {(int64_t)cap + 1, RW_STATE_FAILED},      {INT64_MAX, RW_STATE_FAILED},
+      {RW_ERR_NOMEM, RW_STATE_TOO_LARGE},  {RW_ERR_UNSUPPORTED, RW_STATE_UNSUPPORTED},
+      {RW_ERR_INVALID, RW_STATE_FAILED},   {-100, RW_STATE_FAILED},
+      {(int64_t)cap + 1, RW_STATE_FAILED}, {INT64_MAX, RW_STATE_FAILED},
       {INT64_MIN, RW_STATE_FAILED},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1181,9 +1179,7 @@ static void *level_create(const rw_worker_info *info) {
   return l;
 }
 
-static void level_destroy(void *self) {
-  free(self);
-}
+static void level_destroy(void *self) { free(self); }
 
 static void level_process(void *self, rw_worker *w, const rw_block *b) {
   struct level *l = self;

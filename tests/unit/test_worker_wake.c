@@ -244,13 +244,19 @@ static void test_accessors(void **state) {
   float in0[4] = {1, 2, 3, 4}, out0[4], out1[4];
   const float *ins[] = {in0};
   float *outs[] = {out0, out1};
-  rw_event evs[2] = {{.offset = 1, .kind = RW_EV_PARAM}, {.offset = 2, .kind = RW_EV_MIDI, .size = 3}};
+  rw_event evs[2] = {{.offset = 1, .kind = RW_EV_PARAM},
+                     {.offset = 2, .kind = RW_EV_MIDI, .size = 3}};
   evs[0].u.param.id = 7;
   evs[0].u.param.value = -0.5f;
   evs[1].u.midi.data[0] = 0x90;
   evs[1].u.midi.data[1] = 60;
-  rw_block b = {.frames = 4, .n_inputs = 1, .n_outputs = 2, .inputs = ins, .outputs = outs,
-                .events = evs, .n_events = 2};
+  rw_block b = {.frames = 4,
+                .n_inputs = 1,
+                .n_outputs = 2,
+                .inputs = ins,
+                .outputs = outs,
+                .events = evs,
+                .n_events = 2};
 
   assert_ptr_equal(rw_block_input(&b, 0), in0);
   assert_null(rw_block_input(&b, 1));

@@ -30,35 +30,34 @@
 enum { EXIT_USAGE = 2 };
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: runway-worker --plugin NAME [options]   run a built-in plugin for a slot\n"
-          "       runway-worker --lv2 URI [options]       run an LV2 plugin for a slot\n"
-          "       runway-worker --list [--json]           list the built-in plugins\n"
-          "       runway-worker --list-lv2 [URI] [--json] list the installed LV2 plugins, or\n"
-          "                                               one plugin's parameters\n"
-          "\n"
-          "options:\n"
-          "  -p, --plugin NAME      the plugin to run (see --list)\n"
-          "      --lv2 URI          the LV2 plugin to run (see --list-lv2); LV2_PATH says\n"
-          "                         where plugins are looked for\n"
-          "  -s, --slot NAME        slot to attach to (default: $RUNWAY_SLOT)\n"
-          "  -S, --socket PATH      runwayd control socket (default: $RUNWAY_SOCKET, then\n"
-          "                         $XDG_RUNTIME_DIR/runway/control.sock, then\n"
-          "                         /run/runway/control.sock)\n"
-          "  -b, --max-block N      largest block in frames (16..8192, default 256)\n"
-          "  -w, --wake-frames N    pending input worth waking for (default: L/4)\n"
-          "  -l, --list             print the plugin catalog\n"
-          "      --list-lv2         print the LV2 plugins runway can find (exit status 3:\n"
-          "                         the URI given is not installed)\n"
-          "  -j, --json             with --list or --list-lv2: print it as JSON\n"
-          "      --sample-rate N    with --list-lv2 URI: the rate ranges relative to the\n"
-          "                         sample rate are given for (default 48000)\n"
-          "  -h, --help             print this help\n"
-          "  -V, --version          print the version\n"
-          "\n"
-          "Started by runwayd, the slot's segment is inherited and no option but --plugin\n"
-          "or --lv2 is needed. Started by hand, it attaches to a slot added with\n"
-          "`runwayctl slot add NAME --external`.\n");
+  fprintf(out, "usage: runway-worker --plugin NAME [options]   run a built-in plugin for a slot\n"
+               "       runway-worker --lv2 URI [options]       run an LV2 plugin for a slot\n"
+               "       runway-worker --list [--json]           list the built-in plugins\n"
+               "       runway-worker --list-lv2 [URI] [--json] list the installed LV2 plugins, or\n"
+               "                                               one plugin's parameters\n"
+               "\n"
+               "options:\n"
+               "  -p, --plugin NAME      the plugin to run (see --list)\n"
+               "      --lv2 URI          the LV2 plugin to run (see --list-lv2); LV2_PATH says\n"
+               "                         where plugins are looked for\n"
+               "  -s, --slot NAME        slot to attach to (default: $RUNWAY_SLOT)\n"
+               "  -S, --socket PATH      runwayd control socket (default: $RUNWAY_SOCKET, then\n"
+               "                         $XDG_RUNTIME_DIR/runway/control.sock, then\n"
+               "                         /run/runway/control.sock)\n"
+               "  -b, --max-block N      largest block in frames (16..8192, default 256)\n"
+               "  -w, --wake-frames N    pending input worth waking for (default: L/4)\n"
+               "  -l, --list             print the plugin catalog\n"
+               "      --list-lv2         print the LV2 plugins runway can find (exit status 3:\n"
+               "                         the URI given is not installed)\n"
+               "  -j, --json             with --list or --list-lv2: print it as JSON\n"
+               "      --sample-rate N    with --list-lv2 URI: the rate ranges relative to the\n"
+               "                         sample rate are given for (default 48000)\n"
+               "  -h, --help             print this help\n"
+               "  -V, --version          print the version\n"
+               "\n"
+               "Started by runwayd, the slot's segment is inherited and no option but --plugin\n"
+               "or --lv2 is needed. Started by hand, it attaches to a slot added with\n"
+               "`runwayctl slot add NAME --external`.\n");
 }
 
 static int parse_u32(const char *text, const char *what, uint32_t *out) {
@@ -77,10 +76,10 @@ static json_t *plugin_json(const rw_plugin *p) {
   json_t *params = json_array();
   for (uint32_t i = 0; i < p->n_params; i++) {
     const rw_param_info *q = &p->params[i];
-    json_array_append_new(params, json_pack("{s:I,s:s,s:f,s:f,s:f,s:s}", "id", (json_int_t)q->id,
-                                            "name", q->name, "min", (double)q->min, "max",
-                                            (double)q->max, "default", (double)q->def, "unit",
-                                            q->unit ? q->unit : ""));
+    json_array_append_new(params,
+                          json_pack("{s:I,s:s,s:f,s:f,s:f,s:s}", "id", (json_int_t)q->id, "name",
+                                    q->name, "min", (double)q->min, "max", (double)q->max,
+                                    "default", (double)q->def, "unit", q->unit ? q->unit : ""));
   }
   return json_pack("{s:s,s:s,s:I,s:I,s:b,s:o}", "name", p->name, "description", p->description,
                    "inputs", (json_int_t)p->n_inputs, "outputs", (json_int_t)p->n_outputs, "midi",
@@ -122,13 +121,19 @@ enum { OPT_LV2 = 256, OPT_LIST_LV2, OPT_SAMPLE_RATE };
 
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
-      {"lv2", required_argument, NULL, OPT_LV2}, {"list-lv2", no_argument, NULL, OPT_LIST_LV2},
+      {"lv2", required_argument, NULL, OPT_LV2},
+      {"list-lv2", no_argument, NULL, OPT_LIST_LV2},
       {"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
-      {"plugin", required_argument, NULL, 'p'},  {"slot", required_argument, NULL, 's'},
-      {"socket", required_argument, NULL, 'S'},  {"max-block", required_argument, NULL, 'b'},
-      {"wake-frames", required_argument, NULL, 'w'}, {"list", no_argument, NULL, 'l'},
-      {"json", no_argument, NULL, 'j'},          {"help", no_argument, NULL, 'h'},
-      {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+      {"plugin", required_argument, NULL, 'p'},
+      {"slot", required_argument, NULL, 's'},
+      {"socket", required_argument, NULL, 'S'},
+      {"max-block", required_argument, NULL, 'b'},
+      {"wake-frames", required_argument, NULL, 'w'},
+      {"list", no_argument, NULL, 'l'},
+      {"json", no_argument, NULL, 'j'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0},
   };
   rw_worker_options opts = {.api_version = RW_WORKER_API_VERSION};
   const char *plugin_name = NULL;

@@ -15,8 +15,10 @@ struct layout_entry {
   int64_t value;
 };
 
-#define SIZE(type) {#type, (int64_t)sizeof(type)}
-#define OFF(type, member) {#type "." #member, (int64_t)offsetof(type, member)}
+#define SIZE(type)                                                                                 \
+  { #type, (int64_t)sizeof(type) }
+#define OFF(type, member)                                                                          \
+  { #type "." #member, (int64_t)offsetof(type, member) }
 
 static const struct layout_entry layout[] = {
     SIZE(rw_event),

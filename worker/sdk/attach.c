@@ -82,8 +82,7 @@ int rw__attach_inherited(rw_worker *w) {
   return 0;
 }
 
-static json_t *attach_request(const char *slot, const char *plugin,
-                              const rw_worker_options *opts) {
+static json_t *attach_request(const char *slot, const char *plugin, const rw_worker_options *opts) {
   json_t *params = json_array();
   json_t *req = NULL;
   if (params == NULL)
@@ -91,8 +90,8 @@ static json_t *attach_request(const char *slot, const char *plugin,
   for (uint32_t i = 0; opts != NULL && i < opts->n_params; i++) {
     const rw_param_info *p = &opts->params[i];
     json_t *o = json_pack("{s:I,s:s,s:f,s:f,s:f,s:s}", "id", (json_int_t)p->id, "name", p->name,
-                          "min", (double)p->min, "max", (double)p->max, "default",
-                          (double)p->def, "unit", p->unit ? p->unit : "");
+                          "min", (double)p->min, "max", (double)p->max, "default", (double)p->def,
+                          "unit", p->unit ? p->unit : "");
     if (o == NULL || json_array_append_new(params, o) != 0) {
       json_decref(params);
       return NULL;
@@ -144,9 +143,8 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
     return RW_ERR_ATTACH;
   }
   snprintf(w->slot, sizeof(w->slot), "%s", slot);
-  const char *given = opts != NULL && opts->socket != NULL && opts->socket[0] != '\0'
-                          ? opts->socket
-                          : NULL;
+  const char *given =
+      opts != NULL && opts->socket != NULL && opts->socket[0] != '\0' ? opts->socket : NULL;
   if (proto_socket_path(given, path, sizeof(path)) != 0) {
     rw__set_error(w, "the control socket path is too long for a Unix socket");
     return RW_ERR_ATTACH;
@@ -168,8 +166,10 @@ int rw__attach_socket(rw_worker *w, const rw_worker_options *opts) {
   uint64_t deadline = base_mono_ms() + RW__ATTACH_TIMEOUT_MS;
   rc = proto_client_connect(&c, path, deadline);
   if (rc != 0) {
-    rw__set_error(w, "cannot connect to runwayd at %s: %s (is runwayd running? set RUNWAY_SOCKET "
-                     "to its socket)", path, strerror(-rc));
+    rw__set_error(w,
+                  "cannot connect to runwayd at %s: %s (is runwayd running? set RUNWAY_SOCKET "
+                  "to its socket)",
+                  path, strerror(-rc));
     rc = rc == -ENOMEM ? RW_ERR_NOMEM : RW_ERR_ATTACH;
     goto out;
   }

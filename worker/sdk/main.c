@@ -79,8 +79,9 @@ int rw_worker_main(const rw_plugin *plugin, const rw_worker_options *opts) {
   if (plugin->create != NULL) {
     self = plugin->create(rw_worker_get_info(w));
     if (self == NULL) {
-      fprintf(stderr, "%s: the plugin could not be created (out of memory or unsupported "
-                      "slot: %u in, %u out, %u Hz)\n",
+      fprintf(stderr,
+              "%s: the plugin could not be created (out of memory or unsupported "
+              "slot: %u in, %u out, %u Hz)\n",
               name, rw_worker_get_info(w)->n_inputs, rw_worker_get_info(w)->n_outputs,
               rw_worker_get_info(w)->sample_rate);
       goto out;

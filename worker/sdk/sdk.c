@@ -74,13 +74,12 @@ static int check_param(rw_worker *w, const rw_param_info *params, uint32_t i) {
   }
   for (uint32_t j = 0; j < i; j++) {
     if (params[j].id == p->id) {
-      rw__set_error(w, "parameters \"%s\" and \"%s\" share id %u", params[j].name, p->name,
-                    p->id);
+      rw__set_error(w, "parameters \"%s\" and \"%s\" share id %u", params[j].name, p->name, p->id);
       return RW_ERR_INVALID;
     }
     if (strcmp(params[j].name, p->name) == 0) {
-      rw__set_error(w, "two parameters are named \"%s\" (ids %u and %u)", p->name,
-                    params[j].id, p->id);
+      rw__set_error(w, "two parameters are named \"%s\" (ids %u and %u)", p->name, params[j].id,
+                    p->id);
       return RW_ERR_INVALID;
     }
   }
@@ -105,8 +104,9 @@ static int check_options(rw_worker *w, const rw_worker_options *o) {
   if (o == NULL)
     return 0;
   if (o->api_version < 0 || o->api_version > RW_WORKER_API_VERSION) {
-    rw__set_error(w, "worker API version %d is newer than this librunway-worker (%d); "
-                     "link against a newer runway",
+    rw__set_error(w,
+                  "worker API version %d is newer than this librunway-worker (%d); "
+                  "link against a newer runway",
                   o->api_version, RW_WORKER_API_VERSION);
     return RW_ERR_INVALID;
   }
@@ -334,9 +334,7 @@ int rw_worker_declare_params(rw_worker *w, const rw_param_info *params, uint32_t
   return rc;
 }
 
-const rw_worker_info *rw_worker_get_info(const rw_worker *w) {
-  return w != NULL ? &w->info : NULL;
-}
+const rw_worker_info *rw_worker_get_info(const rw_worker *w) { return w != NULL ? &w->info : NULL; }
 
 float rw_worker_param(const rw_worker *w, uint32_t id) {
   if (w == NULL)
@@ -359,18 +357,30 @@ uint64_t rw_worker_stat(const rw_worker *w, int which) {
     return UINT64_MAX;
   const rw_worker_stats *st = &w->stats;
   switch (which) {
-  case RW_STAT_BLOCKS: return st->blocks;
-  case RW_STAT_FRAMES: return st->frames;
-  case RW_STAT_SKIPPED_FRAMES: return st->skipped_frames;
-  case RW_STAT_DISCONTINUITIES: return st->discontinuities;
-  case RW_STAT_EVENTS: return st->events;
-  case RW_STAT_EVENTS_LATE: return st->events_late;
-  case RW_STAT_EVENTS_INVALID: return st->events_invalid;
-  case RW_STAT_MESSAGES_DROPPED: return st->messages_dropped;
-  case RW_STAT_SLEEPS: return w->sleeps;
-  case RW_STAT_TIMER_WAKES: return w->timer_wakes;
-  case RW_STAT_EARLY_WAKES: return w->early_wakes;
-  default: return UINT64_MAX;
+  case RW_STAT_BLOCKS:
+    return st->blocks;
+  case RW_STAT_FRAMES:
+    return st->frames;
+  case RW_STAT_SKIPPED_FRAMES:
+    return st->skipped_frames;
+  case RW_STAT_DISCONTINUITIES:
+    return st->discontinuities;
+  case RW_STAT_EVENTS:
+    return st->events;
+  case RW_STAT_EVENTS_LATE:
+    return st->events_late;
+  case RW_STAT_EVENTS_INVALID:
+    return st->events_invalid;
+  case RW_STAT_MESSAGES_DROPPED:
+    return st->messages_dropped;
+  case RW_STAT_SLEEPS:
+    return w->sleeps;
+  case RW_STAT_TIMER_WAKES:
+    return w->timer_wakes;
+  case RW_STAT_EARLY_WAKES:
+    return w->early_wakes;
+  default:
+    return UINT64_MAX;
   }
 }
 

@@ -44,7 +44,8 @@ struct rw__param {
   char unit[RW_UNIT_MAX];
   /* A state load set value; the plugin hears it at offset 0 of the next block. */
   int loaded;
-  /* Scratch of the default-format parser: the document's value, applied only if all of it parses. */
+  /* Scratch of the default-format parser: the document's value, applied only if all of it parses.
+   */
   int staged;
   float staged_value;
 };

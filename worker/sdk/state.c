@@ -132,9 +132,7 @@ static int is_name_byte(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-static int is_digit(unsigned char c) {
-  return c >= '0' && c <= '9';
-}
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 /* Length of the digit run at s[0..len), at most len. */
 static size_t digits(const unsigned char *s, size_t len) {
@@ -303,7 +301,8 @@ static int32_t do_save(rw_worker *w, uint32_t *length) {
 /* Copies and checks the daemon's state, runs the load handler. Returns an enum rw_state_status. */
 static int32_t do_load(rw_worker *w) {
   const struct rw_state_request *box = w->seg.state_request;
-  /* Read once (atomically, so the compiler cannot read it again): a buggy daemon may still write. */
+  /* Read once (atomically, so the compiler cannot read it again): a buggy daemon may still write.
+   */
   uint32_t len = __atomic_load_n(&box->length, __ATOMIC_RELAXED);
   if (len > w->state_capacity)
     return RW_STATE_FAILED;

@@ -111,17 +111,17 @@ struct rw_segment_header {
   uint32_t abi_version;
   uint32_t header_size;              /* sizeof(struct rw_segment_header) */
   uint64_t file_size[RW_FILE_COUNT]; /* bytes in each memfd */
-  uint32_t sample_rate;      /* frames per second */
-  uint32_t n_inputs;         /* audio channels daemon -> worker */
-  uint32_t n_outputs;        /* audio channels worker -> daemon */
-  uint32_t flags;            /* RW_SEGMENT_F_* */
-  uint32_t capacity;         /* audio ring frames, power of two */
-  uint32_t latency;          /* L: fixed write-ahead in frames */
-  uint32_t max_period;       /* largest graph period the ring is sized for */
-  uint32_t channel_stride;   /* floats between two channels' ring starts */
-  uint32_t event_capacity;   /* records in the event ring, power of two */
-  uint32_t message_capacity; /* records in the message ring, power of two */
-  uint32_t record_size;      /* sizeof(struct rw_record) */
+  uint32_t sample_rate;              /* frames per second */
+  uint32_t n_inputs;                 /* audio channels daemon -> worker */
+  uint32_t n_outputs;                /* audio channels worker -> daemon */
+  uint32_t flags;                    /* RW_SEGMENT_F_* */
+  uint32_t capacity;                 /* audio ring frames, power of two */
+  uint32_t latency;                  /* L: fixed write-ahead in frames */
+  uint32_t max_period;               /* largest graph period the ring is sized for */
+  uint32_t channel_stride;           /* floats between two channels' ring starts */
+  uint32_t event_capacity;           /* records in the event ring, power of two */
+  uint32_t message_capacity;         /* records in the message ring, power of two */
+  uint32_t record_size;              /* sizeof(struct rw_record) */
   uint32_t wake_frames_default;
   uint32_t state_capacity; /* bytes of plugin state each half of the mailbox holds */
   uint32_t reserved1;
@@ -136,11 +136,11 @@ struct rw_position {
 
 /* Counters the worker SDK maintains; informational for the daemon. */
 struct rw_worker_counters {
-  _Atomic uint64_t skipped_frames;    /* input frames skipped to stay aligned */
-  _Atomic uint64_t discontinuities;   /* skips reported to the plugin */
-  _Atomic uint64_t overwritten;       /* input chunks lost to overwrite */
-  _Atomic uint64_t chunks;            /* chunks processed */
-  _Atomic uint64_t events_dropped;    /* messages the worker could not send */
+  _Atomic uint64_t skipped_frames;  /* input frames skipped to stay aligned */
+  _Atomic uint64_t discontinuities; /* skips reported to the plugin */
+  _Atomic uint64_t overwritten;     /* input chunks lost to overwrite */
+  _Atomic uint64_t chunks;          /* chunks processed */
+  _Atomic uint64_t events_dropped;  /* messages the worker could not send */
 };
 
 /*

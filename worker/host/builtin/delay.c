@@ -14,10 +14,13 @@
 enum { DELAY_TIME_MS, DELAY_FEEDBACK, DELAY_MIX };
 
 static const rw_param_info delay_params[] = {
-    {.id = DELAY_TIME_MS, .name = "time_ms", .min = 0.0f, .max = 2000.0f, .def = 250.0f,
+    {.id = DELAY_TIME_MS,
+     .name = "time_ms",
+     .min = 0.0f,
+     .max = 2000.0f,
+     .def = 250.0f,
      .unit = "ms"},
-    {.id = DELAY_FEEDBACK, .name = "feedback", .min = 0.0f, .max = 0.95f, .def = 0.3f,
-     .unit = ""},
+    {.id = DELAY_FEEDBACK, .name = "feedback", .min = 0.0f, .max = 0.95f, .def = 0.3f, .unit = ""},
     {.id = DELAY_MIX, .name = "mix", .min = 0.0f, .max = 1.0f, .def = 0.5f, .unit = ""},
 };
 

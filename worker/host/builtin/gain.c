@@ -28,9 +28,7 @@ static void *gain_create(const rw_worker_info *info) {
   return g;
 }
 
-static void gain_destroy(void *self) {
-  free(self);
-}
+static void gain_destroy(void *self) { free(self); }
 
 static void gain_event(void *self, const rw_event *ev) {
   struct gain *g = self;

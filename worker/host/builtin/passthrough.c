@@ -15,9 +15,7 @@ static void *passthrough_create(const rw_worker_info *info) {
   return &instance;
 }
 
-static void passthrough_destroy(void *self) {
-  (void)self;
-}
+static void passthrough_destroy(void *self) { (void)self; }
 
 static void passthrough_process(void *self, rw_worker *w, const rw_block *b) {
   (void)self;

@@ -31,9 +31,7 @@ static inline uint32_t plugin_rate(const rw_worker_info *info) {
   return info != NULL && info->sample_rate > 0 ? info->sample_rate : 48000u;
 }
 
-static inline float plugin_db_to_gain(float db) {
-  return powf(10.0f, db / 20.0f);
-}
+static inline float plugin_db_to_gain(float db) { return powf(10.0f, db / 20.0f); }
 
 /* A parameter's value clamped to its declared range. */
 static inline float plugin_clamp(const rw_param_info *p, float v) {
@@ -65,9 +63,7 @@ static inline void plugin_ramp_set(struct plugin_ramp *r, float target, uint32_t
 }
 
 /* Jumps to the target (after a discontinuity there is nothing to glide from). */
-static inline void plugin_ramp_finish(struct plugin_ramp *r) {
-  plugin_ramp_reset(r, r->target);
-}
+static inline void plugin_ramp_finish(struct plugin_ramp *r) { plugin_ramp_reset(r, r->target); }
 
 static inline float plugin_ramp_next(struct plugin_ramp *r) {
   if (r->left > 0) {
@@ -82,17 +78,16 @@ static inline float plugin_ramp_next(struct plugin_ramp *r) {
  * renders the frames between events. Events at offsets past the block (which
  * the SDK never produces) are applied after the last frame.
  */
-static inline void plugin_run(void *self, const rw_block *b,
-                              void (*on_event)(void *self, const rw_event *ev),
-                              void (*render)(void *self, const rw_block *b, uint32_t from,
-                                             uint32_t to)) {
+static inline void
+plugin_run(void *self, const rw_block *b, void (*on_event)(void *self, const rw_event *ev),
+           void (*render)(void *self, const rw_block *b, uint32_t from, uint32_t to)) {
   uint32_t e = 0;
   uint32_t f = 0;
   while (f < b->frames) {
     while (e < b->n_events && b->events[e].offset <= f)
       on_event(self, &b->events[e++]);
-    uint32_t to = e < b->n_events && b->events[e].offset < b->frames ? b->events[e].offset
-                                                                      : b->frames;
+    uint32_t to =
+        e < b->n_events && b->events[e].offset < b->frames ? b->events[e].offset : b->frames;
     render(self, b, f, to);
     f = to;
   }

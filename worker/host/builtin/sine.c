@@ -10,9 +10,17 @@
 enum { SINE_FREQUENCY, SINE_LEVEL_DB };
 
 static const rw_param_info sine_params[] = {
-    {.id = SINE_FREQUENCY, .name = "frequency", .min = 20.0f, .max = 20000.0f, .def = 440.0f,
+    {.id = SINE_FREQUENCY,
+     .name = "frequency",
+     .min = 20.0f,
+     .max = 20000.0f,
+     .def = 440.0f,
      .unit = "Hz"},
-    {.id = SINE_LEVEL_DB, .name = "level_db", .min = -60.0f, .max = 0.0f, .def = -12.0f,
+    {.id = SINE_LEVEL_DB,
+     .name = "level_db",
+     .min = -60.0f,
+     .max = 0.0f,
+     .def = -12.0f,
      .unit = "dB"},
 };
 
@@ -36,9 +44,7 @@ static void *sine_create(const rw_worker_info *info) {
   return s;
 }
 
-static void sine_destroy(void *self) {
-  free(self);
-}
+static void sine_destroy(void *self) { free(self); }
 
 static void sine_event(void *self, const rw_event *ev) {
   struct sine *s = self;

@@ -24,11 +24,23 @@
 enum { SYNTH_LEVEL_DB, SYNTH_ATTACK_MS, SYNTH_RELEASE_MS };
 
 static const rw_param_info synth_params[] = {
-    {.id = SYNTH_LEVEL_DB, .name = "level_db", .min = -60.0f, .max = 0.0f, .def = -6.0f,
+    {.id = SYNTH_LEVEL_DB,
+     .name = "level_db",
+     .min = -60.0f,
+     .max = 0.0f,
+     .def = -6.0f,
      .unit = "dB"},
-    {.id = SYNTH_ATTACK_MS, .name = "attack_ms", .min = 1.0f, .max = 5000.0f, .def = 5.0f,
+    {.id = SYNTH_ATTACK_MS,
+     .name = "attack_ms",
+     .min = 1.0f,
+     .max = 5000.0f,
+     .def = 5.0f,
      .unit = "ms"},
-    {.id = SYNTH_RELEASE_MS, .name = "release_ms", .min = 1.0f, .max = 10000.0f, .def = 200.0f,
+    {.id = SYNTH_RELEASE_MS,
+     .name = "release_ms",
+     .min = 1.0f,
+     .max = 10000.0f,
+     .def = 200.0f,
      .unit = "ms"},
 };
 
@@ -72,9 +84,7 @@ static void *synth_create(const rw_worker_info *info) {
   return s;
 }
 
-static void synth_destroy(void *self) {
-  free(self);
-}
+static void synth_destroy(void *self) { free(self); }
 
 static struct voice *pick_voice(struct synth *s, uint8_t note) {
   struct voice *oldest = NULL;

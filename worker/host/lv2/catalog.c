@@ -46,8 +46,8 @@ static json_t *summary(const struct lv2host_desc *d) {
                    text(d->name), "class", text(d->class_label), "inputs",
                    (json_int_t)d->n_audio_in, "outputs", (json_int_t)d->n_audio_out, "midi",
                    d->midi_port >= 0, "latency", d->latency_port >= 0, "params",
-                   (json_int_t)d->n_exposed, "supported", d->unsupported[0] == '\0',
-                   "unsupported", d->unsupported[0] ? text(d->unsupported) : json_null());
+                   (json_int_t)d->n_exposed, "supported", d->unsupported[0] == '\0', "unsupported",
+                   d->unsupported[0] ? text(d->unsupported) : json_null());
 }
 
 static json_t *control_json(const struct lv2host_control *c) {
@@ -85,8 +85,8 @@ static json_t *details(const struct lv2host_desc *d, uint32_t rate) {
       json_array_append_new(hidden, text(c->symbol));
   }
   LilvNodes *req = lilv_plugin_get_required_features(d->plugin);
-  LILV_FOREACH (nodes, it, req)
-    json_array_append_new(features, text(lilv_node_as_uri(lilv_nodes_get(req, it))));
+  LILV_FOREACH(nodes, it, req)
+  json_array_append_new(features, text(lilv_node_as_uri(lilv_nodes_get(req, it))));
   lilv_nodes_free(req);
   json_object_set_new(o, "params", params);
   json_object_set_new(o, "hidden", hidden);
@@ -109,8 +109,8 @@ static int print_json(json_t *root) {
 }
 
 static void print_summary(const struct lv2host_desc *d) {
-  printf("%s\n    %s (%s): %u in, %u out%s%s\n", d->uri, d->name, d->class_label,
-         d->n_audio_in, d->n_audio_out, d->midi_port >= 0 ? ", MIDI" : "",
+  printf("%s\n    %s (%s): %u in, %u out%s%s\n", d->uri, d->name, d->class_label, d->n_audio_in,
+         d->n_audio_out, d->midi_port >= 0 ? ", MIDI" : "",
          d->latency_port >= 0 ? ", reports latency" : "");
   if (d->unsupported[0] != '\0')
     printf("    not supported: %s\n", d->unsupported);
@@ -171,7 +171,7 @@ int lv2host_catalog_main(const char *uri, int json, uint32_t sample_rate) {
   const LilvPlugins *all = lilv_world_get_all_plugins(world.world);
   json_t *list = json ? json_array() : NULL;
   status = 0;
-  LILV_FOREACH (plugins, it, all) {
+  LILV_FOREACH(plugins, it, all) {
     if (lv2host_describe(&world, lilv_plugins_get(all, it), sample_rate, &desc) != 0) {
       fprintf(stderr, "runway-worker: out of memory describing the installed plugins\n");
       status = 1;

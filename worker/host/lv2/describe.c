@@ -77,8 +77,7 @@ static int by_value(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int read_scale_points(const LilvPlugin *p, const LilvPort *port,
-                             struct lv2host_control *c) {
+static int read_scale_points(const LilvPlugin *p, const LilvPort *port, struct lv2host_control *c) {
   LilvScalePoints *points = lilv_port_get_scale_points(p, port);
   if (points == NULL)
     return 0;
@@ -88,7 +87,7 @@ static int read_scale_points(const LilvPlugin *p, const LilvPort *port,
     lilv_scale_points_free(points);
     return -ENOMEM;
   }
-  LILV_FOREACH (scale_points, it, points) {
+  LILV_FOREACH(scale_points, it, points) {
     const LilvScalePoint *sp = lilv_scale_points_get(points, it);
     const LilvNode *value = lilv_scale_point_get_value(sp);
     if (!lilv_node_is_float(value) && !lilv_node_is_int(value))
@@ -248,7 +247,7 @@ static void describe_port(struct lv2host_world *w, const LilvPlugin *p, uint32_t
 static void check_requirements(struct lv2host_world *w, const LilvPlugin *p,
                                struct lv2host_desc *d) {
   LilvNodes *features = lilv_plugin_get_required_features(p);
-  LILV_FOREACH (nodes, it, features) {
+  LILV_FOREACH(nodes, it, features) {
     const char *uri = lilv_node_as_uri(lilv_nodes_get(features, it));
     if (uri == NULL || lv2host_feature_supported(uri))
       continue;
@@ -261,12 +260,11 @@ static void check_requirements(struct lv2host_world *w, const LilvPlugin *p,
   lilv_nodes_free(features);
 
   static const char *const provided[] = {
-      LV2_PARAMETERS__sampleRate,        LV2_BUF_SIZE__minBlockLength,
-      LV2_BUF_SIZE__maxBlockLength,      LV2_BUF_SIZE__nominalBlockLength,
-      LV2_BUF_SIZE__sequenceSize,
+      LV2_PARAMETERS__sampleRate,       LV2_BUF_SIZE__minBlockLength, LV2_BUF_SIZE__maxBlockLength,
+      LV2_BUF_SIZE__nominalBlockLength, LV2_BUF_SIZE__sequenceSize,
   };
   LilvNodes *options = lilv_plugin_get_value(p, w->n.required_option);
-  LILV_FOREACH (nodes, it, options) {
+  LILV_FOREACH(nodes, it, options) {
     const char *uri = lilv_node_as_uri(lilv_nodes_get(options, it));
     int known = 0;
     for (size_t k = 0; uri != NULL && k < sizeof(provided) / sizeof(provided[0]); k++)

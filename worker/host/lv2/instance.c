@@ -27,16 +27,14 @@ int lv2host_check_library(const struct lv2host_desc *d, char *err, size_t errlen
   const LilvNode *lib = lilv_plugin_get_library_uri(d->plugin);
   char *path = lib != NULL ? lilv_file_uri_parse(lilv_node_as_uri(lib), NULL) : NULL;
   if (path == NULL) {
-    snprintf(err, errlen, "plugin <%s> names no library (lv2:binary) that is a local file",
-             d->uri);
+    snprintf(err, errlen, "plugin <%s> names no library (lv2:binary) that is a local file", d->uri);
     return -EIO;
   }
   dlerror();
   void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (handle == NULL) {
     const char *why = dlerror();
-    snprintf(err, errlen, "cannot load the library of <%s>: %s", d->uri,
-             why != NULL ? why : path);
+    snprintf(err, errlen, "cannot load the library of <%s>: %s", d->uri, why != NULL ? why : path);
     lilv_free(path);
     return -EIO;
   }

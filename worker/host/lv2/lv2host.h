@@ -134,7 +134,7 @@ struct lv2host_control {
   float min; /* finite, min <= def <= max, already scaled by the rate */
   float max;
   float def;
-  uint32_t flags; /* LV2HOST_CTL_* */
+  uint32_t flags;                     /* LV2HOST_CTL_* */
   struct lv2host_scale_point *points; /* sorted by value */
   uint32_t n_points;
 };
@@ -142,10 +142,10 @@ struct lv2host_control {
 struct lv2host_port {
   enum lv2host_port_kind kind;
   const char *symbol;
-  uint32_t channel;      /* audio ports: index among the plugin's audio inputs or outputs */
-  uint32_t control;      /* control inputs: index into controls[] */
-  size_t atom_capacity;  /* atom ports: buffer bytes */
-  int midi;              /* atom ports: takes (or gives) MIDI events */
+  uint32_t channel;     /* audio ports: index among the plugin's audio inputs or outputs */
+  uint32_t control;     /* control inputs: index into controls[] */
+  size_t atom_capacity; /* atom ports: buffer bytes */
+  int midi;             /* atom ports: takes (or gives) MIDI events */
 };
 
 struct lv2host_desc {
@@ -255,11 +255,11 @@ struct lv2host {
   uint32_t n_outputs;
   int midi;
 
-  float *values;      /* one per port: control ports' values (others unused) */
-  float *silence;     /* max_block zeros for plugin inputs the slot does not feed */
-  float *scratch;     /* max_block samples for plugin outputs the slot does not take */
-  void **atom_bufs;   /* per port: the atom buffer (NULL for other ports) */
-  float **cv_bufs;    /* per port: a CV buffer of max_block (NULL for other ports) */
+  float *values;    /* one per port: control ports' values (others unused) */
+  float *silence;   /* max_block zeros for plugin inputs the slot does not feed */
+  float *scratch;   /* max_block samples for plugin outputs the slot does not take */
+  void **atom_bufs; /* per port: the atom buffer (NULL for other ports) */
+  float **cv_bufs;  /* per port: a CV buffer of max_block (NULL for other ports) */
 
   struct lv2host_work work;
   LV2_Worker_Schedule schedule;
@@ -281,11 +281,11 @@ struct lv2host {
   LV2_Feature f_map, f_unmap, f_options, f_bounded, f_schedule, f_log;
   const LV2_Feature *features[8];
 
-  uint32_t latency;   /* the plugin's latency as last read, in frames */
-  int ran;            /* run() has been called since the last (re)activation */
+  uint32_t latency; /* the plugin's latency as last read, in frames */
+  int ran;          /* run() has been called since the last (re)activation */
   struct lv2host_report reports[RW_MAX_PARAMS];
   uint32_t n_reports;
-  uint64_t resets;    /* deactivate/activate after a discontinuity */
+  uint64_t resets; /* deactivate/activate after a discontinuity */
 };
 
 struct lv2host_config {

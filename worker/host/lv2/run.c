@@ -85,8 +85,8 @@ static void connect_audio(struct lv2host *h, const rw_block *b, uint32_t from) {
     float *buf;
     if (p->kind == LV2HOST_AUDIO_IN) {
       const float *src = p->channel < b->n_inputs ? b->inputs[p->channel]
-                         : b->n_inputs == 1        ? b->inputs[0]
-                                                   : NULL;
+                         : b->n_inputs == 1       ? b->inputs[0]
+                                                  : NULL;
       /* The plugin only reads its inputs (lv2.h); the SDK's input buffers are private copies. */
       buf = src != NULL ? (float *)src + from : h->silence;
     } else if (p->kind == LV2HOST_AUDIO_OUT) {

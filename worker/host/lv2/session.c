@@ -36,8 +36,12 @@ static uint32_t param_table(const struct lv2host_desc *d, rw_param_info *out) {
     const struct lv2host_control *c = &d->controls[i];
     if (!(c->flags & LV2HOST_CTL_EXPOSED))
       continue;
-    out[n++] = (rw_param_info){.id = c->port, .name = c->symbol, .min = c->min, .max = c->max,
-                               .def = c->def, .unit = c->unit};
+    out[n++] = (rw_param_info){.id = c->port,
+                               .name = c->symbol,
+                               .min = c->min,
+                               .max = c->max,
+                               .def = c->def,
+                               .unit = c->unit};
   }
   return n;
 }
@@ -130,15 +134,17 @@ int lv2host_session_main(const char *uri, const rw_worker_options *base) {
     goto restore_signals;
   }
   describe_setup(&desc, info);
-  struct lv2host_config cfg = {.sample_rate = info->sample_rate, .max_block = info->max_block,
-                               .n_inputs = info->n_inputs, .n_outputs = info->n_outputs,
+  struct lv2host_config cfg = {.sample_rate = info->sample_rate,
+                               .max_block = info->max_block,
+                               .n_inputs = info->n_inputs,
+                               .n_outputs = info->n_outputs,
                                .midi = info->midi};
   if (lv2host_open(&host, &world, &desc, &cfg, err, sizeof(err)) != 0) {
     fprintf(stderr, "runway-worker: %s\n", err);
     goto restore_signals;
   }
-  rw_state_handlers handlers = {.save = lv2host_state_save, .load = lv2host_state_load,
-                                .user = &host};
+  rw_state_handlers handlers = {
+      .save = lv2host_state_save, .load = lv2host_state_load, .user = &host};
   rw_worker_set_state_handlers(w, &handlers);
 
   uint32_t reported_latency = 0;
@@ -163,7 +169,7 @@ int lv2host_session_main(const char *uri, const rw_worker_options *base) {
   else
     fprintf(stderr, "runway-worker: stopping: %s\n", rw_worker_error(w));
 
-restore_signals: {
+restore_signals : {
   /* No handler may hold w while it is freed. */
   sigset_t saved;
   base_block_signals(&saved);

@@ -23,8 +23,7 @@
 /* The subject the Turtle is written about; any URI does, it is never resolved. */
 #define STATE_URI "urn:runway:lv2-state"
 
-static const void *get_port_value(const char *symbol, void *user, uint32_t *size,
-                                  uint32_t *type) {
+static const void *get_port_value(const char *symbol, void *user, uint32_t *size, uint32_t *type) {
   struct lv2host *h = user;
   const struct lv2host_control *c = lv2host_desc_control(h->desc, symbol);
   if (c == NULL) {
@@ -87,8 +86,7 @@ int64_t lv2host_state_save(void *user, unsigned char *buf, size_t capacity) {
   lv2host_work_flush(&h->work, 0);
   if (state == NULL)
     return RW_ERR_NOMEM;
-  char *text = lilv_state_to_string(w->world, &w->urid.map, &w->urid.unmap, state, STATE_URI,
-                                    NULL);
+  char *text = lilv_state_to_string(w->world, &w->urid.map, &w->urid.unmap, state, STATE_URI, NULL);
   lilv_state_free(state);
   if (text == NULL)
     return RW_ERR_NOMEM;

@@ -18,9 +18,7 @@
 /* Responses may schedule more work; this many rounds end a plugin that always does. */
 #define MAX_ROUNDS 16
 
-static size_t padded(uint32_t size) {
-  return (sizeof(uint32_t) + (size_t)size + 7u) & ~(size_t)7u;
-}
+static size_t padded(uint32_t size) { return (sizeof(uint32_t) + (size_t)size + 7u) & ~(size_t)7u; }
 
 static int queue_push(struct lv2host_work_queue *q, uint32_t size, const void *data) {
   size_t need = padded(size);

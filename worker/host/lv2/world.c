@@ -117,7 +117,8 @@ static void urid_free(struct lv2host_urid *u) {
 #define RDFS_LABEL "http://www.w3.org/2000/01/rdf-schema#label"
 
 /* One table makes and frees every node. */
-#define NODE(field, uri) {offsetof(struct lv2host_nodes, field), uri}
+#define NODE(field, uri)                                                                           \
+  { offsetof(struct lv2host_nodes, field), uri }
 static const struct {
   size_t offset;
   const char *uri;
@@ -153,22 +154,29 @@ static LilvNode **node_at(struct lv2host_nodes *n, size_t i) {
 }
 
 /* One table maps every URID the host compares against. */
-#define URID(field, uri) {offsetof(struct lv2host_urids, field), uri}
+#define URID(field, uri)                                                                           \
+  { offsetof(struct lv2host_urids, field), uri }
 static const struct {
   size_t offset;
   const char *uri;
 } urid_uris[] = {
-    URID(atom_sequence, LV2_ATOM__Sequence),   URID(atom_chunk, LV2_ATOM__Chunk),
-    URID(atom_float, LV2_ATOM__Float),         URID(atom_double, LV2_ATOM__Double),
-    URID(atom_int, LV2_ATOM__Int),             URID(atom_long, LV2_ATOM__Long),
-    URID(atom_bool, LV2_ATOM__Bool),           URID(midi_event, LV2_MIDI__MidiEvent),
+    URID(atom_sequence, LV2_ATOM__Sequence),
+    URID(atom_chunk, LV2_ATOM__Chunk),
+    URID(atom_float, LV2_ATOM__Float),
+    URID(atom_double, LV2_ATOM__Double),
+    URID(atom_int, LV2_ATOM__Int),
+    URID(atom_long, LV2_ATOM__Long),
+    URID(atom_bool, LV2_ATOM__Bool),
+    URID(midi_event, LV2_MIDI__MidiEvent),
     URID(sample_rate, LV2_PARAMETERS__sampleRate),
     URID(min_block, LV2_BUF_SIZE__minBlockLength),
     URID(max_block, LV2_BUF_SIZE__maxBlockLength),
     URID(nominal_block, LV2_BUF_SIZE__nominalBlockLength),
     URID(sequence_size, LV2_BUF_SIZE__sequenceSize),
-    URID(log_error, LV2_LOG__Error),           URID(log_warning, LV2_LOG__Warning),
-    URID(log_note, LV2_LOG__Note),             URID(log_trace, LV2_LOG__Trace),
+    URID(log_error, LV2_LOG__Error),
+    URID(log_warning, LV2_LOG__Warning),
+    URID(log_note, LV2_LOG__Note),
+    URID(log_trace, LV2_LOG__Trace),
 };
 #undef URID
 
@@ -257,8 +265,9 @@ const LilvPlugin *lv2host_world_find(struct lv2host_world *w, const char *uri, c
                                      size_t errlen) {
   /* lilv_new_uri takes any string; an empty or relative one can only fail to match. */
   if (uri == NULL || strchr(uri, ':') == NULL) {
-    snprintf(err, errlen, "\"%s\" is not a plugin URI (like http://drobilla.net/plugins/mda/Delay); "
-                          "`runway-worker --list-lv2` lists the installed ones",
+    snprintf(err, errlen,
+             "\"%s\" is not a plugin URI (like http://drobilla.net/plugins/mda/Delay); "
+             "`runway-worker --list-lv2` lists the installed ones",
              uri ? uri : "");
     return NULL;
   }

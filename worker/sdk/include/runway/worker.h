@@ -151,18 +151,18 @@ extern "C" {
 /* Error codes: functions return 0 (or a count) on success, a negative value on failure. */
 enum rw_status {
   RW_OK = 0,
-  RW_ERR_INVALID = -1,    /* bad argument */
-  RW_ERR_ATTACH = -2,     /* no segment to attach to, or the daemon refused */
-  RW_ERR_PROTOCOL = -3,   /* the segment is corrupt or speaks another ABI */
-  RW_ERR_CLOSED = -4,     /* the daemon went away or asked the worker to stop */
+  RW_ERR_INVALID = -1,  /* bad argument */
+  RW_ERR_ATTACH = -2,   /* no segment to attach to, or the daemon refused */
+  RW_ERR_PROTOCOL = -3, /* the segment is corrupt or speaks another ABI */
+  RW_ERR_CLOSED = -4,   /* the daemon went away or asked the worker to stop */
   RW_ERR_NOMEM = -5,
   RW_ERR_SYSTEM = -6,     /* a system call failed; see rw_worker_error() */
   RW_ERR_UNSUPPORTED = -7 /* the plugin does not implement what was asked */
 };
 
 enum rw_event_kind {
-  RW_EV_MIDI = 1,  /* u.midi.data[0..size) holds 1 to 3 MIDI bytes */
-  RW_EV_PARAM = 2  /* u.param: parameter id and its new (already clamped) value */
+  RW_EV_MIDI = 1, /* u.midi.data[0..size) holds 1 to 3 MIDI bytes */
+  RW_EV_PARAM = 2 /* u.param: parameter id and its new (already clamped) value */
 };
 
 /* An event inside a block, at sample offset `offset` (0 <= offset < frames). 16 bytes. */
@@ -175,10 +175,10 @@ typedef struct rw_event {
       uint8_t data[4]; /* @8 */
     } midi;
     struct {
-      uint32_t id;  /* @8 */
-      float value;  /* @12 */
+      uint32_t id; /* @8 */
+      float value; /* @12 */
     } param;
-  } u;             /* @8 */
+  } u; /* @8 */
 } rw_event;
 
 /*
@@ -212,11 +212,11 @@ typedef struct rw_block {
   float *const *outputs;      /* @24  n_outputs channels; the plugin writes every frame */
   const rw_event *events;     /* @32  sorted by offset */
   uint32_t n_events;          /* @40 */
-  uint64_t position;    /* @48  timeline position of the block's first input frame */
-  uint32_t latency;     /* @56  L: the output frame k plays at timeline position + L + k */
-  uint32_t sample_rate; /* @60 */
-  int discontinuity;    /* @64  1 when input before this block was skipped, or it is the first */
-  uint64_t skipped;     /* @72  input frames skipped just before this block */
+  uint64_t position;          /* @48  timeline position of the block's first input frame */
+  uint32_t latency;           /* @56  L: the output frame k plays at timeline position + L + k */
+  uint32_t sample_rate;       /* @60 */
+  int discontinuity; /* @64  1 when input before this block was skipped, or it is the first */
+  uint64_t skipped;  /* @72  input frames skipped just before this block */
 } rw_block;
 
 /*
@@ -237,13 +237,13 @@ typedef struct rw_worker_info {
 
 /* Counters of one rw_worker since it was opened (rw_worker_get_stats). 64 bytes; never grows. */
 typedef struct rw_worker_stats {
-  uint64_t blocks;           /* @0   blocks handed out by rw_worker_next */
-  uint64_t frames;           /* @8   frames in those blocks */
-  uint64_t skipped_frames;   /* @16  input frames skipped to stay aligned */
-  uint64_t discontinuities;  /* @24  blocks with discontinuity = 1 */
-  uint64_t events;           /* @32  events delivered */
-  uint64_t events_late;      /* @40  of those, delivered at offset 0 because their time had passed */
-  uint64_t events_invalid;   /* @48  records dropped: unknown type, bad size, non-finite value */
+  uint64_t blocks;          /* @0   blocks handed out by rw_worker_next */
+  uint64_t frames;          /* @8   frames in those blocks */
+  uint64_t skipped_frames;  /* @16  input frames skipped to stay aligned */
+  uint64_t discontinuities; /* @24  blocks with discontinuity = 1 */
+  uint64_t events;          /* @32  events delivered */
+  uint64_t events_late;     /* @40  of those, delivered at offset 0 because their time had passed */
+  uint64_t events_invalid;  /* @48  records dropped: unknown type, bad size, non-finite value */
   uint64_t messages_dropped; /* @56  send_param / send_meter calls that found the ring full */
 } rw_worker_stats;
 
@@ -280,9 +280,9 @@ typedef struct rw_worker_options {
    * default path) and asks for slot `slot` (NULL: $RUNWAY_SLOT), which must
    * have been added with --external.
    */
-  const char *socket;   /* @8 */
-  const char *slot;     /* @16 */
-  uint32_t max_block;   /* @24  0: 256 frames */
+  const char *socket; /* @8 */
+  const char *slot;   /* @16 */
+  uint32_t max_block; /* @24  0: 256 frames */
   /*
    * @28. How much input the worker lets arrive before it works on it. 0: the
    * slot's default, one period: each cycle's input is handled as it
@@ -505,11 +505,11 @@ RW_API int64_t rw_worker_abi_offset(const char *name);
 
 /* A plugin for rw_worker_main. 88 bytes (4 of padding at 28 and at 44). */
 typedef struct rw_plugin {
-  const char *name;        /* @0 */
-  const char *description; /* @8 */
-  uint32_t n_inputs;       /* @16  channel counts the plugin is made for (the slot's win) */
-  uint32_t n_outputs;      /* @20 */
-  int midi;                /* @24 */
+  const char *name;            /* @0 */
+  const char *description;     /* @8 */
+  uint32_t n_inputs;           /* @16  channel counts the plugin is made for (the slot's win) */
+  uint32_t n_outputs;          /* @20 */
+  int midi;                    /* @24 */
   const rw_param_info *params; /* @32 */
   uint32_t n_params;           /* @40 */
   /* @48. Called once after attaching; returns the plugin instance or NULL on failure. */
