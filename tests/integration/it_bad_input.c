@@ -45,7 +45,7 @@
 #define PERIOD 128
 #define L 4800 /* 100 ms: the passthrough slot must not underrun on a loaded machine */
 #define GL 1200
-#define ROUNDS 3 /* rounds of (a) at most, when disturbances spoil them */
+#define ROUNDS 5 /* rounds of (a) at most, when disturbances spoil them */
 
 struct hostile {
   const char *slot;
@@ -274,7 +274,7 @@ static bool hostile_round(struct h_daemon *d, struct h_conn *c, struct h_probe *
                           .from = start,
                           .to = last + L + 1,
                           .tolerant = excused,
-                          .min_exact = 120};
+                          .min_exact = 100}; /* two thirds: audio, exactly placed */
   h_check(p, &pt, "pt beside the hostile workers", &ck);
   if (ck.verdict == H_MISALIGNED)
     h_error("pt: impulses not exactly L later while hostile workers were faulted (%s)",
