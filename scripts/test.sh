@@ -70,11 +70,11 @@ run_loaded
 
 log "build with AddressSanitizer and UndefinedBehaviorSanitizer"
 configure_and_build build-asan -DRUNWAY_WERROR=ON -DRUNWAY_ASAN=ON -DCMAKE_BUILD_TYPE=Debug
-run_ctest "unit, stress and bad-input tests under ASan/UBSan" build-asan -L 'unit|stress|asan' -LE pipewire
+run_ctest "unit, stress and bad-input tests under ASan/UBSan (JACK)" build-asan -L 'unit|stress|asan' -LE pipewire
 
 log "build with ThreadSanitizer"
 configure_and_build build-tsan -DRUNWAY_WERROR=ON -DRUNWAY_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
-run_ctest "ring stress tests and a TSan-built runwayd under TSan" build-tsan -L tsan
+run_ctest "ring stress tests and a TSan-built runwayd under TSan (JACK)" build-tsan -L tsan -LE pipewire
 
 # libFuzzer needs clang; only the fuzz targets are built. The seed corpora are
 # replayed once (ctest -L fuzz), then each target fuzzes from a copy of its
