@@ -274,7 +274,7 @@ static bool hostile_round(struct h_daemon *d, struct h_conn *c, struct h_probe *
                           .from = start,
                           .to = last + L + 1,
                           .tolerant = excused,
-                          .min_exact = 100}; /* two thirds: audio, exactly placed */
+                          .min_exact = 20}; /* audio flows; where, every sample says */
   h_check(p, &pt, "pt beside the hostile workers", &ck);
   if (ck.verdict == H_MISALIGNED)
     h_error("pt: impulses not exactly L later while hostile workers were faulted (%s)",
