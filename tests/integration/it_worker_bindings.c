@@ -12,7 +12,7 @@
  *      the gain it had (impulses exactly L later, exactly scaled).
  *   B. --external: the test starts the worker; impulses exactly L later;
  *      after SIGKILL and a new worker, the gain it had.
- *   C. The worker sleeps L - 2 periods inside every 20th block (39 ms): no
+ *   C. The worker sleeps L - 3 periods inside every 20th block (34 ms): no
  *      underrun at default settings, and the lead shows the pauses ate the
  *      write-ahead (its minimum falls below 4 periods).
  *   D. The worker sleeps 2 L inside every 100th block, with a constant level
@@ -321,10 +321,10 @@ static void external_slot(uint64_t *checked) {
     h_error("B. the attached worker did not exit when its slot went away");
 }
 
-/* ---- C: pauses of L - 2 periods ------------------------------------------------------ */
+/* ---- C: pauses of L - 3 periods ------------------------------------------------------ */
 
 static void short_pauses(void) {
-  const double pause_ms = (L - 2 * PERIOD) * 1000.0 / RATE;
+  const double pause_ms = (L - 3 * PERIOD) * 1000.0 / RATE;
   const unsigned every = 20, seconds = 4;
   char extra[128], cmd[8192];
   snprintf(extra, sizeof(extra), "--pause-ms %.3f --pause-every %u", pause_ms, every);
@@ -351,7 +351,7 @@ static void short_pauses(void) {
       most_waited = waited_us;
     if (u > u_prev) {
       /*
-       * The pause leaves 2 periods less the timer's slack: 9 ms of CPU waits
+       * The pause leaves 3 periods less the timer's slack: 9 ms of CPU waits
        * eat it, and so does a graph that runs late (a busy machine without
        * real-time scheduling), which delays the worker's wake-ups.
        */
@@ -361,7 +361,7 @@ static void short_pauses(void) {
               (long long)(u - u_prev), waited_us / 1000.0,
               graph_late ? " and the graph ran late" : "");
       } else {
-        h_error("C. %lld underrun(s) with pauses of L - 2 periods (%.1f ms; the worker waited "
+        h_error("C. %lld underrun(s) with pauses of L - 3 periods (%.1f ms; the worker waited "
                 "%.1f ms for a CPU)",
                 (long long)(u - u_prev), pause_ms, waited_us / 1000.0);
       }
