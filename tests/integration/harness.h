@@ -292,6 +292,14 @@ json_t *h_wait_slot(struct h_conn *c, const char *name, const char *state, json_
 /* Adds a slot (args stolen, "name" set from name) and waits until it runs. */
 json_t *h_add_slot(struct h_conn *c, const char *name, json_t *args, unsigned timeout_ms);
 
+/*
+ * The RT checker's verdict (tests/integration/rtcheck.c, LD_PRELOADed into
+ * runwayd with RUNWAY_RTCHECK_REPORT=report), once runwayd has exited with
+ * status: an error unless it exited 0, watched at least 500 cycles and saw
+ * no violation.
+ */
+void h_check_rt_report(const char *report, int status);
+
 /* ---- control connection (a JSON-lines client of the socket) -------------------------- */
 
 struct h_conn {

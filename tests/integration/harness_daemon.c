@@ -193,3 +193,19 @@ json_t *h_add_slot(struct h_conn *c, const char *name, json_t *args, unsigned ti
   json_decref(r);
   return h_wait_slot(c, name, "running", 0, timeout_ms);
 }
+
+void h_check_rt_report(const char *report, int status) {
+  char buf[64];
+  char *text = h_file_read(report);
+  h_log("rtcheck report: %s", text ? text : "(none)");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    h_error("runwayd did not exit 0 (%s): an RT rule was broken?",
+            h_status_str(status, buf, sizeof(buf)));
+  const char *cy = text ? strstr(text, "cycles ") : NULL;
+  const char *vi = text ? strstr(text, "violations ") : NULL;
+  if (cy == NULL || vi == NULL || strtoull(cy + 7, NULL, 10) < 500)
+    h_error("the RT checker did not watch runwayd's cycles: %s", text ? text : "(no report)");
+  else if (strtoull(vi + 11, NULL, 10) != 0)
+    h_error("RT rule violations: %s", text);
+  free(text);
+}

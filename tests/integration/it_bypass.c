@@ -122,22 +122,6 @@ static bool check_round(struct h_probe *p, const struct round *r, uint64_t xruns
   return !disturbed;
 }
 
-static void check_rt_report(const char *report, int status) {
-  char buf[64];
-  char *text = h_file_read(report);
-  h_log("rtcheck report: %s", text ? text : "(none)");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    h_error("runwayd did not exit 0 (%s): an RT rule was broken?",
-            h_status_str(status, buf, sizeof(buf)));
-  const char *cy = text ? strstr(text, "cycles ") : NULL;
-  const char *vi = text ? strstr(text, "violations ") : NULL;
-  if (cy == NULL || vi == NULL || strtoull(cy + 7, NULL, 10) < 500)
-    h_error("the RT checker did not watch runwayd's cycles: %s", text ? text : "(no report)");
-  else if (strtoull(vi + 11, NULL, 10) != 0)
-    h_error("RT rule violations: %s", text);
-  free(text);
-}
-
 enum act { ACT_NONE, ACT_KILL, ACT_STOP };
 
 /* A train, and while it flows the workers are killed, stopped or left alone. */
@@ -254,7 +238,7 @@ int main(void) {
 
   h_probe_close(p);
   h_conn_close(&c);
-  check_rt_report(report, h_daemon_stop(&d));
+  h_check_rt_report(report, h_daemon_stop(&d));
   h_jack_stop(&jack);
   h_pass();
 }

@@ -140,23 +140,6 @@ static void param_set(struct h_conn *c, const char *slot, const char *param, dou
                      json_pack("{s:s, s:s, s:f}", "name", slot, "param", param, "value", value)));
 }
 
-/* The RT checker's verdict, once runwayd has exited. */
-static void check_rt_report(const char *report, int status) {
-  char buf[64];
-  char *text = h_file_read(report);
-  h_log("rtcheck report: %s", text ? text : "(none)");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    h_error("runwayd did not exit 0 (%s): an RT rule was broken?",
-            h_status_str(status, buf, sizeof(buf)));
-  const char *cy = text ? strstr(text, "cycles ") : NULL;
-  const char *vi = text ? strstr(text, "violations ") : NULL;
-  if (cy == NULL || vi == NULL || strtoull(cy + 7, NULL, 10) < 500)
-    h_error("the RT checker did not watch runwayd's cycles: %s", text ? text : "(no report)");
-  else if (strtoull(vi + 11, NULL, 10) != 0)
-    h_error("RT rule violations: %s", text);
-  free(text);
-}
-
 int main(void) {
   struct h_jack jack;
   struct h_daemon d;
@@ -447,7 +430,7 @@ int main(void) {
   json_decref(sw);
   h_probe_close(p);
   h_conn_close(&c);
-  check_rt_report(report, h_daemon_stop(&d));
+  h_check_rt_report(report, h_daemon_stop(&d));
   h_jack_stop(&jack);
   h_pass();
 }
