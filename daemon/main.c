@@ -12,13 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "config.h"
 #include "connection.h"
+#include "memlock.h"
 #include "notify.h"
 #include "options.h"
 #include "persist.h"
@@ -182,9 +182,10 @@ int main(int argc, char **argv) {
    * Keep every page resident so the RT callback never takes a page fault on
    * code, stack or heap; without the privilege (RLIMIT_MEMLOCK) it still runs.
    */
-  if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+  rc = sys_lock_all();
+  if (rc != 0)
     log_warn("cannot lock memory (%s); page faults may cause xruns. Raise LimitMEMLOCK.",
-             strerror(errno));
+             strerror(-rc));
 
   rc = catalog_load(&d.catalog, d.opt.worker_path, err, sizeof(err));
   if (rc != 0) {

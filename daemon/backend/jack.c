@@ -22,6 +22,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "memlock.h"
 #include "signals.h"
 
 struct jack_slot {
@@ -342,6 +343,14 @@ static void *connect_thread(void *arg) {
  */
 #define CLOSE_WAIT_MS 3000
 
+/*
+ * The stack of the connector and closer threads. mlockall populates and
+ * locks a new thread's whole stack, and glibc keeps a finished thread's
+ * stack for the next: the default 8 MB would stay locked for nothing.
+ * libjack's own threads make do with 512 KB.
+ */
+#define HELPER_STACK_BYTES ((size_t)256 * 1024)
+
 static int jb_connect(struct backend *base) {
   struct jack_backend *b = jb(base);
   sigset_t saved;
@@ -372,6 +381,7 @@ static int jb_connect(struct backend *base) {
   snprintf(job->name, sizeof(job->name), "%s", b->requested_name);
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, HELPER_STACK_BYTES);
   base_block_signals(&saved);
   int rc = pthread_create(&thread, &attr, connect_thread, job);
   base_restore_signals(&saved);
@@ -386,6 +396,28 @@ static int jb_connect(struct backend *base) {
 }
 
 static void jb_close(struct backend *base);
+
+/*
+ * JACK2 keeps the whole server's ports in one shared mapping, a 33 KB
+ * stretch per port of any client (over 100 MB by default); mlockall locked
+ * all of it, though the callback reads a page or two per port it uses.
+ * Locked on touch instead, before the RT thread runs: register_port touches
+ * each port of ours as it is made, and the RT thread itself what libjack
+ * reads each cycle (in its first cycles) and the buffer of another client's
+ * port the first time one of ours is connected to it: a minor fault each,
+ * once, on pages the server keeps in memory.
+ */
+#define JACK_SHM_PREFIX "/dev/shm/jack-"
+#define JACK_TABLE_MIN_BYTES ((size_t)1 << 20)
+
+static void release_port_table(void) {
+  size_t released = 0;
+  int rc = sys_lock_on_touch(JACK_SHM_PREFIX, JACK_TABLE_MIN_BYTES, &released);
+  if (rc != 0)
+    log_warn("JACK's port table stays locked whole: %s", strerror(-rc));
+  else if (released > 0)
+    log_debug("JACK's shared memory (%zu KB) is locked as it is touched", released / 1024);
+}
 
 static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
   struct jack_backend *b = jb(base);
@@ -443,6 +475,7 @@ static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
     goto fail;
   }
   jack_on_info_shutdown(b->client, on_shutdown, link);
+  release_port_table();
   base_block_signals(&saved);
   int rc = jack_activate(b->client);
   base_restore_signals(&saved);
@@ -507,6 +540,7 @@ static void jb_abandon(struct backend *base) {
   job->client = b->client;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, HELPER_STACK_BYTES);
   base_block_signals(&saved);
   int rc = pthread_create(&thread, &attr, close_thread, job);
   base_restore_signals(&saved);
@@ -620,6 +654,8 @@ static int register_port(struct jack_backend *b, const char *slot, const char *s
              b->client_name, name);
     return -EEXIST;
   }
+  /* Locked on touch (release_port_table): here, before the slot reaches the RT thread. */
+  sys_touch(jack_port_get_buffer(p, b->period), b->period * sizeof(float));
   *port = p;
   *full = strdup(jack_port_name(p));
   return *full != NULL ? 0 : -ENOMEM;
