@@ -401,11 +401,13 @@ static void jb_close(struct backend *base);
  * JACK2 keeps the whole server's ports in one shared mapping, a 33 KB
  * stretch per port of any client (over 100 MB by default); mlockall locked
  * all of it, though the callback reads a page or two per port it uses.
- * Locked on touch instead, before the RT thread runs: register_port touches
- * each port of ours as it is made, and the RT thread itself what libjack
- * reads each cycle (in its first cycles) and the buffer of another client's
- * port the first time one of ours is connected to it: a minor fault each,
- * once, on pages the server keeps in memory.
+ * Locked on touch instead, before the RT thread runs, and every page the
+ * callback may read is touched first, off the RT thread: each port of ours
+ * as it is made (register_port), and every output port of the server, ours
+ * or another client's, when we connect and as it appears (an input of ours
+ * connected to it reads its buffer). What is left to the RT thread is what
+ * libjack reads each cycle, in its first cycle: a minor fault each, once,
+ * on pages the server keeps in memory.
  */
 #define JACK_SHM_PREFIX "/dev/shm/jack-"
 #define JACK_TABLE_MIN_BYTES ((size_t)1 << 20)
@@ -417,6 +419,41 @@ static void release_port_table(void) {
     log_warn("JACK's port table stays locked whole: %s", strerror(-rc));
   else if (released > 0)
     log_debug("JACK's shared memory (%zu KB) is locked as it is touched", released / 1024);
+}
+
+/* An output port's buffer and bookkeeping; JACK2 only reads them to answer for an output. */
+static void touch_output(jack_port_t *p, uint32_t period) {
+  if (p != NULL && (jack_port_flags(p) & JackPortIsOutput))
+    sys_touch(jack_port_get_buffer(p, period), period * sizeof(float));
+}
+
+/*
+ * JACK's port table locked on touch, then the buffers of the server's
+ * output ports touched. Asking JACK2 for its ports reads every port's
+ * bookkeeping in the table, so it is asked before the table is released.
+ */
+static void release_port_table_but_outputs(jack_client_t *client, uint32_t period) {
+  const char **names = jack_get_ports(client, NULL, NULL, JackPortIsOutput);
+  size_t n = 0;
+  while (names != NULL && names[n] != NULL)
+    n++;
+  jack_port_t **outs = n > 0 ? calloc(n, sizeof(*outs)) : NULL;
+  for (size_t i = 0; outs != NULL && i < n; i++)
+    outs[i] = jack_port_by_name(client, names[i]);
+  jack_free(names);
+  release_port_table();
+  for (size_t i = 0; outs != NULL && i < n; i++)
+    touch_output(outs[i], period);
+  free(outs);
+}
+
+/* JACK's notification thread: a port appeared, which one of our inputs may be connected to. */
+static void on_port_registration(jack_port_id_t id, int registered, void *arg) {
+  struct jack_link *l = arg;
+  struct jack_backend *b = live_backend(arg);
+  if (b != NULL && registered)
+    touch_output(jack_port_by_id(l->client, id),
+                 atomic_load_explicit(&b->pending_period, memory_order_relaxed));
 }
 
 static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
@@ -470,12 +507,13 @@ static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
       jack_set_graph_order_callback(b->client, on_graph_order, link) != 0 ||
       jack_set_buffer_size_callback(b->client, on_buffer_size, link) != 0 ||
       jack_set_sample_rate_callback(b->client, on_sample_rate, link) != 0 ||
-      jack_set_latency_callback(b->client, on_latency, link) != 0) {
+      jack_set_latency_callback(b->client, on_latency, link) != 0 ||
+      jack_set_port_registration_callback(b->client, on_port_registration, link) != 0) {
     snprintf(err, errlen, "cannot install JACK callbacks");
     goto fail;
   }
   jack_on_info_shutdown(b->client, on_shutdown, link);
-  release_port_table();
+  release_port_table_but_outputs(b->client, b->period);
   base_block_signals(&saved);
   int rc = jack_activate(b->client);
   base_restore_signals(&saved);

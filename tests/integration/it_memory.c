@@ -11,8 +11,9 @@
  * runwayd's mapping of that table is locked on touch ("lf" in smaps) and
  * resident for at most a quarter of its size; and the RT thread takes no
  * page fault (stats rt_minor_faults, rt_major_faults) while the chain
- * plays, while a fifth slot is added, connected to the chain's ports and
- * removed, and while its ports are made and dropped.
+ * plays and while a fifth slot is added, connected to the probe's port and
+ * to a port of the server's that no input of runwayd read before (two
+ * connections: JACK mixes them), and removed.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -122,6 +123,8 @@ int main(void) {
                                    "outputs", 1, "latency_frames", L),
                          10000);
   h_connect(p, from, h_slot_port(s, "inputs", 0));
+  /* A port of another client that no input of runwayd read before: touched when it appeared. */
+  h_connect(p, "system:capture_2", h_slot_port(s, "inputs", 0));
   json_decref(s);
   h_measure(p, &c, &path, 1, &(struct h_train){.count = 6, .gap = 1300});
   json_decref(h_call(&c, "slot.remove", json_pack("{s:s}", "name", "m5")));
