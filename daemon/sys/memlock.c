@@ -2,13 +2,22 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-int sys_lock_all(void) { return mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : -errno; }
+/* Set once by the control thread, before any other thread asks. */
+static bool locked_all;
+
+int sys_lock_all(void) {
+  if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+    return -errno;
+  locked_all = true;
+  return 0;
+}
 
 /* Unlocked, dropped, then locked on touch: in that order, since a locked range cannot be dropped.
  */
@@ -25,6 +34,8 @@ static int relock_on_touch(void *start, size_t len) {
 
 int sys_lock_on_touch(const char *prefix, size_t min_size, size_t *released) {
   *released = 0;
+  if (!locked_all)
+    return 0; /* nothing is locked, so nothing to release */
   FILE *f = fopen("/proc/self/maps", "re");
   if (f == NULL)
     return -errno;

@@ -22,7 +22,8 @@ int sys_lock_all(void);
  * (the file keeps them) and locked again on touch (MLOCK_ONFAULT). Call it
  * before the RT thread runs: each page the RT path then needs must be
  * touched first (sys_touch), or it faults once, the first time. *released:
- * the bytes of mappings so treated. Returns 0 or -errno.
+ * the bytes of mappings so treated (none when sys_lock_all had failed, or
+ * was not called). Returns 0 or -errno.
  */
 int sys_lock_on_touch(const char *prefix, size_t min_size, size_t *released);
 
