@@ -112,7 +112,8 @@ static void check_sine(struct h_probe *p, unsigned in, uint64_t from, uint64_t t
 
 /*
  * Time sw's workers spent runnable but waiting for a CPU, followed across
- * swaps: each new worker from when it is first seen, an old one up to then.
+ * swaps: each new worker from when it is first seen, an old one up to the
+ * last look before it stopped (a stopped worker's count is gone with it).
  */
 struct waited {
   pid_t pid;
@@ -208,6 +209,8 @@ int main(void) {
       /* The sine is checked from 100 ms before the switch: xruns count from before that. */
       uint64_t xruns = h_probe_xruns(p);
       h_sleep_ms(120);
+      /* The worker that goes, while it is there to ask: once stopped, its wait is gone. */
+      waited_follow(&w, &c);
       json_t *r =
           restart ? h_call(&c, "slot.restart", json_pack("{s:s, s:b}", "name", "sw", "seamless", 1))
                   : h_call(&c, "slot.replace",
