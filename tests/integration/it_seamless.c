@@ -8,13 +8,13 @@
  *   1. Impulses on channel 1 and a 440 Hz sine (a sine slot chained in) on
  *      channel 2 of a passthrough slot; `slot replace` to gain (0 dB) and
  *      `slot restart --seamless` in turn (and back to passthrough, until
- *      each kind had a switch with no JACK xrun near it): every impulse
- *      exactly L later, once, with its exact value; no underrun unless the
- *      graph was disturbed; the sine continuous through the crossfades of
- *      switches inside the train (no step above what a 440 Hz sine of its
- *      level ever takes between two samples, no sample missing). A round
- *      disturbances spoiled (too few impulses exact, no clean switch of a
- *      kind) is played again, up to ROUNDS.
+ *      each kind had a switch with no xrun or skip of the graph near it):
+ *      every impulse exactly L later, once, with its exact value; no
+ *      underrun unless the graph was disturbed; the sine continuous
+ *      through the crossfades of switches inside the train (no step above
+ *      what a 440 Hz sine of its level ever takes between two samples, no
+ *      sample missing). A round disturbances spoiled (too few impulses
+ *      exact, no clean switch of a kind) is played again, up to ROUNDS.
  *   2. A delay (300 ms, mix 1, feedback 0) replaced by the same delay: the
  *      echo of an impulse sent before the switch arrives after the switch,
  *      exactly L + 300 ms later: the new worker heard it in its history.
