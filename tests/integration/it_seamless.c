@@ -8,17 +8,18 @@
  *   1. Impulses on channel 1 and a 440 Hz sine (a sine slot chained in) on
  *      channel 2 of a passthrough slot; `slot replace` to gain (0 dB) and
  *      `slot restart --seamless` in turn (and back to passthrough, until
- *      each kind had a switch with no JACK xrun near it): every impulse
- *      exactly L later, once, with its exact value; no underrun unless the
- *      graph was disturbed; the sine continuous through the crossfades of
- *      switches inside the train (no step above what a 440 Hz sine of its
- *      level ever takes between two samples, no sample missing). A round
- *      disturbances spoiled (too few impulses exact, no clean switch of a
- *      kind) is played again, up to ROUNDS.
+ *      each kind had a switch with no xrun or skip of the graph near it):
+ *      every impulse exactly L later, once, with its exact value; no
+ *      underrun unless the graph was disturbed; the sine continuous
+ *      through the crossfades of switches inside the train (no step above
+ *      what a 440 Hz sine of its level ever takes between two samples, no
+ *      sample missing). A round disturbances spoiled (too few impulses
+ *      exact, no clean switch of a kind) is played again, up to ROUNDS.
  *   2. A delay (300 ms, mix 1, feedback 0) replaced by the same delay: the
  *      echo of an impulse sent before the switch arrives after the switch,
  *      exactly L + 300 ms later: the new worker heard it in its history.
  *      Made again when the switch came late or a disturbance excused the echo.
+ *      sw plays on meanwhile: no underrun unless this part disturbed it.
  *   3. A replacement whose worker fails (exec /bin/false): spawn_failed with
  *      the reason, and the old worker plays on, exactly.
  */
@@ -111,7 +112,8 @@ static void check_sine(struct h_probe *p, unsigned in, uint64_t from, uint64_t t
 
 /*
  * Time sw's workers spent runnable but waiting for a CPU, followed across
- * swaps: each new worker from when it is first seen, an old one up to then.
+ * swaps: each new worker from when it is first seen, an old one up to the
+ * last look before it stopped (a stopped worker's count is gone with it).
  */
 struct waited {
   pid_t pid;
@@ -204,9 +206,15 @@ int main(void) {
            h_probe_now(p) + 3 * RATE / 10 < last) {
       bool restart = n_swaps % 2 == 1;
       const char *plugin = n_swaps % 4 == 0 ? "gain" : "passthrough";
-      /* The sine is checked from 100 ms before the switch: xruns count from before that. */
-      uint64_t xruns = h_probe_xruns(p);
+      /*
+       * The sine is checked from 100 ms before the switch: xruns, and cycles
+       * JACK let go by without runwayd (its clock skipped: a gap in the sine
+       * that is the graph's), count from before that.
+       */
+      uint64_t xruns = h_probe_xruns(p), skips = h_daemon_skipped(&c);
       h_sleep_ms(120);
+      /* The worker that goes, while it is there to ask: once stopped, its wait is gone. */
+      waited_follow(&w, &c);
       json_t *r =
           restart ? h_call(&c, "slot.restart", json_pack("{s:s, s:b}", "name", "sw", "seamless", 1))
                   : h_call(&c, "slot.replace",
@@ -226,9 +234,11 @@ int main(void) {
       json_decref(r);
       waited_follow(&w, &c);
       h_sleep_ms(150); /* the crossfade and 100 ms after it have played */
-      swaps[n].clean = h_probe_xruns(p) == xruns;
+      swaps[n].clean = h_probe_xruns(p) == xruns && h_daemon_skipped(&c) == skips;
       if (!swaps[n].clean)
-        h_log("%s: a JACK xrun near the switch; its sine is not checked", label);
+        h_log("%s: a JACK xrun or a skip of runwayd's clock near the switch; its sine is not "
+              "checked",
+              label);
       n++;
       n_swaps++;
     }
@@ -290,6 +300,15 @@ int main(void) {
         clean_replace++;
     }
   }
+  /*
+   * sw plays on through part 2 (the sine's slot removed, the delay added and
+   * replaced again and again): its underruns there are checked against that
+   * window's own disturbances, before part 3 counts from its own start.
+   */
+  uint64_t between_xruns0 = h_probe_xruns(p), between_skipped0 = h_daemon_skipped(&c);
+  struct waited between = {0};
+  waited_follow(&between, &c);
+
   /* The sine stops recording: its slot goes (the sink would fill up). */
   json_decref(h_call(&c, "slot.remove", json_pack("{s:s}", "name", "tone")));
   if (!impulses_exact && !misaligned)
@@ -374,6 +393,20 @@ int main(void) {
             "undisturbed: the machine is too busy, the history was never tested",
             ECHO_ATTEMPTS);
 
+  {
+    json_int_t u = h_slot_stat(&c, "sw", "underruns");
+    waited_follow(&between, &c);
+    bool disturbed = h_probe_xruns(p) != between_xruns0 ||
+                     h_daemon_skipped(&c) != between_skipped0 ||
+                     between.ns >= L * UINT64_C(1000000000) / RATE;
+    h_log("part 2: underruns of sw meanwhile: %lld; its worker waited %.1f ms for a CPU%s",
+          (long long)(u - u1), (double)between.ns / 1e6, disturbed ? "; disturbed" : "");
+    if (u != u1 && !disturbed)
+      h_error("%lld underrun(s) of sw while the delay was tested beside it, with no xrun or skip "
+              "of the graph and its worker waiting only %.1f ms for a CPU",
+              (long long)(u - u1), (double)between.ns / 1e6);
+  }
+
   /* ---- 3. a new worker that fails: the old one plays on -------------------------------- */
   /* Again when a disturbance of the graph left too few impulses exact. */
   bool played_on = false;
@@ -383,6 +416,8 @@ int main(void) {
     uint64_t xruns0 = h_probe_xruns(p);
     struct waited w = {0};
     waited_follow(&w, &c);
+    /* Underruns count from here, with the disturbances that may excuse them: one window. */
+    u1 = h_slot_stat(&c, "sw", "underruns");
     uint64_t last = h_impulse_train(p, &out0, 1, 20, 400, 2 * L);
     json_t *before = h_slot(&c, "sw");
     char plugin_before[64];
@@ -415,7 +450,6 @@ int main(void) {
     struct h_check ck;
     h_check_impulses(p, 0, 0, L, first, start, last + L + 1, u2 != u1, "after a failed replace",
                      &ck);
-    u1 = u2;
     if (ck.verdict == H_MISALIGNED) {
       h_error("the old worker did not play on exactly after a failed replacement");
       break;
