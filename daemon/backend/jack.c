@@ -409,8 +409,13 @@ static void jb_close(struct backend *base);
  * libjack reads each cycle, in its first cycle: a minor fault each, once,
  * on pages the server keeps in memory.
  */
-#define JACK_SHM_PREFIX "/dev/shm/jack-"
-#define JACK_TABLE_MIN_BYTES ((size_t)1 << 20)
+/*
+ * Also the metadata database's (/dev/shm/jack_db-UID/, about 1.5 MB), which
+ * the callback never reads. The small mappings (the engine's and our
+ * client's control blocks, a page each) the callback reads whole each cycle.
+ */
+#define JACK_SHM_PREFIX "/dev/shm/jack"
+#define JACK_TABLE_MIN_BYTES ((size_t)64 << 10)
 
 static void release_port_table(void) {
   size_t released = 0;

@@ -475,7 +475,8 @@ static json_t *memory_json(const struct daemon *dm, const struct target *t, unsi
     }
   }
   unsigned nw = t->n_workers ? t->n_workers : 1;
-  return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:I}", "rss_kb",
+  return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:I}",
+                   "shmem_kb_no_slot", (json_int_t)dm->base.shmem_kb, "rss_kb",
                    (json_int_t)m.rss_kb, "pss_kb", (json_int_t)m.pss_kb, "locked_kb",
                    (json_int_t)m.locked_kb, "vmlck_kb", (json_int_t)m.vmlck_kb, "rss_kb_no_slot",
                    (json_int_t)dm->base.rss_kb, "locked_kb_no_slot", (json_int_t)dm->base.locked_kb,

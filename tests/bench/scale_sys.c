@@ -92,6 +92,7 @@ bool sys_process_mem(pid_t pid, struct sys_mem *m) {
   snprintf(rollup, sizeof(rollup), "/proc/%d/smaps_rollup", (int)pid);
   m->rss_kb = field_kb(status, "VmRSS");
   m->vmlck_kb = field_kb(status, "VmLck");
+  m->shmem_kb = field_kb(status, "RssShmem");
   m->pss_kb = field_kb(rollup, "Pss");
   m->locked_kb = field_kb(rollup, "Locked");
   return m->rss_kb >= 0;

@@ -30,6 +30,7 @@ struct sys_mem {
   int64_t pss_kb;    /* smaps_rollup Pss: shared pages divided among their users */
   int64_t locked_kb; /* smaps_rollup Locked: resident pages of locked mappings (Pss) */
   int64_t vmlck_kb;  /* VmLck: the size of the locked mappings, resident or not */
+  int64_t shmem_kb;  /* RssShmem: resident shared memory (JACK's, the segments) */
 };
 
 /* Memory of a process; false when it is gone (fields -1). */

@@ -67,6 +67,8 @@ def main():
             by[("idle",)].append(o)
         elif kind == "min_latency":
             by[("min_latency", o["slots"])].append(o)
+        elif kind == "latency_probe" and o.get("check"):
+            by[("check", o["slots"], o["latency_frames"])].append(o)
     runs = sorted({o["run"] for o in lines})
     if envs:
         e = envs[0]
@@ -115,13 +117,30 @@ def main():
                   f"(over {objs[0]['seconds']:g} s) | {probes} |")
         print()
 
+    checks = sorted(k[1:] for k in by if k[0] == "check")
+    if checks:
+        print("| slots | L (frames) | seconds | underruns per run | xruns per run | "
+              "runs without an underrun |")
+        print("|---|---|---|---|---|---|")
+        for n, lat in checks:
+            objs = by[("check", n, lat)]
+            under = [int(o["underruns"]) for o in objs]
+            xr = [int(o["xruns"]) for o in objs]
+            print(f"| {n} | {lat} | {objs[0]['seconds']:g} | {', '.join(map(str, under))} | "
+                  f"{', '.join(map(str, xr))} | {sum(u == 0 for u in under)} of {len(under)} |")
+        print()
+
     # The goals, each beside the figure it is about.
     print("| goal | measured | |")
     print("|---|---|---|")
     r8, p8 = by[("runwayd", 8, "chained")], by[("plain", 8, "chained")]
     ratio = median(r8, "dsp_load_ratio")
-    print(f"| DSP load, 8 chained slots / 8 chained plain clients: median <= 0.12 | "
-          f"{fig(r8, 'dsp_load_ratio', digits=3)} | {verdict(ratio, 0.12)} |")
+    top = max(values(r8, "dsp_load_ratio"), default=None)
+    met = verdict(ratio, 0.12)
+    if met == "met" and top is not None and top > 0.15:
+        met = "not met (a run above 0.15)"
+    print(f"| DSP load, 8 chained slots / 8 chained plain clients: median <= 0.12, "
+          f"none above 0.15 | {fig(r8, 'dsp_load_ratio', digits=3)} | {met} |")
     r128 = by[("runwayd", 128, "chained")]
     cpu = median(r128, "rt_cpu_ns_per_cycle", 1e-3)
     print(f"| 128 chained slots: RT thread CPU <= 100 us per cycle | "
@@ -142,13 +161,23 @@ def main():
     for n, goal in ((16, 192), (64, 256)):
         objs = by[("min_latency", n)]
         found = [o["min_latency_frames"] for o in objs]
+        probes = by[("check", n, goal)]
+        if probes:
+            # Checked at the goal itself: met when most runs had no underrun.
+            under = [int(o["underruns"]) for o in probes]
+            clean = sum(u == 0 for u in under)
+            print(f"| smallest L, {n} chained slots: {goal} frames | underruns at {goal} over "
+                  f"{probes[0]['seconds']:g} s: {', '.join(map(str, under))} | "
+                  f"{'met' if 2 * clean > len(under) else 'not met'} |")
+            continue
         val = max(found) if found and None not in found else None
         print(f"| smallest L, {n} chained slots: {goal} frames | "
               f"{', '.join(str(x) for x in found) or '-'} | {verdict(val, goal)} |")
     if r1 or r128:
         anyr = r128 or r1
         print(f"| memory stated per slot and daemon | RSS {fig(anyr, 'rss_kb_per_slot', digits=0)} KB "
-              f"per slot, daemon {fig(anyr, 'rss_kb_no_slot', 1 / 1024)} MB with no slot, "
+              f"per slot, daemon {fig(anyr, 'rss_kb_no_slot', 1 / 1024)} MB with no slot "
+              f"({fig(anyr, 'shmem_kb_no_slot', 1 / 1024)} MB of it shared memory), "
               f"locked {fig(anyr, 'locked_kb_no_slot', 1 / 1024)} MB with no slot, worker "
               f"{fig(anyr, 'worker_rss_kb', 1 / 1024)} MB | stated |")
 

@@ -45,7 +45,7 @@ static void usage(FILE *out) {
                "                         $XDG_RUNTIME_DIR/runway/control.sock, then\n"
                "                         /run/runway/control.sock)\n"
                "  -b, --max-block N      largest block in frames (16..8192, default 256)\n"
-               "  -w, --wake-frames N    pending input worth waking for (default: L/4)\n"
+               "  -w, --wake-frames N    pending input worth waking for (default: one period)\n"
                "  -l, --list             print the plugin catalog\n"
                "      --list-lv2         print the LV2 plugins runway can find (exit status 3:\n"
                "                         the URI given is not installed)\n"
