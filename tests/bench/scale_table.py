@@ -4,7 +4,7 @@
 usage: scale_table.py [FILE ...]   (standard input when no file is given)
 
 Each figure is the median over the runs that measured it, with the range
-beside it when there was more than one run. The goals are issue 13's; a
+beside it when there was more than one run. The goals are the scale goals README lists; a
 figure says "met" or "not met" against its goal, from the median.
 """
 import json

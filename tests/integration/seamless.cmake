@@ -1,4 +1,4 @@
-# Seamless replacement, bypass, top and the latency advisor (issue 12).
+# Seamless replacement, bypass, top and the latency advisor.
 # Included from CMakeLists.txt.
 #
 # it_seamless and it_bypass run runwayd under the RT-rules checker, whose
