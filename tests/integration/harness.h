@@ -591,7 +591,7 @@ struct h_train {
   uint32_t gap;       /* about this many frames apart [1100] */
   uint32_t lead;      /* the first at least this far ahead [2400] */
   unsigned min_exact; /* exact impulses a path needs [two thirds of count] */
-  unsigned attempts;  /* measurements at most [12] */
+  unsigned attempts;  /* measurements at least, before a disturbed path fails [12] */
 };
 
 /*
