@@ -406,8 +406,9 @@ static void jb_close(struct backend *base);
  * as it is made (register_port), and every output port of the server, ours
  * or another client's, when we connect and as it appears (an input of ours
  * connected to it reads its buffer). What is left to the RT thread is what
- * libjack reads each cycle, in its first cycle: a minor fault each, once,
- * on pages the server keeps in memory.
+ * libjack reads each cycle, in its first cycle, and now and then a page it
+ * reads first after a change of the graph: a minor fault each, once, on
+ * pages the server keeps in memory (it_memory counts them).
  */
 /*
  * Also the metadata database's (/dev/shm/jack_db-UID/, about 1.5 MB), which

@@ -19,8 +19,7 @@ int sys_lock_all(void) {
   return 0;
 }
 
-/* Unlocked, dropped, then locked on touch: in that order, since a locked range cannot be dropped.
- */
+/* Unlocked, dropped, then locked on touch: a locked range cannot be dropped. */
 static int relock_on_touch(void *start, size_t len) {
   if (munlock(start, len) != 0)
     return -errno;
