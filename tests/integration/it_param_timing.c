@@ -31,7 +31,8 @@
  * its dummy driver on a machine without real-time scheduling misses most
  * cycles of a 64-frame quantum once anything else runs). A change that found a
  * problem while JACK reported an xrun to the probe, the probe's runs slipped,
- * or the slot underran (a loaded machine, not the timing under test), is
+ * runwayd counted an xrun or frames its clock skipped, or the slot underran
+ * (a loaded machine, not the timing under test), is
  * logged with what it found, the level is put back, and the change is
  * repeated (MAX_REDO times per period at most).
  */
@@ -143,8 +144,11 @@ static void problem(struct problems *pr, const char *fmt, ...) {
 /* Whether the graph was disturbed (xruns, clock breaks) or the slot underran. */
 static bool disturbed_since(struct run *r, uint64_t xruns0, uint64_t gaps0) {
   bool d = h_probe_xruns(r->p) != xruns0 || h_probe_gaps(r->p) != gaps0;
-  /* On JACK the probe sees what runwayd sees; PipeWire tells clients of no late cycle. */
-  json_int_t m = h_pipewire() ? daemon_marks(r) : r->daemon_marks;
+  /*
+   * runwayd's own marks on either server: PipeWire tells clients of no late
+   * cycle, and JACK may let a late runwayd skip cycles the probe ran.
+   */
+  json_int_t m = daemon_marks(r);
   if (m != r->daemon_marks) {
     r->daemon_marks = m;
     d = true;

@@ -211,7 +211,7 @@ int main(void) {
        * JACK let go by without runwayd (its clock skipped: a gap in the sine
        * that is the graph's), count from before that.
        */
-      uint64_t xruns = h_probe_xruns(p), skips = h_daemon_skipped(&c), late = h_probe_late(p);
+      uint64_t xruns = h_probe_xruns(p), skips = h_daemon_skipped(&c), gaps = h_probe_gaps(p);
       h_sleep_ms(120);
       /* The worker that goes, while it is there to ask: once stopped, its wait is gone. */
       waited_follow(&w, &c);
@@ -236,7 +236,7 @@ int main(void) {
       h_sleep_ms(150); /* the crossfade and 100 ms after it have played */
       /* A run of the probe JACK started late or skipped leaves a hole in what it recorded. */
       swaps[n].clean =
-          h_probe_xruns(p) == xruns && h_daemon_skipped(&c) == skips && h_probe_late(p) == late;
+          h_probe_xruns(p) == xruns && h_daemon_skipped(&c) == skips && h_probe_gaps(p) == gaps;
       if (!swaps[n].clean)
         h_log("%s: a JACK xrun, a skip of runwayd's clock or a late run of the probe near the "
               "switch; its sine is not checked",
