@@ -453,6 +453,13 @@ void h_probe_path_latency(struct h_probe *p, uint32_t frames);
 void h_probe_mark_disturbed(struct h_probe *p, uint64_t from, uint64_t to);
 
 /*
+ * Whether what the probe recorded at input frame `frame` is near a
+ * disturbance of the graph: a run of the probe JACK started late or
+ * skipped, an xrun, a marked range, a skip of runwayd's clock being watched.
+ */
+bool h_probe_disturbed_at(const struct h_probe *p, uint64_t frame);
+
+/*
  * Watches runwayd's skipped_frames (see h_daemon_skipped) every few ms from
  * a thread with a connection of its own, until the probe closes: each time
  * it moved, the output in flight between the two answers around it (up to

@@ -679,6 +679,10 @@ bool h__probe_disturbed(const struct h_probe *p, uint64_t frame, uint32_t delay)
   return h__pw_disturbed(gf - reach, gf + 2 * per);
 }
 
+bool h_probe_disturbed_at(const struct h_probe *p, uint64_t frame) {
+  return h__probe_disturbed(p, frame, 0);
+}
+
 void h__probe_explain(const struct h_probe *p, const char *label) {
   uint32_t nj = atomic_load_explicit(&p->n_jumps, memory_order_acquire);
   for (uint32_t i = nj > 12 ? nj - 12 : 0; i < nj; i++)

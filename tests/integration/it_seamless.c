@@ -86,20 +86,23 @@ static void check_sine(struct h_probe *p, unsigned in, uint64_t from, uint64_t t
   h_probe_samples(p, in, from, to, x);
   const double bound = TONE_LEVEL * 2 * M_PI * 440.0 / RATE * 1.05 + 1e-4;
   double worst = 0, peak = 0;
-  size_t zeros = 0, at = 0;
+  size_t zeros = 0, at = 0, excused = 0;
   for (size_t i = 0; i < n; i++) {
+    /* A run of the probe JACK started late or skipped leaves a hole in what it recorded. */
+    bool graph = h_probe_disturbed_at(p, from + i);
     if (x[i] == 0.0f)
-      zeros++;
+      graph ? excused++ : zeros++;
     if (fabs(x[i]) > peak)
       peak = fabs(x[i]);
-    if (i > 0 && fabs((double)x[i] - x[i - 1]) > worst) {
+    if (i > 0 && !graph && !h_probe_disturbed_at(p, from + i - 1) &&
+        fabs((double)x[i] - x[i - 1]) > worst) {
       worst = fabs((double)x[i] - x[i - 1]);
       at = i;
     }
   }
   h_log("%s: sine over %zu frames: largest step %.5f at frame %llu (bound %.5f), peak %.4f, %zu "
-        "zero samples",
-        label, n, worst, (unsigned long long)(from + at), bound, peak, zeros);
+        "zero samples (and %zu near a late or skipped run of the probe, not counted)",
+        label, n, worst, (unsigned long long)(from + at), bound, peak, zeros, excused);
   if (zeros > 2)
     h_error("%s: the sine has %zu missing samples", label, zeros);
   if (worst > bound)
@@ -211,7 +214,7 @@ int main(void) {
        * JACK let go by without runwayd (its clock skipped: a gap in the sine
        * that is the graph's), count from before that.
        */
-      uint64_t xruns = h_probe_xruns(p), skips = h_daemon_skipped(&c), gaps = h_probe_gaps(p);
+      uint64_t xruns = h_probe_xruns(p), skips = h_daemon_skipped(&c);
       h_sleep_ms(120);
       /* The worker that goes, while it is there to ask: once stopped, its wait is gone. */
       waited_follow(&w, &c);
@@ -234,12 +237,10 @@ int main(void) {
       json_decref(r);
       waited_follow(&w, &c);
       h_sleep_ms(150); /* the crossfade and 100 ms after it have played */
-      /* A run of the probe JACK started late or skipped leaves a hole in what it recorded. */
-      swaps[n].clean =
-          h_probe_xruns(p) == xruns && h_daemon_skipped(&c) == skips && h_probe_gaps(p) == gaps;
+      swaps[n].clean = h_probe_xruns(p) == xruns && h_daemon_skipped(&c) == skips;
       if (!swaps[n].clean)
-        h_log("%s: a JACK xrun, a skip of runwayd's clock or a late run of the probe near the "
-              "switch; its sine is not checked",
+        h_log("%s: a JACK xrun or a skip of runwayd's clock near the switch; its sine is not "
+              "checked",
               label);
       n++;
       n_swaps++;
