@@ -408,37 +408,31 @@ static void jb_close(struct backend *base);
  * connected to it reads its buffer). What is left to the RT thread is what
  * libjack reads each cycle, in its first cycle, and now and then a page it
  * reads first after a change of the graph: a minor fault each, once, on
- * pages the server keeps in memory (it_memory counts them).
- */
-/*
- * Also the metadata database's (/dev/shm/jack_db-UID/, about 1.5 MB), which
- * the callback never reads. The small mappings (the engine's and our
- * client's control blocks, a page each) the callback reads whole each cycle.
+ * pages the server keeps in memory (it_memory counts them). The metadata
+ * database's mappings (/dev/shm/jack_db-UID/, about 1.5 MB), which the
+ * callback never reads, go the same way; the small ones (the engine's and
+ * our client's control blocks, a page each) it reads whole each cycle.
  */
 #define JACK_SHM_PREFIX "/dev/shm/jack"
 #define JACK_TABLE_MIN_BYTES ((size_t)64 << 10)
 
-static void release_port_table(void) {
-  size_t released = 0;
-  int rc = sys_lock_on_touch(JACK_SHM_PREFIX, JACK_TABLE_MIN_BYTES, &released);
-  if (rc != 0)
-    log_warn("JACK's port table stays locked whole: %s", strerror(-rc));
-  else if (released > 0)
-    log_debug("JACK's shared memory (%zu KB) is locked as it is touched", released / 1024);
+/* A port's buffer and the bookkeeping JACK2 reads to answer for it. */
+static void touch_port(jack_port_t *p, uint32_t period) {
+  sys_touch(jack_port_get_buffer(p, period), period * sizeof(float));
 }
 
-/* An output port's buffer and bookkeeping; JACK2 only reads them to answer for an output. */
+/* An output's: JACK2 only reads them to answer for an output. */
 static void touch_output(jack_port_t *p, uint32_t period) {
   if (p != NULL && (jack_port_flags(p) & JackPortIsOutput))
-    sys_touch(jack_port_get_buffer(p, period), period * sizeof(float));
+    touch_port(p, period);
 }
 
 /*
- * JACK's port table locked on touch, then the buffers of the server's
- * output ports touched. Asking JACK2 for its ports reads every port's
- * bookkeeping in the table, so it is asked before the table is released.
+ * The port table locked on touch, then the server's output ports touched.
+ * Asking JACK2 for its ports reads every port's bookkeeping in the table,
+ * so it is asked before the table is released.
  */
-static void release_port_table_but_outputs(jack_client_t *client, uint32_t period) {
+static void release_port_table(jack_client_t *client, uint32_t period) {
   const char **names = jack_get_ports(client, NULL, NULL, JackPortIsOutput);
   size_t n = 0;
   while (names != NULL && names[n] != NULL)
@@ -447,7 +441,12 @@ static void release_port_table_but_outputs(jack_client_t *client, uint32_t perio
   for (size_t i = 0; outs != NULL && i < n; i++)
     outs[i] = jack_port_by_name(client, names[i]);
   jack_free(names);
-  release_port_table();
+  size_t released = 0;
+  int rc = sys_lock_on_touch(JACK_SHM_PREFIX, JACK_TABLE_MIN_BYTES, &released);
+  if (rc != 0)
+    log_warn("JACK's shared memory is not locked as it is touched: %s", strerror(-rc));
+  else if (released > 0)
+    log_debug("JACK's shared memory (%zu KB) is locked as it is touched", released / 1024);
   for (size_t i = 0; outs != NULL && i < n; i++)
     touch_output(outs[i], period);
   free(outs);
@@ -522,7 +521,7 @@ static int jb_finish_connect(struct backend *base, char *err, size_t errlen) {
     goto fail;
   }
   jack_on_info_shutdown(b->client, on_shutdown, link);
-  release_port_table_but_outputs(b->client, b->period);
+  release_port_table(b->client, b->period);
   base_block_signals(&saved);
   int rc = jack_activate(b->client);
   base_restore_signals(&saved);
@@ -728,7 +727,7 @@ static int register_port(struct jack_backend *b, const char *slot, const char *s
    * this port yet, so the clearing is not watched.
    */
   tsan_ignore_writes_begin();
-  sys_touch(jack_port_get_buffer(p, b->period), b->period * sizeof(float));
+  touch_port(p, b->period);
   tsan_ignore_writes_end();
   *port = p;
   *full = strdup(jack_port_name(p));

@@ -4,8 +4,9 @@
 usage: scale_table.py [FILE ...]   (standard input when no file is given)
 
 Each figure is the median over the runs that measured it, with the range
-beside it when there was more than one run. The goals are the scale goals README lists; a
-figure says "met" or "not met" against its goal, from the median.
+beside it when there was more than one run. The goals are the scale goals
+README lists; a figure says "met" or "not met" against its goal, from the
+median.
 """
 import json
 import statistics
